@@ -1,0 +1,109 @@
+// elementwise: add, mul, scale, bias_add and fill over flat f32 buffers (NCHW where it matters).
+//
+// Bindings: 0 params | 1 a | 2 b | 3 out (rw)
+// Accumulate rule: backward entries write `out = (accumulate ? out : 0) + result`; forward
+// entries overwrite. Tiling: one invocation per element, except bias_add_backward, one
+// workgroup per channel reducing over n*hw in workgroup memory.
+
+struct ElementwiseParams {
+    len: u32, c: u32, hw: u32, accumulate: u32,
+    alpha: f32, _pad0: u32, _pad1: u32, _pad2: u32,
+}
+
+const WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: ElementwiseParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+fn put(i: u32, v: f32) {
+    if (p.accumulate != 0u) { out[i] = out[i] + v; } else { out[i] = v; }
+}
+
+@compute @workgroup_size(WG)
+fn add_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[i] = a[i] + b[i];
+}
+
+// The gradient of either addend: dy passed through (a = dy).
+@compute @workgroup_size(WG)
+fn add_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    put(i, a[i]);
+}
+
+@compute @workgroup_size(WG)
+fn mul_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[i] = a[i] * b[i];
+}
+
+// d(a*b)/da = dy * b: called with a = dy and b = the other factor.
+@compute @workgroup_size(WG)
+fn mul_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    put(i, a[i] * b[i]);
+}
+
+@compute @workgroup_size(WG)
+fn scale_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[i] = p.alpha * a[i];
+}
+
+@compute @workgroup_size(WG)
+fn scale_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    put(i, p.alpha * a[i]);
+}
+
+// y = x + b[channel]; x is [n, c, hw].
+@compute @workgroup_size(WG)
+fn bias_add_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[i] = a[i] + b[(i / p.hw) % p.c];
+}
+
+// db[c] = sum over n, hw of dy; one workgroup per channel. len = n*c*hw.
+@compute @workgroup_size(WG)
+fn bias_add_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = wid.x + wid.y * nwg.x;
+    if (ch >= p.c) { return; }
+    let n = p.len / (p.c * p.hw);
+    let count = n * p.hw;
+    var s = 0.0;
+    for (var j = lid; j < count; j += WG) {
+        let bi = j / p.hw;
+        s += a[(bi * p.c + ch) * p.hw + j % p.hw];
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k >>= 1u) {
+        if (lid < k) { red[lid] += red[lid + k]; }
+        workgroupBarrier();
+    }
+    if (lid == 0u) { put(ch, red[0]); }
+}
+
+// out = alpha everywhere (NaN poisoning in the checks, ones for a backward seed).
+@compute @workgroup_size(WG)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[i] = p.alpha;
+}

@@ -1,0 +1,134 @@
+// group_norm: GroupNorm over NCHW with per-channel affine; instance norm is groups == c.
+// A group's elements are contiguous (its channels are adjacent), so one workgroup per (n, group)
+// walks [base, base + cpg*hw) with a two-pass mean/variance (biased, like PyTorch).
+//
+// Bindings: 0 params | 1 x | 2 gamma [c] | 3 beta [c] | 4 dy | 5 stats [n*groups*2] (rw in
+//           forward: mean, rstd per group) | 6 y (rw) | 7 dx (rw) | 8 dgamma (rw) | 9 dbeta (rw)
+// Accumulate rule: group_norm_input_grad and group_norm_param_grad write
+// `out = (accumulate ? out : 0) + grad`; the forward overwrites y and stats.
+
+struct GroupNormParams {
+    n: u32, c: u32, hw: u32, groups: u32,
+    eps: f32, accumulate: u32, _pad0: u32, _pad1: u32,
+}
+
+const WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: GroupNormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+var<workgroup> red2: array<f32, WG>;
+
+fn wg_sum(lid: u32, v: f32) -> f32 {
+    workgroupBarrier();
+    red[lid] = v;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k >>= 1u) {
+        if (lid < k) { red[lid] += red[lid + k]; }
+        workgroupBarrier();
+    }
+    return red[0];
+}
+
+fn wg_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    workgroupBarrier();
+    red[lid] = v.x;
+    red2[lid] = v.y;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k >>= 1u) {
+        if (lid < k) {
+            red[lid] += red[lid + k];
+            red2[lid] += red2[lid + k];
+        }
+        workgroupBarrier();
+    }
+    return vec2<f32>(red[0], red2[0]);
+}
+
+@compute @workgroup_size(WG)
+fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = wid.x + wid.y * nwg.x;
+    if (gi >= p.n * p.groups) { return; }
+    let cpg = p.c / p.groups;
+    let count = cpg * p.hw;
+    let base = gi * count;
+    let inv = 1.0 / f32(count);
+    var s = 0.0;
+    for (var j = lid; j < count; j += WG) { s += x[base + j]; }
+    let mean = wg_sum(lid, s) * inv;
+    var s2 = 0.0;
+    for (var j = lid; j < count; j += WG) { let d = x[base + j] - mean; s2 += d * d; }
+    let rstd = inverseSqrt(wg_sum(lid, s2) * inv + p.eps);
+    if (lid == 0u) {
+        stats[2u * gi] = mean;
+        stats[2u * gi + 1u] = rstd;
+    }
+    let c0 = (gi % p.groups) * cpg;
+    for (var j = lid; j < count; j += WG) {
+        let ch = c0 + j / p.hw;
+        y[base + j] = (x[base + j] - mean) * rstd * gamma[ch] + beta[ch];
+    }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma, means over the group.
+@compute @workgroup_size(WG)
+fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = wid.x + wid.y * nwg.x;
+    if (gi >= p.n * p.groups) { return; }
+    let cpg = p.c / p.groups;
+    let count = cpg * p.hw;
+    let base = gi * count;
+    let c0 = (gi % p.groups) * cpg;
+    let mean = stats[2u * gi];
+    let rstd = stats[2u * gi + 1u];
+    var s = vec2<f32>(0.0, 0.0);
+    for (var j = lid; j < count; j += WG) {
+        let g = dy[base + j] * gamma[c0 + j / p.hw];
+        let xhat = (x[base + j] - mean) * rstd;
+        s += vec2<f32>(g, g * xhat);
+    }
+    let m = wg_sum2(lid, s) / f32(count);
+    for (var j = lid; j < count; j += WG) {
+        let g = dy[base + j] * gamma[c0 + j / p.hw];
+        let xhat = (x[base + j] - mean) * rstd;
+        var v = rstd * (g - m.x - xhat * m.y);
+        if (p.accumulate != 0u) { v += dx[base + j]; }
+        dx[base + j] = v;
+    }
+}
+
+// dgamma[c] = sum dy * xhat, dbeta[c] = sum dy over (n, hw); one workgroup per channel.
+@compute @workgroup_size(WG)
+fn group_norm_param_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = wid.x + wid.y * nwg.x;
+    if (ch >= p.c) { return; }
+    let g = ch / (p.c / p.groups);
+    let count = p.n * p.hw;
+    var s = vec2<f32>(0.0, 0.0);
+    for (var j = lid; j < count; j += WG) {
+        let b = j / p.hw;
+        let idx = (b * p.c + ch) * p.hw + j % p.hw;
+        let gi = b * p.groups + g;
+        let xhat = (x[idx] - stats[2u * gi]) * stats[2u * gi + 1u];
+        s += vec2<f32>(dy[idx] * xhat, dy[idx]);
+    }
+    let t = wg_sum2(lid, s);
+    if (lid == 0u) {
+        if (p.accumulate != 0u) {
+            dgamma[ch] += t.x;
+            dbeta[ch] += t.y;
+        } else {
+            dgamma[ch] = t.x;
+            dbeta[ch] = t.y;
+        }
+    }
+}

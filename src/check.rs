@@ -1,0 +1,627 @@
+//! The kernel checks: every GPU entry point against the CPU reference (f64) on small random
+//! shapes, forward and every gradient, through the real graph ops and autograd. Used by
+//! `dae gradcheck` (on the user's adapter) and by `cargo test` (on lavapipe in CI).
+//!
+//! Output buffers are poisoned with NaN before each kernel writes them, so an element a kernel
+//! forgets to write fails the check. Error measure: ||gpu - ref|| / ||ref|| (relative L2); the
+//! reference is never all zeros in these cases.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::gpu::Ctx;
+use crate::ops::activation::{self, Activation};
+use crate::ops::loss::{self, LossKind};
+use crate::ops::reduce::{self, ReduceKind};
+use crate::ops::{batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, maxpool2d, pad2d, resize_bilinear};
+use crate::reference as r;
+use crate::tensor::Tensor;
+
+/// Relative L2 tolerance for f32 kernels against the f64 reference.
+pub const TOL_F32: f64 = 1e-4;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckRow {
+    pub op: String,
+    pub entry: String,
+    pub shape: String,
+    pub rel_err: f64,
+    pub tol: f64,
+    pub pass: bool,
+}
+
+/// ||a - b|| / ||b||; infinite when `a` holds a NaN/inf (an unwritten, poisoned element) or the
+/// lengths differ.
+pub fn rel_l2(gpu: &[f32], reference: &[f64]) -> f64 {
+    if gpu.len() != reference.len() || gpu.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, r) in gpu.iter().zip(reference) {
+        num += (*g as f64 - r).powi(2);
+        den += r * r;
+    }
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+}
+
+/// splitmix64: deterministic test data, the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+fn dims(s: &[usize]) -> String {
+    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+}
+
+struct Checker<'a> {
+    ctx: &'a Ctx,
+    rng: Rng,
+    rows: Vec<CheckRow>,
+    op: &'static str,
+    shape: String,
+}
+
+impl Checker<'_> {
+    /// A GPU leaf that wants a gradient, and the same values in f64 for the reference.
+    fn leaf(&mut self, shape: &[usize]) -> Result<(Tensor, Vec<f64>)> {
+        let d = self.rng.vec(shape.iter().product());
+        Ok((Tensor::leaf(self.ctx, shape, &d)?, f64s(&d)))
+    }
+
+    /// Like `leaf` with values in [lo, hi).
+    fn leaf_in(&mut self, shape: &[usize], lo: f32, hi: f32) -> Result<(Tensor, Vec<f64>)> {
+        let d: Vec<f32> = self.rng.vec(shape.iter().product()).iter().map(|v| lo + (v + 1.0) * 0.5 * (hi - lo)).collect();
+        Ok((Tensor::leaf(self.ctx, shape, &d)?, f64s(&d)))
+    }
+
+    fn case(&mut self, op: &'static str, shape: String) {
+        self.op = op;
+        self.shape = shape;
+    }
+
+    fn cmp(&mut self, entry: &str, gpu: &[f32], reference: &[f64]) {
+        let e = rel_l2(gpu, reference);
+        self.rows.push(CheckRow { op: self.op.into(), entry: entry.into(), shape: self.shape.clone(), rel_err: e, tol: TOL_F32, pass: e <= TOL_F32 });
+    }
+
+    fn cmp_t(&mut self, entry: &str, gpu: &Tensor, reference: &[f64]) -> Result<()> {
+        let v = gpu.to_vec()?;
+        self.cmp(entry, &v, reference);
+        Ok(())
+    }
+
+    /// Backward from `y` with a random upstream gradient; returns the grads and that gradient.
+    fn backward(&mut self, y: &Tensor) -> Result<(crate::autograd::Grads, Vec<f64>)> {
+        let g = self.rng.vec(y.numel());
+        let gt = Tensor::from_slice(self.ctx, y.shape(), &g)?;
+        Ok((self.ctx.backward_with(y, &gt)?, f64s(&g)))
+    }
+
+    fn grad(&mut self, entry: &str, grads: &crate::autograd::Grads, t: &Tensor, reference: &[f64]) -> Result<()> {
+        match grads.get(t) {
+            Some(g) => self.cmp_t(entry, &g, reference),
+            None => {
+                self.cmp(entry, &[f32::NAN], reference);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_conv2d(c: &mut Checker) -> Result<()> {
+    // (n, cin, h, w, cout, k, stride, pad, bias)
+    let cases = [
+        (1, 3, 7, 7, 5, (3, 3), (1, 1), (1, 1), true),
+        (3, 2, 13, 11, 6, (3, 3), (2, 2), (1, 1), false),
+        (2, 5, 3, 3, 3, (1, 1), (1, 1), (0, 0), true),
+        (1, 3, 8, 9, 2, (4, 4), (2, 2), (1, 1), true),
+        (2, 1, 7, 5, 3, (3, 2), (1, 2), (0, 1), false),
+    ];
+    for (n, cin, h, w, cout, k, s, p, bias) in cases {
+        let (x, xr) = c.leaf(&[n, cin, h, w])?;
+        let (wt, wr) = c.leaf(&[cout, cin, k.0, k.1])?;
+        let (b, br) = c.leaf(&[cout])?;
+        c.case("conv2d", format!("x{} w{} s{:?} p{:?}{}", dims(&[n, cin, h, w]), dims(wt.shape()), s, p, if bias { " bias" } else { "" }));
+        let y = conv2d::conv2d(&x, &wt, bias.then_some(&b), s, p)?;
+        let rs = r::conv2d::Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p };
+        let yr = r::conv2d::conv2d_forward(&rs, &xr, &wr, bias.then_some(&br[..]));
+        c.cmp_t("conv2d_forward", &y, &yr)?;
+        let (ho, wo) = rs.out_hw();
+        let (grads, g) = c.backward(&y)?;
+        c.grad("conv2d_input_grad", &grads, &x, &r::conv2d::conv2d_input_grad(&rs, &wr, &g))?;
+        c.grad("conv2d_weight_grad", &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
+        if bias {
+            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
+    // (n, cin, h, w, cout, k, stride, pad, output_pad, bias)
+    let cases = [
+        (1, 3, 7, 7, 5, (4, 4), (2, 2), (1, 1), (0, 0), true),
+        (3, 2, 4, 5, 3, (3, 3), (2, 2), (1, 1), (1, 1), false),
+        (2, 6, 3, 3, 3, (2, 2), (2, 2), (0, 0), (0, 0), true),
+        (1, 5, 5, 4, 2, (3, 3), (1, 1), (1, 1), (0, 0), true),
+    ];
+    for (n, cin, h, w, cout, k, s, p, op, bias) in cases {
+        let (x, xr) = c.leaf(&[n, cin, h, w])?;
+        let (wt, wr) = c.leaf(&[cin, cout, k.0, k.1])?;
+        let (b, br) = c.leaf(&[cout])?;
+        c.case(
+            "conv_transpose2d",
+            format!("x{} w{} s{:?} p{:?} op{:?}{}", dims(&[n, cin, h, w]), dims(wt.shape()), s, p, op, if bias { " bias" } else { "" }),
+        );
+        let y = conv2d::conv_transpose2d(&x, &wt, bias.then_some(&b), s, p, op)?;
+        let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
+        c.cmp_t("conv2d_input_grad", &y, &r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, bias.then_some(&br[..])))?;
+        let (ho, wo) = rs.out_hw();
+        let (grads, g) = c.backward(&y)?;
+        c.grad("conv2d_forward", &grads, &x, &r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, &g))?;
+        c.grad("conv2d_weight_grad", &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
+        if bias {
+            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_group_norm(c: &mut Checker) -> Result<()> {
+    for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32)] {
+        let (x, xr) = c.leaf(&[n, ch, h, w])?;
+        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+        let (bt, br) = c.leaf(&[ch])?;
+        c.case("group_norm", format!("x{} groups {groups}", dims(&[n, ch, h, w])));
+        let eps = 1e-5;
+        let y = group_norm::group_norm(&x, groups, &gm, &bt, eps as f32)?;
+        let (yr, mr, sr) = r::group_norm::group_norm_forward(n, ch, h * w, groups, eps, &xr, &gr, &br);
+        c.cmp_t("group_norm_forward", &y, &yr)?;
+        let (grads, g) = c.backward(&y)?;
+        let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &g);
+        c.grad("group_norm_input_grad", &grads, &x, &dx)?;
+        c.grad("group_norm_param_grad", &grads, &gm, &dg)?;
+        c.grad("group_norm_param_grad", &grads, &bt, &db)?;
+    }
+    Ok(())
+}
+
+fn check_batch_norm(c: &mut Checker) -> Result<()> {
+    for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3)] {
+        let (x, xr) = c.leaf(&[n, ch, h, w])?;
+        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+        let (bt, br) = c.leaf(&[ch])?;
+        let rm0 = c.rng.vec(ch);
+        let rv0: Vec<f32> = c.rng.vec(ch).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let rm = Tensor::from_slice(c.ctx, &[ch], &rm0)?;
+        let rv = Tensor::from_slice(c.ctx, &[ch], &rv0)?;
+        let (eps, mom) = (1e-5f32, 0.1f32);
+        c.case("batch_norm", format!("x{} train", dims(&[n, ch, h, w])));
+        let y = batch_norm::batch_norm(&x, &gm, &bt, &rm, &rv, true, mom, eps)?;
+        let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
+        let (yr, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, eps as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
+        c.cmp_t("batch_norm_forward_train", &y, &yr)?;
+        c.cmp_t("batch_norm_forward_train", &rm, &rmr)?;
+        c.cmp_t("batch_norm_forward_train", &rv, &rvr)?;
+        let (grads, g) = c.backward(&y)?;
+        let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &g);
+        c.grad("batch_norm_backward", &grads, &x, &dx)?;
+        c.grad("batch_norm_backward", &grads, &gm, &dg)?;
+        c.grad("batch_norm_backward", &grads, &bt, &db)?;
+        c.case("batch_norm", format!("x{} eval", dims(&[n, ch, h, w])));
+        let ye = c.ctx.no_grad(|| batch_norm::batch_norm(&x, &gm, &bt, &rm, &rv, false, mom, eps))?;
+        c.cmp_t("batch_norm_forward_eval", &ye, &r::batch_norm::batch_norm_forward_eval(n, ch, h * w, eps as f64, &xr, &gr, &br, &rmr, &rvr))?;
+    }
+    Ok(())
+}
+
+fn check_activations(c: &mut Checker) -> Result<()> {
+    let acts = [
+        (Activation::Relu, r::activation::Activation::Relu),
+        (Activation::LeakyRelu(0.2), r::activation::Activation::LeakyRelu(0.2f32 as f64)),
+        (Activation::GeluErf, r::activation::Activation::GeluErf),
+        (Activation::GeluTanh, r::activation::Activation::GeluTanh),
+        (Activation::Silu, r::activation::Activation::Silu),
+        (Activation::Sigmoid, r::activation::Activation::Sigmoid),
+    ];
+    for (a, ra) in acts {
+        for shape in [[3, 5, 7, 7], [1, 3, 13, 11], [2, 6, 3, 3]] {
+            let (x, xr) = c.leaf_in(&shape, -4.0, 4.0)?;
+            let variant = match a {
+                Activation::GeluErf => " erf",
+                Activation::GeluTanh => " tanh",
+                _ => "",
+            };
+            c.case(a.name(), format!("x{}{variant}", dims(&shape)));
+            let y = activation::activation(&x, a)?;
+            c.cmp_t("activation_forward", &y, &r::activation::activation_forward(ra, &xr))?;
+            let (grads, g) = c.backward(&y)?;
+            c.grad("activation_backward", &grads, &x, &r::activation::activation_backward(ra, &xr, &g))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_maxpool(c: &mut Checker) -> Result<()> {
+    for (shape, k, s) in [([1, 3, 7, 7], (2, 2), (2, 2)), ([3, 5, 13, 11], (2, 2), (2, 2)), ([2, 6, 3, 3], (2, 2), (2, 2)), ([1, 2, 9, 8], (3, 3), (2, 2))] {
+        let [n, ch, h, w] = shape;
+        let (x, xr) = c.leaf(&shape)?;
+        c.case("maxpool2d", format!("x{} k{k:?} s{s:?}", dims(&shape)));
+        let y = maxpool2d::max_pool2d(&x, k, s)?;
+        let (yr, idx) = r::maxpool2d::maxpool2d_forward(n, ch, h, w, k, s, &xr);
+        c.cmp_t("maxpool2d_forward", &y, &yr)?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("maxpool2d_backward", &grads, &x, &r::maxpool2d::maxpool2d_backward(n, ch, h, w, k, s, &idx, &g))?;
+    }
+    Ok(())
+}
+
+fn check_resize(c: &mut Checker) -> Result<()> {
+    let cases = [
+        ([1, 3, 7, 7], (14, 14), true),
+        ([3, 5, 13, 11], (26, 22), false),
+        ([2, 2, 3, 3], (7, 5), false),
+        ([1, 3, 32, 32], (28, 28), false),
+        ([1, 2, 7, 7], (3, 3), true),
+        ([2, 1, 1, 4], (3, 8), true),
+    ];
+    for (shape, (ho, wo), ac) in cases {
+        let [n, ch, h, w] = shape;
+        let (x, xr) = c.leaf(&shape)?;
+        c.case("resize_bilinear", format!("x{} -> {ho}x{wo} align_corners={ac}", dims(&shape)));
+        let y = resize_bilinear::resize_bilinear(&x, ho, wo, ac)?;
+        c.cmp_t("resize_bilinear_forward", &y, &r::resize_bilinear::resize_bilinear_forward(n, ch, h, w, ho, wo, ac, &xr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("resize_bilinear_backward", &grads, &x, &r::resize_bilinear::resize_bilinear_backward(n, ch, h, w, ho, wo, ac, &g))?;
+    }
+    Ok(())
+}
+
+fn check_pad(c: &mut Checker) -> Result<()> {
+    for (shape, pads) in [([1, 3, 7, 7], (0, 1, 0, 1)), ([3, 5, 13, 11], (1, 2, 3, 0)), ([2, 6, 3, 3], (2, 2, 2, 2))] {
+        let [n, ch, h, w] = shape;
+        let (x, xr) = c.leaf(&shape)?;
+        c.case("pad2d", format!("x{} pads(l,r,t,b){pads:?}", dims(&shape)));
+        let y = pad2d::pad2d(&x, pads)?;
+        c.cmp_t("pad2d_forward", &y, &r::pad2d::pad2d_forward(n, ch, h, w, pads, &xr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("pad2d_backward", &grads, &x, &r::pad2d::pad2d_backward(n, ch, h, w, pads, &g))?;
+    }
+    Ok(())
+}
+
+fn check_concat(c: &mut Checker) -> Result<()> {
+    let cases: [(usize, usize, usize, &[usize]); 3] = [(1, 7, 7, &[3, 5]), (3, 13, 11, &[2, 3, 1]), (2, 3, 3, &[6, 4])];
+    for (n, h, w, chans) in cases {
+        let mut ts = Vec::new();
+        let mut rs = Vec::new();
+        for &ch in chans {
+            let (t, tr) = c.leaf(&[n, ch, h, w])?;
+            ts.push(t);
+            rs.push(tr);
+        }
+        c.case("concat", format!("n{n} {h}x{w} channels {chans:?}"));
+        let refs: Vec<&Tensor> = ts.iter().collect();
+        let y = concat::concat(&refs)?;
+        let parts: Vec<(&[f64], usize)> = rs.iter().zip(chans).map(|(r, &ch)| (&r[..], ch)).collect();
+        c.cmp_t("concat_forward", &y, &r::concat::concat_forward(n, h * w, &parts))?;
+        let (grads, g) = c.backward(&y)?;
+        let dr = r::concat::concat_backward(n, h * w, chans, &g);
+        for (t, d) in ts.iter().zip(&dr) {
+            c.grad("concat_backward", &grads, t, d)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_dropout(c: &mut Checker) -> Result<()> {
+    for (shape, p, seed, stream) in [([3, 5, 7, 7], 0.3f32, 7u64, 0u64), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 33)] {
+        let [n, ch, h, w] = shape;
+        let (x, xr) = c.leaf(&shape)?;
+        c.case("dropout2d", format!("x{} p{p} seed {seed} stream {stream}", dims(&shape)));
+        let y = dropout2d::dropout2d(&x, p, seed, stream)?;
+        // The kernel compares against p rounded to f32; the reference gets the same value.
+        c.cmp_t("dropout2d_forward", &y, &r::dropout2d::dropout2d_forward(n, ch, h * w, p as f64, seed, stream, &xr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("dropout2d_backward", &grads, &x, &r::dropout2d::dropout2d_backward(n, ch, h * w, p as f64, seed, stream, &g))?;
+    }
+    Ok(())
+}
+
+fn check_elementwise(c: &mut Checker) -> Result<()> {
+    for shape in [[3, 5, 7, 7], [1, 3, 13, 11], [2, 6, 3, 3]] {
+        let [n, ch, h, w] = shape;
+        let (a, ar) = c.leaf(&shape)?;
+        let (b, br) = c.leaf(&shape)?;
+        c.case("add", format!("x{}", dims(&shape)));
+        let y = elementwise::add(&a, &b)?;
+        c.cmp_t("add_forward", &y, &r::elementwise::add_forward(&ar, &br))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("add_backward", &grads, &a, &g)?;
+        c.grad("add_backward", &grads, &b, &g)?;
+
+        c.case("mul", format!("x{}", dims(&shape)));
+        let y = elementwise::mul(&a, &b)?;
+        c.cmp_t("mul_forward", &y, &r::elementwise::mul_forward(&ar, &br))?;
+        let (grads, g) = c.backward(&y)?;
+        let (da, db) = r::elementwise::mul_backward(&ar, &br, &g);
+        c.grad("mul_backward", &grads, &a, &da)?;
+        c.grad("mul_backward", &grads, &b, &db)?;
+
+        let alpha = 0.37f32;
+        c.case("scale", format!("x{} alpha {alpha}", dims(&shape)));
+        let y = elementwise::scale(&a, alpha)?;
+        c.cmp_t("scale_forward", &y, &r::elementwise::scale_forward(alpha as f64, &ar))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("scale_backward", &grads, &a, &r::elementwise::scale_forward(alpha as f64, &g))?;
+
+        let (bias, biasr) = c.leaf(&[ch])?;
+        c.case("bias_add", format!("x{} b[{ch}]", dims(&shape)));
+        let y = elementwise::bias_add(&a, &bias)?;
+        c.cmp_t("bias_add_forward", &y, &r::elementwise::bias_add_forward(n, ch, h * w, &ar, &biasr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("add_backward", &grads, &a, &g)?;
+        c.grad("bias_add_backward", &grads, &bias, &r::elementwise::bias_add_backward(n, ch, h * w, &g))?;
+    }
+    Ok(())
+}
+
+fn check_losses(c: &mut Checker) -> Result<()> {
+    let kinds = [
+        (LossKind::Mse, r::loss::Loss::Mse),
+        (LossKind::L1, r::loss::Loss::L1),
+        (LossKind::Charbonnier(1e-3), r::loss::Loss::Charbonnier(1e-3f32 as f64)),
+    ];
+    for (k, rk) in kinds {
+        for shape in [[3, 5, 7, 7], [1, 3, 13, 11], [2, 6, 3, 3]] {
+            let (p, pr) = c.leaf(&shape)?;
+            let (t, tr) = c.leaf(&shape)?;
+            c.case(k.name(), format!("x{}", dims(&shape)));
+            let y = loss::loss(&p, &t, k)?;
+            c.cmp_t("loss_partial+reduce_final", &y, &[r::loss::loss_forward(rk, &pr, &tr)])?;
+            let (grads, g) = c.backward(&y)?;
+            let (dp, dt) = r::loss::loss_backward(rk, &pr, &tr, g[0]);
+            c.grad("loss_backward", &grads, &p, &dp)?;
+            c.grad("loss_backward", &grads, &t, &dt)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_reduce(c: &mut Checker) -> Result<()> {
+    let kinds = [(ReduceKind::Sum, r::reduce::Reduce::Sum), (ReduceKind::Mean, r::reduce::Reduce::Mean), (ReduceKind::SumSq, r::reduce::Reduce::SumSq)];
+    for (k, rk) in kinds {
+        // 300_007 > 1024 partials * 256 threads: the first stage must grid-stride.
+        for len in [1757usize, 735, 1, 300_007] {
+            // Offset from zero so a sum is not a near-cancellation that f32 cannot resolve.
+            let (x, xr) = c.leaf_in(&[len], 0.0, 1.0)?;
+            c.case("sum", format!("len {len} {k:?}"));
+            let y = reduce::reduce(&x, k)?;
+            c.cmp_t("reduce_partial+reduce_final", &y, &[r::reduce::reduce_forward(rk, &xr)])?;
+            let (grads, g) = c.backward(&y)?;
+            c.grad("reduce_backward", &grads, &x, &r::reduce::reduce_backward(rk, &xr, g[0]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every op family the checks cover, in report order, with the function that checks it.
+const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
+    ("conv2d", check_conv2d),
+    ("conv_transpose2d", check_conv_transpose2d),
+    ("group_norm", check_group_norm),
+    ("batch_norm", check_batch_norm),
+    ("activation", check_activations),
+    ("maxpool2d", check_maxpool),
+    ("resize_bilinear", check_resize),
+    ("pad2d", check_pad),
+    ("concat", check_concat),
+    ("dropout2d", check_dropout),
+    ("elementwise", check_elementwise),
+    ("loss", check_losses),
+    ("sum", check_reduce),
+    ("composed", check_composed),
+];
+
+/// The names `run` filters on.
+pub fn families() -> Vec<&'static str> {
+    FAMILIES.iter().map(|(n, _)| *n).collect()
+}
+
+/// Run the checks of the families whose name contains `filter` (all when `None`).
+pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
+    let mut c = Checker { ctx, rng: Rng::new(0x5EED), rows: Vec::new(), op: "", shape: String::new() };
+    ctx.set_poison(true);
+    let result = (|| {
+        for (name, f) in FAMILIES {
+            if filter.is_none_or(|w| name.contains(w)) {
+                f(&mut c)?;
+                ctx.clear_tape();
+            }
+        }
+        Ok(())
+    })();
+    ctx.set_poison(false);
+    result.map(|_| c.rows)
+}
+
+// ---- the composed graph --------------------------------------------------------------------
+
+/// The composed check's inputs (f64), shared by the GPU run, the reference chain and its
+/// finite-difference test.
+#[derive(Clone)]
+pub struct Composed {
+    pub x: Vec<f64>,
+    pub w1: Vec<f64>,
+    pub b1: Vec<f64>,
+    pub gamma: Vec<f64>,
+    pub beta: Vec<f64>,
+    pub w2: Vec<f64>,
+    pub w3: Vec<f64>,
+    pub b3: Vec<f64>,
+    pub target: Vec<f64>,
+}
+
+pub const COMPOSED_N: usize = 2;
+pub const COMPOSED_HW: usize = 9;
+const C_IN: usize = 3;
+const C1: usize = 4;
+const C2: usize = 6;
+const GROUPS: usize = 2;
+
+impl Composed {
+    pub fn shapes() -> [(&'static str, Vec<usize>); 9] {
+        let (n, s) = (COMPOSED_N, COMPOSED_HW);
+        [
+            ("x", vec![n, C_IN, s, s]),
+            ("w1", vec![C1, C_IN, 3, 3]),
+            ("b1", vec![C1]),
+            ("gamma", vec![C1]),
+            ("beta", vec![C1]),
+            ("w2", vec![C2, C1, 3, 3]),
+            ("w3", vec![1, C1 + C2, 3, 3]),
+            ("b3", vec![1]),
+            ("target", vec![n, 1, s, s]),
+        ]
+    }
+
+    pub fn random(rng: &mut Rng) -> Composed {
+        let sh = Composed::shapes();
+        let mut v = |i: usize, scale: f32| -> Vec<f64> { rng.vec(sh[i].1.iter().product()).iter().map(|x| (x * scale) as f32 as f64).collect() };
+        Composed {
+            x: v(0, 1.0),
+            w1: v(1, 0.5),
+            b1: v(2, 0.1),
+            gamma: v(3, 0.3).iter().map(|g| (1.0 + g) as f32 as f64).collect(),
+            beta: v(4, 0.1),
+            w2: v(5, 0.3),
+            w3: v(6, 0.3),
+            b3: v(7, 0.1),
+            target: v(8, 0.5).iter().map(|t| (0.5 + t) as f32 as f64).collect(),
+        }
+    }
+
+    pub fn params_mut(&mut self) -> [&mut Vec<f64>; 8] {
+        [&mut self.x, &mut self.w1, &mut self.b1, &mut self.gamma, &mut self.beta, &mut self.w2, &mut self.w3, &mut self.b3]
+    }
+}
+
+/// The composed graph on the CPU reference: conv -> group_norm -> silu -> maxpool -> conv ->
+/// resize x2 -> pad -> concat with the skip -> conv -> sigmoid -> mse. Returns the loss and the
+/// gradients of x, w1, b1, gamma, beta, w2, w3, b3 (in that order).
+pub fn composed_reference(p: &Composed) -> (f64, [Vec<f64>; 8]) {
+    use r::activation::Activation as A;
+    let (n, s) = (COMPOSED_N, COMPOSED_HW);
+    let hw = s * s;
+    let c1 = r::conv2d::Conv2dShape { n, cin: C_IN, h: s, w: s, cout: C1, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1) };
+    let h1 = r::conv2d::conv2d_forward(&c1, &p.x, &p.w1, Some(&p.b1));
+    let (h2, mean, rstd) = r::group_norm::group_norm_forward(n, C1, hw, GROUPS, 1e-5, &h1, &p.gamma, &p.beta);
+    let skip = r::activation::activation_forward(A::Silu, &h2);
+    let (pooled, idx) = r::maxpool2d::maxpool2d_forward(n, C1, s, s, (2, 2), (2, 2), &skip);
+    let ps = s / 2;
+    let c2 = r::conv2d::Conv2dShape { n, cin: C1, h: ps, w: ps, cout: C2, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1) };
+    let h3 = r::conv2d::conv2d_forward(&c2, &pooled, &p.w2, None);
+    let us = 2 * ps;
+    let up = r::resize_bilinear::resize_bilinear_forward(n, C2, ps, ps, us, us, true, &h3);
+    let pads = (0, s - us, 0, s - us);
+    let padded = r::pad2d::pad2d_forward(n, C2, us, us, pads, &up);
+    let cat = r::concat::concat_forward(n, hw, &[(&skip, C1), (&padded, C2)]);
+    let c3 = r::conv2d::Conv2dShape { n, cin: C1 + C2, h: s, w: s, cout: 1, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1) };
+    let h4 = r::conv2d::conv2d_forward(&c3, &cat, &p.w3, Some(&p.b3));
+    let out = r::activation::activation_forward(A::Sigmoid, &h4);
+    let loss = r::loss::loss_forward(r::loss::Loss::Mse, &out, &p.target);
+
+    let (d_out, _) = r::loss::loss_backward(r::loss::Loss::Mse, &out, &p.target, 1.0);
+    let d_h4 = r::activation::activation_backward(A::Sigmoid, &h4, &d_out);
+    let d_cat = r::conv2d::conv2d_input_grad(&c3, &p.w3, &d_h4);
+    let g_w3 = r::conv2d::conv2d_weight_grad(&c3, &cat, &d_h4);
+    let g_b3 = r::elementwise::bias_add_backward(n, 1, hw, &d_h4);
+    let parts = r::concat::concat_backward(n, hw, &[C1, C2], &d_cat);
+    let d_up = r::pad2d::pad2d_backward(n, C2, us, us, pads, &parts[1]);
+    let d_h3 = r::resize_bilinear::resize_bilinear_backward(n, C2, ps, ps, us, us, true, &d_up);
+    let g_w2 = r::conv2d::conv2d_weight_grad(&c2, &pooled, &d_h3);
+    let d_pooled = r::conv2d::conv2d_input_grad(&c2, &p.w2, &d_h3);
+    let mut d_skip = r::maxpool2d::maxpool2d_backward(n, C1, s, s, (2, 2), (2, 2), &idx, &d_pooled);
+    for (a, b) in d_skip.iter_mut().zip(&parts[0]) {
+        *a += b;
+    }
+    let d_h2 = r::activation::activation_backward(A::Silu, &h2, &d_skip);
+    let (d_h1, g_gamma, g_beta) = r::group_norm::group_norm_backward(n, C1, hw, GROUPS, &h1, &p.gamma, &mean, &rstd, &d_h2);
+    let g_x = r::conv2d::conv2d_input_grad(&c1, &p.w1, &d_h1);
+    let g_w1 = r::conv2d::conv2d_weight_grad(&c1, &p.x, &d_h1);
+    let g_b1 = r::elementwise::bias_add_backward(n, C1, hw, &d_h1);
+    (loss, [g_x, g_w1, g_b1, g_gamma, g_beta, g_w2, g_w3, g_b3])
+}
+
+fn check_composed(c: &mut Checker) -> Result<()> {
+    let p = Composed::random(&mut c.rng);
+    let sh = Composed::shapes();
+    let up = |v: &[f64], i: usize| -> Result<Tensor> {
+        let d: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        Tensor::leaf(c.ctx, &sh[i].1, &d)
+    };
+    let leaves = [up(&p.x, 0)?, up(&p.w1, 1)?, up(&p.b1, 2)?, up(&p.gamma, 3)?, up(&p.beta, 4)?, up(&p.w2, 5)?, up(&p.w3, 6)?, up(&p.b3, 7)?];
+    let target = up(&p.target, 8)?.detach();
+    let [x, w1, b1, gamma, beta, w2, w3, b3] = &leaves;
+    c.case("composed", "conv>gn>silu>pool>conv>up2x>pad>cat>conv>sigmoid>mse, x[2,3,9,9]".into());
+
+    let h1 = conv2d::conv2d(x, w1, Some(b1), (1, 1), (1, 1))?;
+    let h2 = group_norm::group_norm(&h1, GROUPS, gamma, beta, 1e-5)?;
+    let skip = activation::silu(&h2)?;
+    let pooled = maxpool2d::max_pool2d(&skip, (2, 2), (2, 2))?;
+    let h3 = conv2d::conv2d(&pooled, w2, None, (1, 1), (1, 1))?;
+    let up2 = resize_bilinear::upsample2x(&h3, true)?;
+    let [_, _, uh, uw] = up2.nchw("composed")?;
+    let padded = pad2d::pad2d(&up2, (0, COMPOSED_HW - uw, 0, COMPOSED_HW - uh))?;
+    let cat = concat::concat(&[&skip, &padded])?;
+    let h4 = conv2d::conv2d(&cat, w3, Some(b3), (1, 1), (1, 1))?;
+    let out = activation::sigmoid(&h4)?;
+    let l = loss::mse_loss(&out, &target)?;
+    let grads = c.ctx.backward(&l)?;
+
+    let (lr, gr) = composed_reference(&p);
+    c.cmp_t("loss", &l, &[lr])?;
+    for ((name, _), (t, g)) in sh.iter().zip(leaves.iter().zip(gr.iter())) {
+        c.grad(&format!("grad {name}"), &grads, t, g)?;
+    }
+    Ok(())
+}
+
+/// A fixed-width table of the rows, for the terminal.
+pub fn table(rows: &[CheckRow]) -> String {
+    let mut out = format!("{:<17} {:<28} {:<58} {:>10} {:>8}  {}\n", "op", "entry", "shape", "rel_err", "tol", "pass");
+    for r in rows {
+        out += &format!(
+            "{:<17} {:<28} {:<58} {:>10.2e} {:>8.0e}  {}\n",
+            r.op,
+            r.entry,
+            r.shape,
+            r.rel_err,
+            r.tol,
+            if r.pass { "ok" } else { "FAIL" }
+        );
+    }
+    out
+}

@@ -1,0 +1,195 @@
+//! The wgpu instance, adapter choice and device: limits requested explicitly, features detected,
+//! and wgpu's errors routed into `Result`s instead of its default panic.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Features the engine uses when the adapter has them; none is required.
+const OPTIONAL_FEATURES: wgpu::Features =
+    wgpu::Features::SHADER_F16.union(wgpu::Features::TIMESTAMP_QUERY);
+
+/// An error with its whole `source()` chain: wgpu's top-level Display is only "Validation Error".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+pub struct Gpu {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with (what validation enforces).
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    /// Errors wgpu reported outside an error scope; drained after each submit.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu can see, in its enumeration order (the order `--adapter <index>` uses).
+pub fn adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+pub fn describe(i: usize, info: &wgpu::AdapterInfo) -> String {
+    format!("[{i}] {} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info)
+}
+
+/// Pick an adapter: `wanted` is an index into [`adapters`] or a case-insensitive substring of
+/// the adapter name; `None` prefers a discrete GPU, then integrated, virtual, other, CPU.
+pub fn select_adapter(wanted: Option<&str>) -> Result<wgpu::Adapter> {
+    let mut all = adapters();
+    if all.is_empty() {
+        return Err(Error::NoAdapter);
+    }
+    match wanted.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(w) => {
+            let found = match w.parse::<usize>() {
+                Ok(i) if i < all.len() => Some(i),
+                Ok(_) => None,
+                Err(_) => {
+                    let lw = w.to_lowercase();
+                    all.iter().position(|a| a.get_info().name.to_lowercase().contains(&lw))
+                }
+            };
+            match found {
+                Some(i) => Ok(all.swap_remove(i)),
+                None => Err(Error::AdapterNotFound {
+                    wanted: w.to_string(),
+                    available: all.iter().enumerate().map(|(i, a)| describe(i, &a.get_info())).collect::<Vec<_>>().join("\n"),
+                }),
+            }
+        }
+        None => {
+            all.sort_by_key(|a| type_rank(a.get_info().device_type));
+            Ok(all.swap_remove(0))
+        }
+    }
+}
+
+/// The limits we ask for: WebGPU's downlevel baseline, raised to what the adapter offers for the
+/// few limits a trainer leans on (buffer sizes, workgroup sizes, storage buffers per stage).
+fn required_limits(a: &wgpu::Limits) -> wgpu::Limits {
+    let mut l = wgpu::Limits::downlevel_defaults();
+    l.max_buffer_size = a.max_buffer_size;
+    l.max_storage_buffer_binding_size = a.max_storage_buffer_binding_size;
+    l.max_storage_buffers_per_shader_stage = a.max_storage_buffers_per_shader_stage;
+    l.max_compute_workgroup_storage_size = a.max_compute_workgroup_storage_size;
+    l.max_compute_invocations_per_workgroup = a.max_compute_invocations_per_workgroup;
+    l.max_compute_workgroup_size_x = a.max_compute_workgroup_size_x;
+    l.max_compute_workgroup_size_y = a.max_compute_workgroup_size_y;
+    l.max_compute_workgroup_size_z = a.max_compute_workgroup_size_z;
+    l.max_compute_workgroups_per_dimension = a.max_compute_workgroups_per_dimension;
+    l.max_bind_groups = a.max_bind_groups.min(4);
+    l
+}
+
+/// The engine's kernels assume these; an adapter below them cannot run dae.
+const MIN_INVOCATIONS: u32 = 256;
+const MIN_STORAGE_BUFFERS: u32 = 8;
+
+impl Gpu {
+    /// Open the adapter chosen by `wanted` (see [`select_adapter`]); `DAE_ADAPTER` is read by the CLI.
+    pub fn new(wanted: Option<&str>) -> Result<Gpu> {
+        let adapter = select_adapter(wanted)?;
+        let info = adapter.get_info();
+        let alimits = adapter.limits();
+        if alimits.max_compute_invocations_per_workgroup < MIN_INVOCATIONS
+            || alimits.max_compute_workgroup_size_x < MIN_INVOCATIONS
+            || alimits.max_storage_buffers_per_shader_stage < MIN_STORAGE_BUFFERS
+        {
+            return Err(Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: format!(
+                    "needs {MIN_INVOCATIONS} invocations per workgroup and {MIN_STORAGE_BUFFERS} storage buffers per stage; \
+                     the adapter has {} and {}",
+                    alimits.max_compute_invocations_per_workgroup, alimits.max_storage_buffers_per_shader_stage
+                ),
+            });
+        }
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let limits = required_limits(&alimits);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("dae"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(error_chain(&e));
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_sink.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        Ok(Gpu { adapter, device, queue, info, limits, features, uncaptured, lost })
+    }
+
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Turn errors wgpu reported since the last check into one `Err` naming `context`
+    /// (the kernels of the batch that was just submitted).
+    pub fn check(&self, context: impl FnOnce() -> String) -> Result<()> {
+        if let Some(l) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost(l));
+        }
+        let errs: Vec<String> = match self.uncaptured.lock() {
+            Ok(mut v) => v.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Gpu { kernel: context(), message: errs.join("\n") })
+        }
+    }
+
+    /// Block until the queue is idle.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.check(|| "wait".into())
+    }
+}

@@ -1,0 +1,15 @@
+//! `dae`: denoising autoencoders on any Vulkan / Metal / DX12 GPU through wgpu. All tensor math
+//! runs in the hand-written WGSL kernels of `shaders/`, launched from `ops/`, differentiated by
+//! the tape in `autograd/`, and checked against the plain-Rust CPU twins in `reference/`.
+
+pub mod autograd;
+pub mod check;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::Ctx;
+pub use tensor::Tensor;

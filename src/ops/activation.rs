@@ -1,0 +1,108 @@
+//! Launchers for shaders/activation.wgsl and the graph ops relu, leaky_relu, gelu, silu, sigmoid.
+//! The function is the override constant ACT, so each one is its own cached pipeline.
+
+use crate::autograd::{Op, Sink};
+use crate::error::Result;
+use crate::gpu::{Ctx, Launch, Overrides, View};
+use crate::gpu_params;
+use crate::ops::{flag, grid1d, nonzero, output, u};
+use crate::tensor::Tensor;
+
+gpu_params! {
+    /// Keep in sync with `struct ActivationParams` in shaders/activation.wgsl.
+    pub struct ActivationParams {
+        pub len: u32, pub accumulate: u32, pub slope: f32, pub _pad0: u32,
+    }
+}
+
+const FAMILY: &str = "activation";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f32),
+    /// The exact (erf) form, PyTorch's default.
+    GeluErf,
+    /// The tanh approximation (`approximate="tanh"`).
+    GeluTanh,
+    Silu,
+    Sigmoid,
+}
+
+impl Activation {
+    fn overrides(self) -> Overrides {
+        match self {
+            Activation::Relu => &[("ACT", 0.0)],
+            Activation::LeakyRelu(_) => &[("ACT", 1.0)],
+            Activation::GeluErf => &[("ACT", 2.0)],
+            Activation::GeluTanh => &[("ACT", 3.0)],
+            Activation::Silu => &[("ACT", 4.0)],
+            Activation::Sigmoid => &[("ACT", 5.0)],
+        }
+    }
+
+    fn slope(self) -> f32 {
+        match self {
+            Activation::LeakyRelu(s) => s,
+            _ => 0.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::GeluErf | Activation::GeluTanh => "gelu",
+            Activation::Silu => "silu",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+fn params(a: Activation, len: usize, accumulate: bool) -> ActivationParams {
+    ActivationParams { len: u(len), accumulate: flag(accumulate), slope: a.slope(), _pad0: 0 }
+}
+
+pub fn activation_forward(ctx: &Ctx, a: Activation, x: &View, y: &View) -> Result<()> {
+    let p = params(a, x.len(), false);
+    let groups = grid1d(ctx, a.name(), x.len())?;
+    ctx.dispatch(Launch { family: FAMILY, entry: "activation_forward", overrides: a.overrides(), params: &p, bindings: &[(1, x), (3, y)], groups })
+}
+
+pub fn activation_backward(ctx: &Ctx, a: Activation, x: &View, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
+    let p = params(a, x.len(), accumulate);
+    let groups = grid1d(ctx, a.name(), x.len())?;
+    ctx.dispatch(Launch { family: FAMILY, entry: "activation_backward", overrides: a.overrides(), params: &p, bindings: &[(1, x), (2, dy), (4, dx)], groups })
+}
+
+/// Apply `a` elementwise.
+pub fn activation(x: &Tensor, a: Activation) -> Result<Tensor> {
+    nonzero(a.name(), x)?;
+    let y = output(a.name(), x.shape().to_vec(), &[x])?;
+    activation_forward(x.ctx(), a, x.view(), y.view())?;
+    x.ctx().record(Op::Activation(a), &[x], &y);
+    Ok(y)
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Relu)
+}
+pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
+    activation(x, Activation::LeakyRelu(slope))
+}
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::GeluErf)
+}
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Silu)
+}
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Sigmoid)
+}
+
+pub(crate) fn backward(a: Activation, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+    if let Some((dx, acc)) = sink.target(x)? {
+        activation_backward(sink.ctx(), a, x.view(), dy, &dx, acc)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Launchers for shaders/batch_norm.wgsl and the graph op batch_norm (training: batch
+//! statistics and running-stat update; eval: running statistics).
+
+use crate::autograd::{Op, Sink};
+use crate::error::Result;
+use crate::gpu::{Ctx, Launch, View};
+use crate::gpu_params;
+use crate::ops::{flag, grid1d, grid_groups, nonzero, output, u};
+use crate::tensor::Tensor;
+
+gpu_params! {
+    /// Keep in sync with `struct BatchNormParams` in shaders/batch_norm.wgsl.
+    pub struct BatchNormParams {
+        pub n: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
+        pub eps: f32, pub momentum: f32, pub write_dx: u32, pub write_dparams: u32,
+        pub param_accumulate: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
+    }
+}
+
+const FAMILY: &str = "batch_norm";
+
+fn run(ctx: &Ctx, entry: &'static str, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward_train(
+    ctx: &Ctx,
+    p: BatchNormParams,
+    x: &View,
+    gamma: &View,
+    beta: &View,
+    stats: &View,
+    running_mean: &View,
+    running_var: &View,
+    y: &View,
+) -> Result<()> {
+    let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (6, running_mean), (7, running_var), (8, y)];
+    run(ctx, "batch_norm_forward_train", p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward_eval(
+    ctx: &Ctx,
+    p: BatchNormParams,
+    x: &View,
+    gamma: &View,
+    beta: &View,
+    running_mean: &View,
+    running_var: &View,
+    y: &View,
+) -> Result<()> {
+    let bindings = [(1, x), (2, gamma), (3, beta), (6, running_mean), (7, running_var), (8, y)];
+    run(ctx, "batch_norm_forward_eval", p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    ctx: &Ctx,
+    p: BatchNormParams,
+    x: &View,
+    gamma: &View,
+    dy: &View,
+    stats: &View,
+    dx: &View,
+    dgamma: &View,
+    dbeta: &View,
+) -> Result<()> {
+    let bindings = [(1, x), (2, gamma), (4, dy), (5, stats), (9, dx), (10, dgamma), (11, dbeta)];
+    run(ctx, "batch_norm_backward", p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+}
+
+pub(crate) struct BatchNormOp {
+    p: BatchNormParams,
+    stats: View,
+}
+
+/// PyTorch's F.batch_norm over NCHW with affine gamma/beta [c] and running stats [c] (updated in
+/// place when `training`; momentum as PyTorch, 0.1 by default).
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm";
+    let [n, c, h, w] = x.nchw(OP)?;
+    nonzero(OP, x)?;
+    for (name, t) in [("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)] {
+        crate::ensure!(t.shape() == [c], OP, "{name} shape {:?} must be [{c}]", t.shape());
+    }
+    crate::ensure!(
+        !training || n * h * w > 1,
+        OP,
+        "training needs more than one value per channel, got input {:?}",
+        x.shape()
+    );
+    let ctx = x.ctx();
+    let p = BatchNormParams { n: u(n), c: u(c), hw: u(h * w), eps, momentum, ..Default::default() };
+    if !training {
+        let y = output(OP, x.shape().to_vec(), &[x])?;
+        if ctx.wants_grad(&[x, gamma, beta]) {
+            return Err(crate::error::Error::shape(OP, "eval-mode batch norm has no backward; run it under no_grad"));
+        }
+        batch_norm_forward_eval(ctx, p, x.view(), gamma.view(), beta.view(), running_mean.view(), running_var.view(), y.view())?;
+        return Ok(y);
+    }
+    let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
+    let stats = ctx.alloc(OP, c * 2)?;
+    batch_norm_forward_train(ctx, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
+    ctx.record(Op::BatchNorm(BatchNormOp { p, stats }), &[x, gamma, beta], &y);
+    Ok(y)
+}
+
+impl BatchNormOp {
+    pub(crate) fn backward(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+        let ctx = sink.ctx().clone();
+        let dx = sink.target(&x[0])?;
+        let dg = sink.target(&x[1])?;
+        let db = sink.target(&x[2])?;
+        let c = self.p.c as usize;
+        let write_dparams = dg.is_some() || db.is_some();
+        let param_acc = dg.as_ref().is_some_and(|t| t.1) || db.as_ref().is_some_and(|t| t.1);
+        let fill_or_scratch = |t: Option<(View, bool)>| -> Result<View> {
+            match t {
+                Some((v, acc)) => {
+                    if param_acc && !acc {
+                        crate::ops::elementwise::fill(&ctx, &v, 0.0)?;
+                    }
+                    Ok(v)
+                }
+                None => ctx.alloc(FAMILY, c),
+            }
+        };
+        let dg = fill_or_scratch(dg)?;
+        let db = fill_or_scratch(db)?;
+        let (dxv, acc) = match dx {
+            Some(t) => (t.0, t.1),
+            None => (ctx.alloc(FAMILY, 4)?, false),
+        };
+        let p = BatchNormParams {
+            accumulate: flag(acc),
+            write_dx: flag(x[0].requires_grad()),
+            write_dparams: flag(write_dparams),
+            param_accumulate: flag(param_acc),
+            ..self.p
+        };
+        batch_norm_backward(&ctx, p, x[0].view(), x[1].view(), dy, &self.stats, &dxv, &dg, &db)
+    }
+}

@@ -1,0 +1,210 @@
+//! Launchers for shaders/conv2d.wgsl, and the graph ops conv2d and conv_transpose2d, which share
+//! the three kernels (see the shader header for the mapping).
+
+use crate::autograd::{Op, Sink};
+use crate::error::Result;
+use crate::gpu::{Ctx, Launch, View};
+use crate::gpu_params;
+use crate::ops::{elementwise, flag, grid1d, nonzero, output, u};
+use crate::tensor::Tensor;
+
+gpu_params! {
+    /// Keep in sync with `struct Conv2dParams` in shaders/conv2d.wgsl.
+    pub struct Conv2dParams {
+        pub n: u32, pub cin: u32, pub h: u32, pub w: u32,
+        pub cout: u32, pub ho: u32, pub wo: u32, pub kh: u32,
+        pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
+        pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub _pad0: u32,
+    }
+}
+
+const FAMILY: &str = "conv2d";
+
+/// The geometry of a convolution in conv terms: x [n,cin,h,w] * w [cout,cin,kh,kw] -> [n,cout,ho,wo].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+}
+
+impl ConvGeom {
+    fn params(&self, has_bias: bool, accumulate: bool) -> Conv2dParams {
+        Conv2dParams {
+            n: u(self.n),
+            cin: u(self.cin),
+            h: u(self.h),
+            w: u(self.w),
+            cout: u(self.cout),
+            ho: u(self.ho),
+            wo: u(self.wo),
+            kh: u(self.kh),
+            kw: u(self.kw),
+            sh: u(self.stride.0),
+            sw: u(self.stride.1),
+            ph: u(self.pad.0),
+            pw: u(self.pad.1),
+            has_bias: flag(has_bias),
+            accumulate: flag(accumulate),
+            _pad0: 0,
+        }
+    }
+}
+
+fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], threads: usize) -> Result<()> {
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
+}
+
+/// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].
+pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
+    let dummy = ctx.dummy()?;
+    let bias = b.unwrap_or(&dummy);
+    run(ctx, "conv2d_forward", g.params(b.is_some(), accumulate), &[(1, x), (2, w), (3, bias), (5, y)], g.n * g.cout * g.ho * g.wo)
+}
+
+/// dx [n,cin,h,w] (+)= conv^T(dy, w) + b[cin] (the bias only for conv_transpose2d's forward).
+pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
+    let dummy = ctx.dummy()?;
+    let bias = b.unwrap_or(&dummy);
+    run(ctx, "conv2d_input_grad", g.params(b.is_some(), accumulate), &[(2, w), (3, bias), (4, dy), (6, dx)], g.n * g.cin * g.h * g.w)
+}
+
+/// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x.
+pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
+    run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw)
+}
+
+pub(crate) struct Conv2dOp {
+    g: ConvGeom,
+}
+
+fn check_common(op: &'static str, x: &Tensor, w: &Tensor, stride: (usize, usize)) -> Result<([usize; 4], [usize; 4])> {
+    let xs = x.nchw(op)?;
+    nonzero(op, x)?;
+    let ws = match w.shape() {
+        [a, b, c, d] => [*a, *b, *c, *d],
+        s => return Err(crate::error::Error::shape(op, format!("weight must be 4-D, got {s:?}"))),
+    };
+    nonzero(op, w)?;
+    crate::ensure!(stride.0 > 0 && stride.1 > 0, op, "stride must be positive, got {stride:?}");
+    Ok((xs, ws))
+}
+
+/// PyTorch's F.conv2d: x [n,cin,h,w], w [cout,cin,kh,kw], optional b [cout], zero padding.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let ([n, cin, h, wd], [cout, wcin, kh, kw]) = check_common(OP, x, w, stride)?;
+    crate::ensure!(wcin == cin, OP, "weight {:?} expects {wcin} input channels, input {:?} has {cin}", w.shape(), x.shape());
+    crate::ensure!(
+        h + 2 * pad.0 >= kh && wd + 2 * pad.1 >= kw,
+        OP,
+        "kernel {kh}x{kw} is larger than the padded input {}x{} (input {:?}, padding {pad:?})",
+        h + 2 * pad.0,
+        wd + 2 * pad.1,
+        x.shape()
+    );
+    if let Some(b) = b {
+        crate::ensure!(b.shape() == [cout], OP, "bias shape {:?} does not match {cout} output channels", b.shape());
+    }
+    let g = ConvGeom {
+        n,
+        cin,
+        h,
+        w: wd,
+        cout,
+        ho: (h + 2 * pad.0 - kh) / stride.0 + 1,
+        wo: (wd + 2 * pad.1 - kw) / stride.1 + 1,
+        kh,
+        kw,
+        stride,
+        pad,
+    };
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
+    conv2d_forward(x.ctx(), &g, x.view(), w.view(), b.map(|b| b.view()), y.view(), false)?;
+    x.ctx().record(Op::Conv2d(Conv2dOp { g }), &inputs, &y);
+    Ok(y)
+}
+
+/// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
+/// output (h-1)*s - 2p + k + output_padding.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: (usize, usize),
+    pad: (usize, usize),
+    output_pad: (usize, usize),
+) -> Result<Tensor> {
+    const OP: &str = "conv_transpose2d";
+    let ([n, cin, h, wd], [wcin, cout, kh, kw]) = check_common(OP, x, w, stride)?;
+    crate::ensure!(wcin == cin, OP, "weight {:?} expects {wcin} input channels, input {:?} has {cin}", w.shape(), x.shape());
+    crate::ensure!(
+        output_pad.0 < stride.0 && output_pad.1 < stride.1,
+        OP,
+        "output_padding {output_pad:?} must be smaller than the stride {stride:?}"
+    );
+    let full_h = (h - 1) * stride.0 + kh + output_pad.0;
+    let full_w = (wd - 1) * stride.1 + kw + output_pad.1;
+    crate::ensure!(
+        full_h > 2 * pad.0 && full_w > 2 * pad.1,
+        OP,
+        "padding {pad:?} removes the whole output ({full_h}x{full_w} before cropping)"
+    );
+    if let Some(b) = b {
+        crate::ensure!(b.shape() == [cout], OP, "bias shape {:?} does not match {cout} output channels", b.shape());
+    }
+    let (ho, wo) = (full_h - 2 * pad.0, full_w - 2 * pad.1);
+    // In conv terms the transposed conv's output is the input: conv(y) would give back x's size.
+    let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad };
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    let y = output(OP, vec![n, cout, ho, wo], &inputs)?;
+    conv2d_input_grad(x.ctx(), &g, w.view(), b.map(|b| b.view()), x.view(), y.view(), false)?;
+    x.ctx().record(Op::ConvTranspose2d(Conv2dOp { g }), &inputs, &y);
+    Ok(y)
+}
+
+impl Conv2dOp {
+    pub(crate) fn backward_conv(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+        let g = &self.g;
+        if let Some((dx, acc)) = sink.target(&x[0])? {
+            conv2d_input_grad(sink.ctx(), g, x[1].view(), None, dy, &dx, acc)?;
+        }
+        if let Some((dw, acc)) = sink.target(&x[1])? {
+            conv2d_weight_grad(sink.ctx(), g, x[0].view(), dy, &dw, acc)?;
+        }
+        if let Some(b) = x.get(2) {
+            if let Some((db, acc)) = sink.target(b)? {
+                elementwise::bias_grad(sink.ctx(), g.n, g.cout, g.ho * g.wo, dy, &db, acc)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// dy lives in conv "input" space (the transposed conv's output), x in conv "output" space.
+    pub(crate) fn backward_conv_transpose(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+        let g = &self.g;
+        if let Some((dx, acc)) = sink.target(&x[0])? {
+            conv2d_forward(sink.ctx(), g, dy, x[1].view(), None, &dx, acc)?;
+        }
+        if let Some((dw, acc)) = sink.target(&x[1])? {
+            conv2d_weight_grad(sink.ctx(), g, dy, x[0].view(), &dw, acc)?;
+        }
+        if let Some(b) = x.get(2) {
+            if let Some((db, acc)) = sink.target(b)? {
+                elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, &db, acc)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Launchers for shaders/group_norm.wgsl and the graph op group_norm (instance norm is
+//! groups == channels).
+
+use crate::autograd::{Op, Sink};
+use crate::error::Result;
+use crate::gpu::{Ctx, Launch, View};
+use crate::gpu_params;
+use crate::ops::{flag, grid_groups, nonzero, output, u};
+use crate::tensor::Tensor;
+
+gpu_params! {
+    /// Keep in sync with `struct GroupNormParams` in shaders/group_norm.wgsl.
+    pub struct GroupNormParams {
+        pub n: u32, pub c: u32, pub hw: u32, pub groups: u32,
+        pub eps: f32, pub accumulate: u32, pub _pad0: u32, pub _pad1: u32,
+    }
+}
+
+const FAMILY: &str = "group_norm";
+
+fn run(ctx: &Ctx, entry: &'static str, p: GroupNormParams, bindings: &[(u32, &View)], groups: usize) -> Result<()> {
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
+}
+
+/// y = (x - mean) * rstd * gamma + beta per group; stats [n*groups*2] receives (mean, rstd).
+pub fn group_norm_forward(ctx: &Ctx, p: GroupNormParams, x: &View, gamma: &View, beta: &View, stats: &View, y: &View) -> Result<()> {
+    run(ctx, "group_norm_forward", p, &[(1, x), (2, gamma), (3, beta), (5, stats), (6, y)], (p.n * p.groups) as usize)
+}
+
+pub fn group_norm_input_grad(ctx: &Ctx, p: GroupNormParams, x: &View, gamma: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
+    run(ctx, "group_norm_input_grad", p, &[(1, x), (2, gamma), (4, dy), (5, stats), (7, dx)], (p.n * p.groups) as usize)
+}
+
+pub fn group_norm_param_grad(ctx: &Ctx, p: GroupNormParams, x: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
+    run(ctx, "group_norm_param_grad", p, &[(1, x), (4, dy), (5, stats), (8, dgamma), (9, dbeta)], p.c as usize)
+}
+
+pub(crate) struct GroupNormOp {
+    p: GroupNormParams,
+    stats: View,
+}
+
+/// PyTorch's F.group_norm with affine gamma/beta of shape [c].
+pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    const OP: &str = "group_norm";
+    let [n, c, h, w] = x.nchw(OP)?;
+    nonzero(OP, x)?;
+    crate::ensure!(groups > 0 && c % groups == 0, OP, "{c} channels cannot be split into {groups} groups");
+    crate::ensure!(gamma.shape() == [c] && beta.shape() == [c], OP, "gamma {:?} and beta {:?} must both be [{c}]", gamma.shape(), beta.shape());
+    crate::ensure!(eps >= 0.0, OP, "eps must be >= 0, got {eps}");
+    let ctx = x.ctx();
+    let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
+    let stats = ctx.alloc(OP, n * groups * 2)?;
+    let p = GroupNormParams { n: u(n), c: u(c), hw: u(h * w), groups: u(groups), eps, ..Default::default() };
+    group_norm_forward(ctx, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
+    ctx.record(Op::GroupNorm(GroupNormOp { p, stats }), &[x, gamma, beta], &y);
+    Ok(y)
+}
+
+impl GroupNormOp {
+    pub(crate) fn backward(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+        if let Some((dx, acc)) = sink.target(&x[0])? {
+            let p = GroupNormParams { accumulate: flag(acc), ..self.p };
+            group_norm_input_grad(sink.ctx(), p, x[0].view(), x[1].view(), dy, &self.stats, &dx)?;
+        }
+        let dg = sink.target(&x[1])?;
+        let db = sink.target(&x[2])?;
+        if dg.is_some() || db.is_some() {
+            // The kernel writes both; a side that wants no gradient gets a scratch buffer.
+            let ctx = sink.ctx().clone();
+            let scratch = |t: Option<(View, bool)>| -> Result<(View, bool)> {
+                match t {
+                    Some(t) => Ok(t),
+                    None => Ok((ctx.alloc(FAMILY, self.p.c as usize)?, false)),
+                }
+            };
+            let (dg, acc_g) = scratch(dg)?;
+            let (db, acc_b) = scratch(db)?;
+            // One flag serves both outputs; the two are either both fresh or both accumulating
+            // for parameters. If they differ, zero the fresh one first.
+            let acc = acc_g || acc_b;
+            if acc && !acc_g {
+                crate::ops::elementwise::fill(&ctx, &dg, 0.0)?;
+            }
+            if acc && !acc_b {
+                crate::ops::elementwise::fill(&ctx, &db, 0.0)?;
+            }
+            let p = GroupNormParams { accumulate: flag(acc), ..self.p };
+            group_norm_param_grad(&ctx, p, x[0].view(), dy, &self.stats, &dg, &db)?;
+        }
+        Ok(())
+    }
+}
