@@ -370,6 +370,10 @@ fn check_elementwise(c: &mut Checker) -> Result<()> {
         c.grad("mul_backward", &grads, &a, &da)?;
         c.grad("mul_backward", &grads, &b, &db)?;
 
+        c.case("fill", format!("x{} value 0.625", dims(&shape)));
+        let f = Tensor::full(c.ctx, &shape, 0.625)?;
+        c.cmp_t("fill", &f, &vec![0.625; f.numel()])?;
+
         let alpha = 0.37f32;
         c.case("scale", format!("x{} alpha {alpha}", dims(&shape)));
         let y = elementwise::scale(&a, alpha)?;
@@ -624,4 +628,39 @@ pub fn table(rows: &[CheckRow]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The composed reference chain against central differences in f64: every input's gradient.
+    #[test]
+    fn composed_reference_matches_finite_differences() {
+        let mut rng = Rng::new(11);
+        let p = Composed::random(&mut rng);
+        let (_, grads) = composed_reference(&p);
+        let h = 1e-6;
+        for (k, g) in grads.iter().enumerate() {
+            let mut fd = vec![0.0; g.len()];
+            for (i, slot) in fd.iter_mut().enumerate() {
+                let mut a = p.clone();
+                a.params_mut()[k][i] += h;
+                let mut b = p.clone();
+                b.params_mut()[k][i] -= h;
+                *slot = (composed_reference(&a).0 - composed_reference(&b).0) / (2.0 * h);
+            }
+            let num: f64 = fd.iter().zip(g).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            let den: f64 = g.iter().map(|b| b * b).sum::<f64>().sqrt();
+            assert!(den > 0.0, "input {k}: gradient is all zeros");
+            assert!(num / den < 1e-6, "input {k} ({}): rel err {}", Composed::shapes()[k].0, num / den);
+        }
+    }
+
+    #[test]
+    fn rel_l2_flags_nan_and_length() {
+        assert!(rel_l2(&[f32::NAN], &[1.0]).is_infinite());
+        assert!(rel_l2(&[1.0, 2.0], &[1.0]).is_infinite());
+        assert!(rel_l2(&[1.0, 2.0], &[1.0, 2.0]) < 1e-12);
+    }
 }

@@ -39,15 +39,18 @@ impl Drop for Storage {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
             if let Ok(mut p) = pool.try_borrow_mut() {
-                p.free.entry(self.bytes).or_default().push((self.id, self.buf.clone()));
+                p.free.entry(self.bytes).or_default().insert(self.id, self.buf.clone());
             }
         }
     }
 }
 
+/// Free buffers by byte size. `alloc` takes the lowest id of the size: the choice depends only on
+/// the set of free buffers, not the order they were freed in, so every warm step of a loop gets
+/// the same buffers as the one before (a LIFO stack would permute them from step to step).
 #[derive(Default)]
 struct Pool {
-    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    free: HashMap<u64, std::collections::BTreeMap<u64, wgpu::Buffer>>,
 }
 
 /// A range of f32 (or u32) elements inside a [`Storage`]; what a kernel binding sees.
@@ -85,12 +88,15 @@ struct Pipe {
     id: u64,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    /// The storage bindings the entry point uses; a launch must pass exactly these.
+    storage: Vec<u32>,
 }
 
+/// A bind group is the pipeline plus its storage views; the Params slot is a dynamic offset,
+/// so the same bind group serves every dispatch of a repeated step.
 #[derive(Hash, PartialEq, Eq)]
 struct BindKey {
     pipe: u64,
-    slot: u64,
     bufs: Vec<(u32, u64, u64, u64)>,
 }
 
@@ -104,7 +110,7 @@ struct Encoding {
 
 pub struct CtxInner {
     pub gpu: Gpu,
-    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: RefCell<HashMap<&'static str, Rc<Module>>>,
     pipes: RefCell<HashMap<PipeKey, Rc<Pipe>>>,
     binds: RefCell<HashMap<BindKey, wgpu::BindGroup>>,
     enc: RefCell<Encoding>,
@@ -117,6 +123,22 @@ pub struct CtxInner {
     pub(crate) grad_enabled: Cell<bool>,
     poison: Cell<bool>,
     dispatches: Cell<u64>,
+    created: Cell<Created>,
+}
+
+/// How many GPU objects the context has created so far: a loop that repeats the same step
+/// should stop adding to these after its first iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Created {
+    pub pipelines: u64,
+    pub bind_groups: u64,
+    pub buffers: u64,
+}
+
+struct Module {
+    wgpu: wgpu::ShaderModule,
+    naga: naga::Module,
+    info: naga::valid::ModuleInfo,
 }
 
 /// Cheap to clone; every tensor holds one.
@@ -157,6 +179,7 @@ impl Ctx {
             grad_enabled: Cell::new(true),
             poison: Cell::new(false),
             dispatches: Cell::new(0),
+            created: Cell::new(Created::default()),
         }))
     }
 
@@ -179,6 +202,16 @@ impl Ctx {
     /// fails its check instead of passing on stale zeros. Used by the kernel checks.
     pub fn set_poison(&self, on: bool) {
         self.0.poison.set(on);
+    }
+
+    pub fn created(&self) -> Created {
+        self.0.created.get()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Created)) {
+        let mut c = self.0.created.get();
+        f(&mut c);
+        self.0.created.set(c);
     }
 
     /// Dispatches encoded so far (all submits).
@@ -205,7 +238,7 @@ impl Ctx {
         // Round to 256 bytes so near sizes share pool buckets and views stay offset-aligned.
         let bytes = need.div_ceil(256) * 256;
         self.check_size(op, need)?;
-        let reused = self.0.pool.borrow_mut().free.get_mut(&bytes).and_then(|v| v.pop());
+        let reused = self.0.pool.borrow_mut().free.get_mut(&bytes).and_then(|v| v.pop_first());
         let (id, buf) = match reused {
             Some(x) => x,
             None => {
@@ -215,6 +248,7 @@ impl Ctx {
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
+                self.count(|c| c.buffers += 1);
                 (self.next_id(), buf)
             }
         };
@@ -262,11 +296,12 @@ impl Ctx {
         Ok(v)
     }
 
-    fn module(&self, family: &'static str) -> Result<wgpu::ShaderModule> {
+    fn module(&self, family: &'static str) -> Result<Rc<Module>> {
         if let Some(m) = self.0.modules.borrow().get(family) {
             return Ok(m.clone());
         }
         let src = shaders::source(family).ok_or_else(|| Error::Gpu { kernel: family.into(), message: "no such shader family".into() })?;
+        let (naga, info) = shaders::reflect(family).map_err(|message| Error::Gpu { kernel: format!("{family}.wgsl"), message })?;
         let scope = self.0.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = self.0.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(family),
@@ -275,6 +310,7 @@ impl Ctx {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu { kernel: format!("{family}.wgsl"), message: device::error_chain(&e) });
         }
+        let m = Rc::new(Module { wgpu: m, naga, info });
         self.0.modules.borrow_mut().insert(family, m.clone());
         Ok(m)
     }
@@ -285,11 +321,40 @@ impl Ctx {
             return Ok(p.clone());
         }
         let module = self.module(family)?;
-        let scope = self.0.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self.0.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let bindings = shaders::entry_bindings(&module.naga, &module.info, entry)
+            .ok_or_else(|| Error::Gpu { kernel: entry.into(), message: format!("{family}.wgsl has no entry point {entry}") })?;
+        let dev = &self.0.gpu.device;
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .map(|&(binding, kind)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match kind {
+                    shaders::BindingKind::Params => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: None,
+                    },
+                    shaders::BindingKind::Storage { read_only } => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+        let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(entry),
-            layout: None,
-            module: &module,
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&pl),
+            module: &module.wgpu,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions { constants: overrides, zero_initialize_workgroup_memory: false },
             cache: None,
@@ -297,8 +362,9 @@ impl Ctx {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu { kernel: entry.into(), message: device::error_chain(&e) });
         }
-        let layout = pipeline.get_bind_group_layout(0);
-        let p = Rc::new(Pipe { id: self.next_id(), pipeline, layout });
+        self.count(|c| c.pipelines += 1);
+        let storage = bindings.iter().filter(|(_, k)| *k != shaders::BindingKind::Params).map(|(b, _)| *b).collect();
+        let p = Rc::new(Pipe { id: self.next_id(), pipeline, layout, storage });
         self.0.pipes.borrow_mut().insert(key, p.clone());
         Ok(p)
     }
@@ -340,21 +406,32 @@ impl Ctx {
         enc.staging[slot as usize..end].copy_from_slice(pbytes);
         enc.kernels.push(l.entry);
 
+        let mut given: Vec<u32> = l.bindings.iter().map(|(b, _)| *b).collect();
+        given.sort_unstable();
+        if given != pipe.storage {
+            return Err(Error::Gpu {
+                kernel: l.entry.into(),
+                message: format!("launcher binds {given:?}, the entry point uses {:?}", pipe.storage),
+            });
+        }
         let key = BindKey {
             pipe: pipe.id,
-            slot,
             bufs: l.bindings.iter().map(|(b, v)| (*b, v.storage.id, v.offset, v.binding_size())).collect(),
         };
         let mut binds = self.0.binds.borrow_mut();
         if binds.len() > BIND_CACHE_MAX {
             binds.clear();
         }
+        let created = &self.0.created;
         let bg = binds.entry(key).or_insert_with(|| {
+            let mut c = created.get();
+            c.bind_groups += 1;
+            created.set(c);
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.0.arena,
-                    offset: slot,
+                    offset: 0,
                     size: wgpu::BufferSize::new(pbytes.len() as u64),
                 }),
             }];
@@ -386,7 +463,7 @@ impl Ctx {
         }
         let pass = enc.pass.as_mut().ok_or_else(|| Error::Msg("no compute pass".into()))?;
         pass.set_pipeline(&pipe.pipeline);
-        pass.set_bind_group(0, &*bg, &[]);
+        pass.set_bind_group(0, &*bg, &[slot as u32]);
         pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
         self.0.dispatches.set(self.0.dispatches.get() + 1);
         Ok(())

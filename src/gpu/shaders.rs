@@ -35,11 +35,87 @@ pub fn source(family: &str) -> Option<String> {
 
 /// Parse and validate one family with naga (no GPU needed); the error names the family.
 pub fn validate(family: &str) -> Result<naga::Module, String> {
+    reflect(family).map(|(m, _)| m)
+}
+
+/// The module and naga's analysis of it (which globals each entry point uses).
+pub fn reflect(family: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let src = source(family).ok_or_else(|| format!("unknown shader family {family}"))?;
-    let module = naga::front::wgsl::parse_str(&src)
-        .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+    let module = naga::front::wgsl::parse_str(&src).map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
         .validate(&module)
         .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
-    Ok(module)
+    Ok((module, info))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// The Params struct, bound with a dynamic offset into the per-submit uniform arena.
+    Params,
+    Storage { read_only: bool },
+}
+
+/// The group-0 bindings `entry` statically uses, in binding order: what its bind group must hold.
+pub fn entry_bindings(module: &naga::Module, info: &naga::valid::ModuleInfo, entry: &str) -> Option<Vec<(u32, BindingKind)>> {
+    let ep = module.entry_points.iter().position(|e| e.name == entry)?;
+    let uses = info.get_entry_point(ep);
+    let mut out = Vec::new();
+    for (h, gv) in module.global_variables.iter() {
+        let Some(rb) = &gv.binding else { continue };
+        if uses[h].is_empty() || rb.group != 0 {
+            continue;
+        }
+        let kind = match gv.space {
+            naga::AddressSpace::Uniform => BindingKind::Params,
+            naga::AddressSpace::Storage { access } => BindingKind::Storage { read_only: !access.contains(naga::StorageAccess::STORE) },
+            _ => continue,
+        };
+        out.push((rb.binding, kind));
+    }
+    out.sort_by_key(|(b, _)| *b);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shader_validates_with_naga() {
+        for s in SHADERS {
+            if let Err(e) = validate(s.family) {
+                panic!("{e}");
+            }
+        }
+    }
+
+    /// Every WGSL `*Params` struct has a Rust twin with the same size, field names and offsets,
+    /// padded to 16 bytes; and every Rust Params type names a struct some shader declares.
+    #[test]
+    fn params_layouts_match_naga_reflection() {
+        let mut wgsl = std::collections::HashMap::new();
+        for s in SHADERS {
+            let module = validate(s.family).unwrap();
+            for (_, ty) in module.types.iter() {
+                if let (Some(name), naga::TypeInner::Struct { members, span }) = (&ty.name, &ty.inner) {
+                    if name.ends_with("Params") {
+                        let fields: Vec<(String, usize)> =
+                            members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
+                        wgsl.insert(name.clone(), (*span as usize, fields, s.family));
+                    }
+                }
+            }
+        }
+        let rust = crate::ops::all_params();
+        for p in &rust {
+            let (span, fields, family) = wgsl.get(p.name).unwrap_or_else(|| panic!("{} is declared by no shader", p.name));
+            assert_eq!(p.size, *span, "{} ({family}.wgsl): Rust size {} vs WGSL {span}", p.name, p.size);
+            assert_eq!(p.size % 16, 0, "{}: size {} is not a multiple of 16", p.name, p.size);
+            let rf: Vec<(String, usize)> = (p.layout)().into_iter().map(|(n, o)| (n.to_string(), o)).collect();
+            assert_eq!(&rf, fields, "{} ({family}.wgsl): field names/offsets differ", p.name);
+        }
+        for name in wgsl.keys() {
+            assert!(rust.iter().any(|p| p.name == name), "WGSL struct {name} has no Rust twin in ops::all_params()");
+        }
+    }
 }
