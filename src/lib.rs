@@ -6,6 +6,7 @@ pub mod autograd;
 pub mod check;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod reference;
 pub mod tensor;

@@ -70,6 +70,15 @@ impl View {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Elements [start, start + len) of this view; `start` must keep the binding offset aligned
+    /// (a multiple of 64 elements = 256 bytes).
+    pub fn slice(&self, start: usize, len: usize) -> Result<View> {
+        if start + len > self.len || (start * 4) % 256 != 0 {
+            return Err(Error::Msg(format!("view slice {start}..{} of {} elements is out of range or not 256-byte aligned", start + len, self.len)));
+        }
+        Ok(View { storage: self.storage.clone(), offset: self.offset + start as u64 * 4, len })
+    }
+
     fn binding_size(&self) -> u64 {
         (self.len as u64 * 4).max(4)
     }

@@ -1,0 +1,387 @@
+//! ConvDAE and UNetDAE exactly as SPEC section 3: the layout registers every tensor under the
+//! name PyTorch gives the same structure (Sequential indices included), and `forward` is plain
+//! calls to the graph ops.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::layout::{Init, Layout, Weights};
+use crate::ops::activation::{self, Activation};
+use crate::ops::{batch_norm, concat, conv2d, dropout2d, group_norm, pad2d, resize_bilinear};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Conv,
+    Unet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormType {
+    Group,
+    Instance,
+    Batch,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActName {
+    Relu,
+    Leakyrelu,
+    Gelu,
+    Silu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpMode {
+    Bilinear,
+    Transposed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub name: Arch,
+    pub base_ch: usize,
+    pub num_downs: usize,
+    pub norm_type: NormType,
+    pub activation: ActName,
+    pub dropout: f32,
+    pub up: UpMode,
+    pub in_ch: usize,
+    pub out_ch: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            name: Arch::Unet,
+            base_ch: 64,
+            num_downs: 3,
+            norm_type: NormType::Group,
+            activation: ActName::Relu,
+            dropout: 0.0,
+            up: UpMode::Bilinear,
+            in_ch: 1,
+            out_ch: 1,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Field-named validation errors (`model.base_ch must be ...`).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Msg(m));
+        if self.base_ch == 0 {
+            return bad("model.base_ch must be > 0, got 0".into());
+        }
+        if !(1..=4).contains(&self.num_downs) {
+            return bad(format!("model.num_downs must be in 1..=4, got {}", self.num_downs));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("model.dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if self.in_ch == 0 || self.out_ch == 0 {
+            return bad(format!("model.in_ch and model.out_ch must be > 0, got {} and {}", self.in_ch, self.out_ch));
+        }
+        if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
+            return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
+        }
+        Ok(())
+    }
+
+    fn act(&self) -> Activation {
+        match self.activation {
+            ActName::Relu => Activation::Relu,
+            ActName::Leakyrelu => Activation::LeakyRelu(0.2),
+            ActName::Gelu => Activation::GeluErf,
+            ActName::Silu => Activation::Silu,
+        }
+    }
+}
+
+/// Forward-pass settings: the weights to use, training or eval, and the dropout stream.
+pub struct Fwd<'a> {
+    pub w: &'a Weights,
+    pub training: bool,
+    pub seed: u64,
+    pub step: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Conv {
+    w: usize,
+    b: Option<usize>,
+    stride: usize,
+    pad: usize,
+    transposed: bool,
+}
+
+impl Conv {
+    fn register(l: &mut Layout, prefix: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bias: bool, transposed: bool) -> Conv {
+        let shape = if transposed { vec![cin, cout, k, k] } else { vec![cout, cin, k, k] };
+        let w = l.param(format!("{prefix}.weight"), shape, Init::KaimingFanOut);
+        let b = bias.then(|| l.param(format!("{prefix}.bias"), vec![cout], Init::Zeros));
+        Conv { w, b, stride, pad, transposed }
+    }
+
+    fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
+        let w = &f.w.params[self.w];
+        let b = self.b.map(|i| &f.w.params[i]);
+        let (s, p) = ((self.stride, self.stride), (self.pad, self.pad));
+        if self.transposed { conv2d::conv_transpose2d(x, w, b, s, p, (0, 0)) } else { conv2d::conv2d(x, w, b, s, p) }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Norm {
+    None,
+    Group { groups: usize, gamma: usize, beta: usize },
+    Batch { gamma: usize, beta: usize, mean: usize, var: usize },
+}
+
+/// conv, norm, activation, (dropout2d): one PyTorch Sequential run starting at index `idx`.
+#[derive(Clone, Debug)]
+struct Block {
+    conv: Conv,
+    norm: Norm,
+    act: Activation,
+    dropout: f32,
+    drop_id: u64,
+}
+
+struct Builder<'c> {
+    l: Layout,
+    cfg: &'c ModelConfig,
+    dropouts: u64,
+}
+
+impl Builder<'_> {
+    /// Registers the block's tensors under `{seq}.{idx}...` and returns it and the next index.
+    #[allow(clippy::too_many_arguments)]
+    fn block(&mut self, seq: &str, idx: usize, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, transposed: bool, dropout: f32) -> (Block, usize) {
+        let nt = self.cfg.norm_type;
+        let conv = Conv::register(&mut self.l, &format!("{seq}.{idx}"), cin, cout, k, stride, pad, nt == NormType::None, transposed);
+        let mut next = idx + 1;
+        let norm = match nt {
+            NormType::None => Norm::None,
+            NormType::Group | NormType::Instance => {
+                let groups = if nt == NormType::Group { cout.min(32) } else { cout };
+                let gamma = self.l.param(format!("{seq}.{next}.weight"), vec![cout], Init::Ones);
+                let beta = self.l.param(format!("{seq}.{next}.bias"), vec![cout], Init::Zeros);
+                Norm::Group { groups, gamma, beta }
+            }
+            NormType::Batch => {
+                let gamma = self.l.param(format!("{seq}.{next}.weight"), vec![cout], Init::Ones);
+                let beta = self.l.param(format!("{seq}.{next}.bias"), vec![cout], Init::Zeros);
+                let mean = self.l.buffer(format!("{seq}.{next}.running_mean"), vec![cout], Init::Zeros);
+                let var = self.l.buffer(format!("{seq}.{next}.running_var"), vec![cout], Init::Ones);
+                self.l.counters.push(format!("{seq}.{next}.num_batches_tracked"));
+                Norm::Batch { gamma, beta, mean, var }
+            }
+        };
+        if nt != NormType::None {
+            next += 1;
+        }
+        next += 1; // the activation
+        let drop_id = self.dropouts;
+        if dropout > 0.0 {
+            next += 1;
+            self.dropouts += 1;
+        }
+        (Block { conv, norm, act: self.cfg.act(), dropout, drop_id }, next)
+    }
+
+    /// DoubleConv(cin, cout, mid) under `{prefix}.double_conv`: [conv, norm, act, (dropout)] then
+    /// [conv, norm, act] — the dropout only after the first activation.
+    fn double_conv(&mut self, prefix: &str, cin: usize, mid: usize, cout: usize) -> [Block; 2] {
+        let seq = format!("{prefix}.double_conv");
+        let (a, next) = self.block(&seq, 0, cin, mid, 3, 1, 1, false, self.cfg.dropout);
+        let (b, _) = self.block(&seq, next, mid, cout, 3, 1, 1, false, 0.0);
+        [a, b]
+    }
+}
+
+impl Block {
+    fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
+        let h = self.conv.forward(f, x)?;
+        let p = &f.w.params;
+        let h = match self.norm {
+            Norm::None => h,
+            Norm::Group { groups, gamma, beta } => group_norm::group_norm(&h, groups, &p[gamma], &p[beta], 1e-5)?,
+            Norm::Batch { gamma, beta, mean, var } => {
+                let b = &f.w.buffers;
+                batch_norm::batch_norm(&h, &p[gamma], &p[beta], &b[mean], &b[var], f.training, 0.1, 1e-5)?
+            }
+        };
+        let h = activation::activation(&h, self.act)?;
+        if self.dropout > 0.0 && f.training {
+            // A distinct Philox stream per (step, dropout layer).
+            dropout2d::dropout2d(&h, self.dropout, f.seed, f.step.wrapping_mul(64).wrapping_add(self.drop_id))
+        } else {
+            Ok(h)
+        }
+    }
+}
+
+fn run(blocks: &[Block], f: &Fwd, x: &Tensor) -> Result<Tensor> {
+    let mut h = blocks[0].forward(f, x)?;
+    for b in &blocks[1..] {
+        h = b.forward(f, &h)?;
+    }
+    Ok(h)
+}
+
+#[derive(Clone, Debug)]
+pub struct ConvDae {
+    encoder: Vec<Block>,
+    bottleneck: Block,
+    decoder: Vec<Block>,
+    out: Conv,
+}
+
+#[derive(Clone, Debug)]
+struct Up {
+    up: Option<Conv>,
+    conv: [Block; 2],
+}
+
+#[derive(Clone, Debug)]
+pub struct UnetDae {
+    inc: [Block; 2],
+    downs: Vec<[Block; 2]>,
+    ups: Vec<Up>,
+    outc: Conv,
+}
+
+#[derive(Clone, Debug)]
+pub enum Model {
+    Conv(ConvDae),
+    Unet(UnetDae),
+}
+
+impl Model {
+    /// The model and its parameter layout.
+    pub fn new(cfg: &ModelConfig) -> Result<(Model, Layout)> {
+        cfg.validate()?;
+        let mut b = Builder { l: Layout::default(), cfg, dropouts: 0 };
+        let (n, base) = (cfg.num_downs, cfg.base_ch);
+        let model = match cfg.name {
+            Arch::Conv => {
+                let mut encoder = vec![b.block("encoder.0.block", 0, cfg.in_ch, base, 3, 1, 1, false, cfg.dropout).0];
+                let mut ch = base;
+                for i in 1..=n {
+                    encoder.push(b.block(&format!("encoder.{i}.block"), 0, ch, 2 * ch, 3, 2, 1, false, cfg.dropout).0);
+                    ch *= 2;
+                }
+                let bottleneck = b.block("bottleneck.block", 0, ch, ch, 3, 1, 1, false, cfg.dropout).0;
+                let mut decoder = Vec::new();
+                let mut j = 0;
+                for _ in 0..n {
+                    let (blk, next) = b.block("decoder", j, ch, ch / 2, 4, 2, 1, true, cfg.dropout);
+                    decoder.push(blk);
+                    j = next;
+                    ch /= 2;
+                }
+                let out = Conv::register(&mut b.l, &format!("decoder.{j}"), ch, cfg.out_ch, 3, 1, 1, true, false);
+                Model::Conv(ConvDae { encoder, bottleneck, decoder, out })
+            }
+            Arch::Unet => {
+                let f = if cfg.up == UpMode::Bilinear { 2 } else { 1 };
+                let chs: Vec<usize> = (0..=n).map(|i| base << i).collect();
+                let inc = b.double_conv("inc", cfg.in_ch, base, base);
+                let mut downs = Vec::new();
+                for i in 0..n {
+                    let cout = if i == n - 1 { chs[n] / f } else { chs[i + 1] };
+                    downs.push(b.double_conv(&format!("downs.{i}.maxpool_conv.1"), chs[i], cout, cout));
+                }
+                let mut ups = Vec::new();
+                for k in 0..n {
+                    let i = n - k;
+                    let up = (cfg.up == UpMode::Transposed)
+                        .then(|| Conv::register(&mut b.l, &format!("ups.{k}.up"), chs[i], chs[i] / 2, 2, 2, 0, true, true));
+                    let cout = if i == 1 { chs[0] } else { chs[i - 1] / f };
+                    let mid = if cfg.up == UpMode::Bilinear { chs[i] / 2 } else { cout };
+                    ups.push(Up { up, conv: b.double_conv(&format!("ups.{k}.conv"), chs[i], mid, cout) });
+                }
+                let outc = Conv::register(&mut b.l, "outc", base, cfg.out_ch, 1, 1, 0, true, false);
+                Model::Unet(UnetDae { inc, downs, ups, outc })
+            }
+        };
+        Ok((model, b.l))
+    }
+
+    /// The reconstruction of `x` [n, in_ch, h, w], in [0, 1] (sigmoid), at x's size.
+    pub fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
+        let [_, _, h, w] = x.nchw("model")?;
+        match self {
+            Model::Conv(m) => {
+                let mut t = run(&m.encoder, f, x)?;
+                t = m.bottleneck.forward(f, &t)?;
+                for blk in &m.decoder {
+                    t = blk.forward(f, &t)?;
+                }
+                let y = activation::sigmoid(&m.out.forward(f, &t)?)?;
+                let [_, _, yh, yw] = y.nchw("model")?;
+                if (yh, yw) == (h, w) { Ok(y) } else { resize_bilinear::resize_bilinear(&y, h, w, false) }
+            }
+            Model::Unet(m) => {
+                let mut skips = vec![run(&m.inc, f, x)?];
+                for d in &m.downs {
+                    let last = skips.last().ok_or_else(|| Error::Msg("unet: no skip".into()))?;
+                    let pooled = crate::ops::maxpool2d::max_pool2d(last, (2, 2), (2, 2)).map_err(|e| match e {
+                        Error::Shape { message, .. } => Error::shape("model", format!("input {h}x{w} is too small for {} downsamplings: {message}", m.downs.len())),
+                        e => e,
+                    })?;
+                    skips.push(run(d, f, &pooled)?);
+                }
+                let mut t = skips.pop().ok_or_else(|| Error::Msg("unet: no bottom".into()))?;
+                for u in &m.ups {
+                    let skip = skips.pop().ok_or_else(|| Error::Msg("unet: missing skip".into()))?;
+                    let upx = match &u.up {
+                        Some(c) => c.forward(f, &t)?,
+                        None => resize_bilinear::upsample2x(&t, true)?,
+                    };
+                    let [_, _, sh, sw] = skip.nchw("model")?;
+                    let [_, _, uh, uw] = upx.nchw("model")?;
+                    let (dy, dx) = (sh - uh, sw - uw);
+                    let padded = if dy == 0 && dx == 0 { upx } else { pad2d::pad2d(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))? };
+                    let cat = concat::concat(&[&skip, &padded])?;
+                    t = run(&u.conv, f, &cat)?;
+                }
+                activation::sigmoid(&m.outc.forward(f, &t)?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(name: Arch, base: usize, downs: usize, up: UpMode) -> usize {
+        let cfg = ModelConfig { name, base_ch: base, num_downs: downs, up, ..Default::default() };
+        Model::new(&cfg).unwrap().1.num_params()
+    }
+
+    /// SPEC section 3's parameter counts (group norm, relu, in = out = 1).
+    #[test]
+    fn parameter_counts_match_the_spec() {
+        use Arch::*;
+        use UpMode::*;
+        assert_eq!(count(Conv, 64, 3, Bilinear), 6_665_089);
+        assert_eq!(count(Conv, 32, 3, Bilinear), 1_667_521);
+        assert_eq!(count(Conv, 32, 2, Bilinear), 404_929);
+        assert_eq!(count(Conv, 16, 2, Bilinear), 101_601);
+        assert_eq!(count(Unet, 64, 3, Bilinear), 4_281_089);
+        assert_eq!(count(Unet, 64, 4, Bilinear), 17_261_825);
+        assert_eq!(count(Unet, 32, 2, Bilinear), 259_329);
+        assert_eq!(count(Unet, 16, 2, Bilinear), 65_153);
+        assert_eq!(count(Unet, 64, 3, Transposed), 7_699_009);
+        assert_eq!(count(Unet, 32, 3, Transposed), 1_926_433);
+    }
+}
