@@ -431,6 +431,53 @@ fn check_reduce(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+fn check_optim(c: &mut Checker) -> Result<()> {
+    use crate::ops::optim::OptKind;
+    use crate::optim::{Hyper, Optimizer};
+    use r::optim as ro;
+    let kinds = [(OptKind::Adamw, ro::Optimizer::AdamW), (OptKind::Adam, ro::Optimizer::Adam), (OptKind::Sgd, ro::Optimizer::Sgd)];
+    for (kind, rk) in kinds {
+        for (len, clip) in [(1000usize, Some(0.5f32)), (1757, None), (300, Some(100.0))] {
+            c.case(if kind == OptKind::Sgd { "sgd" } else if kind == OptKind::Adam { "adam" } else { "adamw" }, format!("len {len} clip {clip:?} 3 steps"));
+            let h = Hyper { kind, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, momentum: 0.9, grad_clip: clip };
+            let rh = ro::Hyper {
+                lr: 0.01f32 as f64,
+                beta1: 0.9f32 as f64,
+                beta2: 0.999f32 as f64,
+                eps: 1e-8f32 as f64,
+                weight_decay: 0.01f32 as f64,
+                momentum: 0.9f32 as f64,
+                max_norm: clip.map(|x| x as f64),
+            };
+            let p0 = c.rng.vec(len);
+            let param = c.ctx.upload("check", &p0)?;
+            let ema = c.ctx.upload("check", &p0)?;
+            let mut opt = Optimizer::new(c.ctx, len, h)?;
+            let (mut rp, mut rm, mut rv, mut rema) = (f64s(&p0), vec![0.0; len], vec![0.0; len], f64s(&p0));
+            for t in 1..=3u64 {
+                let g = c.rng.vec(len);
+                let grad = c.ctx.upload("check", &g)?;
+                opt.step(c.ctx, &param, &grad, 0.01)?;
+                crate::optim::ema_update(c.ctx, 0.9, &param, &ema)?;
+                let mut rg = f64s(&g);
+                ro::optim_step(rk, &rh, t, &mut rp, &mut rg, &mut rm, &mut rv);
+                ro::ema_update(0.9f32 as f64, &mut rema, &rp);
+                if t == 3 {
+                    let gz = c.ctx.read(&grad)?;
+                    c.cmp("optim_step", &gz.iter().map(|v| v + 1.0).collect::<Vec<_>>(), &vec![1.0; len]);
+                }
+            }
+            c.cmp("optim_step", &c.ctx.read(&param)?, &rp);
+            c.cmp("optim_step", &c.ctx.read(&opt.m)?, &rm);
+            if kind != OptKind::Sgd {
+                c.cmp("optim_step", &c.ctx.read(&opt.v)?, &rv);
+            }
+            c.cmp("ema_update", &c.ctx.read(&ema)?, &rema);
+        }
+    }
+    Ok(())
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d", check_conv2d),
@@ -447,6 +494,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("loss", check_losses),
     ("sum", check_reduce),
     ("composed", check_composed),
+    ("optim", check_optim),
 ];
 
 /// The names `run` filters on.

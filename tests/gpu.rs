@@ -75,6 +75,10 @@ fn reductions_match_reference() {
     family("sum");
 }
 #[test]
+fn optimizers_and_ema_match_reference() {
+    family("optim");
+}
+#[test]
 fn composed_graph_matches_reference() {
     family("composed");
 }

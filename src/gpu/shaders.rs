@@ -27,6 +27,7 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "elementwise", parts: &[wgsl!("elementwise")] },
     Shader { family: "loss", parts: &[wgsl!("loss")] },
     Shader { family: "reduce", parts: &[wgsl!("reduce")] },
+    Shader { family: "optim", parts: &[wgsl!("optim")] },
 ];
 
 pub fn source(family: &str) -> Option<String> {

@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod group_norm;
 pub mod loss;
 pub mod maxpool2d;
+pub mod optim;
 pub mod pad2d;
 pub mod reduce;
 pub mod resize_bilinear;
@@ -75,5 +76,6 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<elementwise::ElementwiseParams>(),
         info::<loss::LossParams>(),
         info::<reduce::ReduceParams>(),
+        info::<optim::OptimParams>(),
     ]
 }

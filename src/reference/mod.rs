@@ -16,6 +16,7 @@ pub mod elementwise;
 pub mod group_norm;
 pub mod loss;
 pub mod maxpool2d;
+pub mod optim;
 pub mod pad2d;
 pub mod philox;
 pub mod reduce;

@@ -1,0 +1,71 @@
+//! The optimiser around shaders/optim.wgsl: Adam moments in arenas laid out like the parameters,
+//! the global gradient norm (two-stage sum of squares on the GPU, never read back to step), one
+//! fused step dispatch, the EMA, and the learning-rate schedules (computed on the host per step).
+
+pub mod schedule;
+
+use crate::error::Result;
+use crate::gpu::{Ctx, View};
+use crate::ops::optim::{self as k, OptKind, OptimParams};
+use crate::ops::reduce::{self, ReduceKind};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    pub kind: OptKind,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub momentum: f32,
+    /// Global gradient-norm clip; None = off.
+    pub grad_clip: Option<f32>,
+}
+
+pub struct Optimizer {
+    pub hyper: Hyper,
+    /// Adam's first moment, or SGD's momentum buffer.
+    pub m: View,
+    pub v: View,
+    /// Sum of squared gradients of the last step (its square root is the logged grad norm).
+    pub norm_sq: View,
+    partials: View,
+    /// Steps taken (Adam's t after the next step is t + 1).
+    pub t: u64,
+}
+
+impl Optimizer {
+    pub fn new(ctx: &Ctx, len: usize, hyper: Hyper) -> Result<Optimizer> {
+        let zeros = |n| -> Result<View> {
+            let v = ctx.alloc("optimizer", n)?;
+            crate::ops::elementwise::fill(ctx, &v, 0.0)?;
+            Ok(v)
+        };
+        Ok(Optimizer { hyper, m: zeros(len)?, v: zeros(len)?, norm_sq: zeros(1)?, partials: ctx.alloc("optimizer", reduce::num_partials(len))?, t: 0 })
+    }
+
+    /// Clip (if on) and update `param` from `grad` (consumed) at learning rate `lr`.
+    pub fn step(&mut self, ctx: &Ctx, param: &View, grad: &View, lr: f32) -> Result<()> {
+        reduce::reduce_partial(ctx, ReduceKind::SumSq, grad, &self.partials)?;
+        reduce::reduce_final(ctx, &self.partials, 1.0, &self.norm_sq)?;
+        self.t += 1;
+        let h = &self.hyper;
+        let t = self.t as i32;
+        let p = OptimParams {
+            len: param.len() as u32,
+            has_clip: h.grad_clip.is_some() as u32,
+            lr,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            bias_c1: 1.0 - (h.beta1 as f64).powi(t) as f32,
+            bias_c2_sqrt: (1.0 - (h.beta2 as f64).powi(t)).sqrt() as f32,
+            momentum: h.momentum,
+            max_norm: h.grad_clip.unwrap_or(0.0),
+            ..Default::default()
+        };
+        k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v)
+    }
+}
+
+pub use k::ema_update;
