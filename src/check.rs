@@ -478,6 +478,85 @@ fn check_optim(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+fn check_data(c: &mut Checker) -> Result<()> {
+    use crate::ops::data::{self as d, DataParams};
+    let image_len = 49;
+    let n_images = 11;
+    let bytes: Vec<u8> = (0..n_images * image_len).map(|_| (c.rng.next_u64() >> 56) as u8).collect();
+    let mut words = vec![0u32; bytes.len().div_ceil(4)];
+    for (k, b) in bytes.iter().enumerate() {
+        words[k / 4] |= (*b as u32) << (8 * (k % 4));
+    }
+    let dataset = c.ctx.upload_u32("check", &words)?;
+    let perm: Vec<u32> = vec![3, 9, 0, 10, 5, 7, 1];
+    let perm_v = c.ctx.upload_u32("check", &perm)?;
+    let (start, batch) = (2usize, 4usize);
+    c.case("data", format!("gather {batch} of {n_images} images of {image_len} px from perm offset {start}"));
+    let clean = c.ctx.alloc("check", batch * image_len)?;
+    d::data_gather(c.ctx, &dataset, &perm_v, start, batch, image_len, &clean)?;
+    let clean_ref = r::data::data_gather(&bytes, &perm, start, batch, image_len);
+    c.cmp("data_gather", &c.ctx.read(&clean)?, &clean_ref);
+    let levels = [0.1f32, 0.2, 0.3, 0.5];
+    // (noise, range, clip, amount, peak, in_scale, in_shift, label)
+    let cases = [
+        (0u32, None, Some((0.0f32, 1.0f32)), 0.0f32, 0.0f32, 1.0f32, 0.0f32, "gaussian levels clip"),
+        (0, Some((0.05f32, 0.6f32)), None, 0.0, 0.0, 2.0, -1.0, "gaussian range no-clip minus_one_one"),
+        (1, None, Some((0.0, 1.0)), 0.2, 0.0, 1.0, 0.0, "salt_pepper 0.2"),
+        (2, None, Some((0.0, 1.0)), 0.0, 10.0, 1.0, 0.0, "poisson peak 10"),
+        (2, None, None, 0.0, 100.0, 1.0, 0.0, "poisson peak 100"),
+        (3, None, Some((0.0, 1.0)), 0.0, 0.0, 1.0, 0.0, "speckle"),
+    ];
+    for (noise, range, clip, amount, peak, in_scale, in_shift, label) in cases {
+        let (seed, epoch, step) = (0xABCD_EF01_2345u64, 3u32, 17u32);
+        c.case("data", format!("noise {label}, {batch}x{image_len}"));
+        let mut lv = [0f32; 16];
+        lv[..levels.len()].copy_from_slice(&levels);
+        let p = DataParams {
+            len: (batch * image_len) as u32,
+            image_len: image_len as u32,
+            noise,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            epoch,
+            step,
+            n_levels: levels.len() as u32,
+            use_range: range.is_some() as u32,
+            has_clip: clip.is_some() as u32,
+            level_lo: range.map_or(0.0, |r| r.0),
+            level_hi: range.map_or(0.0, |r| r.1),
+            level_scale: 0.75,
+            amount,
+            peak,
+            clip_lo: clip.map_or(0.0, |c| c.0),
+            clip_hi: clip.map_or(0.0, |c| c.1),
+            in_scale,
+            in_shift,
+            levels: lv,
+            ..Default::default()
+        };
+        let out = c.ctx.alloc("check", batch * image_len)?;
+        d::data_noise(c.ctx, &p, &clean, &out)?;
+        let nr = r::data::NoiseRef {
+            noise,
+            seed,
+            epoch,
+            step,
+            levels: levels.iter().map(|&l| l as f64).collect(),
+            range: range.map(|(a, b)| (a as f64, b as f64)),
+            level_scale: 0.75,
+            amount: amount as f64,
+            peak: peak as f64,
+            clip: clip.map(|(a, b)| (a as f64, b as f64)),
+            in_scale: in_scale as f64,
+            in_shift: in_shift as f64,
+        };
+        // The reference gets the GPU's clean pixels (f32) so only the noise is compared.
+        let clean_gpu = f64s(&c.ctx.read(&clean)?);
+        c.cmp("data_noise", &c.ctx.read(&out)?, &r::data::data_noise(&nr, &clean_gpu, image_len));
+    }
+    Ok(())
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d", check_conv2d),
@@ -495,6 +574,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("sum", check_reduce),
     ("composed", check_composed),
     ("optim", check_optim),
+    ("data", check_data),
 ];
 
 /// The names `run` filters on.

@@ -79,6 +79,10 @@ fn optimizers_and_ema_match_reference() {
     family("optim");
 }
 #[test]
+fn batch_gather_and_noise_match_reference() {
+    family("data");
+}
+#[test]
 fn composed_graph_matches_reference() {
     family("composed");
 }

@@ -28,6 +28,7 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "loss", parts: &[wgsl!("loss")] },
     Shader { family: "reduce", parts: &[wgsl!("reduce")] },
     Shader { family: "optim", parts: &[wgsl!("optim")] },
+    Shader { family: "data", parts: &[PHILOX, wgsl!("data")] },
 ];
 
 pub fn source(family: &str) -> Option<String> {

@@ -385,3 +385,37 @@ mod tests {
         assert_eq!(count(Unet, 32, 3, Transposed), 1_926_433);
     }
 }
+
+#[cfg(test)]
+mod torch_names {
+    use super::*;
+
+    /// The layout's names and shapes equal PyTorch's state_dict for the same structure (fixture
+    /// written by tools/dae_models.py --write-fixtures), batch-norm buffers and counters included.
+    #[test]
+    fn layout_names_and_shapes_match_pytorch() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch_state_dicts.json")).unwrap();
+        let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let configs = fx["configs"].as_object().unwrap();
+        assert!(configs.len() >= 9);
+        for (id, cfg) in configs {
+            let mut cfg = cfg.clone();
+            if let Some(o) = cfg.as_object_mut() {
+                o.retain(|k, _| ["name", "base_ch", "num_downs", "norm_type", "activation", "dropout", "up", "in_ch", "out_ch"].contains(&k.as_str()));
+            }
+            let mc: ModelConfig = serde_json::from_value(cfg).unwrap_or_else(|e| panic!("{id}: {e}"));
+            let (_, l) = Model::new(&mc).unwrap();
+            let mut ours: Vec<(String, Vec<usize>)> = l.params.iter().chain(&l.buffers).map(|e| (e.name.clone(), e.shape.clone())).collect();
+            ours.extend(l.counters.iter().map(|c| (c.clone(), vec![])));
+            ours.sort();
+            let mut theirs: Vec<(String, Vec<usize>)> = fx[id.as_str()]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+                .collect();
+            theirs.sort();
+            assert_eq!(ours, theirs, "{id}: layout differs from PyTorch's state_dict");
+        }
+    }
+}

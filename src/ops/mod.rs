@@ -6,6 +6,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
+pub mod data;
 pub mod dropout2d;
 pub mod elementwise;
 pub mod group_norm;
@@ -77,5 +78,6 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<loss::LossParams>(),
         info::<reduce::ReduceParams>(),
         info::<optim::OptimParams>(),
+        info::<data::DataParams>(),
     ]
 }

@@ -11,6 +11,7 @@ pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod data;
 pub mod dropout2d;
 pub mod elementwise;
 pub mod group_norm;

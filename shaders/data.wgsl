@@ -1,0 +1,106 @@
+// data: make a training batch on the GPU. data_gather picks the epoch's shuffled images out of
+// the dataset, kept on the GPU as packed u8 (4 pixels per u32), and writes clean pixels in
+// [0, 1]. data_noise draws each sample's noise level and each pixel's noise from Philox keyed by
+// (seed, epoch, step), so runs are reproducible and no noise crosses the bus; it writes the
+// network input `noisy * in_scale + in_shift` (normalisation applies to the input only).
+// Needs philox.wgsl before it.
+//
+// Noise (p.noise): 0 gaussian x + s*z, 1 salt-and-pepper (prob `amount`, half 0 half 1),
+// 2 poisson Poisson(x*peak)/peak, 3 speckle x + x*s*z; then clip to [clip_lo, clip_hi] if set.
+// The level s of sample b: levels[floor(u * n_levels)] or level_lo + u*(level_hi - level_lo)
+// (use_range), times level_scale (the curriculum).
+//
+// Bindings: 0 params | 1 dataset (u32 words) | 2 perm (u32) | 3 clean | 4 out (rw) | 5 gathered (rw)
+// Accumulate rule: none (both entries overwrite). Tiling: one invocation per pixel.
+
+struct DataParams {
+    len: u32, image_len: u32, start: u32, noise: u32,
+    seed_lo: u32, seed_hi: u32, epoch: u32, step: u32,
+    n_levels: u32, use_range: u32, has_clip: u32, _pad0: u32,
+    level_lo: f32, level_hi: f32, level_scale: f32, amount: f32,
+    peak: f32, clip_lo: f32, clip_hi: f32, in_scale: f32,
+    in_shift: f32, _pad1: u32, _pad2: u32, _pad3: u32,
+    levels: array<vec4<f32>, 4>,
+}
+
+const WG: u32 = 256u;
+const TAU: f32 = 6.283185307179586;
+
+@group(0) @binding(0) var<uniform> p: DataParams;
+@group(0) @binding(1) var<storage, read> dataset: array<u32>;
+@group(0) @binding(2) var<storage, read> perm: array<u32>;
+@group(0) @binding(3) var<storage, read> clean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gathered: array<f32>;
+
+@compute @workgroup_size(WG)
+fn data_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.len) { return; }
+    let img = perm[p.start + i / p.image_len];
+    let byte = img * p.image_len + i % p.image_len;
+    let v = (dataset[byte / 4u] >> (8u * (byte % 4u))) & 0xffu;
+    gathered[i] = f32(v) / 255.0;
+}
+
+fn rng(i: u32, tag: u32) -> vec4<u32> {
+    return philox4x32_10(vec4<u32>(i, p.step, p.epoch, tag), vec2<u32>(p.seed_lo, p.seed_hi));
+}
+
+fn level(b: u32) -> f32 {
+    let u = philox_uniform(rng(b, 0u).x);
+    var s: f32;
+    if (p.use_range != 0u) {
+        s = p.level_lo + u * (p.level_hi - p.level_lo);
+    } else {
+        let k = min(u32(u * f32(p.n_levels)), p.n_levels - 1u);
+        s = p.levels[k / 4u][k % 4u];
+    }
+    return s * p.level_scale;
+}
+
+fn normal(r: vec4<u32>) -> f32 {
+    let u1 = philox_uniform(r.x);
+    let u2 = philox_uniform(r.y);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(TAU * u2);
+}
+
+// Knuth's method below lambda 30 (bounded: at most 256 uniforms), a rounded normal above.
+fn poisson(i: u32, lambda: f32) -> f32 {
+    if (lambda >= 30.0) {
+        return max(0.0, round(lambda + sqrt(lambda) * normal(rng(i, 1u))));
+    }
+    let limit = exp(-lambda);
+    var prod = 1.0;
+    var k = 0.0;
+    for (var j = 0u; j < 64u; j++) {
+        let r = rng(i, 2u + j);
+        for (var c = 0u; c < 4u; c++) {
+            prod *= philox_uniform(r[c]);
+            if (prod <= limit) { return k; }
+            k += 1.0;
+        }
+    }
+    return k;
+}
+
+@compute @workgroup_size(WG)
+fn data_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.len) { return; }
+    let x = clean[i];
+    var y = x;
+    switch p.noise {
+        case 1u: {
+            let r = rng(i, 1u);
+            if (philox_uniform(r.x) < p.amount) {
+                y = select(1.0, 0.0, philox_uniform(r.y) < 0.5);
+            }
+        }
+        case 2u: { y = poisson(i, max(x, 0.0) * p.peak) / p.peak; }
+        case 3u: { y = x + x * level(i / p.image_len) * normal(rng(i, 1u)); }
+        default: { y = x + level(i / p.image_len) * normal(rng(i, 1u)); }
+    }
+    if (p.has_clip != 0u) { y = clamp(y, p.clip_lo, p.clip_hi); }
+    out[i] = y * p.in_scale + p.in_shift;
+}
