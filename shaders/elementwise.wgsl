@@ -100,6 +100,14 @@ fn bias_add_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     if (lid == 0u) { put(ch, red[0]); }
 }
 
+// out[hw + i] = a[i]: a value copied to a position of a log buffer (hw is the offset).
+@compute @workgroup_size(WG)
+fn copy_offset(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) { return; }
+    out[p.hw + i] = a[i];
+}
+
 // out = alpha everywhere (NaN poisoning in the checks, ones for a backward seed).
 @compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -374,6 +374,14 @@ fn check_elementwise(c: &mut Checker) -> Result<()> {
         let f = Tensor::full(c.ctx, &shape, 0.625)?;
         c.cmp_t("fill", &f, &vec![0.625; f.numel()])?;
 
+        c.case("copy_offset", format!("x{} into a buffer of {} at 13", dims(&shape), a.numel() + 20));
+        let dst = c.ctx.alloc("check", a.numel() + 20)?;
+        crate::ops::elementwise::fill(c.ctx, &dst, 0.0)?;
+        crate::ops::elementwise::copy_offset(c.ctx, a.view(), &dst, 13)?;
+        let mut want = vec![0.0; a.numel() + 20];
+        want[13..13 + a.numel()].copy_from_slice(&ar);
+        c.cmp("copy_offset", &c.ctx.read(&dst)?, &want);
+
         let alpha = 0.37f32;
         c.case("scale", format!("x{} alpha {alpha}", dims(&shape)));
         let y = elementwise::scale(&a, alpha)?;

@@ -33,6 +33,9 @@ pub enum Error {
     #[error("autograd: {0}")]
     Autograd(String),
 
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
     #[error("{0}")]
     Msg(String),
 }

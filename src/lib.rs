@@ -4,13 +4,18 @@
 
 pub mod autograd;
 pub mod check;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::Ctx;

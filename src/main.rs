@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use dae::gpu::device;
 
@@ -15,8 +17,65 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Flags every job shares.
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// YAML config (strict: unknown keys are errors).
+    #[arg(long, default_value = "configs/mnist.yaml")]
+    config: PathBuf,
+    /// Output folder (overrides `out_dir`).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Folder holding the four IDX .gz files (overrides DAE_DATA_DIR and `data.root`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Seed (overrides `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override a config field, e.g. `--set train.lr=1e-3` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl Common {
+    fn load(&self) -> dae::Result<dae::config::Config> {
+        let mut sets = self.sets.clone();
+        if let Some(s) = self.seed {
+            sets.push(format!("seed={s}"));
+        }
+        if let Some(o) = &self.out_dir {
+            sets.push(format!("out_dir={}", serde_json::to_string(&o.display().to_string()).unwrap_or_default()));
+        }
+        dae::config::Config::load(&self.config, &sets)
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Train a denoiser (SPEC sections 1-4): logs, checkpoints and validation in the output folder.
+    Train {
+        #[command(flatten)]
+        common: Common,
+        /// Continue from `<out_dir>/ckpts/last.*` (weights, EMA, optimiser state, position).
+        #[arg(long)]
+        resume: bool,
+        /// Validate and pick best_model with the raw weights instead of the EMA.
+        #[arg(long)]
+        no_ema: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run a checkpoint on a batch: reads tensor `input` [n,c,h,w] from a safetensors file and
+    /// writes `output` (used by tools/torch_check.py).
+    Infer {
+        #[arg(long)]
+        ckpt: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// List every adapter wgpu can see, with backend, type, driver, key limits and features.
     Devices {
         /// Print JSON instead of text.
@@ -49,7 +108,59 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
+        Cmd::Train { common, resume, no_ema, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, quiet),
+        Cmd::Infer { ckpt, input, output } => infer(cli.adapter.as_deref(), &ckpt, &input, &output),
     }
+}
+
+fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, quiet: bool) -> dae::Result<ExitCode> {
+    let cfg = common.load()?;
+    let ctx = dae::Ctx::open(adapter)?;
+    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet };
+    let t0 = std::time::Instant::now();
+    let s = dae::train::train(&ctx, &cfg, &opts)?;
+    let out = std::path::Path::new(&cfg.out_dir);
+    if s.interrupted {
+        eprintln!("stopped at step {}; continue with the same command and --resume", s.steps);
+        return Ok(ExitCode::from(130));
+    }
+    println!("trained {} epochs ({} steps) in {:.1} s; best mean val PSNR {:.2} dB", s.epochs_done, s.steps, t0.elapsed().as_secs_f64(), s.best_psnr);
+    println!("{:>6} {:>9} {:>9} {:>11} {:>8} {:>10}", "sigma", "psnr dB", "ssim", "noisy dB", "gain dB", "val loss");
+    for r in &s.last_val {
+        println!("{:>6} {:>9.2} {:>9.4} {:>11.2} {:>8.2} {:>10.5}", r.sigma, r.psnr, r.ssim, r.psnr_noisy, r.psnr - r.psnr_noisy, r.loss);
+    }
+    println!("logs: {}  checkpoints: {}", out.join("logs").display(), out.join("ckpts").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path, output: &std::path::Path) -> dae::Result<ExitCode> {
+    use dae::checkpoint;
+    let file = checkpoint::read(ckpt)?;
+    let yaml = file.meta.get("config").ok_or_else(|| dae::Error::Msg(format!("{}: no config in the metadata", ckpt.display())))?;
+    let cfg = dae::config::Config::from_yaml(yaml, &format!("{} (metadata)", ckpt.display()), &[])?;
+    let (model, layout) = dae::nn::Model::new(&cfg.model)?;
+    let w = checkpoint::load_weights(&layout, &file)?;
+    let inp = checkpoint::read(input)?;
+    let (dt, shape, data) = inp.tensors.get("input").ok_or_else(|| dae::Error::Msg(format!("{}: no tensor named `input`", input.display())))?;
+    if *dt != safetensors::Dtype::F32 || shape.len() != 4 {
+        return Err(dae::Error::Msg(format!("{}: `input` must be F32 [n,c,h,w], got {dt:?}{shape:?}", input.display())));
+    }
+    let ctx = dae::Ctx::open(adapter)?;
+    let params = ctx.upload("params", &w.params)?;
+    let buffers = ctx.upload("buffers", &w.buffers)?;
+    let weights = dae::nn::Weights::views(&ctx, &layout, &params, None, &buffers)?;
+    // `input` holds [0, 1] images; the network sees them normalised as it was trained.
+    let (sc, sh) = dae::train::input_affine(cfg.data.normalize);
+    let pixels: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, f32>(data).iter().map(|v| v * sc + sh).collect();
+    let x = dae::Tensor::from_slice(&ctx, shape, &pixels)?;
+    let y = ctx.no_grad(|| model.forward(&dae::nn::model::Fwd { w: &weights, training: false, seed: cfg.seed, step: 0 }, &x))?;
+    let yv = y.to_vec()?;
+    checkpoint::write(
+        output,
+        vec![("output".into(), y.shape().to_vec(), bytemuck::cast_slice(&yv).to_vec(), safetensors::Dtype::F32)],
+        Default::default(),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn devices(json: bool) -> dae::Result<ExitCode> {

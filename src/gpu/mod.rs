@@ -305,6 +305,18 @@ impl Ctx {
         Ok(v)
     }
 
+    /// Overwrite `v` with host data (flushes first, for the same reason as `upload`).
+    pub fn write(&self, v: &View, data: &[f32]) -> Result<()> {
+        if data.len() != v.len {
+            return Err(Error::Msg(format!("write of {} elements into a view of {}", data.len(), v.len)));
+        }
+        self.flush()?;
+        if !data.is_empty() {
+            self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
     fn module(&self, family: &'static str) -> Result<Rc<Module>> {
         if let Some(m) = self.0.modules.borrow().get(family) {
             return Ok(m.clone());

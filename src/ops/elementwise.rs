@@ -34,6 +34,13 @@ pub fn copy(ctx: &Ctx, src: &View, dst: &View, accumulate: bool) -> Result<()> {
     run(ctx, "add_backward", flat(src.len(), accumulate, 1.0), &[(1, src), (3, dst)], grid1d(ctx, "add_backward", src.len())?)
 }
 
+/// dst[offset..offset + src.len()] = src (a scalar into a log buffer, without aligned views).
+pub fn copy_offset(ctx: &Ctx, src: &View, dst: &View, offset: usize) -> Result<()> {
+    crate::ensure!(offset + src.len() <= dst.len(), "copy_offset", "{} elements at {offset} overrun a buffer of {}", src.len(), dst.len());
+    let p = ElementwiseParams { len: u(src.len()), hw: u(offset), ..Default::default() };
+    run(ctx, "copy_offset", p, &[(1, src), (3, dst)], grid1d(ctx, "copy_offset", src.len())?)
+}
+
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     nonzero(op, a)?;
     crate::ensure!(a.shape() == b.shape(), op, "shapes differ: {:?} vs {:?}", a.shape(), b.shape());

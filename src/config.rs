@@ -1,0 +1,376 @@
+//! The run configuration: strict YAML (an unknown key is an error naming it and the file),
+//! defaults for every field, `--set key=value` overrides applied before parsing, and validation
+//! whose messages name the field (`train.lr must be > 0, got -1`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::ModelConfig;
+use crate::ops::optim::OptKind;
+use crate::optim::schedule::ScheduleKind;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub seed: u64,
+    /// Where logs, checkpoints and figures go (`--out-dir` overrides).
+    pub out_dir: String,
+    pub data: DataConfig,
+    pub noise: NoiseConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 42,
+            out_dir: "outputs".into(),
+            data: DataConfig::default(),
+            noise: NoiseConfig::default(),
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dataset {
+    Mnist,
+    FashionMnist,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    /// Network input in [0, 1].
+    ZeroOne,
+    /// Network input in [-1, 1]; targets, outputs (sigmoid) and metrics stay in [0, 1].
+    MinusOneOne,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dataset: Dataset,
+    /// Folder holding the four IDX .gz files (`--data-dir` and `DAE_DATA_DIR` override).
+    pub root: String,
+    pub normalize: Normalize,
+    /// Held-out validation images taken from the training set (fixed by the seed).
+    pub val_size: usize,
+    /// Use only this many training images (after the validation split); null = all.
+    pub train_limit: Option<usize>,
+    /// Download missing files from the dataset's mirrors.
+    pub download: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { dataset: Dataset::Mnist, root: "./data/mnist".into(), normalize: Normalize::ZeroOne, val_size: 5000, train_limit: None, download: true }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseKind {
+    Gaussian,
+    SaltPepper,
+    Poisson,
+    Speckle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigmaScheduleKind {
+    Linear,
+    Cosine,
+}
+
+/// A list of `count` training sigmas between `min` and `max` (replaces `train_sigmas`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigmaSchedule {
+    pub kind: SigmaScheduleKind,
+    pub min: f32,
+    pub max: f32,
+    pub count: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curriculum {
+    /// Sigmas are scaled by 0.5 + 0.5 * min(epoch / epochs, 1).
+    pub epochs: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoiseConfig {
+    #[serde(rename = "type")]
+    pub kind: NoiseKind,
+    /// Per-sample training sigma drawn uniformly from this list ...
+    pub train_sigmas: Vec<f32>,
+    /// ... or uniformly from this [min, max] range when set.
+    pub train_sigma_range: Option<[f32; 2]>,
+    pub schedule: Option<SigmaSchedule>,
+    pub curriculum: Option<Curriculum>,
+    /// Clip the noisy image to this range; null = no clipping.
+    pub clip_range: Option<[f32; 2]>,
+    /// Evaluation sigmas (may include levels never seen in training).
+    pub test_sigmas: Vec<f32>,
+    /// Salt-and-pepper: fraction of pixels replaced.
+    pub amount: f32,
+    /// Poisson: photons at full intensity (lower = noisier).
+    pub peak: f32,
+}
+
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        NoiseConfig {
+            kind: NoiseKind::Gaussian,
+            train_sigmas: vec![0.1, 0.2, 0.3, 0.5],
+            train_sigma_range: None,
+            schedule: None,
+            curriculum: None,
+            clip_range: Some([0.0, 1.0]),
+            test_sigmas: vec![0.1, 0.3, 0.7, 1.0],
+            amount: 0.1,
+            peak: 30.0,
+        }
+    }
+}
+
+impl NoiseConfig {
+    /// The training sigma list after the schedule (if any) is applied.
+    pub fn sigma_list(&self) -> Vec<f32> {
+        match &self.schedule {
+            None => self.train_sigmas.clone(),
+            Some(s) => (0..s.count)
+                .map(|i| {
+                    let t = if s.count > 1 { i as f32 / (s.count - 1) as f32 } else { 0.0 };
+                    let t = match s.kind {
+                        SigmaScheduleKind::Linear => t,
+                        SigmaScheduleKind::Cosine => 0.5 - 0.5 * (std::f32::consts::PI * t).cos(),
+                    };
+                    s.min + t * (s.max - s.min)
+                })
+                .collect(),
+        }
+    }
+
+    /// The curriculum factor of `epoch` (0-based).
+    pub fn level_scale(&self, epoch: usize) -> f32 {
+        match &self.curriculum {
+            Some(c) if c.epochs > 0 => 0.5 + 0.5 * (epoch as f32 / c.epochs as f32).min(1.0),
+            _ => 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossName {
+    L2,
+    L1,
+    Charbonnier,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptKind,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub betas: [f32; 2],
+    pub eps: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    /// Global gradient-norm clip; null = off.
+    pub grad_clip: Option<f32>,
+    pub lr_schedule: ScheduleKind,
+    pub warmup_epochs: f64,
+    /// `step` schedule: multiply the lr by `gamma` every `step_epochs` epochs.
+    pub step_epochs: usize,
+    pub gamma: f64,
+    pub loss: LossName,
+    pub ema_decay: f32,
+    /// Mixed precision (f16 where the adapter has shader-f16): not implemented yet; true is refused.
+    pub amp: bool,
+    pub save_every: usize,
+    pub viz_every: usize,
+    /// Cap on optimiser steps per epoch (short runs, CI); null = the whole training split.
+    pub max_steps_per_epoch: Option<usize>,
+    /// Steps between loss readbacks / CSV rows / progress updates.
+    pub log_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 128,
+            optimizer: OptKind::Adamw,
+            lr: 2e-4,
+            weight_decay: 1e-4,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            momentum: 0.9,
+            grad_clip: Some(1.0),
+            lr_schedule: ScheduleKind::Cosine,
+            warmup_epochs: 1.0,
+            step_epochs: 10,
+            gamma: 0.1,
+            loss: LossName::L2,
+            ema_decay: 0.999,
+            amp: false,
+            save_every: 5,
+            viz_every: 5,
+            max_steps_per_epoch: None,
+            log_every: 10,
+        }
+    }
+}
+
+fn yaml_err(file: &str, e: impl std::fmt::Display) -> Error {
+    Error::Msg(format!("config {file}: {e}"))
+}
+
+/// Set `path` (dotted, e.g. `train.lr`) in `root` to `value` parsed as YAML.
+fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()> {
+    let v: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| Error::Msg(format!("--set {path}={value}: {e}")))?;
+    let mut cur = root;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            return Err(Error::Msg(format!("--set {path}: empty key segment")));
+        }
+        if cur.is_null() {
+            *cur = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = cur.as_mapping_mut().ok_or_else(|| Error::Msg(format!("--set {path}: {} is not a section", parts[..i].join("."))))?;
+        let key = serde_yaml::Value::String(part.to_string());
+        if i + 1 == parts.len() {
+            map.insert(key, v);
+            return Ok(());
+        }
+        cur = map.entry(key).or_insert(serde_yaml::Value::Null);
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parse YAML text (`file` names it in errors), apply `sets` (`key=value`), validate.
+    pub fn from_yaml(text: &str, file: &str, sets: &[String]) -> Result<Config> {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_err(file, e))?;
+        if v.is_null() {
+            v = serde_yaml::Value::Mapping(Default::default());
+        }
+        for s in sets {
+            let (k, val) = s.split_once('=').ok_or_else(|| Error::Msg(format!("--set expects key=value, got {s:?}")))?;
+            set_path(&mut v, k.trim(), val.trim())?;
+        }
+        let what = if sets.is_empty() { file.to_string() } else { format!("{file} (with --set {})", sets.join(", ")) };
+        let cfg: Config = serde_yaml::from_value(v).map_err(|e| yaml_err(&what, e))?;
+        cfg.validate().map_err(|e| Error::Msg(format!("config {what}: {e}")))?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path, sets: &[String]) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Msg(format!("cannot read config {}: {e}", path.display())))?;
+        Config::from_yaml(&text, &path.display().to_string(), sets)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let n = &self.noise;
+        let mut errs = Vec::new();
+        let mut need = |ok: bool, msg: String| {
+            if !ok {
+                errs.push(msg);
+            }
+        };
+        need(t.lr > 0.0 && t.lr.is_finite(), format!("train.lr must be > 0, got {}", t.lr));
+        need(t.epochs > 0, format!("train.epochs must be > 0, got {}", t.epochs));
+        need(t.batch_size > 0, format!("train.batch_size must be > 0, got {}", t.batch_size));
+        need(t.weight_decay >= 0.0, format!("train.weight_decay must be >= 0, got {}", t.weight_decay));
+        need(t.betas.iter().all(|b| (0.0..1.0).contains(b)), format!("train.betas must be in [0, 1), got {:?}", t.betas));
+        need(t.eps > 0.0, format!("train.eps must be > 0, got {}", t.eps));
+        need((0.0..1.0).contains(&t.momentum), format!("train.momentum must be in [0, 1), got {}", t.momentum));
+        need(t.grad_clip.is_none_or(|c| c > 0.0), format!("train.grad_clip must be > 0 or null, got {:?}", t.grad_clip));
+        need(t.warmup_epochs >= 0.0, format!("train.warmup_epochs must be >= 0, got {}", t.warmup_epochs));
+        need(t.gamma > 0.0, format!("train.gamma must be > 0, got {}", t.gamma));
+        need(t.step_epochs > 0, format!("train.step_epochs must be > 0, got {}", t.step_epochs));
+        need((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay must be in [0, 1), got {}", t.ema_decay));
+        need(!t.amp, "train.amp: mixed precision is not implemented yet; set it to false".into());
+        need(t.save_every > 0, format!("train.save_every must be > 0, got {}", t.save_every));
+        need(t.log_every > 0, format!("train.log_every must be > 0, got {}", t.log_every));
+        need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
+        let sig = n.sigma_list();
+        need(!sig.is_empty() && sig.len() <= crate::ops::data::MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
+        need(sig.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.train_sigmas must be >= 0, got {sig:?}"));
+        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max, got {:?}", n.train_sigma_range));
+        need(!n.test_sigmas.is_empty() && n.test_sigmas.iter().all(|s| *s >= 0.0), format!("noise.test_sigmas must be a non-empty list of values >= 0, got {:?}", n.test_sigmas));
+        need(n.clip_range.is_none_or(|[a, b]| a < b), format!("noise.clip_range must be [lo, hi] with lo < hi, got {:?}", n.clip_range));
+        need((0.0..=1.0).contains(&n.amount), format!("noise.amount must be in [0, 1], got {}", n.amount));
+        need(n.peak > 0.0, format!("noise.peak must be > 0, got {}", n.peak));
+        need(n.schedule.as_ref().is_none_or(|s| s.count > 0 && s.min <= s.max), "noise.schedule needs count > 0 and min <= max".into());
+        need(self.data.val_size > 0, "data.val_size must be > 0".into());
+        need(self.data.train_limit.is_none_or(|l| l > 0), "data.train_limit must be > 0 or null".into());
+        if let Err(e) = self.model.validate() {
+            errs.push(e.to_string());
+        }
+        if errs.is_empty() { Ok(()) } else { Err(Error::Msg(errs.join("; "))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_yaml("train:\n  lr: 0.001\n", "t.yaml", &["model.base_ch=16".into(), "noise.clip_range=null".into()]).unwrap();
+        assert_eq!(c.train.lr, 0.001);
+        assert_eq!(c.model.base_ch, 16);
+        assert_eq!(c.noise.clip_range, None);
+        assert_eq!(c.train.batch_size, 128);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let e = Config::from_yaml("train:\n  lrr: 0.1\n", "cfg/x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("cfg/x.yaml") && e.contains("lrr"), "{e}");
+        let e = Config::from_yaml("", "x.yaml", &["train.nope=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("--set"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let e = Config::from_yaml("train:\n  lr: -1\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("train.lr must be > 0, got -1"), "{e}");
+        let e = Config::from_yaml("model:\n  num_downs: 7\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("model.num_downs"), "{e}");
+        let e = Config::from_yaml("noise:\n  type: pink\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("pink") && e.contains("x.yaml"), "{e}");
+    }
+
+    #[test]
+    fn schedule_and_curriculum() {
+        let c = Config::from_yaml("noise:\n  schedule: {kind: linear, min: 0.1, max: 0.5, count: 5}\n  curriculum: {epochs: 4}\n", "x", &[]).unwrap();
+        let s = c.noise.sigma_list();
+        assert_eq!(s.len(), 5);
+        assert!((s[2] - 0.3).abs() < 1e-6);
+        assert_eq!(c.noise.level_scale(0), 0.5);
+        assert_eq!(c.noise.level_scale(2), 0.75);
+        assert_eq!(c.noise.level_scale(9), 1.0);
+    }
+}

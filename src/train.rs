@@ -1,0 +1,688 @@
+//! `dae train`: the data on the GPU, the step loop (one submit per step, no host wait inside it),
+//! per-epoch validation with the EMA weights, CSV logs, checkpoints, `--resume`, Ctrl-C and
+//! NaN handling.
+//!
+//! One step: gather the batch from the dataset on the GPU through the epoch's permutation, make
+//! the noisy input with Philox keyed by (seed, epoch, step), forward, loss, backward into the
+//! gradient arena, the global grad norm, one fused optimiser dispatch, one EMA dispatch, and two
+//! tiny copies of the loss and the grad norm into a log buffer that is read every `log_every`
+//! steps. Every computation is deterministic (fixed reduction orders, counter-based RNG), so a
+//! resumed run ends bit-identical to an uninterrupted one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::checkpoint::{self, HostWeights};
+use crate::config::{Config, Dataset, LossName, NoiseKind, Normalize};
+use crate::data::{self, DatasetSpec, IdxImages};
+use crate::error::{Error, Result};
+use crate::gpu::{Ctx, View};
+use crate::metrics;
+use crate::nn::model::Fwd;
+use crate::nn::{Layout, Model, Weights};
+use crate::ops::data::{DataParams, data_gather, data_noise};
+use crate::ops::elementwise::{copy_offset, fill};
+use crate::ops::loss::{LossKind, loss};
+use crate::optim::schedule::Schedule;
+use crate::optim::{Hyper, Optimizer, ema_update};
+use crate::tensor::Tensor;
+
+/// Set by the Ctrl-C handler; the step loop saves `last` and stops when it sees it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn install_ctrlc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+            eprintln!("warning: Ctrl-C handler not installed ({e}); an interrupt will not save `last`");
+        }
+    });
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Folder holding the IDX files (overrides DAE_DATA_DIR and data.root).
+    pub data_dir: Option<PathBuf>,
+    pub resume: bool,
+    /// Validate and pick best_model with the raw weights instead of the EMA.
+    pub no_ema: bool,
+    /// Print progress (bar and per-epoch lines) to stderr.
+    pub verbose: bool,
+}
+
+/// One row of val_metrics.csv.
+#[derive(Clone, Debug)]
+pub struct ValRow {
+    pub sigma: f32,
+    pub loss: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub psnr_noisy: f64,
+    pub ssim_noisy: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub steps: u64,
+    pub epochs_done: usize,
+    pub interrupted: bool,
+    pub last_val: Vec<ValRow>,
+    pub best_psnr: f64,
+    pub images_per_s: f64,
+}
+
+pub const IMAGE_HW: usize = 28;
+const IMAGE_LEN: usize = IMAGE_HW * IMAGE_HW;
+
+pub fn spec(d: Dataset) -> &'static DatasetSpec {
+    match d {
+        Dataset::Mnist => &data::MNIST,
+        Dataset::FashionMnist => &data::FASHION_MNIST,
+    }
+}
+
+/// `--data-dir`, else `DAE_DATA_DIR`, else `data.root`.
+pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    match std::env::var_os("DAE_DATA_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(&cfg.data.root),
+    }
+}
+
+/// Make sure the files are there (downloading when allowed), then read one split.
+pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<IdxImages> {
+    let s = spec(cfg.data.dataset);
+    if cfg.data.download {
+        data::ensure_files(s, dir, s.mirrors, log)?;
+    }
+    let (img, lab) = if train { (data::download::TRAIN_IMAGES, data::download::TRAIN_LABELS) } else { (data::download::TEST_IMAGES, data::download::TEST_LABELS) };
+    let missing: Vec<String> = s.files.iter().map(|(f, _)| f.to_string()).filter(|f| !dir.join(f).is_file()).collect();
+    if !missing.is_empty() {
+        return Err(Error::Msg(format!(
+            "dataset {} not found in {}: missing {} (data.download is false; put the four files {} there, or point --data-dir / DAE_DATA_DIR at them)",
+            s.name,
+            dir.display(),
+            missing.join(", "),
+            s.files.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let (images, _) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
+    if images.rows != IMAGE_HW || images.cols != IMAGE_HW {
+        return Err(Error::Msg(format!("{}: images are {}x{}, dae's models expect 28x28", dir.join(img).display(), images.rows, images.cols)));
+    }
+    Ok(images)
+}
+
+/// A permutation of 0..n from `seed` (Fisher-Yates on the crate's splitmix64).
+pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = crate::check::Rng::new(seed);
+    let mut p: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    p
+}
+
+/// (train indices, validation indices) of the training images, fixed by the seed.
+pub fn split(cfg: &Config, n: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    if cfg.data.val_size >= n {
+        return Err(Error::Msg(format!("data.val_size must be smaller than the {n} training images, got {}", cfg.data.val_size)));
+    }
+    let p = permutation(n, cfg.seed ^ 0x5EED_DA7A);
+    let val = p[..cfg.data.val_size].to_vec();
+    let mut train = p[cfg.data.val_size..].to_vec();
+    if let Some(l) = cfg.data.train_limit {
+        train.truncate(l);
+    }
+    Ok((train, val))
+}
+
+fn pack_u8(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (k, b)| w | (*b as u32) << (8 * k))).collect()
+}
+
+fn loss_kind(l: LossName) -> LossKind {
+    match l {
+        LossName::L2 => LossKind::Mse,
+        LossName::L1 => LossKind::L1,
+        LossName::Charbonnier => LossKind::Charbonnier(1e-3),
+    }
+}
+
+fn noise_code(k: NoiseKind) -> u32 {
+    match k {
+        NoiseKind::Gaussian => 0,
+        NoiseKind::SaltPepper => 1,
+        NoiseKind::Poisson => 2,
+        NoiseKind::Speckle => 3,
+    }
+}
+
+/// (scale, shift) from [0, 1] pixels to the network input.
+pub fn input_affine(n: Normalize) -> (f32, f32) {
+    match n {
+        Normalize::ZeroOne => (1.0, 0.0),
+        Normalize::MinusOneOne => (2.0, -1.0),
+    }
+}
+
+/// Noise parameters for `len` pixels: training draws per-sample levels from the config; `fixed`
+/// (validation, evaluation) uses one level for every sample.
+pub fn noise_params(cfg: &Config, len: usize, epoch: u32, step: u32, fixed: Option<f32>, level_scale: f32) -> DataParams {
+    let n = &cfg.noise;
+    let (sc, sh) = input_affine(cfg.data.normalize);
+    let mut levels = [0f32; 16];
+    let list = match fixed {
+        Some(s) => vec![s],
+        None => n.sigma_list(),
+    };
+    levels[..list.len()].copy_from_slice(&list);
+    let range = if fixed.is_none() { n.train_sigma_range } else { None };
+    DataParams {
+        len: len as u32,
+        image_len: IMAGE_LEN as u32,
+        noise: noise_code(n.kind),
+        seed_lo: cfg.seed as u32,
+        seed_hi: (cfg.seed >> 32) as u32,
+        epoch,
+        step,
+        n_levels: list.len() as u32,
+        use_range: range.is_some() as u32,
+        has_clip: n.clip_range.is_some() as u32,
+        level_lo: range.map_or(0.0, |r| r[0]),
+        level_hi: range.map_or(0.0, |r| r[1]),
+        level_scale,
+        amount: n.amount,
+        peak: n.peak,
+        clip_lo: n.clip_range.map_or(0.0, |c| c[0]),
+        clip_hi: n.clip_range.map_or(0.0, |c| c[1]),
+        in_scale: sc,
+        in_shift: sh,
+        levels,
+        ..Default::default()
+    }
+}
+
+/// Everything the run keeps on the GPU, and where it is in the run.
+pub struct Trainer {
+    pub ctx: Ctx,
+    pub cfg: Config,
+    pub model: Model,
+    pub layout: Layout,
+    pub params: View,
+    pub grads: View,
+    pub ema: View,
+    pub buffers: View,
+    pub opt: Optimizer,
+    train_w: Weights,
+    ema_w: Weights,
+    raw_w: Weights,
+    dataset: View,
+    train_idx: Vec<u32>,
+    val_idx: View,
+    val_len: usize,
+    /// Optimiser steps done.
+    pub step: u64,
+    /// Epochs fully done.
+    pub epoch: usize,
+    /// Steps done inside the current epoch.
+    pub step_in_epoch: usize,
+    pub best_psnr: f64,
+    pub batches_tracked: i64,
+    schedule: Schedule,
+    out: PathBuf,
+}
+
+impl Trainer {
+    pub fn steps_per_epoch(&self) -> usize {
+        steps_per_epoch(&self.cfg, self.train_idx.len())
+    }
+}
+
+pub fn steps_per_epoch(cfg: &Config, n_train: usize) -> usize {
+    let full = n_train / cfg.train.batch_size;
+    cfg.train.max_steps_per_epoch.map_or(full, |m| m.min(full))
+}
+
+impl Trainer {
+    /// Set up a run: data on the GPU, model, arenas, optimiser (and the `last` checkpoint when resuming).
+    pub fn new(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, say: &mut dyn FnMut(&str)) -> Result<Trainer> {
+        if cfg.model.in_ch != 1 || cfg.model.out_ch != 1 {
+            return Err(Error::Msg(format!(
+                "model.in_ch and model.out_ch must be 1 for {:?} (grey images), got {} and {}",
+                cfg.data.dataset, cfg.model.in_ch, cfg.model.out_ch
+            )));
+        }
+        let dir = data_dir(cfg, opts.data_dir.as_deref());
+        let images = load_images(cfg, &dir, true, say)?;
+        let (train_idx, val_idx) = split(cfg, images.count)?;
+        let spe = steps_per_epoch(cfg, train_idx.len());
+        if spe == 0 {
+            return Err(Error::Msg(format!(
+                "train.batch_size {} is larger than the {} training images: no full batch",
+                cfg.train.batch_size,
+                train_idx.len()
+            )));
+        }
+        let dataset = ctx.upload_u32("dataset", &pack_u8(&images.pixels))?;
+        let val_len = val_idx.len();
+        let val_v = ctx.upload_u32("val indices", &val_idx)?;
+
+        let (model, layout) = Model::new(&cfg.model)?;
+        let (p0, b0) = layout.init(cfg.seed);
+        let params = ctx.upload("params", &p0)?;
+        let ema = ctx.upload("ema", &p0)?;
+        let buffers = ctx.upload("buffers", &b0)?;
+        let grads = ctx.alloc("grads", layout.param_len())?;
+        fill(ctx, &grads, 0.0)?;
+        let t = &cfg.train;
+        let hyper = Hyper {
+            kind: t.optimizer,
+            beta1: t.betas[0],
+            beta2: t.betas[1],
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+            momentum: t.momentum,
+            grad_clip: t.grad_clip,
+        };
+        let opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
+        let train_w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
+        let ema_w = Weights::views(ctx, &layout, &ema, None, &buffers)?;
+        let raw_w = Weights::views(ctx, &layout, &params, None, &buffers)?;
+        let total = (spe * t.epochs) as u64;
+        let schedule = Schedule {
+            kind: t.lr_schedule,
+            base_lr: t.lr,
+            warmup_steps: (t.warmup_epochs * spe as f64).round() as u64,
+            total_steps: total,
+            eta_min: 0.01 * t.lr,
+            step_size: (t.step_epochs * spe) as u64,
+            gamma: t.gamma,
+        };
+        let out = PathBuf::from(&cfg.out_dir);
+        let mut tr = Trainer {
+            ctx: ctx.clone(),
+            cfg: cfg.clone(),
+            model,
+            layout,
+            params,
+            grads,
+            ema,
+            buffers,
+            opt,
+            train_w,
+            ema_w,
+            raw_w,
+            dataset,
+            train_idx,
+            val_idx: val_v,
+            val_len,
+            step: 0,
+            epoch: 0,
+            step_in_epoch: 0,
+            best_psnr: f64::NEG_INFINITY,
+            batches_tracked: 0,
+            schedule,
+            out,
+        };
+        if opts.resume {
+            tr.resume()?;
+        }
+        Ok(tr)
+    }
+
+    fn ckpt_dir(&self) -> PathBuf {
+        self.out.join("ckpts")
+    }
+
+    fn logs_dir(&self) -> PathBuf {
+        self.out.join("logs")
+    }
+
+    fn host_weights(&self, arena: &View) -> Result<HostWeights> {
+        Ok(HostWeights { params: self.ctx.read(arena)?, buffers: self.ctx.read(&self.buffers)?, batches_tracked: self.batches_tracked })
+    }
+
+    fn meta(&self, kind: &str) -> std::collections::HashMap<String, String> {
+        let mut m = checkpoint::base_meta(&self.cfg.to_yaml(), &self.ctx.gpu().info.name, self.step, kind);
+        m.insert("epoch".into(), self.epoch.to_string());
+        m.insert("step_in_epoch".into(), self.step_in_epoch.to_string());
+        m.insert("num_params".into(), self.layout.num_params().to_string());
+        m
+    }
+
+    /// Write the `stem` checkpoint (raw, EMA and optimiser state files).
+    pub fn save(&self, stem: &str) -> Result<()> {
+        let dir = self.ckpt_dir();
+        let raw = self.host_weights(&self.params)?;
+        let ema = self.host_weights(&self.ema)?;
+        let m = self.ctx.read(&self.opt.m)?;
+        let v = self.ctx.read(&self.opt.v)?;
+        let mut state_meta = self.meta("state");
+        state_meta.insert("opt_t".into(), self.opt.t.to_string());
+        state_meta.insert("best_psnr".into(), self.best_psnr.to_string());
+        state_meta.insert("batches_tracked".into(), self.batches_tracked.to_string());
+        checkpoint::write(&dir.join(format!("{stem}.state.safetensors")), checkpoint::arena_tensors(&[("m", &m), ("v", &v)]), state_meta)?;
+        checkpoint::write(&dir.join(format!("{stem}.ema.safetensors")), checkpoint::weight_tensors(&self.layout, &ema), self.meta("ema"))?;
+        checkpoint::write(&dir.join(format!("{stem}.safetensors")), checkpoint::weight_tensors(&self.layout, &raw), self.meta("raw"))
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        let dir = self.ckpt_dir();
+        let path = |s: &str| dir.join(format!("last{s}.safetensors"));
+        if !path("").is_file() {
+            return Err(Error::Msg(format!("--resume: no checkpoint at {}", path("").display())));
+        }
+        let raw = checkpoint::read(&path(""))?;
+        let ema = checkpoint::read(&path(".ema"))?;
+        let state = checkpoint::read(&path(".state"))?;
+        let step = |f: &checkpoint::Loaded| f.meta.get("step").cloned().unwrap_or_default();
+        if step(&raw) != step(&ema) || step(&raw) != step(&state) {
+            return Err(Error::Msg(format!(
+                "--resume: the three `last` files in {} are from different steps ({}, {}, {}); the run was cut off while saving",
+                dir.display(),
+                step(&raw),
+                step(&ema),
+                step(&state)
+            )));
+        }
+        let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
+            .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", path("").display())))?;
+        if saved.model != self.cfg.model {
+            return Err(Error::Msg(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
+        }
+        let num = |f: &checkpoint::Loaded, k: &str| -> Result<u64> {
+            f.meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Msg(format!("--resume: {} lacks {k}", f.path.display())))
+        };
+        let w = checkpoint::load_weights(&self.layout, &raw)?;
+        let e = checkpoint::load_weights(&self.layout, &ema)?;
+        self.ctx.write(&self.params, &w.params)?;
+        self.ctx.write(&self.ema, &e.params)?;
+        self.ctx.write(&self.buffers, &w.buffers)?;
+        let len = self.layout.param_len();
+        self.ctx.write(&self.opt.m, &checkpoint::arena(&state, "m", len)?)?;
+        self.ctx.write(&self.opt.v, &checkpoint::arena(&state, "v", len)?)?;
+        self.opt.t = num(&state, "opt_t")?;
+        self.step = num(&state, "step")?;
+        self.epoch = num(&state, "epoch")? as usize;
+        self.step_in_epoch = num(&state, "step_in_epoch")? as usize;
+        self.batches_tracked = w.batches_tracked;
+        self.best_psnr = state.meta.get("best_psnr").and_then(|v| v.parse().ok()).unwrap_or(f64::NEG_INFINITY);
+        truncate_logs(&self.logs_dir(), self.step, self.epoch)?;
+        Ok(())
+    }
+
+    fn upload_perm(&self, epoch: usize) -> Result<View> {
+        let p = permutation(self.train_idx.len(), self.cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let perm: Vec<u32> = p.iter().map(|&i| self.train_idx[i as usize]).collect();
+        self.ctx.upload_u32("epoch permutation", &perm)
+    }
+
+    /// One optimiser step on batch `s` of the epoch (encoded and submitted; nothing waits).
+    fn train_step(&mut self, perm: &View, s: usize, log: &View, slot: usize) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let b = self.cfg.train.batch_size;
+        let n = b * IMAGE_LEN;
+        let clean = ctx.alloc("batch", n)?;
+        data_gather(&ctx, &self.dataset, perm, s * b, b, IMAGE_LEN, &clean)?;
+        let input = ctx.alloc("batch", n)?;
+        let dp = noise_params(&self.cfg, n, self.epoch as u32, self.step as u32, None, self.cfg.noise.level_scale(self.epoch));
+        data_noise(&ctx, &dp, &clean, &input)?;
+        let shape = vec![b, 1, IMAGE_HW, IMAGE_HW];
+        let x = Tensor::wrap(&ctx, shape.clone(), input, false);
+        let y = Tensor::wrap(&ctx, shape, clean, false);
+        let fwd = Fwd { w: &self.train_w, training: true, seed: self.cfg.seed, step: self.step };
+        let recon = self.model.forward(&fwd, &x)?;
+        let l = loss(&recon, &y, loss_kind(self.cfg.train.loss))?;
+        drop(ctx.backward(&l)?);
+        let lr = self.schedule.lr(self.step) as f32;
+        self.opt.step(&ctx, &self.params, &self.grads, lr)?;
+        ema_update(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema)?;
+        copy_offset(&ctx, l.view(), log, 2 * slot)?;
+        copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)?;
+        ctx.flush()?;
+        self.step += 1;
+        self.step_in_epoch += 1;
+        if self.layout.counters.is_empty() {
+            self.batches_tracked = 0;
+        } else {
+            self.batches_tracked += 1;
+        }
+        Ok(())
+    }
+
+    /// Validation metrics per test sigma on the held-out split, with the EMA (or raw) weights.
+    pub fn validate(&self, use_ema: bool) -> Result<Vec<ValRow>> {
+        let w = if use_ema { &self.ema_w } else { &self.raw_w };
+        evaluate(&self.ctx, &self.cfg, &self.model, w, &self.dataset, &self.val_idx, self.val_len)
+    }
+}
+
+/// Metrics of `model` with weights `w` on images `idx` (a GPU list of `n` indices into
+/// `dataset`), one row per test sigma. Noise is fixed per (sigma, batch) so epochs compare.
+pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Vec<ValRow>> {
+    let b = cfg.train.batch_size.min(n).max(1);
+    let kind = loss_kind(cfg.train.loss);
+    let (sc, sh) = input_affine(cfg.data.normalize);
+    let mut rows = Vec::new();
+    ctx.no_grad(|| -> Result<()> {
+        for (si, &sigma) in cfg.noise.test_sigmas.iter().enumerate() {
+            let (mut l, mut p, mut s, mut pn, mut sn) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            let mut start = 0;
+            while start < n {
+                let nb = b.min(n - start);
+                let len = nb * IMAGE_LEN;
+                let clean = ctx.alloc("eval batch", len)?;
+                data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
+                let input = ctx.alloc("eval batch", len)?;
+                let dp = noise_params(cfg, len, u32::MAX - si as u32, (start / b) as u32, Some(sigma), 1.0);
+                data_noise(ctx, &dp, &clean, &input)?;
+                let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
+                let fwd = Fwd { w, training: false, seed: cfg.seed, step: 0 };
+                let recon = model.forward(&fwd, &x)?.to_vec()?;
+                let clean_h = ctx.read(&clean)?;
+                let noisy_h: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
+                for i in 0..nb {
+                    let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
+                    let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
+                    l += per_image_loss(kind, rc, cl);
+                    p += metrics::psnr(rc, cl);
+                    s += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
+                    pn += metrics::psnr(ny, cl);
+                    sn += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
+                }
+                start += nb;
+            }
+            let k = n as f64;
+            rows.push(ValRow { sigma, loss: l / k, psnr: p / k, ssim: s / k, psnr_noisy: pn / k, ssim_noisy: sn / k });
+        }
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+fn per_image_loss(kind: LossKind, pred: &[f32], clean: &[f32]) -> f64 {
+    let n = pred.len() as f64;
+    pred.iter()
+        .zip(clean)
+        .map(|(p, c)| {
+            let d = *p as f64 - *c as f64;
+            match kind {
+                LossKind::Mse => d * d,
+                LossKind::L1 => d.abs(),
+                LossKind::Charbonnier(e) => (d * d + (e as f64).powi(2)).sqrt(),
+            }
+        })
+        .sum::<f64>()
+        / n
+}
+
+const TRAIN_CSV: &str = "train_metrics.csv";
+const VAL_CSV: &str = "val_metrics.csv";
+const TRAIN_HEADER: &str = "step,epoch,loss,lr,grad_norm,images_per_s";
+const VAL_HEADER: &str = "epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy";
+
+fn append(path: &Path, header: &str, rows: &[String]) -> Result<()> {
+    let fresh = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+    let mut text = String::new();
+    if fresh {
+        text.push_str(header);
+        text.push('\n');
+    }
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))
+}
+
+/// On resume, drop log rows past the checkpoint (written after it, before the run died).
+fn truncate_logs(dir: &Path, step: u64, epoch: usize) -> Result<()> {
+    let keep = |path: PathBuf, ok: &dyn Fn(&str) -> bool| -> Result<()> {
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+        let mut lines = text.lines();
+        let mut out: Vec<&str> = lines.next().into_iter().collect();
+        out.extend(lines.filter(|l| ok(l)));
+        std::fs::write(&path, out.join("\n") + "\n").map_err(|e| Error::Msg(format!("cannot rewrite {}: {e}", path.display())))
+    };
+    let first = |l: &str| l.split(',').next().and_then(|v| v.parse::<u64>().ok());
+    keep(dir.join(TRAIN_CSV), &|l| first(l).is_some_and(|s| s <= step))?;
+    keep(dir.join(VAL_CSV), &|l| first(l).is_some_and(|e| e <= epoch as u64))
+}
+
+/// Run (or continue) training to `train.epochs`.
+pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
+    let verbose = opts.verbose;
+    let mut say = |m: &str| {
+        if verbose {
+            eprintln!("{m}");
+        }
+    };
+    let mut tr = Trainer::new(ctx, cfg, opts, &mut say)?;
+    let spe = tr.steps_per_epoch();
+    let logs = tr.logs_dir();
+    std::fs::create_dir_all(&logs).map_err(|e| Error::Msg(format!("cannot create {}: {e}", logs.display())))?;
+    std::fs::create_dir_all(tr.ckpt_dir()).map_err(|e| Error::Msg(format!("cannot create {}: {e}", tr.ckpt_dir().display())))?;
+    let info = &ctx.gpu().info;
+    say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
+    say(&format!(
+        "model: {:?} base {} downs {} -> {} parameters; {} train / {} val images, {} steps per epoch of {}",
+        cfg.model.name,
+        cfg.model.base_ch,
+        cfg.model.num_downs,
+        tr.layout.num_params(),
+        tr.train_idx.len(),
+        tr.val_len,
+        spe,
+        cfg.train.batch_size
+    ));
+    if opts.resume {
+        say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
+    }
+    install_ctrlc();
+    let log_every = cfg.train.log_every.min(spe).max(1);
+    let log = ctx.alloc("step log", 2 * log_every)?;
+    let mut last_val = Vec::new();
+    let mut ips = 0.0;
+    let mut interrupted = false;
+    let b = cfg.train.batch_size;
+    while tr.epoch < cfg.train.epochs {
+        let e = tr.epoch;
+        let perm = tr.upload_perm(e)?;
+        let bar = if verbose { indicatif::ProgressBar::new(spe as u64) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", e + 1, cfg.train.epochs));
+        bar.set_position(tr.step_in_epoch as u64);
+        let mut window: Vec<(u64, f64)> = Vec::new();
+        let mut t0 = Instant::now();
+        while tr.step_in_epoch < spe {
+            let lr = tr.schedule.lr(tr.step);
+            window.push((tr.step, lr));
+            tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1)?;
+            let end = tr.step_in_epoch == spe;
+            let stop = INTERRUPTED.load(Ordering::SeqCst);
+            if window.len() == log_every || end || stop {
+                let vals = ctx.read(&log)?;
+                let dt = t0.elapsed().as_secs_f64();
+                ips = (window.len() * b) as f64 / dt.max(1e-9);
+                t0 = Instant::now();
+                let mut rows = Vec::new();
+                for (k, (st, lr)) in window.iter().enumerate() {
+                    let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
+                    if !lv.is_finite() || !nsq.is_finite() {
+                        append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
+                        bar.abandon();
+                        return Err(Error::Msg(format!(
+                            "the loss became {} at step {} (epoch {}); stopping. The last checkpoint in {} is from before it and intact",
+                            if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
+                            st + 1,
+                            e + 1,
+                            tr.ckpt_dir().display()
+                        )));
+                    }
+                    rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
+                }
+                append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
+                if let Some((st, lr)) = window.last() {
+                    let lv = vals[2 * (window.len() - 1)];
+                    bar.set_message(format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s"));
+                    let _ = st;
+                }
+                bar.set_position(tr.step_in_epoch as u64);
+                window.clear();
+            }
+            if stop {
+                interrupted = true;
+                break;
+            }
+        }
+        if interrupted {
+            bar.abandon();
+            tr.save("last")?;
+            say(&format!("interrupted: saved {} at step {}", tr.ckpt_dir().join("last.safetensors").display(), tr.step));
+            break;
+        }
+        bar.finish_and_clear();
+        tr.epoch += 1;
+        tr.step_in_epoch = 0;
+        let val = tr.validate(!opts.no_ema)?;
+        let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;
+        let rows: Vec<String> = val
+            .iter()
+            .map(|r| format!("{},{},{:.6},{:.4},{:.5},{:.4},{:.5}", tr.epoch, r.sigma, r.loss, r.psnr, r.ssim, r.psnr_noisy, r.ssim_noisy))
+            .collect();
+        append(&logs.join(VAL_CSV), VAL_HEADER, &rows)?;
+        let line = val.iter().map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim)).collect::<Vec<_>>().join(" | ");
+        say(&format!("epoch {}/{} val {} | {:.0} img/s", tr.epoch, cfg.train.epochs, line, ips));
+        if mean_psnr > tr.best_psnr {
+            tr.best_psnr = mean_psnr;
+            let arena = if opts.no_ema { &tr.params } else { &tr.ema };
+            let w = tr.host_weights(arena)?;
+            let mut meta = tr.meta(if opts.no_ema { "raw" } else { "ema" });
+            meta.insert("val_psnr_mean".into(), format!("{mean_psnr:.4}"));
+            checkpoint::write(&tr.ckpt_dir().join("best_model.safetensors"), checkpoint::weight_tensors(&tr.layout, &w), meta)?;
+        }
+        tr.save("last")?;
+        if tr.epoch % cfg.train.save_every == 0 {
+            tr.save(&format!("epoch_{:03}", tr.epoch))?;
+        }
+        last_val = val;
+    }
+    std::fs::write(tr.out.join("config.resolved.yaml"), cfg.to_yaml()).map_err(|e| Error::Msg(format!("cannot write the resolved config: {e}")))?;
+    Ok(Summary { steps: tr.step, epochs_done: tr.epoch, interrupted, last_val, best_psnr: tr.best_psnr, images_per_s: ips })
+}
