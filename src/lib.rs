@@ -3,6 +3,7 @@
 //! the tape in `autograd/`, and checked against the plain-Rust CPU twins in `reference/`.
 
 pub mod autograd;
+pub mod bench;
 pub mod check;
 pub mod checkpoint;
 pub mod config;

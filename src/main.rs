@@ -66,6 +66,17 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter.
+    Bench {
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a checkpoint on a batch: reads tensor `input` [n,c,h,w] from a safetensors file and
     /// writes `output` (used by tools/torch_check.py).
     Infer {
@@ -109,6 +120,17 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, quiet),
+        Cmd::Bench { batch, warmup, iters, json } => {
+            let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
+            let rows = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
+            } else {
+                eprintln!("adapter: {}", ctx.gpu().info.name);
+                print!("{}", dae::bench::table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Infer { ckpt, input, output } => infer(cli.adapter.as_deref(), &ckpt, &input, &output),
     }
 }
@@ -116,7 +138,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
 fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, quiet: bool) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet };
+    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None };
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);

@@ -50,6 +50,8 @@ pub struct TrainOptions {
     pub no_ema: bool,
     /// Print progress (bar and per-epoch lines) to stderr.
     pub verbose: bool,
+    /// Behave as if Ctrl-C came once this many steps are done (tests of the interrupt path).
+    pub stop_after: Option<u64>,
 }
 
 /// One row of val_metrics.csv.
@@ -615,7 +617,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             window.push((tr.step, lr));
             tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1)?;
             let end = tr.step_in_epoch == spe;
-            let stop = INTERRUPTED.load(Ordering::SeqCst);
+            let stop = INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|n| tr.step >= n);
             if window.len() == log_every || end || stop {
                 let vals = ctx.read(&log)?;
                 let dt = t0.elapsed().as_secs_f64();

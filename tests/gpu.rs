@@ -207,3 +207,109 @@ fn a_repeated_step_creates_nothing_new() {
     assert_eq!(first, third, "same inputs, same result");
     assert_eq!(c.created(), before, "a warm step created GPU objects");
 }
+
+// ---- training ----------------------------------------------------------------------------
+
+/// MNIST for the training tests: DAE_DATA_DIR (CI sets it), else the shared copy beside the
+/// checkout, else a folder under target/ that `dae train`'s loader downloads into.
+fn mnist_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("DAE_DATA_DIR").filter(|d| !d.is_empty()) {
+        return d.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/data/mnist");
+    if shared.join("train-images-idx3-ubyte.gz").is_file() { shared } else { root.join("target/test-data/mnist") }
+}
+
+fn quick(out: &std::path::Path, sets: &[&str]) -> dae::config::Config {
+    let mut all: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    all.push(format!("out_dir={}", serde_json::to_string(&out.display().to_string()).unwrap()));
+    dae::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml"), &all).unwrap()
+}
+
+fn opts() -> dae::train::TrainOptions {
+    dae::train::TrainOptions { data_dir: Some(mnist_dir()), ..Default::default() }
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("dae-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A trimmed configs/quick.yaml run: it learns (the EMA model beats the noisy input at sigma
+/// 0.3 on the validation split), and writes the logs and checkpoints SPEC section 4 lists.
+#[test]
+fn quick_training_learns_and_writes_outputs() {
+    let out = tmp("quick");
+    let cfg = quick(&out, &["train.epochs=1", "train.max_steps_per_epoch=30", "train.log_every=10", "train.ema_decay=0.8", "data.val_size=96", "noise.test_sigmas=[0.3]"]);
+    let s = dae::train::train(&ctx(), &cfg, &opts()).unwrap();
+    assert_eq!((s.steps, s.epochs_done, s.interrupted), (30, 1, false));
+    let v = &s.last_val[0];
+    assert!(v.psnr > v.psnr_noisy + 2.0, "after 30 steps the EMA model should beat the noisy input at sigma 0.3: {v:?}");
+    let csv = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "step,epoch,loss,lr,grad_norm,images_per_s");
+    assert_eq!(rows.len(), 31);
+    let loss = |r: &str| r.split(',').nth(2).unwrap().parse::<f64>().unwrap();
+    assert!(loss(rows[30]) < 0.5 * loss(rows[1]), "loss should fall: {} -> {}", rows[1], rows[30]);
+    let val = std::fs::read_to_string(out.join("logs/val_metrics.csv")).unwrap();
+    assert_eq!(val.lines().count(), 2);
+    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors", "best_model.safetensors"] {
+        assert!(out.join("ckpts").join(f).is_file(), "{f} missing");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
+fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let f = dae::checkpoint::read(path).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = f.tensors.into_iter().map(|(k, (_, _, d))| (k, d)).collect();
+    v.sort();
+    v
+}
+
+/// 2N steps in one run and N + N with an interrupt (mid-epoch) and --resume end bit-identical:
+/// weights, EMA, optimiser moments. Dropout and batch norm are on to cover their state.
+#[test]
+fn resume_is_bit_identical() {
+    let sets = [
+        "model.base_ch=8",
+        "model.norm_type=batch",
+        "model.dropout=0.1",
+        "train.batch_size=16",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=5",
+        "train.log_every=3",
+        "data.val_size=32",
+        "data.train_limit=256",
+        "noise.test_sigmas=[0.3]",
+    ];
+    let (a, b) = (tmp("resume-a"), tmp("resume-b"));
+    let c = ctx();
+    let sa = dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
+    assert_eq!(sa.steps, 10);
+    let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, &sets), &cut).unwrap();
+    assert!(sb.interrupted && sb.steps == 7, "{sb:?}");
+    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, &sets), &resumed).unwrap();
+    assert_eq!((sb.steps, sb.interrupted), (10, false));
+    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
+        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
+    }
+    let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows(&a), rows(&b), "the resumed run's log has the same rows");
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}
+
+/// A diverging run stops with a message naming the step, and writes no checkpoint from after it.
+#[test]
+fn nan_loss_stops_naming_the_step() {
+    let out = tmp("nan");
+    let cfg = quick(&out, &["model.base_ch=8", "train.lr=1e30", "train.grad_clip=null", "train.warmup_epochs=0", "train.max_steps_per_epoch=12", "train.log_every=4", "train.batch_size=16", "data.val_size=32"]);
+    let e = dae::train::train(&ctx(), &cfg, &opts()).unwrap_err().to_string();
+    assert!(e.contains("at step") && e.contains("intact"), "{e}");
+    assert!(!out.join("ckpts/last.safetensors").exists(), "no checkpoint may be written after the loss went bad");
+    std::fs::remove_dir_all(&out).ok();
+}
