@@ -13,7 +13,7 @@ struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, ho: u32, wo: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, ph: u32,
-    pw: u32, has_bias: u32, accumulate: u32, _pad0: u32,
+    pw: u32, has_bias: u32, accumulate: u32, splits: u32,
 }
 
 const WG: u32 = 256u;
@@ -108,4 +108,199 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     if (p.accumulate != 0u) { acc += dw[i]; }
     dw[i] = acc;
+}
+
+// ---- register-blocked versions ---------------------------------------------------------------
+// Same bindings, params and accumulate rule as the naive entries above. Forward and input_grad:
+// each invocation computes 4 channels x 4 adjacent pixels of one row (16 accumulators; every
+// loaded input feeds 4 FMAs, every weight 4). Out-of-range channels and pixels load clamped
+// indices and are masked on write, so the inner loops carry no branches. weight_grad_tiled:
+// 4 cout x 4 cin of one tap per invocation, over a slice of the (n, oy) rows (split-K); its
+// partial sums go to `y` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
+
+fn xin(b: u32, c: u32, iy: i32, ix: i32) -> f32 {
+    let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    let v = x[((b * p.cin + c) * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w + u32(clamp(ix, 0, i32(p.w) - 1))];
+    return select(0.0, v, ok);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let nxb = (p.wo + 3u) / 4u;
+    let ncb = (p.cout + 3u) / 4u;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * ncb * p.ho * nxb) { return; }
+    let ox0 = (i % nxb) * 4u;
+    let oy = (i / nxb) % p.ho;
+    let co0 = ((i / (nxb * p.ho)) % ncb) * 4u;
+    let b = i / (nxb * p.ho * ncb);
+    let cmax = p.cout - 1u;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    let wstride = p.cin * p.kh * p.kw;
+    let wb = vec4<u32>(min(co0, cmax), min(co0 + 1u, cmax), min(co0 + 2u, cmax), min(co0 + 3u, cmax)) * wstride;
+    for (var ci = 0u; ci < p.cin; ci++) {
+        for (var ky = 0u; ky < p.kh; ky++) {
+            let iy = i32(oy * p.sh + ky) - i32(p.ph);
+            if (iy < 0 || iy >= i32(p.h)) { continue; }
+            let tap0 = (ci * p.kh + ky) * p.kw;
+            for (var kx = 0u; kx < p.kw; kx++) {
+                let ix = i32(ox0 * p.sw + kx) - i32(p.pw);
+                let s = i32(p.sw);
+                let xv = vec4<f32>(xin(b, ci, iy, ix), xin(b, ci, iy, ix + s), xin(b, ci, iy, ix + 2 * s), xin(b, ci, iy, ix + 3 * s));
+                let t = tap0 + kx;
+                a0 += xv * wt[wb.x + t];
+                a1 += xv * wt[wb.y + t];
+                a2 += xv * wt[wb.z + t];
+                a3 += xv * wt[wb.w + t];
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    for (var c = 0u; c < 4u; c++) {
+        let co = co0 + c;
+        if (co >= p.cout) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[co]; }
+        let row = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var j = 0u; j < 4u; j++) {
+            let ox = ox0 + j;
+            if (ox >= p.wo) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += y[row + ox]; }
+            y[row + ox] = v;
+        }
+    }
+}
+
+fn dyat(b: u32, co: u32, oy: u32, tx: i32) -> f32 {
+    // tx = ix + pw - kx must be a non-negative multiple of the stride landing inside the row.
+    let ok = tx >= 0 && (u32(max(tx, 0)) % p.sw) == 0u && u32(max(tx, 0)) / p.sw < p.wo;
+    let ox = min(u32(max(tx, 0)) / p.sw, p.wo - 1u);
+    return select(0.0, dy[((b * p.cout + co) * p.ho + oy) * p.wo + ox], ok);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let nxb = (p.w + 3u) / 4u;
+    let ncb = (p.cin + 3u) / 4u;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * ncb * p.h * nxb) { return; }
+    let ix0 = (i % nxb) * 4u;
+    let iy = (i / nxb) % p.h;
+    let ci0 = ((i / (nxb * p.h)) % ncb) * 4u;
+    let b = i / (nxb * p.h * ncb);
+    let cmax = p.cin - 1u;
+    let kk = p.kh * p.kw;
+    let cb = vec4<u32>(min(ci0, cmax), min(ci0 + 1u, cmax), min(ci0 + 2u, cmax), min(ci0 + 3u, cmax)) * kk;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = i32(iy + p.ph) - i32(ky);
+        if (ty < 0 || (u32(ty) % p.sh) != 0u) { continue; }
+        let oy = u32(ty) / p.sh;
+        if (oy >= p.ho) { continue; }
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let tx = i32(ix0 + p.pw) - i32(kx);
+            for (var co = 0u; co < p.cout; co++) {
+                let dv = vec4<f32>(dyat(b, co, oy, tx), dyat(b, co, oy, tx + 1), dyat(b, co, oy, tx + 2), dyat(b, co, oy, tx + 3));
+                let wbase = co * p.cin * kk + ky * p.kw + kx;
+                a0 += dv * wt[wbase + cb.x];
+                a1 += dv * wt[wbase + cb.y];
+                a2 += dv * wt[wbase + cb.z];
+                a3 += dv * wt[wbase + cb.w];
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    for (var c = 0u; c < 4u; c++) {
+        let ci = ci0 + c;
+        if (ci >= p.cin) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[ci]; }
+        let row = ((b * p.cin + ci) * p.h + iy) * p.w;
+        for (var j = 0u; j < 4u; j++) {
+            let ix = ix0 + j;
+            if (ix >= p.w) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += dx[row + ix]; }
+            dx[row + ix] = v;
+        }
+    }
+}
+
+// Partial weight gradients over `splits` slices of the (n, oy) rows, divided
+// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw.
+@compute @workgroup_size(WG)
+fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let splits = p.splits;
+    let kk = p.kh * p.kw;
+    let ncb = (p.cout + 3u) / 4u;
+    let nib = (p.cin + 3u) / 4u;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= splits * ncb * nib * kk) { return; }
+    let tap = i % kk;
+    let ky = tap / p.kw;
+    let kx = tap % p.kw;
+    let ci0 = ((i / kk) % nib) * 4u;
+    let co0 = ((i / (kk * nib)) % ncb) * 4u;
+    let sp = i / (kk * nib * ncb);
+    let rows = p.n * p.ho;
+    let per = (rows + splits - 1u) / splits;
+    let r0 = sp * per;
+    let r1 = min(r0 + per, rows);
+    let cm = p.cout - 1u;
+    let im = p.cin - 1u;
+    let co = vec4<u32>(min(co0, cm), min(co0 + 1u, cm), min(co0 + 2u, cm), min(co0 + 3u, cm));
+    let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    let hw = p.h * p.w;
+    let ohw = p.ho * p.wo;
+    for (var r = r0; r < r1; r++) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xrow = b * p.cin * hw + u32(iy) * p.w;
+        let drow = b * p.cout * ohw + oy * p.wo;
+        for (var ox = 0u; ox < p.wo; ox++) {
+            let ix = i32(ox * p.sw + kx) - i32(p.pw);
+            if (ix < 0 || ix >= i32(p.w)) { continue; }
+            let xo = xrow + u32(ix);
+            let xv = vec4<f32>(x[xo + ci.x * hw], x[xo + ci.y * hw], x[xo + ci.z * hw], x[xo + ci.w * hw]);
+            let d = drow + ox;
+            a0 += xv * dy[d + co.x * ohw];
+            a1 += xv * dy[d + co.y * ohw];
+            a2 += xv * dy[d + co.z * ohw];
+            a3 += xv * dy[d + co.w * ohw];
+        }
+    }
+    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    let wsz = p.cout * p.cin * kk;
+    for (var c = 0u; c < 4u; c++) {
+        if (co0 + c >= p.cout) { break; }
+        for (var j = 0u; j < 4u; j++) {
+            if (ci0 + j >= p.cin) { break; }
+            y[sp * wsz + ((co0 + c) * p.cin + ci0 + j) * kk + tap] = acc[c][j];
+        }
+    }
+}
+
+// dw (+)= sum over splits of the partials in `dy` (bound to the partial buffer here).
+@compute @workgroup_size(WG)
+fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wsz = p.cout * p.cin * p.kh * p.kw;
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= wsz) { return; }
+    var s = 0.0;
+    for (var k = 0u; k < p.splits; k++) { s += dy[k * wsz + i]; }
+    if (p.accumulate != 0u) { s += dw[i]; }
+    dw[i] = s;
 }

@@ -54,12 +54,18 @@ pub fn conv_rows(ctx: &Ctx, batch: usize, warmup: usize, iters: usize) -> Result
         let dw = ctx.alloc("bench", cout * cin * 9)?;
         let flop = 2.0 * (batch * cout * hw * hw * cin * 9) as f64;
         let name = format!("conv3x3 {cin}->{cout} @{hw} n{batch}");
-        let ms = time(ctx, warmup, iters, || conv2d_forward(ctx, &g, &x, &w, None, &y, false))?;
-        rows.push(BenchRow { name: format!("{name} conv2d_forward"), ms, gflops: flop / ms / 1e6 });
-        let ms = time(ctx, warmup, iters, || conv2d_input_grad(ctx, &g, &w, None, &dy, &dx, false))?;
-        rows.push(BenchRow { name: format!("{name} conv2d_input_grad"), ms, gflops: flop / ms / 1e6 });
-        let ms = time(ctx, warmup, iters, || conv2d_weight_grad(ctx, &g, &x, &dy, &dw, false))?;
-        rows.push(BenchRow { name: format!("{name} conv2d_weight_grad"), ms, gflops: flop / ms / 1e6 });
+        let prev = ctx.tiled();
+        for tiled in [false, true] {
+            ctx.set_tiled(tiled);
+            let v = if tiled { "tiled" } else { "naive" };
+            let ms = time(ctx, warmup, iters, || conv2d_forward(ctx, &g, &x, &w, None, &y, false))?;
+            rows.push(BenchRow { name: format!("{name} forward {v}"), ms, gflops: flop / ms / 1e6 });
+            let ms = time(ctx, warmup, iters, || conv2d_input_grad(ctx, &g, &w, None, &dy, &dx, false))?;
+            rows.push(BenchRow { name: format!("{name} input_grad {v}"), ms, gflops: flop / ms / 1e6 });
+            let ms = time(ctx, warmup, iters, || conv2d_weight_grad(ctx, &g, &x, &dy, &dw, false))?;
+            rows.push(BenchRow { name: format!("{name} weight_grad {v}"), ms, gflops: flop / ms / 1e6 });
+        }
+        ctx.set_tiled(prev);
     }
     Ok(rows)
 }

@@ -130,6 +130,25 @@ impl Checker<'_> {
     }
 }
 
+/// The entry name of a conv kernel in the variant the context runs.
+fn ce(c: &Checker, entry: &str) -> String {
+    if c.ctx.tiled() { format!("{entry}_tiled") } else { entry.to_string() }
+}
+
+fn check_convs(c: &mut Checker) -> Result<()> {
+    let prev = c.ctx.tiled();
+    for tiled in [false, true] {
+        c.ctx.set_tiled(tiled);
+        let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
+        if r.is_err() {
+            c.ctx.set_tiled(prev);
+            return r;
+        }
+    }
+    c.ctx.set_tiled(prev);
+    Ok(())
+}
+
 fn check_conv2d(c: &mut Checker) -> Result<()> {
     // (n, cin, h, w, cout, k, stride, pad, bias)
     let cases = [
@@ -147,11 +166,12 @@ fn check_conv2d(c: &mut Checker) -> Result<()> {
         let y = conv2d::conv2d(&x, &wt, bias.then_some(&b), s, p)?;
         let rs = r::conv2d::Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p };
         let yr = r::conv2d::conv2d_forward(&rs, &xr, &wr, bias.then_some(&br[..]));
-        c.cmp_t("conv2d_forward", &y, &yr)?;
+        c.cmp_t(&ce(c, "conv2d_forward"), &y, &yr)?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad("conv2d_input_grad", &grads, &x, &r::conv2d::conv2d_input_grad(&rs, &wr, &g))?;
-        c.grad("conv2d_weight_grad", &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
+        c.grad(&ce(c, "conv2d_input_grad"), &grads, &x, &r::conv2d::conv2d_input_grad(&rs, &wr, &g))?;
+        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
+        c.grad(&wg, &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
         if bias {
             c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }
@@ -177,11 +197,12 @@ fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
         );
         let y = conv2d::conv_transpose2d(&x, &wt, bias.then_some(&b), s, p, op)?;
         let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
-        c.cmp_t("conv2d_input_grad", &y, &r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, bias.then_some(&br[..])))?;
+        c.cmp_t(&ce(c, "conv2d_input_grad"), &y, &r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, bias.then_some(&br[..])))?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad("conv2d_forward", &grads, &x, &r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, &g))?;
-        c.grad("conv2d_weight_grad", &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
+        c.grad(&ce(c, "conv2d_forward"), &grads, &x, &r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, &g))?;
+        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
+        c.grad(&wg, &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
         if bias {
             c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }
@@ -567,8 +588,7 @@ fn check_data(c: &mut Checker) -> Result<()> {
 
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
-    ("conv2d", check_conv2d),
-    ("conv_transpose2d", check_conv_transpose2d),
+    ("conv2d+conv_transpose2d", check_convs),
     ("group_norm", check_group_norm),
     ("batch_norm", check_batch_norm),
     ("activation", check_activations),

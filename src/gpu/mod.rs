@@ -131,6 +131,7 @@ pub struct CtxInner {
     pub(crate) tape: RefCell<Tape>,
     pub(crate) grad_enabled: Cell<bool>,
     poison: Cell<bool>,
+    tiled: Cell<bool>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
 }
@@ -187,6 +188,7 @@ impl Ctx {
             tape: RefCell::default(),
             grad_enabled: Cell::new(true),
             poison: Cell::new(false),
+            tiled: Cell::new(true),
             dispatches: Cell::new(0),
             created: Cell::new(Created::default()),
         }))
@@ -221,6 +223,16 @@ impl Ctx {
         let mut c = self.0.created.get();
         f(&mut c);
         self.0.created.set(c);
+    }
+
+    /// Use the register-blocked (`_tiled`) kernels where a family has them (default), or the
+    /// simple ones (the checks run both; `dae bench` compares them).
+    pub fn set_tiled(&self, on: bool) {
+        self.0.tiled.set(on);
+    }
+
+    pub fn tiled(&self) -> bool {
+        self.0.tiled.get()
     }
 
     /// Dispatches encoded so far (all submits).

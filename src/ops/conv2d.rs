@@ -14,7 +14,7 @@ gpu_params! {
         pub n: u32, pub cin: u32, pub h: u32, pub w: u32,
         pub cout: u32, pub ho: u32, pub wo: u32, pub kh: u32,
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
-        pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub _pad0: u32,
+        pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
     }
 }
 
@@ -54,7 +54,7 @@ impl ConvGeom {
             pw: u(self.pad.1),
             has_bias: flag(has_bias),
             accumulate: flag(accumulate),
-            _pad0: 0,
+            splits: 1,
         }
     }
 }
@@ -67,19 +67,44 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
 pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
-    run(ctx, "conv2d_forward", g.params(b.is_some(), accumulate), &[(1, x), (2, w), (3, bias), (5, y)], g.n * g.cout * g.ho * g.wo)
+    let p = g.params(b.is_some(), accumulate);
+    let bind = [(1, x), (2, w), (3, bias), (5, y)];
+    if ctx.tiled() {
+        run(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.cout.div_ceil(4) * g.ho * g.wo.div_ceil(4))
+    } else {
+        run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
+    }
 }
 
 /// dx [n,cin,h,w] (+)= conv^T(dy, w) + b[cin] (the bias only for conv_transpose2d's forward).
 pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
-    run(ctx, "conv2d_input_grad", g.params(b.is_some(), accumulate), &[(2, w), (3, bias), (4, dy), (6, dx)], g.n * g.cin * g.h * g.w)
+    let p = g.params(b.is_some(), accumulate);
+    let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
+    if ctx.tiled() {
+        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(4) * g.h * g.w.div_ceil(4))
+    } else {
+        run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
+    }
 }
+
+/// Invocations the split-K weight gradient aims for: enough workgroups to fill a GPU (and both
+/// of lavapipe's threads) even for layers with few weights.
+const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 
 /// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
-    run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw)
+    if !ctx.tiled() {
+        return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
+    }
+    let blocks = g.cout.div_ceil(4) * g.cin.div_ceil(4) * g.kh * g.kw;
+    let splits = WEIGHT_GRAD_TARGET_THREADS.div_ceil(blocks).clamp(1, g.n * g.ho);
+    let wsz = g.cout * g.cin * g.kh * g.kw;
+    let partials = ctx.alloc("conv2d_weight_grad", splits * wsz)?;
+    let p = Conv2dParams { splits: u(splits), ..g.params(false, accumulate) };
+    run(ctx, "conv2d_weight_grad_tiled", p, &[(1, x), (4, dy), (5, &partials)], splits * blocks)?;
+    run(ctx, "conv2d_weight_grad_reduce", p, &[(4, &partials), (7, dw)], wsz)
 }
 
 pub(crate) struct Conv2dOp {
