@@ -586,6 +586,82 @@ fn check_data(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+/// One training step of whole models, GPU against the CPU reference tape running the same model
+/// code: the loss, every parameter gradient, and the batch-norm running statistics.
+fn check_models(c: &mut Checker) -> Result<()> {
+    use crate::nn::model::{Arch, Fwd, NormType, UpMode};
+    use crate::nn::{Model, ModelConfig, Weights};
+    let cfgs = [
+        ("conv 4/3 group relu", ModelConfig { name: Arch::Conv, base_ch: 4, num_downs: 3, ..Default::default() }),
+        ("conv 4/2 batch silu dropout", ModelConfig { name: Arch::Conv, base_ch: 4, num_downs: 2, norm_type: NormType::Batch, activation: crate::nn::model::ActName::Silu, dropout: 0.25, ..Default::default() }),
+        ("unet 4/2 group relu bilinear", ModelConfig { base_ch: 4, num_downs: 2, ..Default::default() }),
+        ("unet 4/2 batch leakyrelu transposed dropout", ModelConfig { base_ch: 4, num_downs: 2, norm_type: NormType::Batch, activation: crate::nn::model::ActName::Leakyrelu, up: UpMode::Transposed, dropout: 0.25, ..Default::default() }),
+        ("unet 4/3 instance gelu bilinear", ModelConfig { base_ch: 4, num_downs: 3, norm_type: NormType::Instance, activation: crate::nn::model::ActName::Gelu, ..Default::default() }),
+        ("unet 4/1 none relu transposed", ModelConfig { base_ch: 4, num_downs: 1, norm_type: NormType::None, up: UpMode::Transposed, ..Default::default() }),
+    ];
+    let (n, hw) = (2usize, 28usize);
+    for (name, mc) in cfgs {
+        c.case("model", format!("{name}, x[{n},1,{hw},{hw}], mse, training step"));
+        let (model, layout) = Model::new(&mc)?;
+        let (p0, b0) = layout.init(c.rng.next_u64());
+        let xs: Vec<f32> = c.rng.vec(n * hw * hw).iter().map(|v| 0.5 + 0.5 * v).collect();
+        let ts: Vec<f32> = c.rng.vec(n * hw * hw).iter().map(|v| 0.5 + 0.5 * v).collect();
+        let (seed, step) = (77u64, 5u64);
+
+        let params = c.ctx.upload("check", &p0)?;
+        let buffers = c.ctx.upload("check", &b0)?;
+        let grads = c.ctx.alloc("check", layout.param_len())?;
+        crate::ops::elementwise::fill(c.ctx, &grads, 0.0)?;
+        let w = Weights::views(c.ctx, &layout, &params, Some(&grads), &buffers)?;
+        let x = Tensor::from_slice(c.ctx, &[n, 1, hw, hw], &xs)?;
+        let t = Tensor::from_slice(c.ctx, &[n, 1, hw, hw], &ts)?;
+        let y = model.forward(&Fwd::gpu(&w, true, seed, step), &x)?;
+        let l = loss::mse_loss(&y, &t)?;
+        drop(c.ctx.backward(&l)?);
+        let (gl, gg, gb) = (l.to_vec()?, c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
+
+        let mut g = crate::reference::graph::Graph::default();
+        let leaf = |g: &mut crate::reference::graph::Graph, e: &crate::nn::layout::Entry, src: &[f32]| g.leaf(&e.shape, f64s(&src[e.offset..e.offset + e.numel()]));
+        let pv: Vec<_> = layout.params.iter().map(|e| leaf(&mut g, e, &p0)).collect();
+        let bv: Vec<_> = layout.buffers.iter().map(|e| leaf(&mut g, e, &b0)).collect();
+        let xv = g.leaf(&[n, 1, hw, hw], f64s(&xs));
+        let tv = g.leaf(&[n, 1, hw, hw], f64s(&ts));
+        let f = Fwd { params: &pv, buffers: &bv, training: true, seed, step };
+        let yv = model.forward_on(&mut g, &f, &xv)?;
+        let lv = g.loss(yv, tv, r::loss::Loss::Mse);
+        let rg = g.backward(lv);
+        c.cmp("loss", &gl, &[g.data(lv)[0]]);
+        // All parameter gradients as one vector, in layout order, and the worst single tensor.
+        let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
+        for (e, v) in layout.params.iter().zip(&pv) {
+            let gr = rg[v.0].clone().unwrap_or_else(|| vec![0.0; e.numel()]);
+            let gp = &gg[e.offset..e.offset + e.numel()];
+            let err = rel_l2(gp, &gr);
+            if err > worst.0 {
+                worst = (err, e.name.clone());
+            }
+            gpu_all.extend_from_slice(gp);
+            ref_all.extend(gr);
+        }
+        c.cmp("param grads (all)", &gpu_all, &ref_all);
+        c.shape = format!("{name}: worst tensor {}", worst.1);
+        // rel_l2 against a zero reference is the absolute value: the worst tensor's own error.
+        c.cmp("param grads (worst tensor)", &[worst.0 as f32], &[0.0]);
+        if !layout.buffers.is_empty() {
+            c.shape = format!("{name}: running mean/var after the step");
+            let mut br = Vec::new();
+            let mut bg = Vec::new();
+            for (e, v) in layout.buffers.iter().zip(&bv) {
+                br.extend_from_slice(g.data(*v));
+                bg.extend_from_slice(&gb[e.offset..e.offset + e.numel()]);
+            }
+            c.cmp("batch_norm running stats", &bg, &br);
+        }
+        c.ctx.clear_tape();
+    }
+    Ok(())
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d", check_convs),
@@ -603,6 +679,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("composed", check_composed),
     ("optim", check_optim),
     ("data", check_data),
+    ("model", check_models),
 ];
 
 /// The names `run` filters on.

@@ -37,8 +37,17 @@ pub fn write(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>, me
         .map(|(n, s, d, t)| TensorView::new(*t, s.clone(), d).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| err(path, e))?;
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e))?;
     let tmp = tmp_path(path);
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| err(path, e))?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(path, format!("cannot write {}: {e}", tmp.display())));
+    }
     std::fs::rename(&tmp, path).map_err(|e| err(path, format!("rename from {}: {e}", tmp.display())))
 }
 

@@ -175,7 +175,7 @@ fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path,
     let (sc, sh) = dae::train::input_affine(cfg.data.normalize);
     let pixels: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, f32>(data).iter().map(|v| v * sc + sh).collect();
     let x = dae::Tensor::from_slice(&ctx, shape, &pixels)?;
-    let y = ctx.no_grad(|| model.forward(&dae::nn::model::Fwd { w: &weights, training: false, seed: cfg.seed, step: 0 }, &x))?;
+    let y = ctx.no_grad(|| model.forward(&dae::nn::model::Fwd::gpu(&weights, false, cfg.seed, 0), &x))?;
     let yv = y.to_vec()?;
     checkpoint::write(
         output,

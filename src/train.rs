@@ -439,7 +439,7 @@ impl Trainer {
         let shape = vec![b, 1, IMAGE_HW, IMAGE_HW];
         let x = Tensor::wrap(&ctx, shape.clone(), input, false);
         let y = Tensor::wrap(&ctx, shape, clean, false);
-        let fwd = Fwd { w: &self.train_w, training: true, seed: self.cfg.seed, step: self.step };
+        let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
         let recon = self.model.forward(&fwd, &x)?;
         let l = loss(&recon, &y, loss_kind(self.cfg.train.loss))?;
         drop(ctx.backward(&l)?);
@@ -486,7 +486,7 @@ pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &V
                 let dp = noise_params(cfg, len, u32::MAX - si as u32, (start / b) as u32, Some(sigma), 1.0);
                 data_noise(ctx, &dp, &clean, &input)?;
                 let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
-                let fwd = Fwd { w, training: false, seed: cfg.seed, step: 0 };
+                let fwd = Fwd::gpu(w, false, cfg.seed, 0);
                 let recon = model.forward(&fwd, &x)?.to_vec()?;
                 let clean_h = ctx.read(&clean)?;
                 let noisy_h: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
@@ -595,6 +595,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     install_ctrlc();
     let log_every = cfg.train.log_every.min(spe).max(1);
     let log = ctx.alloc("step log", 2 * log_every)?;
+    // Without a terminal the bar is hidden; print a plain line at most every 10 s instead.
+    let plain = verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = Instant::now();
     let mut last_val = Vec::new();
     let mut ips = 0.0;
     let mut interrupted = false;
@@ -640,10 +643,14 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                     rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
                 }
                 append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-                if let Some((st, lr)) = window.last() {
+                if let Some((_, lr)) = window.last() {
                     let lv = vals[2 * (window.len() - 1)];
-                    bar.set_message(format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s"));
-                    let _ = st;
+                    let msg = format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s");
+                    if plain && (last_line.elapsed().as_secs_f64() >= 10.0 || end) {
+                        eprintln!("epoch {}/{} step {}/{} {msg}", e + 1, cfg.train.epochs, tr.step_in_epoch, spe);
+                        last_line = Instant::now();
+                    }
+                    bar.set_message(msg);
                 }
                 bar.set_position(tr.step_in_epoch as u64);
                 window.clear();

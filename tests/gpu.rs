@@ -80,6 +80,10 @@ fn batch_gather_and_noise_match_reference() {
     family("data");
 }
 #[test]
+fn model_training_steps_match_reference() {
+    family("model");
+}
+#[test]
 fn composed_graph_matches_reference() {
     family("composed");
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::layout::{Init, Layout, Weights};
 use crate::ops::activation::{self, Activation};
-use crate::ops::{batch_norm, concat, conv2d, dropout2d, group_norm, pad2d, resize_bilinear};
+use crate::ops::{batch_norm, concat, conv2d, dropout2d, group_norm, maxpool2d, pad2d, resize_bilinear};
+use crate::reference::graph::{Graph, V};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,12 +105,136 @@ impl ModelConfig {
     }
 }
 
-/// Forward-pass settings: the weights to use, training or eval, and the dropout stream.
-pub struct Fwd<'a> {
-    pub w: &'a Weights,
+/// What the model code needs from a backend: the GPU graph ops ([`GpuOps`]) or the CPU
+/// reference tape ([`Graph`]), so one model definition runs on both and a training step can be
+/// checked end to end against the reference.
+pub trait Backend {
+    type T: Clone;
+    fn dims(&self, t: &Self::T) -> Result<[usize; 4]>;
+    fn conv2d(&mut self, x: &Self::T, w: &Self::T, b: Option<&Self::T>, s: (usize, usize), p: (usize, usize)) -> Result<Self::T>;
+    fn conv_transpose2d(&mut self, x: &Self::T, w: &Self::T, b: Option<&Self::T>, s: (usize, usize), p: (usize, usize)) -> Result<Self::T>;
+    fn group_norm(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32) -> Result<Self::T>;
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm(&mut self, x: &Self::T, g: &Self::T, b: &Self::T, rm: &Self::T, rv: &Self::T, training: bool, momentum: f32, eps: f32) -> Result<Self::T>;
+    fn act(&mut self, x: &Self::T, a: Activation) -> Result<Self::T>;
+    fn maxpool2d(&mut self, x: &Self::T) -> Result<Self::T>;
+    fn resize(&mut self, x: &Self::T, ho: usize, wo: usize, align_corners: bool) -> Result<Self::T>;
+    fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize)) -> Result<Self::T>;
+    fn concat(&mut self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
+    fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, stream: u64) -> Result<Self::T>;
+}
+
+/// The GPU graph ops (the tape records when inputs want gradients).
+pub struct GpuOps;
+
+impl Backend for GpuOps {
+    type T = Tensor;
+    fn dims(&self, t: &Tensor) -> Result<[usize; 4]> {
+        t.nchw("model")
+    }
+    fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
+        conv2d::conv2d(x, w, b, s, p)
+    }
+    fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
+        conv2d::conv_transpose2d(x, w, b, s, p, (0, 0))
+    }
+    fn group_norm(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
+        group_norm::group_norm(x, groups, g, b, eps)
+    }
+    fn batch_norm(&mut self, x: &Tensor, g: &Tensor, b: &Tensor, rm: &Tensor, rv: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
+        batch_norm::batch_norm(x, g, b, rm, rv, training, momentum, eps)
+    }
+    fn act(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
+        activation::activation(x, a)
+    }
+    fn maxpool2d(&mut self, x: &Tensor) -> Result<Tensor> {
+        maxpool2d::max_pool2d(x, (2, 2), (2, 2))
+    }
+    fn resize(&mut self, x: &Tensor, ho: usize, wo: usize, ac: bool) -> Result<Tensor> {
+        resize_bilinear::resize_bilinear(x, ho, wo, ac)
+    }
+    fn pad(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
+        pad2d::pad2d(x, pads)
+    }
+    fn concat(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        concat::concat(&[a, b])
+    }
+    fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
+        dropout2d::dropout2d(x, p, seed, stream)
+    }
+}
+
+fn reference_act(a: Activation) -> crate::reference::activation::Activation {
+    use crate::reference::activation::Activation as R;
+    match a {
+        Activation::Relu => R::Relu,
+        Activation::LeakyRelu(s) => R::LeakyRelu(s as f64),
+        Activation::GeluErf => R::GeluErf,
+        Activation::GeluTanh => R::GeluTanh,
+        Activation::Silu => R::Silu,
+        Activation::Sigmoid => R::Sigmoid,
+    }
+}
+
+/// The CPU reference tape (f64); the f32 hyper-parameters are widened exactly.
+impl Backend for Graph {
+    type T = V;
+    fn dims(&self, t: &V) -> Result<[usize; 4]> {
+        match self.shape(*t) {
+            [n, c, h, w] => Ok([*n, *c, *h, *w]),
+            s => Err(Error::shape("model", format!("expects NCHW, got {s:?}"))),
+        }
+    }
+    fn conv2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
+        Ok(Graph::conv2d(self, *x, *w, b.copied(), s, p))
+    }
+    fn conv_transpose2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
+        Ok(Graph::conv_transpose2d(self, *x, *w, b.copied(), s, p))
+    }
+    fn group_norm(&mut self, x: &V, groups: usize, g: &V, b: &V, eps: f32) -> Result<V> {
+        Ok(Graph::group_norm(self, *x, groups, *g, *b, eps as f64))
+    }
+    fn batch_norm(&mut self, x: &V, g: &V, b: &V, rm: &V, rv: &V, training: bool, momentum: f32, eps: f32) -> Result<V> {
+        Ok(Graph::batch_norm(self, *x, *g, *b, *rm, *rv, training, momentum as f64, eps as f64))
+    }
+    fn act(&mut self, x: &V, a: Activation) -> Result<V> {
+        Ok(Graph::act(self, *x, reference_act(a)))
+    }
+    fn maxpool2d(&mut self, x: &V) -> Result<V> {
+        let [_, _, h, w] = self.dims(x)?;
+        if h < 2 || w < 2 {
+            return Err(Error::shape("maxpool2d", format!("input {h}x{w} is smaller than the 2x2 window")));
+        }
+        Ok(Graph::maxpool2d(self, *x, (2, 2), (2, 2)))
+    }
+    fn resize(&mut self, x: &V, ho: usize, wo: usize, ac: bool) -> Result<V> {
+        Ok(Graph::resize(self, *x, ho, wo, ac))
+    }
+    fn pad(&mut self, x: &V, pads: (usize, usize, usize, usize)) -> Result<V> {
+        Ok(Graph::pad(self, *x, pads))
+    }
+    fn concat(&mut self, a: &V, b: &V) -> Result<V> {
+        Ok(Graph::concat(self, &[*a, *b]))
+    }
+    fn dropout2d(&mut self, x: &V, p: f32, seed: u64, stream: u64) -> Result<V> {
+        Ok(Graph::dropout2d(self, *x, p as f64, seed, stream))
+    }
+}
+
+/// Forward-pass settings: the parameters and buffers to use (in layout order), training or
+/// eval, and the dropout stream.
+pub struct Fwd<'a, T> {
+    pub params: &'a [T],
+    pub buffers: &'a [T],
     pub training: bool,
     pub seed: u64,
     pub step: u64,
+}
+
+impl<'a> Fwd<'a, Tensor> {
+    pub fn gpu(w: &'a Weights, training: bool, seed: u64, step: u64) -> Self {
+        Fwd { params: &w.params, buffers: &w.buffers, training, seed, step }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -129,11 +254,11 @@ impl Conv {
         Conv { w, b, stride, pad, transposed }
     }
 
-    fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
-        let w = &f.w.params[self.w];
-        let b = self.b.map(|i| &f.w.params[i]);
+    fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+        let w = &f.params[self.w];
+        let b = self.b.map(|i| &f.params[i]);
         let (s, p) = ((self.stride, self.stride), (self.pad, self.pad));
-        if self.transposed { conv2d::conv_transpose2d(x, w, b, s, p, (0, 0)) } else { conv2d::conv2d(x, w, b, s, p) }
+        if self.transposed { be.conv_transpose2d(x, w, b, s, p) } else { be.conv2d(x, w, b, s, p) }
     }
 }
 
@@ -207,31 +332,28 @@ impl Builder<'_> {
 }
 
 impl Block {
-    fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv.forward(f, x)?;
-        let p = &f.w.params;
+    fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+        let h = self.conv.forward(be, f, x)?;
+        let p = f.params;
         let h = match self.norm {
             Norm::None => h,
-            Norm::Group { groups, gamma, beta } => group_norm::group_norm(&h, groups, &p[gamma], &p[beta], 1e-5)?,
-            Norm::Batch { gamma, beta, mean, var } => {
-                let b = &f.w.buffers;
-                batch_norm::batch_norm(&h, &p[gamma], &p[beta], &b[mean], &b[var], f.training, 0.1, 1e-5)?
-            }
+            Norm::Group { groups, gamma, beta } => be.group_norm(&h, groups, &p[gamma], &p[beta], 1e-5)?,
+            Norm::Batch { gamma, beta, mean, var } => be.batch_norm(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5)?,
         };
-        let h = activation::activation(&h, self.act)?;
+        let h = be.act(&h, self.act)?;
         if self.dropout > 0.0 && f.training {
             // A distinct Philox stream per (step, dropout layer).
-            dropout2d::dropout2d(&h, self.dropout, f.seed, f.step.wrapping_mul(64).wrapping_add(self.drop_id))
+            be.dropout2d(&h, self.dropout, f.seed, f.step.wrapping_mul(64).wrapping_add(self.drop_id))
         } else {
             Ok(h)
         }
     }
 }
 
-fn run(blocks: &[Block], f: &Fwd, x: &Tensor) -> Result<Tensor> {
-    let mut h = blocks[0].forward(f, x)?;
+fn run<B: Backend>(be: &mut B, blocks: &[Block], f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+    let mut h = blocks[0].forward(be, f, x)?;
     for b in &blocks[1..] {
-        h = b.forward(f, &h)?;
+        h = b.forward(be, f, &h)?;
     }
     Ok(h)
 }
@@ -315,45 +437,55 @@ impl Model {
         Ok((model, b.l))
     }
 
-    /// The reconstruction of `x` [n, in_ch, h, w], in [0, 1] (sigmoid), at x's size.
-    pub fn forward(&self, f: &Fwd, x: &Tensor) -> Result<Tensor> {
-        let [_, _, h, w] = x.nchw("model")?;
+    /// The reconstruction of `x` [n, in_ch, h, w], in [0, 1] (sigmoid), at x's size, on the GPU.
+    pub fn forward(&self, f: &Fwd<Tensor>, x: &Tensor) -> Result<Tensor> {
+        self.forward_on(&mut GpuOps, f, x)
+    }
+
+    /// The same on any backend (the CPU reference tape in the checks).
+    pub fn forward_on<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+        let [_, _, h, w] = be.dims(x)?;
         match self {
             Model::Conv(m) => {
-                let mut t = run(&m.encoder, f, x)?;
-                t = m.bottleneck.forward(f, &t)?;
+                let mut t = run(be, &m.encoder, f, x)?;
+                t = m.bottleneck.forward(be, f, &t)?;
                 for blk in &m.decoder {
-                    t = blk.forward(f, &t)?;
+                    t = blk.forward(be, f, &t)?;
                 }
-                let y = activation::sigmoid(&m.out.forward(f, &t)?)?;
-                let [_, _, yh, yw] = y.nchw("model")?;
-                if (yh, yw) == (h, w) { Ok(y) } else { resize_bilinear::resize_bilinear(&y, h, w, false) }
+                let o = m.out.forward(be, f, &t)?;
+                let y = be.act(&o, Activation::Sigmoid)?;
+                let [_, _, yh, yw] = be.dims(&y)?;
+                if (yh, yw) == (h, w) { Ok(y) } else { be.resize(&y, h, w, false) }
             }
             Model::Unet(m) => {
-                let mut skips = vec![run(&m.inc, f, x)?];
+                let mut skips = vec![run(be, &m.inc, f, x)?];
                 for d in &m.downs {
-                    let last = skips.last().ok_or_else(|| Error::Msg("unet: no skip".into()))?;
-                    let pooled = crate::ops::maxpool2d::max_pool2d(last, (2, 2), (2, 2)).map_err(|e| match e {
+                    let last = skips.last().ok_or_else(|| Error::Msg("unet: no skip".into()))?.clone();
+                    let pooled = be.maxpool2d(&last).map_err(|e| match e {
                         Error::Shape { message, .. } => Error::shape("model", format!("input {h}x{w} is too small for {} downsamplings: {message}", m.downs.len())),
                         e => e,
                     })?;
-                    skips.push(run(d, f, &pooled)?);
+                    skips.push(run(be, d, f, &pooled)?);
                 }
                 let mut t = skips.pop().ok_or_else(|| Error::Msg("unet: no bottom".into()))?;
                 for u in &m.ups {
                     let skip = skips.pop().ok_or_else(|| Error::Msg("unet: missing skip".into()))?;
                     let upx = match &u.up {
-                        Some(c) => c.forward(f, &t)?,
-                        None => resize_bilinear::upsample2x(&t, true)?,
+                        Some(c) => c.forward(be, f, &t)?,
+                        None => {
+                            let [_, _, th, tw] = be.dims(&t)?;
+                            be.resize(&t, 2 * th, 2 * tw, true)?
+                        }
                     };
-                    let [_, _, sh, sw] = skip.nchw("model")?;
-                    let [_, _, uh, uw] = upx.nchw("model")?;
+                    let [_, _, sh, sw] = be.dims(&skip)?;
+                    let [_, _, uh, uw] = be.dims(&upx)?;
                     let (dy, dx) = (sh - uh, sw - uw);
-                    let padded = if dy == 0 && dx == 0 { upx } else { pad2d::pad2d(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))? };
-                    let cat = concat::concat(&[&skip, &padded])?;
-                    t = run(&u.conv, f, &cat)?;
+                    let padded = if dy == 0 && dx == 0 { upx } else { be.pad(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))? };
+                    let cat = be.concat(&skip, &padded)?;
+                    t = run(be, &u.conv, f, &cat)?;
                 }
-                activation::sigmoid(&m.outc.forward(f, &t)?)
+                let o = m.outc.forward(be, f, &t)?;
+                be.act(&o, Activation::Sigmoid)
             }
         }
     }

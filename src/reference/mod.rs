@@ -14,6 +14,7 @@ pub mod conv_transpose2d;
 pub mod data;
 pub mod dropout2d;
 pub mod elementwise;
+pub mod graph;
 pub mod group_norm;
 pub mod loss;
 pub mod maxpool2d;
