@@ -199,7 +199,8 @@ pub struct TrainConfig {
     pub gamma: f64,
     pub loss: LossName,
     pub ema_decay: f32,
-    /// Mixed precision (f16 where the adapter has shader-f16): not implemented yet; true is refused.
+    /// Mixed precision (f16 where the adapter has shader-f16): not implemented yet; true trains
+    /// in f32 with a warning.
     pub amp: bool,
     pub save_every: usize,
     pub viz_every: usize,
@@ -310,8 +311,8 @@ impl Config {
         need(t.gamma > 0.0, format!("train.gamma must be > 0, got {}", t.gamma));
         need(t.step_epochs > 0, format!("train.step_epochs must be > 0, got {}", t.step_epochs));
         need((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay must be in [0, 1), got {}", t.ema_decay));
-        need(!t.amp, "train.amp: mixed precision is not implemented yet; set it to false".into());
         need(t.save_every > 0, format!("train.save_every must be > 0, got {}", t.save_every));
+        need(t.viz_every > 0, format!("train.viz_every must be > 0, got {}", t.viz_every));
         need(t.log_every > 0, format!("train.log_every must be > 0, got {}", t.log_every));
         need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
         let sig = n.sigma_list();

@@ -15,6 +15,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
+pub mod report;
 pub mod tensor;
 pub mod train;
 

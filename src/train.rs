@@ -242,6 +242,18 @@ pub struct Trainer {
 }
 
 impl Trainer {
+    /// `figures/recon_epoch_NNN.png`: the first 8 validation images at the test sigma closest
+    /// to 0.3, rows clean | noisy | reconstructed (EMA or raw weights as validation uses).
+    fn recon_grid(&self, use_ema: bool) -> Result<()> {
+        let w = if use_ema { &self.ema_w } else { &self.raw_w };
+        let sig = &self.cfg.noise.test_sigmas;
+        let si = (0..sig.len()).min_by(|a, b| (sig[*a] - 0.3).abs().total_cmp(&(sig[*b] - 0.3).abs())).unwrap_or(0);
+        let nb = 8.min(self.val_len);
+        let (c, n, r) = eval_batch(&self.ctx, &self.cfg, &self.model, w, &self.dataset, &self.val_idx, 0, nb, 0, si as u32, sig[si])?;
+        let path = self.out.join("figures").join(format!("recon_epoch_{:03}.png", self.epoch));
+        crate::report::grid_png(&path, &[&c, &n, &r], nb, IMAGE_HW, IMAGE_HW, 3)
+    }
+
     pub fn steps_per_epoch(&self) -> usize {
         steps_per_epoch(&self.cfg, self.train_idx.len())
     }
@@ -466,46 +478,63 @@ impl Trainer {
     }
 }
 
+/// One evaluation batch on the host: (clean, noisy in [0, 1], reconstruction) of images
+/// idx[start..start + nb] at noise level `sigma`; the noise is fixed by (sigma index, batch).
+#[allow(clippy::too_many_arguments)]
+pub fn eval_batch(
+    ctx: &Ctx,
+    cfg: &Config,
+    model: &Model,
+    w: &Weights,
+    dataset: &View,
+    idx: &View,
+    start: usize,
+    nb: usize,
+    batch_index: u32,
+    sigma_index: u32,
+    sigma: f32,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (sc, sh) = input_affine(cfg.data.normalize);
+    let len = nb * IMAGE_LEN;
+    ctx.no_grad(|| {
+        let clean = ctx.alloc("eval batch", len)?;
+        data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
+        let input = ctx.alloc("eval batch", len)?;
+        let dp = noise_params(cfg, len, u32::MAX - sigma_index, batch_index, Some(sigma), 1.0);
+        data_noise(ctx, &dp, &clean, &input)?;
+        let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
+        let recon = model.forward(&Fwd::gpu(w, false, cfg.seed, 0), &x)?.to_vec()?;
+        let noisy: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
+        Ok((ctx.read(&clean)?, noisy, recon))
+    })
+}
+
 /// Metrics of `model` with weights `w` on images `idx` (a GPU list of `n` indices into
 /// `dataset`), one row per test sigma. Noise is fixed per (sigma, batch) so epochs compare.
 pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Vec<ValRow>> {
     let b = cfg.train.batch_size.min(n).max(1);
     let kind = loss_kind(cfg.train.loss);
-    let (sc, sh) = input_affine(cfg.data.normalize);
     let mut rows = Vec::new();
-    ctx.no_grad(|| -> Result<()> {
-        for (si, &sigma) in cfg.noise.test_sigmas.iter().enumerate() {
-            let (mut l, mut p, mut s, mut pn, mut sn) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            let mut start = 0;
-            while start < n {
-                let nb = b.min(n - start);
-                let len = nb * IMAGE_LEN;
-                let clean = ctx.alloc("eval batch", len)?;
-                data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
-                let input = ctx.alloc("eval batch", len)?;
-                let dp = noise_params(cfg, len, u32::MAX - si as u32, (start / b) as u32, Some(sigma), 1.0);
-                data_noise(ctx, &dp, &clean, &input)?;
-                let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
-                let fwd = Fwd::gpu(w, false, cfg.seed, 0);
-                let recon = model.forward(&fwd, &x)?.to_vec()?;
-                let clean_h = ctx.read(&clean)?;
-                let noisy_h: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
-                for i in 0..nb {
-                    let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
-                    let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
-                    l += per_image_loss(kind, rc, cl);
-                    p += metrics::psnr(rc, cl);
-                    s += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
-                    pn += metrics::psnr(ny, cl);
-                    sn += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
-                }
-                start += nb;
+    for (si, &sigma) in cfg.noise.test_sigmas.iter().enumerate() {
+        let (mut l, mut p, mut s, mut pn, mut sn) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut start = 0;
+        while start < n {
+            let nb = b.min(n - start);
+            let (clean_h, noisy_h, recon) = eval_batch(ctx, cfg, model, w, dataset, idx, start, nb, (start / b) as u32, si as u32, sigma)?;
+            for i in 0..nb {
+                let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
+                let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
+                l += per_image_loss(kind, rc, cl);
+                p += metrics::psnr(rc, cl);
+                s += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
+                pn += metrics::psnr(ny, cl);
+                sn += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
             }
-            let k = n as f64;
-            rows.push(ValRow { sigma, loss: l / k, psnr: p / k, ssim: s / k, psnr_noisy: pn / k, ssim_noisy: sn / k });
+            start += nb;
         }
-        Ok(())
-    })?;
+        let k = n as f64;
+        rows.push(ValRow { sigma, loss: l / k, psnr: p / k, ssim: s / k, psnr_noisy: pn / k, ssim_noisy: sn / k });
+    }
     Ok(rows)
 }
 
@@ -589,6 +618,12 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         spe,
         cfg.train.batch_size
     ));
+    if cfg.train.amp {
+        eprintln!(
+            "warning: train.amp is set but dae has no f16 kernels yet (adapter shader-f16: {}); training in f32",
+            ctx.gpu().has_f16()
+        );
+    }
     if opts.resume {
         say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
     }
@@ -689,6 +724,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         tr.save("last")?;
         if tr.epoch % cfg.train.save_every == 0 {
             tr.save(&format!("epoch_{:03}", tr.epoch))?;
+        }
+        if tr.epoch % cfg.train.viz_every == 0 || tr.epoch == cfg.train.epochs {
+            tr.recon_grid(!opts.no_ema)?;
         }
         last_val = val;
     }

@@ -259,6 +259,7 @@ fn quick_training_learns_and_writes_outputs() {
     for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors", "best_model.safetensors"] {
         assert!(out.join("ckpts").join(f).is_file(), "{f} missing");
     }
+    assert!(out.join("figures/recon_epoch_001.png").is_file(), "reconstruction grid missing");
     std::fs::remove_dir_all(&out).ok();
 }
 
