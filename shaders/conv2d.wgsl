@@ -175,20 +175,24 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     }
 }
 
-fn dyat(b: u32, co: u32, oy: u32, tx: i32) -> f32 {
-    // tx = ix + pw - kx must be a non-negative multiple of the stride landing inside the row.
-    let ok = tx >= 0 && (u32(max(tx, 0)) % p.sw) == 0u && u32(max(tx, 0)) / p.sw < p.wo;
-    let ox = min(u32(max(tx, 0)) / p.sw, p.wo - 1u);
-    return select(0.0, dy[((b * p.cout + co) * p.ho + oy) * p.wo + ox], ok);
+fn dyat(b: u32, co: u32, oy: u32, ox: i32) -> f32 {
+    let ok = ox >= 0 && ox < i32(p.wo);
+    return select(0.0, dy[((b * p.cout + co) * p.ho + oy) * p.wo + u32(clamp(ox, 0, i32(p.wo) - 1))], ok);
 }
 
+// The 4 pixels of an invocation are `sw` apart (one phase of the stride), so for each kx the tap
+// either feeds all four or none: taps of the wrong phase are skipped, not masked (a 4x saving
+// for the stride-2 transposed convs of the decoders).
 @compute @workgroup_size(WG)
 fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let nxb = (p.w + 3u) / 4u;
+    let per_phase = (p.w + p.sw - 1u) / p.sw;
+    let bpp = (per_phase + 3u) / 4u;
+    let nxb = p.sw * bpp;
     let ncb = (p.cin + 3u) / 4u;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * ncb * p.h * nxb) { return; }
-    let ix0 = (i % nxb) * 4u;
+    let xb = i % nxb;
+    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
     let iy = (i / nxb) % p.h;
     let ci0 = ((i / (nxb * p.h)) % ncb) * 4u;
     let b = i / (nxb * p.h * ncb);
@@ -205,9 +209,11 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
         let oy = u32(ty) / p.sh;
         if (oy >= p.ho) { continue; }
         for (var kx = 0u; kx < p.kw; kx++) {
-            let tx = i32(ix0 + p.pw) - i32(kx);
+            // tx = ix0 + pw - kx must be a multiple of sw (shifted positive for the modulo).
+            if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
+            let m = (i32(ix0 + p.pw) - i32(kx)) / i32(p.sw);
             for (var co = 0u; co < p.cout; co++) {
-                let dv = vec4<f32>(dyat(b, co, oy, tx), dyat(b, co, oy, tx + 1), dyat(b, co, oy, tx + 2), dyat(b, co, oy, tx + 3));
+                let dv = vec4<f32>(dyat(b, co, oy, m), dyat(b, co, oy, m + 1), dyat(b, co, oy, m + 2), dyat(b, co, oy, m + 3));
                 let wbase = co * p.cin * kk + ky * p.kw + kx;
                 a0 += dv * wt[wbase + cb.x];
                 a1 += dv * wt[wbase + cb.y];
@@ -224,7 +230,7 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
         if (p.has_bias != 0u) { bv = bias[ci]; }
         let row = ((b * p.cin + ci) * p.h + iy) * p.w;
         for (var j = 0u; j < 4u; j++) {
-            let ix = ix0 + j;
+            let ix = ix0 + j * p.sw;
             if (ix >= p.w) { break; }
             var v = acc[c][j] + bv;
             if (p.accumulate != 0u) { v += dx[row + ix]; }

@@ -83,7 +83,8 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
     let p = g.params(b.is_some(), accumulate);
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
     if ctx.tiled() {
-        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(4) * g.h * g.w.div_ceil(4))
+        let blocks_per_row = g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
+        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(4) * g.h * blocks_per_row)
     } else {
         run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
     }
