@@ -170,12 +170,55 @@ impl NoiseConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossName {
+/// One term of `train.loss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossTerm {
     L2,
     L1,
+    /// sqrt(d^2 + 1e-6), eps 1e-3.
     Charbonnier,
+    /// VGG16 features (needs `train.perceptual`).
+    Perceptual,
+}
+
+/// `train.loss`: a sum of optionally weighted terms, e.g. `l2`, `l1 + 0.1*perceptual`.
+pub fn parse_loss(expr: &str) -> std::result::Result<Vec<(f32, LossTerm)>, String> {
+    let mut out = Vec::new();
+    for raw in expr.split('+') {
+        let t = raw.trim();
+        let (w, name) = match t.split_once('*') {
+            Some((w, n)) => (w.trim().parse::<f32>().map_err(|_| format!("train.loss: bad weight {:?} in {expr:?}", w.trim()))?, n.trim()),
+            None => (1.0, t),
+        };
+        let term = match name {
+            "l2" | "mse" => LossTerm::L2,
+            "l1" => LossTerm::L1,
+            "charbonnier" => LossTerm::Charbonnier,
+            "perceptual" => LossTerm::Perceptual,
+            _ => return Err(format!("train.loss: unknown term {name:?} in {expr:?} (expected l2, l1, charbonnier, perceptual)")),
+        };
+        if !(w > 0.0 && w.is_finite()) {
+            return Err(format!("train.loss: weights must be > 0, got {w} in {expr:?}"));
+        }
+        out.push((w, term));
+    }
+    Ok(out)
+}
+
+/// The perceptual loss's VGG16 weights: torchvision's `vgg16().features` as safetensors
+/// (`tools/export_vgg16.py` writes it and prints its SHA-256).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerceptualConfig {
+    pub weights: String,
+    pub sha256: String,
+    /// Indices into vgg16().features whose outputs are compared (default relu1_2, relu2_2, relu3_3).
+    #[serde(default = "default_taps")]
+    pub taps: Vec<usize>,
+}
+
+fn default_taps() -> Vec<usize> {
+    vec![3, 8, 15]
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,7 +240,9 @@ pub struct TrainConfig {
     /// `step` schedule: multiply the lr by `gamma` every `step_epochs` epochs.
     pub step_epochs: usize,
     pub gamma: f64,
-    pub loss: LossName,
+    /// `l2`, `l1`, `charbonnier`, `perceptual`, or a weighted sum like `l2 + 0.1*perceptual`.
+    pub loss: String,
+    pub perceptual: Option<PerceptualConfig>,
     pub ema_decay: f32,
     /// Mixed precision (f16 where the adapter has shader-f16): not implemented yet; true trains
     /// in f32 with a warning.
@@ -226,7 +271,8 @@ impl Default for TrainConfig {
             warmup_epochs: 1.0,
             step_epochs: 10,
             gamma: 0.1,
-            loss: LossName::L2,
+            loss: "l2".into(),
+            perceptual: None,
             ema_decay: 0.999,
             amp: false,
             save_every: 5,
@@ -312,6 +358,16 @@ impl Config {
         need(t.step_epochs > 0, format!("train.step_epochs must be > 0, got {}", t.step_epochs));
         need((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay must be in [0, 1), got {}", t.ema_decay));
         need(t.save_every > 0, format!("train.save_every must be > 0, got {}", t.save_every));
+        match parse_loss(&t.loss) {
+            Err(e) => need(false, e),
+            Ok(terms) => {
+                need(
+                    !terms.iter().any(|(_, k)| *k == LossTerm::Perceptual) || t.perceptual.is_some(),
+                    "train.loss uses perceptual but train.perceptual (weights, sha256) is not set; tools/export_vgg16.py writes the weights and prints the hash".into(),
+                );
+                need(terms.iter().any(|(_, k)| *k != LossTerm::Perceptual), "train.loss needs a pixel term (l2, l1 or charbonnier) besides perceptual".into());
+            }
+        }
         need(t.viz_every > 0, format!("train.viz_every must be > 0, got {}", t.viz_every));
         need(t.log_every > 0, format!("train.log_every must be > 0, got {}", t.log_every));
         need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
@@ -362,6 +418,15 @@ mod tests {
         assert!(e.contains("model.num_downs"), "{e}");
         let e = Config::from_yaml("noise:\n  type: pink\n", "x.yaml", &[]).unwrap_err().to_string();
         assert!(e.contains("pink") && e.contains("x.yaml"), "{e}");
+    }
+
+    #[test]
+    fn loss_expressions() {
+        assert_eq!(parse_loss("l2").unwrap(), vec![(1.0, LossTerm::L2)]);
+        assert_eq!(parse_loss(" l1 + 0.1*perceptual ").unwrap(), vec![(1.0, LossTerm::L1), (0.1, LossTerm::Perceptual)]);
+        assert!(parse_loss("l3").unwrap_err().contains("l3"));
+        let e = Config::from_yaml("train:\n  loss: l2 + 0.1*perceptual\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("train.perceptual"), "{e}");
     }
 
     #[test]

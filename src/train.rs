@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::checkpoint::{self, HostWeights};
-use crate::config::{Config, Dataset, LossName, NoiseKind, Normalize};
+use crate::config::{Config, Dataset, LossTerm, NoiseKind, Normalize, parse_loss};
 use crate::data::{self, DatasetSpec, IdxImages};
 use crate::error::{Error, Result};
 use crate::gpu::{Ctx, View};
@@ -149,12 +149,18 @@ fn pack_u8(bytes: &[u8]) -> Vec<u32> {
     bytes.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (k, b)| w | (*b as u32) << (8 * k))).collect()
 }
 
-fn loss_kind(l: LossName) -> LossKind {
-    match l {
-        LossName::L2 => LossKind::Mse,
-        LossName::L1 => LossKind::L1,
-        LossName::Charbonnier => LossKind::Charbonnier(1e-3),
-    }
+/// The pixel terms of `train.loss` (weight, kind); perceptual is handled by the trainer.
+fn pixel_terms(cfg: &Config) -> Vec<(f32, LossKind)> {
+    parse_loss(&cfg.train.loss)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(w, t)| match t {
+            LossTerm::L2 => Some((w, LossKind::Mse)),
+            LossTerm::L1 => Some((w, LossKind::L1)),
+            LossTerm::Charbonnier => Some((w, LossKind::Charbonnier(1e-3))),
+            LossTerm::Perceptual => None,
+        })
+        .collect()
 }
 
 fn noise_code(k: NoiseKind) -> u32 {
@@ -239,6 +245,8 @@ pub struct Trainer {
     pub batches_tracked: i64,
     schedule: Schedule,
     out: PathBuf,
+    /// The perceptual loss's network and weight, when train.loss has that term.
+    vgg: Option<(crate::nn::vgg::Vgg, f32)>,
 }
 
 impl Trainer {
@@ -320,6 +328,13 @@ impl Trainer {
             gamma: t.gamma,
         };
         let out = PathBuf::from(&cfg.out_dir);
+        let vgg = match parse_loss(&t.loss).map_err(Error::Msg)?.into_iter().find(|(_, k)| *k == LossTerm::Perceptual) {
+            Some((w, _)) => {
+                let pc = t.perceptual.as_ref().ok_or_else(|| Error::Msg("train.loss uses perceptual but train.perceptual is not set".into()))?;
+                Some((crate::nn::vgg::Vgg::load(ctx, pc)?, w))
+            }
+            None => None,
+        };
         let mut tr = Trainer {
             ctx: ctx.clone(),
             cfg: cfg.clone(),
@@ -344,6 +359,7 @@ impl Trainer {
             batches_tracked: 0,
             schedule,
             out,
+            vgg,
         };
         if opts.resume {
             tr.resume()?;
@@ -453,7 +469,22 @@ impl Trainer {
         let y = Tensor::wrap(&ctx, shape, clean, false);
         let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
         let recon = self.model.forward(&fwd, &x)?;
-        let l = loss(&recon, &y, loss_kind(self.cfg.train.loss))?;
+        let mut l: Option<Tensor> = None;
+        let mut push = |t: Tensor, w: f32| -> Result<()> {
+            let t = if w == 1.0 { t } else { crate::ops::elementwise::scale(&t, w)? };
+            l = Some(match l.take() {
+                None => t,
+                Some(a) => crate::ops::elementwise::add(&a, &t)?,
+            });
+            Ok(())
+        };
+        for (w, kind) in pixel_terms(&self.cfg) {
+            push(loss(&recon, &y, kind)?, w)?;
+        }
+        if let Some((vgg, w)) = &self.vgg {
+            push(vgg.loss(&recon, &y)?, *w)?;
+        }
+        let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
         drop(ctx.backward(&l)?);
         let lr = self.schedule.lr(self.step) as f32;
         self.opt.step(&ctx, &self.params, &self.grads, lr)?;
@@ -513,7 +544,7 @@ pub fn eval_batch(
 /// `dataset`), one row per test sigma. Noise is fixed per (sigma, batch) so epochs compare.
 pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Vec<ValRow>> {
     let b = cfg.train.batch_size.min(n).max(1);
-    let kind = loss_kind(cfg.train.loss);
+    let terms = pixel_terms(cfg);
     let mut rows = Vec::new();
     for (si, &sigma) in cfg.noise.test_sigmas.iter().enumerate() {
         let (mut l, mut p, mut s, mut pn, mut sn) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -524,7 +555,7 @@ pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &V
             for i in 0..nb {
                 let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
                 let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
-                l += per_image_loss(kind, rc, cl);
+                l += terms.iter().map(|(w, k)| *w as f64 * per_image_loss(*k, rc, cl)).sum::<f64>();
                 p += metrics::psnr(rc, cl);
                 s += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
                 pn += metrics::psnr(ny, cl);

@@ -315,3 +315,48 @@ fn nan_loss_stops_naming_the_step() {
     assert!(!out.join("ckpts/last.safetensors").exists(), "no checkpoint may be written after the loss went bad");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// A VGG16-features file with random weights for convs 0..=14 (taps up to relu3_3).
+fn random_vgg(path: &std::path::Path, drop: Option<&str>) {
+    let mut rng = dae::check::Rng::new(3);
+    let convs = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256)];
+    let mut t = Vec::new();
+    for (i, cin, cout) in convs {
+        let w: Vec<f32> = rng.vec(cout * cin * 9).iter().map(|v| v * (2.0 / (cin * 9) as f32).sqrt()).collect();
+        let b: Vec<f32> = rng.vec(cout).iter().map(|v| 0.1 * v).collect();
+        t.push((format!("features.{i}.weight"), vec![cout, cin, 3, 3], bytemuck::cast_slice(&w).to_vec(), safetensors::Dtype::F32));
+        t.push((format!("features.{i}.bias"), vec![cout], bytemuck::cast_slice(&b).to_vec(), safetensors::Dtype::F32));
+    }
+    t.retain(|(n, ..)| Some(n.as_str()) != drop);
+    dae::checkpoint::write(path, t, Default::default()).unwrap();
+}
+
+/// `l2 + 0.1*perceptual` trains (finite, falling loss); a wrong hash and a partial VGG file are
+/// errors naming the problem.
+#[test]
+fn perceptual_loss_trains_and_checks_its_weights() {
+    let dir = tmp("vgg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let vgg = dir.join("vgg.safetensors");
+    random_vgg(&vgg, None);
+    let sha = dae::nn::vgg::sha256_file(&vgg).unwrap();
+    let base = |out: &std::path::Path, file: &std::path::Path, sha: &str| {
+        let p = format!("train.perceptual={{weights: {}, sha256: {sha}, taps: [3, 8]}}", file.display());
+        quick(out, &["model.base_ch=8", "train.epochs=1", "train.batch_size=4", "train.max_steps_per_epoch=6", "train.log_every=3", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.loss=l2 + 0.1*perceptual", &p])
+    };
+    let out = dir.join("run");
+    let s = dae::train::train(&ctx(), &base(&out, &vgg, &sha), &opts()).unwrap();
+    assert_eq!(s.steps, 6);
+    let csv = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap();
+    let losses: Vec<f64> = csv.lines().skip(1).map(|r| r.split(',').nth(2).unwrap().parse().unwrap()).collect();
+    assert!(losses.iter().all(|l| l.is_finite()) && losses[5] < losses[0], "{losses:?}");
+
+    let e = dae::train::train(&ctx(), &base(&dir.join("bad"), &vgg, &"0".repeat(64)), &opts()).err().unwrap().to_string();
+    assert!(e.contains("sha256") && e.contains("does not match"), "{e}");
+    let partial = dir.join("partial.safetensors");
+    random_vgg(&partial, Some("features.7.weight"));
+    let sha_p = dae::nn::vgg::sha256_file(&partial).unwrap();
+    let e = dae::train::train(&ctx(), &base(&dir.join("partial"), &partial, &sha_p), &opts()).err().unwrap().to_string();
+    assert!(e.contains("features.7.weight"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

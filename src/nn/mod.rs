@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod model;
+pub mod vgg;
 
 pub use layout::{Init, Layout, Weights};
 pub use model::{Model, ModelConfig};
