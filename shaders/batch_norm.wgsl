@@ -30,24 +30,6 @@ const WG: u32 = 256u;
 @group(0) @binding(10) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dbeta: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-var<workgroup> red2: array<f32, WG>;
-
-fn wg_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    workgroupBarrier();
-    red[lid] = v.x;
-    red2[lid] = v.y;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) {
-            red[lid] += red[lid + k];
-            red2[lid] += red2[lid + k];
-        }
-        workgroupBarrier();
-    }
-    return vec2<f32>(red[0], red2[0]);
-}
-
 fn at(ch: u32, j: u32) -> u32 {
     return ((j / p.hw) * p.c + ch) * p.hw + j % p.hw;
 }
@@ -60,10 +42,10 @@ fn batch_norm_forward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     let inv = 1.0 / f32(count);
     var s = 0.0;
     for (var j = lid; j < count; j += WG) { s += x[at(ch, j)]; }
-    let mean = wg_sum2(lid, vec2<f32>(s, 0.0)).x * inv;
+    let mean = wg_sum(lid, s) * inv;
     var s2 = 0.0;
     for (var j = lid; j < count; j += WG) { let d = x[at(ch, j)] - mean; s2 += d * d; }
-    let var_b = wg_sum2(lid, vec2<f32>(s2, 0.0)).x * inv;
+    let var_b = wg_sum(lid, s2) * inv;
     let rstd = inverseSqrt(var_b + p.eps);
     if (lid == 0u) {
         stats[2u * ch] = mean;

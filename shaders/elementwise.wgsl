@@ -17,8 +17,6 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
@@ -91,13 +89,8 @@ fn bias_add_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         let bi = j / p.hw;
         s += a[(bi * p.c + ch) * p.hw + j % p.hw];
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) { red[lid] += red[lid + k]; }
-        workgroupBarrier();
-    }
-    if (lid == 0u) { put(ch, red[0]); }
+    let t = wg_sum(lid, s);
+    if (lid == 0u) { put(ch, t); }
 }
 
 // out[hw + i] = a[i]: a value copied to a position of a log buffer (hw is the offset).

@@ -25,35 +25,6 @@ const WG: u32 = 256u;
 @group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-var<workgroup> red2: array<f32, WG>;
-
-fn wg_sum(lid: u32, v: f32) -> f32 {
-    workgroupBarrier();
-    red[lid] = v;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) { red[lid] += red[lid + k]; }
-        workgroupBarrier();
-    }
-    return red[0];
-}
-
-fn wg_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    workgroupBarrier();
-    red[lid] = v.x;
-    red2[lid] = v.y;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) {
-            red[lid] += red[lid + k];
-            red2[lid] += red2[lid + k];
-        }
-        workgroupBarrier();
-    }
-    return vec2<f32>(red[0], red2[0]);
-}
-
 @compute @workgroup_size(WG)
 fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gi = wid.x + wid.y * nwg.x;

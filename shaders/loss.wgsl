@@ -22,8 +22,6 @@ override LOSS: u32 = 0u;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dout: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
 fn value(d: f32) -> f32 {
     if (LOSS == 1u) { return abs(d); }
     if (LOSS == 2u) { return sqrt(d * d + p.eps * p.eps); }
@@ -42,13 +40,8 @@ fn loss_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var i = wid.x * WG + lid; i < p.len; i += p.num_partials * WG) {
         s += value(pred[i] - tgt[i]);
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) { red[lid] += red[lid + k]; }
-        workgroupBarrier();
-    }
-    if (lid == 0u) { partials[wid.x] = red[0]; }
+    let t = wg_sum(lid, s);
+    if (lid == 0u) { partials[wid.x] = t; }
 }
 
 @compute @workgroup_size(WG)

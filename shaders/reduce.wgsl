@@ -23,18 +23,6 @@ override MODE: u32 = 0u;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
-fn wg_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) { red[lid] += red[lid + k]; }
-        workgroupBarrier();
-    }
-    return red[0];
-}
-
 @compute @workgroup_size(WG)
 fn reduce_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var s = 0.0;

@@ -13,20 +13,22 @@ macro_rules! wgsl {
 }
 
 pub const PHILOX: &str = wgsl!("philox");
+/// Workgroup tree sums (wg_sum, wg_sum2) for the kernels that reduce.
+pub const WG_SUM: &str = wgsl!("workgroup_sum");
 
 pub const SHADERS: &[Shader] = &[
     Shader { family: "conv2d", parts: &[wgsl!("conv2d")] },
-    Shader { family: "group_norm", parts: &[wgsl!("group_norm")] },
-    Shader { family: "batch_norm", parts: &[wgsl!("batch_norm")] },
+    Shader { family: "group_norm", parts: &[WG_SUM, wgsl!("group_norm")] },
+    Shader { family: "batch_norm", parts: &[WG_SUM, wgsl!("batch_norm")] },
     Shader { family: "activation", parts: &[wgsl!("activation")] },
     Shader { family: "maxpool2d", parts: &[wgsl!("maxpool2d")] },
     Shader { family: "resize_bilinear", parts: &[wgsl!("resize_bilinear")] },
     Shader { family: "pad2d", parts: &[wgsl!("pad2d")] },
     Shader { family: "concat", parts: &[wgsl!("concat")] },
     Shader { family: "dropout2d", parts: &[PHILOX, wgsl!("dropout2d")] },
-    Shader { family: "elementwise", parts: &[wgsl!("elementwise")] },
-    Shader { family: "loss", parts: &[wgsl!("loss")] },
-    Shader { family: "reduce", parts: &[wgsl!("reduce")] },
+    Shader { family: "elementwise", parts: &[WG_SUM, wgsl!("elementwise")] },
+    Shader { family: "loss", parts: &[WG_SUM, wgsl!("loss")] },
+    Shader { family: "reduce", parts: &[WG_SUM, wgsl!("reduce")] },
     Shader { family: "optim", parts: &[wgsl!("optim")] },
     Shader { family: "data", parts: &[PHILOX, wgsl!("data")] },
 ];
