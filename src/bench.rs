@@ -71,9 +71,55 @@ pub fn conv_rows(ctx: &Ctx, batch: usize, warmup: usize, iters: usize) -> Result
 }
 
 pub fn table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<52} {:>10} {:>9}\n", "kernel / shape", "ms", "GFLOP/s");
+    let mut s = format!("{:<60} {:>10} {:>9}\n", "kernel / shape", "ms", "GFLOP/s");
     for r in rows {
-        s += &format!("{:<52} {:>10.3} {:>9.2}\n", r.name, r.ms, r.gflops);
+        let g = if r.gflops > 0.0 { format!("{:.2}", r.gflops) } else { "-".into() };
+        s += &format!("{:<60} {:>10.3} {:>9}\n", r.name, r.ms, g);
     }
     s
+}
+
+/// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
+/// clip, AdamW, EMA), on random [0, 1) data; `spec` like `unet16x2` or `conv64x3`.
+pub fn model_step_row(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize) -> Result<BenchRow> {
+    use crate::nn::model::{Arch, Fwd};
+    use crate::nn::{Model, ModelConfig, Weights};
+    use crate::ops::optim::OptKind;
+    use crate::optim::{Hyper, Optimizer, ema_update};
+    use crate::tensor::Tensor;
+    let bad = || crate::error::Error::Msg(format!("--models: {spec:?} is not like unet16x2 or conv64x3"));
+    let (arch, rest) = if let Some(r) = spec.strip_prefix("unet") {
+        (Arch::Unet, r)
+    } else if let Some(r) = spec.strip_prefix("conv") {
+        (Arch::Conv, r)
+    } else {
+        return Err(bad());
+    };
+    let (b, d) = rest.split_once('x').ok_or_else(bad)?;
+    let mc = ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
+    let (model, layout) = Model::new(&mc)?;
+    let (p0, b0) = layout.init(1);
+    let params = ctx.upload("bench", &p0)?;
+    let ema = ctx.upload("bench", &p0)?;
+    let buffers = ctx.upload("bench", &b0)?;
+    let grads = ctx.alloc("bench", layout.param_len())?;
+    crate::ops::elementwise::fill(ctx, &grads, 0.0)?;
+    let w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
+    let hyper = Hyper { kind: OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
+    let mut opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
+    let mut rng = crate::check::Rng::new(9);
+    let n = batch * 28 * 28;
+    let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
+    let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
+    let mut step = 0u64;
+    let ms = time(ctx, warmup, iters, || {
+        let out = model.forward(&Fwd::gpu(&w, true, 1, step), &x)?;
+        let l = crate::ops::loss::mse_loss(&out, &y)?;
+        drop(ctx.backward(&l)?);
+        opt.step(ctx, &params, &grads, 2e-4)?;
+        ema_update(ctx, 0.999, &params, &ema)?;
+        step += 1;
+        Ok(())
+    })?;
+    Ok(BenchRow { name: format!("train step {spec} ({} params) n{batch}: {:.1} img/s", layout.num_params(), batch as f64 * 1e3 / ms), ms, gflops: 0.0 })
 }

@@ -66,10 +66,14 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter.
+    /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
+    /// training steps of the SPEC models with --models.
     Bench {
         #[arg(long, default_value_t = 32)]
         batch: usize,
+        /// Time training steps of these models instead of the conv kernels, e.g. unet16x2,conv64x3.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
         #[arg(long, default_value_t = 5)]
@@ -120,9 +124,13 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, quiet),
-        Cmd::Bench { batch, warmup, iters, json } => {
+        Cmd::Bench { batch, models, warmup, iters, json } => {
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
-            let rows = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
+            let rows = if models.is_empty() {
+                dae::bench::conv_rows(&ctx, batch, warmup, iters)?
+            } else {
+                models.iter().map(|m| dae::bench::model_step_row(&ctx, m, batch, warmup, iters)).collect::<dae::Result<Vec<_>>>()?
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
             } else {
