@@ -427,6 +427,23 @@ impl Trainer {
         if saved.model != self.cfg.model {
             return Err(Error::Msg(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
         }
+        let c = &self.cfg;
+        let changed: Vec<&str> = [
+            ("seed", saved.seed != c.seed),
+            ("data", saved.data != c.data),
+            ("noise", saved.noise != c.noise),
+            ("train", saved.train != c.train),
+        ]
+        .iter()
+        .filter(|(_, d)| *d)
+        .map(|(n, _)| *n)
+        .collect();
+        if !changed.is_empty() {
+            eprintln!(
+                "warning: --resume with a config that differs from the checkpoint's in: {}; the run continues with the new settings and will not match an uninterrupted run",
+                changed.join(", ")
+            );
+        }
         let num = |f: &checkpoint::Loaded, k: &str| -> Result<u64> {
             f.meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Msg(format!("--resume: {} lacks {k}", f.path.display())))
         };

@@ -127,6 +127,8 @@ pub struct CtxInner {
     arena: wgpu::Buffer,
     slot_bytes: u64,
     dummy: RefCell<Option<View>>,
+    /// MAP_READ buffers by size, reused by every readback (the training loop reads its log).
+    staging: RefCell<HashMap<u64, wgpu::Buffer>>,
     next_id: Cell<u64>,
     pub(crate) tape: RefCell<Tape>,
     pub(crate) grad_enabled: Cell<bool>,
@@ -184,6 +186,7 @@ impl Ctx {
             arena,
             slot_bytes,
             dummy: RefCell::new(None),
+            staging: RefCell::default(),
             next_id: Cell::new(1),
             tape: RefCell::default(),
             grad_enabled: Cell::new(true),
@@ -523,12 +526,19 @@ impl Ctx {
         self.flush()?;
         let size = (v.len as u64 * 4).max(4);
         let dev = &self.0.gpu.device;
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = {
+            let mut cache = self.0.staging.borrow_mut();
+            let b = cache.entry(size).or_insert_with(|| {
+                self.count(|c| c.buffers += 1);
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            b.clone()
+        };
         let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
         self.0.gpu.queue.submit([encoder.finish()]);
