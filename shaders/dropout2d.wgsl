@@ -1,5 +1,6 @@
 // dropout2d: Dropout2d (training only): one keep/drop draw per (n, c) channel from Philox
-// (counter = (n*c index, stream lo, stream hi, 0), key = seed), kept channels scaled by
+// (counter = (n*c index, stream lo, stream hi, DROPOUT_TAG), key = seed; the tag keeps these
+// counters apart from data.wgsl's noise, whose last word is 0..65), kept channels scaled by
 // 1/(1-p). Nothing is stored: the backward redraws the same mask. Needs philox.wgsl before it.
 //
 // Bindings: 0 params | 1 x (or dy) [n,c,hw] | 2 y (rw) (or dx)
@@ -12,13 +13,14 @@ struct Dropout2dParams {
 }
 
 const WG: u32 = 256u;
+const DROPOUT_TAG: u32 = 0x44524F50u;
 
 @group(0) @binding(0) var<uniform> p: Dropout2dParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
 fn mask(channel: u32) -> f32 {
-    let r = philox4x32_10(vec4<u32>(channel, p.stream_lo, p.stream_hi, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
+    let r = philox4x32_10(vec4<u32>(channel, p.stream_lo, p.stream_hi, DROPOUT_TAG), vec2<u32>(p.seed_lo, p.seed_hi));
     return select(0.0, p.scale, philox_uniform(r.x) >= p.prob);
 }
 

@@ -119,7 +119,9 @@ pub struct NoiseConfig {
     pub curriculum: Option<Curriculum>,
     /// Clip the noisy image to this range; null = no clipping.
     pub clip_range: Option<[f32; 2]>,
-    /// Evaluation sigmas (may include levels never seen in training).
+    /// Evaluation sigmas (may include levels never seen in training). The sigma lists apply to
+    /// gaussian and speckle noise; salt_pepper and poisson have no sigma and are trained and
+    /// evaluated at `amount` / `peak` (the val CSV's sigma column then holds that value).
     pub test_sigmas: Vec<f32>,
     /// Salt-and-pepper: fraction of pixels replaced.
     pub amount: f32,
@@ -416,6 +418,8 @@ mod tests {
         assert!(e.contains("train.lr must be > 0, got -1"), "{e}");
         let e = Config::from_yaml("model:\n  num_downs: 7\n", "x.yaml", &[]).unwrap_err().to_string();
         assert!(e.contains("model.num_downs"), "{e}");
+        let e = Config::from_yaml("model:\n  base_ch: 48\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("model.base_ch 48") && e.contains("groups"), "{e}");
         let e = Config::from_yaml("noise:\n  type: pink\n", "x.yaml", &[]).unwrap_err().to_string();
         assert!(e.contains("pink") && e.contains("x.yaml"), "{e}");
     }

@@ -62,6 +62,9 @@ enum Cmd {
         /// Validate and pick best_model with the raw weights instead of the EMA.
         #[arg(long)]
         no_ema: bool,
+        /// Delete an earlier run's logs, checkpoints and figures in the output folder and start over.
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
@@ -123,7 +126,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
-        Cmd::Train { common, resume, no_ema, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, quiet),
+        Cmd::Train { common, resume, no_ema, overwrite, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet),
         Cmd::Bench { batch, models, warmup, iters, json } => {
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let rows = if models.is_empty() {
@@ -143,10 +146,10 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     }
 }
 
-fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, quiet: bool) -> dae::Result<ExitCode> {
+fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None };
+    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite };
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);

@@ -35,7 +35,14 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn install_ctrlc() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+        let handler = || {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("second interrupt: exiting without saving");
+                std::process::exit(130);
+            }
+            eprintln!("interrupt: saving `last` at the next step boundary (Ctrl-C again to quit now)");
+        };
+        if let Err(e) = ctrlc::set_handler(handler) {
             eprintln!("warning: Ctrl-C handler not installed ({e}); an interrupt will not save `last`");
         }
     });
@@ -52,6 +59,8 @@ pub struct TrainOptions {
     pub verbose: bool,
     /// Behave as if Ctrl-C came once this many steps are done (tests of the interrupt path).
     pub stop_after: Option<u64>,
+    /// Delete the logs, checkpoints and figures a previous run left in out_dir and start over.
+    pub overwrite: bool,
 }
 
 /// One row of val_metrics.csv.
@@ -227,6 +236,8 @@ pub struct Trainer {
     pub grads: View,
     pub ema: View,
     pub buffers: View,
+    /// EMA of the batch-norm running statistics, used with the EMA weights (as timm's ModelEma).
+    pub ema_buffers: View,
     pub opt: Optimizer,
     train_w: Weights,
     ema_w: Weights,
@@ -254,10 +265,11 @@ impl Trainer {
     /// to 0.3, rows clean | noisy | reconstructed (EMA or raw weights as validation uses).
     fn recon_grid(&self, use_ema: bool) -> Result<()> {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
-        let sig = &self.cfg.noise.test_sigmas;
-        let si = (0..sig.len()).min_by(|a, b| (sig[*a] - 0.3).abs().total_cmp(&(sig[*b] - 0.3).abs())).unwrap_or(0);
+        let lv = eval_levels(&self.cfg);
+        let li = (0..lv.len()).min_by(|a, b| (lv[*a] - 0.3).abs().total_cmp(&(lv[*b] - 0.3).abs())).unwrap_or(0);
         let nb = 8.min(self.val_len);
-        let (c, n, r) = eval_batch(&self.ctx, &self.cfg, &self.model, w, &self.dataset, &self.val_idx, 0, nb, 0, si as u32, sig[si])?;
+        let (clean, c) = eval_clean(&self.ctx, &self.dataset, &self.val_idx, 0, nb)?;
+        let (n, r) = eval_noisy(&self.ctx, &self.cfg, &self.model, w, &clean, nb, 0, li as u32, lv[li])?;
         let path = self.out.join("figures").join(format!("recon_epoch_{:03}.png", self.epoch));
         crate::report::grid_png(&path, &[&c, &n, &r], nb, IMAGE_HW, IMAGE_HW, 3)
     }
@@ -301,6 +313,7 @@ impl Trainer {
         let params = ctx.upload("params", &p0)?;
         let ema = ctx.upload("ema", &p0)?;
         let buffers = ctx.upload("buffers", &b0)?;
+        let ema_buffers = ctx.upload("ema buffers", &b0)?;
         let grads = ctx.alloc("grads", layout.param_len())?;
         fill(ctx, &grads, 0.0)?;
         let t = &cfg.train;
@@ -315,7 +328,7 @@ impl Trainer {
         };
         let opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
         let train_w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
-        let ema_w = Weights::views(ctx, &layout, &ema, None, &buffers)?;
+        let ema_w = Weights::views(ctx, &layout, &ema, None, &ema_buffers)?;
         let raw_w = Weights::views(ctx, &layout, &params, None, &buffers)?;
         let total = (spe * t.epochs) as u64;
         let schedule = Schedule {
@@ -344,6 +357,7 @@ impl Trainer {
             grads,
             ema,
             buffers,
+            ema_buffers,
             opt,
             train_w,
             ema_w,
@@ -375,8 +389,8 @@ impl Trainer {
         self.out.join("logs")
     }
 
-    fn host_weights(&self, arena: &View) -> Result<HostWeights> {
-        Ok(HostWeights { params: self.ctx.read(arena)?, buffers: self.ctx.read(&self.buffers)?, batches_tracked: self.batches_tracked })
+    fn host_weights(&self, arena: &View, buffers: &View) -> Result<HostWeights> {
+        Ok(HostWeights { params: self.ctx.read(arena)?, buffers: self.ctx.read(buffers)?, batches_tracked: self.batches_tracked })
     }
 
     fn meta(&self, kind: &str) -> std::collections::HashMap<String, String> {
@@ -390,8 +404,8 @@ impl Trainer {
     /// Write the `stem` checkpoint (raw, EMA and optimiser state files).
     pub fn save(&self, stem: &str) -> Result<()> {
         let dir = self.ckpt_dir();
-        let raw = self.host_weights(&self.params)?;
-        let ema = self.host_weights(&self.ema)?;
+        let raw = self.host_weights(&self.params, &self.buffers)?;
+        let ema = self.host_weights(&self.ema, &self.ema_buffers)?;
         let m = self.ctx.read(&self.opt.m)?;
         let v = self.ctx.read(&self.opt.v)?;
         let mut state_meta = self.meta("state");
@@ -452,6 +466,7 @@ impl Trainer {
         self.ctx.write(&self.params, &w.params)?;
         self.ctx.write(&self.ema, &e.params)?;
         self.ctx.write(&self.buffers, &w.buffers)?;
+        self.ctx.write(&self.ema_buffers, &e.buffers)?;
         let len = self.layout.param_len();
         self.ctx.write(&self.opt.m, &checkpoint::arena(&state, "m", len)?)?;
         self.ctx.write(&self.opt.v, &checkpoint::arena(&state, "v", len)?)?;
@@ -506,6 +521,9 @@ impl Trainer {
         let lr = self.schedule.lr(self.step) as f32;
         self.opt.step(&ctx, &self.params, &self.grads, lr)?;
         ema_update(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema)?;
+        if !self.layout.buffers.is_empty() {
+            ema_update(&ctx, self.cfg.train.ema_decay, &self.buffers, &self.ema_buffers)?;
+        }
         copy_offset(&ctx, l.view(), log, 2 * slot)?;
         copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)?;
         ctx.flush()?;
@@ -519,71 +537,87 @@ impl Trainer {
         Ok(())
     }
 
-    /// Validation metrics per test sigma on the held-out split, with the EMA (or raw) weights.
-    pub fn validate(&self, use_ema: bool) -> Result<Vec<ValRow>> {
+    /// Validation metrics per evaluation level on the held-out split, with the EMA (or raw)
+    /// weights; None when interrupted.
+    pub fn validate(&self, use_ema: bool) -> Result<Option<Vec<ValRow>>> {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         evaluate(&self.ctx, &self.cfg, &self.model, w, &self.dataset, &self.val_idx, self.val_len)
     }
 }
 
-/// One evaluation batch on the host: (clean, noisy in [0, 1], reconstruction) of images
-/// idx[start..start + nb] at noise level `sigma`; the noise is fixed by (sigma index, batch).
+/// The noise levels evaluation runs at: the test sigmas for gaussian and speckle noise; the
+/// fixed `amount` (salt-and-pepper) or `peak` (poisson), which have no sigma, otherwise.
+pub fn eval_levels(cfg: &Config) -> Vec<f32> {
+    match cfg.noise.kind {
+        NoiseKind::Gaussian | NoiseKind::Speckle => cfg.noise.test_sigmas.clone(),
+        NoiseKind::SaltPepper => vec![cfg.noise.amount],
+        NoiseKind::Poisson => vec![cfg.noise.peak],
+    }
+}
+
+/// Clean pixels of images idx[start..start + nb], on the GPU and on the host.
+fn eval_clean(ctx: &Ctx, dataset: &View, idx: &View, start: usize, nb: usize) -> Result<(View, Vec<f32>)> {
+    let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
+    data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
+    let host = ctx.read(&clean)?;
+    Ok((clean, host))
+}
+
+/// (noisy in [0, 1], reconstruction) of a clean batch at level `level`; the noise is fixed by
+/// (level index, batch index) so epochs compare.
 #[allow(clippy::too_many_arguments)]
-pub fn eval_batch(
-    ctx: &Ctx,
-    cfg: &Config,
-    model: &Model,
-    w: &Weights,
-    dataset: &View,
-    idx: &View,
-    start: usize,
-    nb: usize,
-    batch_index: u32,
-    sigma_index: u32,
-    sigma: f32,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+fn eval_noisy(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, nb: usize, batch_index: u32, level_index: u32, level: f32) -> Result<(Vec<f32>, Vec<f32>)> {
     let (sc, sh) = input_affine(cfg.data.normalize);
     let len = nb * IMAGE_LEN;
     ctx.no_grad(|| {
-        let clean = ctx.alloc("eval batch", len)?;
-        data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
         let input = ctx.alloc("eval batch", len)?;
-        let dp = noise_params(cfg, len, u32::MAX - sigma_index, batch_index, Some(sigma), 1.0);
-        data_noise(ctx, &dp, &clean, &input)?;
+        let dp = noise_params(cfg, len, u32::MAX - level_index, batch_index, Some(level), 1.0);
+        data_noise(ctx, &dp, clean, &input)?;
         let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
         let recon = model.forward(&Fwd::gpu(w, false, cfg.seed, 0), &x)?.to_vec()?;
         let noisy: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
-        Ok((ctx.read(&clean)?, noisy, recon))
+        Ok((noisy, recon))
     })
 }
 
 /// Metrics of `model` with weights `w` on images `idx` (a GPU list of `n` indices into
-/// `dataset`), one row per test sigma. Noise is fixed per (sigma, batch) so epochs compare.
-pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Vec<ValRow>> {
+/// `dataset`), one row per evaluation level; None when interrupted (Ctrl-C) part way.
+pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Option<Vec<ValRow>>> {
     let b = cfg.train.batch_size.min(n).max(1);
     let terms = pixel_terms(cfg);
-    let mut rows = Vec::new();
-    for (si, &sigma) in cfg.noise.test_sigmas.iter().enumerate() {
-        let (mut l, mut p, mut s, mut pn, mut sn) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        let mut start = 0;
-        while start < n {
-            let nb = b.min(n - start);
-            let (clean_h, noisy_h, recon) = eval_batch(ctx, cfg, model, w, dataset, idx, start, nb, (start / b) as u32, si as u32, sigma)?;
+    let levels = eval_levels(cfg);
+    // Per level: loss, psnr, ssim, noisy psnr, noisy ssim (sums over images).
+    let mut sums = vec![[0.0f64; 5]; levels.len()];
+    let mut start = 0;
+    while start < n {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let nb = b.min(n - start);
+        let (clean, clean_h) = eval_clean(ctx, dataset, idx, start, nb)?;
+        for (li, &level) in levels.iter().enumerate() {
+            let (noisy_h, recon) = eval_noisy(ctx, cfg, model, w, &clean, nb, (start / b) as u32, li as u32, level)?;
+            let acc = &mut sums[li];
             for i in 0..nb {
                 let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
                 let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
-                l += terms.iter().map(|(w, k)| *w as f64 * per_image_loss(*k, rc, cl)).sum::<f64>();
-                p += metrics::psnr(rc, cl);
-                s += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
-                pn += metrics::psnr(ny, cl);
-                sn += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
+                acc[0] += terms.iter().map(|(w, k)| *w as f64 * per_image_loss(*k, rc, cl)).sum::<f64>();
+                acc[1] += metrics::psnr(rc, cl);
+                acc[2] += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
+                acc[3] += metrics::psnr(ny, cl);
+                acc[4] += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
             }
-            start += nb;
         }
-        let k = n as f64;
-        rows.push(ValRow { sigma, loss: l / k, psnr: p / k, ssim: s / k, psnr_noisy: pn / k, ssim_noisy: sn / k });
+        start += nb;
     }
-    Ok(rows)
+    let k = n as f64;
+    Ok(Some(
+        levels
+            .iter()
+            .zip(&sums)
+            .map(|(&sigma, a)| ValRow { sigma, loss: a[0] / k, psnr: a[1] / k, ssim: a[2] / k, psnr_noisy: a[3] / k, ssim_noisy: a[4] / k })
+            .collect(),
+    ))
 }
 
 fn per_image_loss(kind: LossKind, pred: &[f32], clean: &[f32]) -> f64 {
@@ -640,6 +674,34 @@ fn truncate_logs(dir: &Path, step: u64, epoch: usize) -> Result<()> {
     keep(dir.join(VAL_CSV), &|l| first(l).is_some_and(|e| e <= epoch as u64))
 }
 
+/// Files a run writes in out_dir; a new run (not --resume) refuses to mix with an earlier one's.
+fn prepare_out_dir(out: &Path, opts: &TrainOptions) -> Result<()> {
+    if opts.resume {
+        return Ok(());
+    }
+    let stale: Vec<PathBuf> = [out.join("logs").join(TRAIN_CSV), out.join("logs").join(VAL_CSV), out.join("ckpts").join("last.safetensors")]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    if !opts.overwrite {
+        return Err(Error::Msg(format!(
+            "{} already holds a run ({}): continue it with --resume, start over with --overwrite (deletes its logs, checkpoints and figures), or pick another --out-dir",
+            out.display(),
+            stale.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    for sub in ["logs", "ckpts", "figures"] {
+        let d = out.join(sub);
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| Error::Msg(format!("--overwrite: cannot remove {}: {e}", d.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Run (or continue) training to `train.epochs`.
 pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let verbose = opts.verbose;
@@ -648,11 +710,14 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             eprintln!("{m}");
         }
     };
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    prepare_out_dir(Path::new(&cfg.out_dir), opts)?;
     let mut tr = Trainer::new(ctx, cfg, opts, &mut say)?;
     let spe = tr.steps_per_epoch();
     let logs = tr.logs_dir();
     std::fs::create_dir_all(&logs).map_err(|e| Error::Msg(format!("cannot create {}: {e}", logs.display())))?;
     std::fs::create_dir_all(tr.ckpt_dir()).map_err(|e| Error::Msg(format!("cannot create {}: {e}", tr.ckpt_dir().display())))?;
+    std::fs::write(tr.out.join("config.resolved.yaml"), cfg.to_yaml()).map_err(|e| Error::Msg(format!("cannot write the resolved config: {e}")))?;
     let info = &ctx.gpu().info;
     say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
     say(&format!(
@@ -752,7 +817,17 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         bar.finish_and_clear();
         tr.epoch += 1;
         tr.step_in_epoch = 0;
-        let val = tr.validate(!opts.no_ema)?;
+        let Some(val) = tr.validate(!opts.no_ema)? else {
+            tr.save("last")?;
+            say(&format!(
+                "interrupted during epoch {}'s validation: saved {} at step {} (a resume starts the next epoch; this epoch's validation is skipped)",
+                tr.epoch,
+                tr.ckpt_dir().join("last.safetensors").display(),
+                tr.step
+            ));
+            interrupted = true;
+            break;
+        };
         let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;
         let rows: Vec<String> = val
             .iter()
@@ -763,8 +838,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         say(&format!("epoch {}/{} val {} | {:.0} img/s", tr.epoch, cfg.train.epochs, line, ips));
         if mean_psnr > tr.best_psnr {
             tr.best_psnr = mean_psnr;
-            let arena = if opts.no_ema { &tr.params } else { &tr.ema };
-            let w = tr.host_weights(arena)?;
+            let w = if opts.no_ema { tr.host_weights(&tr.params, &tr.buffers)? } else { tr.host_weights(&tr.ema, &tr.ema_buffers)? };
             let mut meta = tr.meta(if opts.no_ema { "raw" } else { "ema" });
             meta.insert("val_psnr_mean".into(), format!("{mean_psnr:.4}"));
             checkpoint::write(&tr.ckpt_dir().join("best_model.safetensors"), checkpoint::weight_tensors(&tr.layout, &w), meta)?;
@@ -778,6 +852,5 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         }
         last_val = val;
     }
-    std::fs::write(tr.out.join("config.resolved.yaml"), cfg.to_yaml()).map_err(|e| Error::Msg(format!("cannot write the resolved config: {e}")))?;
     Ok(Summary { steps: tr.step, epochs_done: tr.epoch, interrupted, last_val, best_psnr: tr.best_psnr, images_per_s: ips })
 }

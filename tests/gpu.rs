@@ -360,3 +360,20 @@ fn perceptual_loss_trains_and_checks_its_weights() {
     assert!(e.contains("features.7.weight"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A new run refuses an out_dir holding an earlier run (no mixed logs); --overwrite starts over.
+#[test]
+fn a_new_run_does_not_mix_with_an_earlier_one() {
+    let out = tmp("mix");
+    std::fs::create_dir_all(out.join("logs")).unwrap();
+    std::fs::write(out.join("logs/train_metrics.csv"), "step,epoch,loss,lr,grad_norm,images_per_s\n1,1,0.5,0.001,1.0,10\n").unwrap();
+    let cfg = quick(&out, &["model.base_ch=8", "train.epochs=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"]);
+    let e = dae::train::train(&ctx(), &cfg, &opts()).err().unwrap().to_string();
+    assert!(e.contains("--resume") && e.contains("--overwrite"), "{e}");
+    let over = dae::train::TrainOptions { overwrite: true, ..opts() };
+    dae::train::train(&ctx(), &cfg, &over).unwrap();
+    let rows = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows, 3, "header + the new run's 2 steps, nothing of the old run");
+    assert!(out.join("config.resolved.yaml").is_file());
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -92,6 +92,20 @@ impl ModelConfig {
         if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
             return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
         }
+        if self.norm_type == NormType::Group {
+            // GroupNorm(min(32, c), c) needs 32 | c for every c >= 32 the model makes
+            // (base * 2^i, and their halves in the bilinear unet's up path).
+            for i in 0..=self.num_downs {
+                for c in [self.base_ch << i, (self.base_ch << i) / 2] {
+                    if c >= 32 && c % 32 != 0 {
+                        return bad(format!(
+                            "model.base_ch {} with norm_type group makes a layer of {c} channels, which min(32, {c}) = 32 groups do not divide; use a power of two or a multiple of 32",
+                            self.base_ch
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

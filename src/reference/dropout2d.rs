@@ -4,6 +4,10 @@
 
 use super::philox::{philox4x32_10, uniform_from_u32};
 
+/// The last counter word of every dropout draw ("DROP"): keeps dropout's counters apart from the
+/// noise kernels', whose last word is a small tag (0..65). Same constant in dropout2d.wgsl.
+pub const DROPOUT_TAG: u32 = 0x4452_4F50;
+
 pub fn dropout2d_mask(n: usize, c: usize, p: f64, seed: u64, stream: u64) -> Vec<f64> {
     assert!(
         (0.0..=1.0).contains(&p),
@@ -16,7 +20,7 @@ pub fn dropout2d_mask(n: usize, c: usize, p: f64, seed: u64, stream: u64) -> Vec
     let key = [seed as u32, (seed >> 32) as u32];
     let mut mask = vec![0.0; n * c];
     for (i, m) in mask.iter_mut().enumerate() {
-        let r = philox4x32_10([i as u32, stream as u32, (stream >> 32) as u32, 0], key);
+        let r = philox4x32_10([i as u32, stream as u32, (stream >> 32) as u32, DROPOUT_TAG], key);
         // u >= 0 always, so p == 0 keeps everything with scale 1, and u < 1
         // always, so p == 1 drops everything (the 1/0 scale is never used).
         if uniform_from_u32(r[0]) >= p {
@@ -90,7 +94,7 @@ mod tests {
             for ci in 0..c {
                 let i = ni * c + ci;
                 let r = philox4x32_10(
-                    [i as u32, 0x0000_0007, 0xfeed, 0],
+                    [i as u32, 0x0000_0007, 0xfeed, DROPOUT_TAG],
                     [0x89ab_cdef, 0x0123_4567],
                 );
                 let want = if uniform_from_u32(r[0]) >= p {
