@@ -324,7 +324,12 @@ impl Config {
             set_path(&mut v, k.trim(), val.trim())?;
         }
         let what = if sets.is_empty() { file.to_string() } else { format!("{file} (with --set {})", sets.join(", ")) };
-        let cfg: Config = serde_yaml::from_value(v).map_err(|e| yaml_err(&what, e))?;
+        // serde_yaml's own errors carry no field path once the text is a Value (the --set
+        // overrides need that step): serde_path_to_error puts `train.lr` back in the message.
+        let cfg: Config = serde_path_to_error::deserialize(v).map_err(|e| match e.path().to_string() {
+            p if p == "." => yaml_err(&what, e.into_inner()),
+            p => yaml_err(&what, format!("{p}: {}", e.into_inner())),
+        })?;
         cfg.validate().map_err(|e| Error::Msg(format!("config {what}: {e}")))?;
         Ok(cfg)
     }
@@ -421,7 +426,11 @@ mod tests {
         let e = Config::from_yaml("model:\n  base_ch: 48\n", "x.yaml", &[]).unwrap_err().to_string();
         assert!(e.contains("model.base_ch 48") && e.contains("groups"), "{e}");
         let e = Config::from_yaml("noise:\n  type: pink\n", "x.yaml", &[]).unwrap_err().to_string();
-        assert!(e.contains("pink") && e.contains("x.yaml"), "{e}");
+        assert!(e.contains("pink") && e.contains("x.yaml") && e.contains("noise.type"), "{e}");
+        let e = Config::from_yaml("train:\n  lr: abc\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("train.lr") && e.contains("abc"), "{e}");
+        let e = Config::from_yaml("", "x.yaml", &["train.batch_size=-3".into()]).unwrap_err().to_string();
+        assert!(e.contains("train.batch_size") && e.contains("--set"), "{e}");
     }
 
     #[test]
@@ -442,5 +451,8 @@ mod tests {
         assert_eq!(c.noise.level_scale(0), 0.5);
         assert_eq!(c.noise.level_scale(2), 0.75);
         assert_eq!(c.noise.level_scale(9), 1.0);
+        let c = Config::from_yaml("noise:\n  schedule: {kind: cosine, min: 0.1, max: 0.5, count: 3}\n", "x", &[]).unwrap();
+        let s = c.noise.sigma_list();
+        assert!((s[0] - 0.1).abs() < 1e-6 && (s[1] - 0.3).abs() < 1e-6 && (s[2] - 0.5).abs() < 1e-6, "{s:?}");
     }
 }

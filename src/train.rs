@@ -122,6 +122,26 @@ pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&s
             s.files.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
         )));
     }
+    // MNIST and Fashion-MNIST share file names, so a folder of the other set would load
+    // silently: the md5 of the two files read (tens of ms) tells them apart.
+    for f in [img, lab] {
+        let path = dir.join(f);
+        let got = data::md5_file(&path)?;
+        let want = s.files.iter().find(|(n, _)| *n == f).map_or("", |(_, m)| *m);
+        if !got.eq_ignore_ascii_case(want) {
+            let other = [&data::MNIST, &data::FASHION_MNIST].into_iter().find(|o| o.files.iter().any(|(n, m)| *n == f && m.eq_ignore_ascii_case(&got)));
+            return Err(match other {
+                Some(o) => Error::Msg(format!(
+                    "{} is {}'s file, but data.dataset is {}: point --data-dir / DAE_DATA_DIR (or data.root) at a folder of {} files",
+                    path.display(),
+                    o.name,
+                    s.name,
+                    s.name
+                )),
+                None => data::DataError::Checksum { path, expected: want.to_string(), got }.into(),
+            });
+        }
+    }
     let (images, _) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
     if images.rows != IMAGE_HW || images.cols != IMAGE_HW {
         return Err(Error::Msg(format!("{}: images are {}x{}, dae's models expect 28x28", dir.join(img).display(), images.rows, images.cols)));
@@ -408,6 +428,19 @@ impl Trainer {
         let ema = self.host_weights(&self.ema, &self.ema_buffers)?;
         let m = self.ctx.read(&self.opt.m)?;
         let v = self.ctx.read(&self.opt.v)?;
+        // A finite loss does not prove finite weights (the last update of an epoch is checked by
+        // no loss): never replace a good checkpoint with a broken one.
+        if let Some(what) = [("weights", &raw.params), ("batch-norm running statistics", &raw.buffers), ("EMA weights", &ema.params), ("Adam moments", &m), ("Adam moments", &v)]
+            .iter()
+            .find(|(_, d)| d.iter().any(|x| !x.is_finite()))
+            .map(|(w, _)| *w)
+        {
+            return Err(Error::Msg(format!(
+                "the {what} became non-finite by step {}; stopping without writing {stem}. The checkpoints in {} are from before it and intact",
+                self.step,
+                dir.display()
+            )));
+        }
         let mut state_meta = self.meta("state");
         state_meta.insert("opt_t".into(), self.opt.t.to_string());
         state_meta.insert("best_psnr".into(), self.best_psnr.to_string());

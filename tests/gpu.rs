@@ -316,6 +316,35 @@ fn nan_loss_stops_naming_the_step() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// A run that goes bad after a good epoch leaves that epoch's `last` byte for byte.
+#[test]
+fn a_bad_epoch_leaves_the_good_last_checkpoint() {
+    let out = tmp("nan-after");
+    let sets = ["model.base_ch=8", "train.epochs=1", "train.max_steps_per_epoch=3", "train.log_every=3", "train.batch_size=8", "data.val_size=8", "noise.test_sigmas=[0.3]"];
+    dae::train::train(&ctx(), &quick(&out, &sets), &opts()).unwrap();
+    let files = ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(out.join("ckpts").join(f)).unwrap()).collect();
+    let mut bad = sets.to_vec();
+    bad.extend(["train.epochs=2", "train.lr=1e30", "train.grad_clip=null", "train.warmup_epochs=0"]);
+    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
+    let e = dae::train::train(&ctx(), &quick(&out, &bad), &resumed).unwrap_err().to_string();
+    assert!(e.contains("intact"), "{e}");
+    for (f, b) in files.iter().zip(&before) {
+        assert!(&std::fs::read(out.join("ckpts").join(f)).unwrap() == b, "{f} changed after the run went bad");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// MNIST and Fashion-MNIST share file names: the other set's folder is refused, by name.
+#[test]
+fn the_other_datasets_files_are_refused() {
+    let out = tmp("wrong-set");
+    let cfg = quick(&out, &["data.dataset=fashion_mnist", "model.base_ch=8", "train.epochs=1", "train.max_steps_per_epoch=1"]);
+    let e = dae::train::train(&ctx(), &cfg, &opts()).unwrap_err().to_string();
+    assert!(e.contains("is MNIST's file") && e.contains("Fashion-MNIST"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
 /// A VGG16-features file with random weights for convs 0..=14 (taps up to relu3_3).
 fn random_vgg(path: &std::path::Path, drop: Option<&str>) {
     let mut rng = dae::check::Rng::new(3);
@@ -376,4 +405,36 @@ fn a_new_run_does_not_mix_with_an_earlier_one() {
     assert_eq!(rows, 3, "header + the new run's 2 steps, nothing of the old run");
     assert!(out.join("config.resolved.yaml").is_file());
     std::fs::remove_dir_all(&out).ok();
+}
+
+// ---- the command line --------------------------------------------------------------------
+
+fn dae_cmd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dae")).args(args).output().expect("run the dae binary")
+}
+
+/// `dae gradcheck --json` prints one JSON array of objects with exactly the six keys and exits 0
+/// when every check passes; `dae devices --json` lists the adapter the tests run on.
+#[test]
+fn gradcheck_and_devices_commands() {
+    let out = dae_cmd(&["gradcheck", "--json", "--only", "pad2d"]);
+    assert!(out.status.success(), "dae gradcheck failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("gradcheck --json prints JSON");
+    let rows = rows.as_array().expect("a JSON array");
+    assert!(rows.len() >= 6, "pad2d: forward and backward on >= 3 shapes, got {} rows", rows.len());
+    for r in rows {
+        let mut keys: Vec<&str> = r.as_object().expect("an object per check").keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["entry", "op", "pass", "rel_err", "shape", "tol"]);
+        assert_eq!(r["op"], "pad2d");
+        assert_eq!(r["pass"], true);
+    }
+    let bad = dae_cmd(&["gradcheck", "--only", "no-such-op"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("families"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    let out = dae_cmd(&["devices", "--json"]);
+    assert!(out.status.success(), "dae devices failed: {}", String::from_utf8_lossy(&out.stderr));
+    let devs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("devices --json prints JSON");
+    assert!(!devs.as_array().expect("a JSON array").is_empty(), "no adapter listed");
 }

@@ -1,6 +1,5 @@
-//! Getting the four `.gz` files of a data set into a folder: files already there are trusted
-//! (hashing 30 MB on every run would cost more than it saves; `verify` does it on request),
-//! missing ones are fetched from the mirrors in order and checked against the published md5
+//! Getting the four `.gz` files of a data set into a folder: files already there are left as
+//! they are (training checks the md5 of the two it reads; `verify` checks all four), missing ones are fetched from the mirrors in order and checked against the published md5
 //! before they appear under their real name.
 
 use std::fs::{self, File};
@@ -97,8 +96,8 @@ pub fn verify(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Make sure the four files are in `dir`: files present are used as they are (an md5 check of
-/// present files is NOT done every run — it is done by [`verify`]); missing ones are downloaded
+/// Make sure the four files are in `dir`: files present are left as they are (their md5 is
+/// checked where they are read, or by [`verify`]); missing ones are downloaded
 /// from `mirrors` in order (first that works), each checked against its md5 BEFORE it is moved
 /// into place: it is written to `<file>.part` in the same dir and renamed, so a half file never
 /// appears under the real name (a stale `.part` is overwritten). `log` receives one line per
