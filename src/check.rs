@@ -665,6 +665,83 @@ fn check_models(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+/// Written by tools/torch_reference.py: small SPEC models' weights and batch, and what PyTorch
+/// (float64) computes from them.
+const TORCH_REFERENCE: &[u8] = include_bytes!("../tests/fixtures/torch_reference.safetensors");
+
+/// dae's GPU models against PyTorch itself, on PyTorch's weights: eval and training outputs, the
+/// MSE loss, every parameter gradient and the running statistics after the step. The CPU tape
+/// of `check_models` runs dae's own model code; only this check sees a structural mistake the two
+/// would share.
+fn check_torch(c: &mut Checker) -> Result<()> {
+    use crate::checkpoint::{self, Loaded};
+    use crate::nn::model::Fwd;
+    use crate::nn::{Model, ModelConfig, Weights};
+    let path = std::path::Path::new("tests/fixtures/torch_reference.safetensors");
+    let file = checkpoint::parse(TORCH_REFERENCE, path)?;
+    let bad = |m: String| crate::error::Error::Msg(format!("{}: {m}", path.display()));
+    let configs: std::collections::BTreeMap<String, ModelConfig> =
+        serde_json::from_str(file.meta.get("configs").map_or("", |s| s.as_str())).map_err(|e| bad(format!("metadata `configs`: {e}")))?;
+    // Tensors under `{prefix}` with the prefix stripped, as a file of their own.
+    let part = |prefix: &str| Loaded {
+        tensors: file.tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone()))).collect(),
+        meta: Default::default(),
+        path: path.join(prefix),
+    };
+    let values = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
+        let (_, shape, data) = file.tensors.get(name).ok_or_else(|| bad(format!("missing tensor {name}")))?;
+        Ok((shape.clone(), bytemuck::pod_collect_to_vec::<u8, f32>(data).iter().map(|&v| v as f64).collect()))
+    };
+    for (id, mc) in configs {
+        let (model, layout) = Model::new(&mc)?;
+        let w0 = checkpoint::load_weights(&layout, &part(&format!("{id}.state.")))?;
+        let (xs, xv) = values(&format!("{id}.x"))?;
+        let (ts, tv) = values(&format!("{id}.t"))?;
+        c.case("model_vs_torch", format!("{id}, x{}", dims(&xs)));
+        let params = c.ctx.upload("check", &w0.params)?;
+        let buffers = c.ctx.upload("check", &w0.buffers)?;
+        let grads = c.ctx.alloc("check", layout.param_len())?;
+        crate::ops::elementwise::fill(c.ctx, &grads, 0.0)?;
+        let w = Weights::views(c.ctx, &layout, &params, Some(&grads), &buffers)?;
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let x = Tensor::from_slice(c.ctx, &xs, &f32s(&xv))?;
+        let t = Tensor::from_slice(c.ctx, &ts, &f32s(&tv))?;
+        let ye = c.ctx.no_grad(|| model.forward(&Fwd::gpu(&w, false, 0, 0), &x))?;
+        c.cmp_t("forward (eval)", &ye, &values(&format!("{id}.y_eval"))?.1)?;
+        let y = model.forward(&Fwd::gpu(&w, true, 0, 0), &x)?;
+        let l = loss::mse_loss(&y, &t)?;
+        c.cmp_t("forward (train)", &y, &values(&format!("{id}.y_train"))?.1)?;
+        c.cmp_t("mse loss", &l, &values(&format!("{id}.loss"))?.1)?;
+        drop(c.ctx.backward(&l)?);
+        let (gg, gb) = (c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
+        let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
+        for e in &layout.params {
+            let (_, want) = values(&format!("{id}.grad.{}", e.name))?;
+            let got = &gg[e.offset..e.offset + e.numel()];
+            let err = rel_l2(got, &want);
+            if err > worst.0 {
+                worst = (err, e.name.clone());
+            }
+            gpu_all.extend_from_slice(got);
+            ref_all.extend(want);
+        }
+        c.cmp("param grads (all)", &gpu_all, &ref_all);
+        c.shape = format!("{id}: worst tensor {}", worst.1);
+        c.cmp("param grads (worst tensor)", &[worst.0 as f32], &[0.0]);
+        if !layout.buffers.is_empty() {
+            c.shape = format!("{id}: running mean/var after the step");
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for e in &layout.buffers {
+                got.extend_from_slice(&gb[e.offset..e.offset + e.numel()]);
+                want.extend(values(&format!("{id}.buffer_after.{}", e.name))?.1);
+            }
+            c.cmp("batch_norm running stats", &got, &want);
+        }
+        c.ctx.clear_tape();
+    }
+    Ok(())
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d", check_convs),
@@ -683,6 +760,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("optim", check_optim),
     ("data", check_data),
     ("model", check_models),
+    ("torch", check_torch),
 ];
 
 /// The names `run` filters on.

@@ -66,8 +66,13 @@ pub struct Loaded {
 
 pub fn read(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a safetensors file: {e}")))?;
-    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| err(path, e))?;
+    parse(&bytes, path)
+}
+
+/// A safetensors file already in memory; `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(path, format!("not a safetensors file: {e}")))?;
+    let (_, md) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| err(path, e))?;
     let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
     Ok(Loaded { tensors, meta: md.metadata().clone().unwrap_or_default(), path: path.to_path_buf() })
 }

@@ -83,6 +83,12 @@ fn batch_gather_and_noise_match_reference() {
 fn model_training_steps_match_reference() {
     family("model");
 }
+/// The same models on PyTorch's weights against PyTorch's own outputs and gradients
+/// (tests/fixtures/torch_reference.safetensors, from tools/torch_reference.py).
+#[test]
+fn models_match_pytorch() {
+    family("torch");
+}
 #[test]
 fn composed_graph_matches_reference() {
     family("composed");
