@@ -185,6 +185,8 @@ def run_check(args) -> int:
 
     ckpt = Path(args.ckpt)
     model_cfg, tensors, meta = read_checkpoint(ckpt, args.prefix)
+    yaml = need("yaml", "pyyaml")
+    normalize = ((yaml.safe_load(meta["config"]) or {}).get("data") or {}).get("normalize", "zero_one")
     model, n = load_model(model_cfg, tensors)
     model.eval()
     in_ch = int(model_cfg.get("in_ch", 1))
@@ -214,9 +216,15 @@ def run_check(args) -> int:
             raise CheckError(f"dae output has no tensor 'output' (tensors: {sorted(got)})")
         y_dae = got["output"].astype(np.float64)
 
-    # Reference in float64 so the difference measures the dae side's error.
+    # Reference in float64 so the difference measures the dae side's error. `dae infer` takes
+    # [0, 1] images and normalises them as the model was trained (data.normalize); so does this.
+    x_net = torch.from_numpy(x).double()
+    if normalize == "minus_one_one":
+        x_net = x_net * 2.0 - 1.0
+    elif normalize != "zero_one":
+        raise CheckError(f"{ckpt}: data.normalize {normalize!r} is neither zero_one nor minus_one_one")
     with torch.no_grad():
-        y_ref = model.double()(torch.from_numpy(x).double()).numpy()
+        y_ref = model.double()(x_net).numpy()
     print(f"input shape:  {list(x.shape)}")
     print(f"dae shape:    {list(y_dae.shape)}")
     print(f"torch shape:  {list(y_ref.shape)}")
