@@ -118,12 +118,6 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 // 4 cout x 4 cin of one tap per invocation, over a slice of the (n, oy) rows (split-K); its
 // partial sums go to `y` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
 
-fn xin(b: u32, c: u32, iy: i32, ix: i32) -> f32 {
-    let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-    let v = x[((b * p.cin + c) * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w + u32(clamp(ix, 0, i32(p.w) - 1))];
-    return select(0.0, v, ok);
-}
-
 @compute @workgroup_size(WG)
 fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let nxb = (p.wo + 3u) / 4u;
@@ -139,22 +133,31 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    let wstride = p.cin * p.kh * p.kw;
+    let kk = p.kh * p.kw;
+    let wstride = p.cin * kk;
     let wb = vec4<u32>(min(co0, cmax), min(co0 + 1u, cmax), min(co0 + 2u, cmax), min(co0 + 3u, cmax)) * wstride;
-    for (var ci = 0u; ci < p.cin; ci++) {
-        for (var ky = 0u; ky < p.kh; ky++) {
-            let iy = i32(oy * p.sh + ky) - i32(p.ph);
-            if (iy < 0 || iy >= i32(p.h)) { continue; }
-            let tap0 = (ci * p.kh + ky) * p.kw;
-            for (var kx = 0u; kx < p.kw; kx++) {
-                let ix = i32(ox0 * p.sw + kx) - i32(p.pw);
-                let s = i32(p.sw);
-                let xv = vec4<f32>(xin(b, ci, iy, ix), xin(b, ci, iy, ix + s), xin(b, ci, iy, ix + 2 * s), xin(b, ci, iy, ix + 3 * s));
-                let t = tap0 + kx;
+    let hw = p.h * p.w;
+    let s = i32(p.sw);
+    let wm = i32(p.w) - 1;
+    // Taps outside, channels inside: the 4 pixels' offsets and masks depend on the tap only.
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let row = b * p.cin * hw + u32(iy) * p.w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
+            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
+            var t = ky * p.kw + kx;
+            var off = 0u;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
                 a0 += xv * wt[wb.x + t];
                 a1 += xv * wt[wb.y + t];
                 a2 += xv * wt[wb.z + t];
                 a3 += xv * wt[wb.w + t];
+                t += kk;
+                off += hw;
             }
         }
     }
@@ -173,11 +176,6 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
             y[row + ox] = v;
         }
     }
-}
-
-fn dyat(b: u32, co: u32, oy: u32, ox: i32) -> f32 {
-    let ok = ox >= 0 && ox < i32(p.wo);
-    return select(0.0, dy[((b * p.cout + co) * p.ho + oy) * p.wo + u32(clamp(ox, 0, i32(p.wo) - 1))], ok);
 }
 
 // The 4 pixels of an invocation are `sw` apart (one phase of the stride), so for each kx the tap
@@ -203,22 +201,31 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
+    let ohw = p.ho * p.wo;
+    let wom = i32(p.wo) - 1;
+    let wco = p.cin * kk;
     for (var ky = 0u; ky < p.kh; ky++) {
         let ty = i32(iy + p.ph) - i32(ky);
         if (ty < 0 || (u32(ty) % p.sh) != 0u) { continue; }
         let oy = u32(ty) / p.sh;
         if (oy >= p.ho) { continue; }
+        let drow = b * p.cout * ohw + oy * p.wo;
         for (var kx = 0u; kx < p.kw; kx++) {
             // tx = ix0 + pw - kx must be a multiple of sw (shifted positive for the modulo).
             if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
-            let m = (i32(ix0 + p.pw) - i32(kx)) / i32(p.sw);
+            let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
+            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
+            var wbase = ky * p.kw + kx;
+            var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
-                let dv = vec4<f32>(dyat(b, co, oy, m), dyat(b, co, oy, m + 1), dyat(b, co, oy, m + 2), dyat(b, co, oy, m + 3));
-                let wbase = co * p.cin * kk + ky * p.kw + kx;
+                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
                 a0 += dv * wt[wbase + cb.x];
                 a1 += dv * wt[wbase + cb.y];
                 a2 += dv * wt[wbase + cb.z];
                 a3 += dv * wt[wbase + cb.w];
+                wbase += wco;
+                off += ohw;
             }
         }
     }
@@ -269,6 +276,11 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     var a3 = vec4<f32>(0.0);
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
+    // The output columns whose input column ox*sw + kx - pw lies inside [0, w).
+    let lo = i32(p.pw) - i32(kx);
+    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
+    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
+    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
     for (var r = r0; r < r1; r++) {
         let b = r / p.ho;
         let oy = r % p.ho;
@@ -276,10 +288,8 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
         if (iy < 0 || iy >= i32(p.h)) { continue; }
         let xrow = b * p.cin * hw + u32(iy) * p.w;
         let drow = b * p.cout * ohw + oy * p.wo;
-        for (var ox = 0u; ox < p.wo; ox++) {
-            let ix = i32(ox * p.sw + kx) - i32(p.pw);
-            if (ix < 0 || ix >= i32(p.w)) { continue; }
-            let xo = xrow + u32(ix);
+        for (var ox = ox_lo; ox < ox_hi; ox++) {
+            let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(x[xo + ci.x * hw], x[xo + ci.y * hw], x[xo + ci.z * hw], x[xo + ci.w * hw]);
             let d = drow + ox;
             a0 += xv * dy[d + co.x * ohw];
