@@ -15,7 +15,7 @@ fn main() {
     println!("adapter: {}", ctx.gpu().info.name);
     let mut rows = dae::bench::conv_rows(&ctx, batch, 2, 5).unwrap_or_else(|e| panic!("{e}"));
     for m in models.split(',').filter(|m| !m.is_empty()) {
-        rows.push(dae::bench::model_step_row(&ctx, m.trim(), batch, 2, 5).unwrap_or_else(|e| panic!("{e}")));
+        rows.extend(dae::bench::model_step_rows(&ctx, m.trim(), batch, 2, 5, false).unwrap_or_else(|e| panic!("{e}")));
     }
     print!("{}", dae::bench::table(&rows));
 }

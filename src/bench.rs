@@ -81,7 +81,9 @@ pub fn table(rows: &[BenchRow]) -> String {
 
 /// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
 /// clip, AdamW, EMA), on random [0, 1) data; `spec` like `unet16x2` or `conv64x3`.
-pub fn model_step_row(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize) -> Result<BenchRow> {
+/// With `profile`, one more step follows with every dispatch timed on its own: a row per entry
+/// point (calls, total ms), slowest first.
+pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<Vec<BenchRow>> {
     use crate::nn::model::{Arch, Fwd};
     use crate::nn::{Model, ModelConfig, Weights};
     use crate::ops::optim::OptKind;
@@ -112,7 +114,7 @@ pub fn model_step_row(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters:
     let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let mut step = 0u64;
-    let ms = time(ctx, warmup, iters, || {
+    let mut train_step = || -> Result<()> {
         let out = model.forward(&Fwd::gpu(&w, true, 1, step), &x)?;
         let l = crate::ops::loss::mse_loss(&out, &y)?;
         drop(ctx.backward(&l)?);
@@ -120,6 +122,19 @@ pub fn model_step_row(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters:
         ema_update(ctx, 0.999, &params, &ema)?;
         step += 1;
         Ok(())
-    })?;
-    Ok(BenchRow { name: format!("train step {spec} ({} params) n{batch}: {:.1} img/s", layout.num_params(), batch as f64 * 1e3 / ms), ms, gflops: 0.0 })
+    };
+    let ms = time(ctx, warmup, iters, &mut train_step)?;
+    let mut rows = vec![BenchRow { name: format!("train step {spec} ({} params) n{batch}: {:.1} img/s", layout.num_params(), batch as f64 * 1e3 / ms), ms, gflops: 0.0 }];
+    if profile {
+        ctx.set_profile(true)?;
+        let r = train_step();
+        let prof = ctx.profile();
+        ctx.set_profile(false)?;
+        r?;
+        let total: f64 = prof.iter().map(|p| p.2).sum();
+        for (entry, calls, secs) in prof {
+            rows.push(BenchRow { name: format!("  {entry} x{calls} ({:.1}% of the profiled step)", 100.0 * secs / total), ms: secs * 1e3, gflops: 0.0 });
+        }
+    }
+    Ok(rows)
 }

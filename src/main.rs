@@ -83,6 +83,9 @@ enum Cmd {
         iters: usize,
         #[arg(long)]
         json: bool,
+        /// With --models: time one more step dispatch by dispatch, a row per entry point.
+        #[arg(long)]
+        profile: bool,
     },
     /// Run a checkpoint on a batch: reads tensor `input` [n,c,h,w] from a safetensors file and
     /// writes `output` (used by tools/torch_check.py).
@@ -127,12 +130,16 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, overwrite, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet),
-        Cmd::Bench { batch, models, warmup, iters, json } => {
+        Cmd::Bench { batch, models, warmup, iters, json, profile } => {
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let rows = if models.is_empty() {
                 dae::bench::conv_rows(&ctx, batch, warmup, iters)?
             } else {
-                models.iter().map(|m| dae::bench::model_step_row(&ctx, m, batch, warmup, iters)).collect::<dae::Result<Vec<_>>>()?
+                let mut rows = Vec::new();
+                for m in &models {
+                    rows.extend(dae::bench::model_step_rows(&ctx, m, batch, warmup, iters, profile)?);
+                }
+                rows
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);

@@ -136,6 +136,8 @@ pub struct CtxInner {
     tiled: Cell<bool>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
+    /// Per entry point (calls, seconds) while profiling; `None` otherwise.
+    profile: RefCell<Option<HashMap<&'static str, (u64, f64)>>>,
 }
 
 /// How many GPU objects the context has created so far: a loop that repeats the same step
@@ -193,6 +195,7 @@ impl Ctx {
             poison: Cell::new(false),
             tiled: Cell::new(true),
             dispatches: Cell::new(0),
+            profile: RefCell::new(None),
             created: Cell::new(Created::default()),
         }))
     }
@@ -232,6 +235,22 @@ impl Ctx {
     /// simple ones (the checks run both; `dae bench` compares them).
     pub fn set_tiled(&self, on: bool) {
         self.0.tiled.set(on);
+    }
+
+    /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of
+    /// that adds to its entry point's total (slow; it shows where a step's time goes).
+    pub fn set_profile(&self, on: bool) -> Result<()> {
+        self.flush()?;
+        self.0.gpu.wait()?;
+        *self.0.profile.borrow_mut() = on.then(HashMap::new);
+        Ok(())
+    }
+
+    /// (entry point, calls, seconds) since `set_profile(true)`, slowest first.
+    pub fn profile(&self) -> Vec<(&'static str, u64, f64)> {
+        let mut v: Vec<_> = self.0.profile.borrow().iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 
     pub fn tiled(&self) -> bool {
@@ -502,6 +521,19 @@ impl Ctx {
         pass.set_bind_group(0, &*bg, &[slot as u32]);
         pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
         self.0.dispatches.set(self.0.dispatches.get() + 1);
+        drop(binds);
+        drop(enc);
+        if self.0.profile.borrow().is_some() {
+            let t0 = std::time::Instant::now();
+            self.flush()?;
+            self.0.gpu.wait()?;
+            let dt = t0.elapsed().as_secs_f64();
+            if let Some(m) = self.0.profile.borrow_mut().as_mut() {
+                let e = m.entry(l.entry).or_default();
+                e.0 += 1;
+                e.1 += dt;
+            }
+        }
         Ok(())
     }
 
