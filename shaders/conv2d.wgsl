@@ -112,30 +112,38 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 
 // ---- register-blocked versions ---------------------------------------------------------------
 // Same bindings, params and accumulate rule as the naive entries above. Forward and input_grad:
-// each invocation computes 4 channels x 4 adjacent pixels of one row (16 accumulators; every
-// loaded input feeds 4 FMAs, every weight 4). Out-of-range channels and pixels load clamped
-// indices and are masked on write, so the inner loops carry no branches. weight_grad_tiled:
+// each invocation computes 8 output channels x 4 pixels of one row (32 accumulators; every
+// loaded input feeds 8 FMAs, every weight 4; 8 x 4 beat 4 x 4 by 10-30% on lavapipe, while the
+// weight gradient stayed faster at 4 x 4). The tap loops are outside the channel loop, so the
+// pixels' offsets and masks are computed once per tap. Out-of-range channels and pixels load
+// clamped indices and are masked (select) or skipped on write, so the channel loop carries no
+// branches. weight_grad_tiled:
 // 4 cout x 4 cin of one tap per invocation, over a slice of the (n, oy) rows (split-K); its
 // partial sums go to `y` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
 
 @compute @workgroup_size(WG)
 fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let nxb = (p.wo + 3u) / 4u;
-    let ncb = (p.cout + 3u) / 4u;
+    let ncb = (p.cout + 7u) / 8u;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * ncb * p.ho * nxb) { return; }
     let ox0 = (i % nxb) * 4u;
     let oy = (i / nxb) % p.ho;
-    let co0 = ((i / (nxb * p.ho)) % ncb) * 4u;
+    let co0 = ((i / (nxb * p.ho)) % ncb) * 8u;
     let b = i / (nxb * p.ho * ncb);
     let cmax = p.cout - 1u;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
     let kk = p.kh * p.kw;
     let wstride = p.cin * kk;
     let wb = vec4<u32>(min(co0, cmax), min(co0 + 1u, cmax), min(co0 + 2u, cmax), min(co0 + 3u, cmax)) * wstride;
+    let wc = vec4<u32>(min(co0 + 4u, cmax), min(co0 + 5u, cmax), min(co0 + 6u, cmax), min(co0 + 7u, cmax)) * wstride;
     let hw = p.h * p.w;
     let s = i32(p.sw);
     let wm = i32(p.w) - 1;
@@ -156,13 +164,17 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
                 a1 += xv * wt[wb.y + t];
                 a2 += xv * wt[wb.z + t];
                 a3 += xv * wt[wb.w + t];
+                a4 += xv * wt[wc.x + t];
+                a5 += xv * wt[wc.y + t];
+                a6 += xv * wt[wc.z + t];
+                a7 += xv * wt[wc.w + t];
                 t += kk;
                 off += hw;
             }
         }
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
-    for (var c = 0u; c < 4u; c++) {
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var c = 0u; c < 8u; c++) {
         let co = co0 + c;
         if (co >= p.cout) { break; }
         var bv = 0.0;
@@ -186,21 +198,26 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let per_phase = (p.w + p.sw - 1u) / p.sw;
     let bpp = (per_phase + 3u) / 4u;
     let nxb = p.sw * bpp;
-    let ncb = (p.cin + 3u) / 4u;
+    let ncb = (p.cin + 7u) / 8u;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * ncb * p.h * nxb) { return; }
     let xb = i % nxb;
     let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
     let iy = (i / nxb) % p.h;
-    let ci0 = ((i / (nxb * p.h)) % ncb) * 4u;
+    let ci0 = ((i / (nxb * p.h)) % ncb) * 8u;
     let b = i / (nxb * p.h * ncb);
     let cmax = p.cin - 1u;
     let kk = p.kh * p.kw;
     let cb = vec4<u32>(min(ci0, cmax), min(ci0 + 1u, cmax), min(ci0 + 2u, cmax), min(ci0 + 3u, cmax)) * kk;
+    let cc = vec4<u32>(min(ci0 + 4u, cmax), min(ci0 + 5u, cmax), min(ci0 + 6u, cmax), min(ci0 + 7u, cmax)) * kk;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
     let ohw = p.ho * p.wo;
     let wom = i32(p.wo) - 1;
     let wco = p.cin * kk;
@@ -224,13 +241,17 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
                 a1 += dv * wt[wbase + cb.y];
                 a2 += dv * wt[wbase + cb.z];
                 a3 += dv * wt[wbase + cb.w];
+                a4 += dv * wt[wbase + cc.x];
+                a5 += dv * wt[wbase + cc.y];
+                a6 += dv * wt[wbase + cc.z];
+                a7 += dv * wt[wbase + cc.w];
                 wbase += wco;
                 off += ohw;
             }
         }
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
-    for (var c = 0u; c < 4u; c++) {
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var c = 0u; c < 8u; c++) {
         let ci = ci0 + c;
         if (ci >= p.cin) { break; }
         var bv = 0.0;

@@ -70,7 +70,7 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
     let p = g.params(b.is_some(), accumulate);
     let bind = [(1, x), (2, w), (3, bias), (5, y)];
     if ctx.tiled() {
-        run(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.cout.div_ceil(4) * g.ho * g.wo.div_ceil(4))
+        run(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.cout.div_ceil(8) * g.ho * g.wo.div_ceil(4))
     } else {
         run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
     }
@@ -84,7 +84,7 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
     if ctx.tiled() {
         let blocks_per_row = g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
-        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(4) * g.h * blocks_per_row)
+        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(8) * g.h * blocks_per_row)
     } else {
         run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
     }
