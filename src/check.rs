@@ -634,35 +634,38 @@ fn check_models(c: &mut Checker) -> Result<()> {
         let lv = g.loss(yv, tv, r::loss::Loss::Mse);
         let rg = g.backward(lv);
         c.cmp("loss", &gl, &[g.data(lv)[0]]);
-        // All parameter gradients as one vector, in layout order, and the worst single tensor.
-        let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
-        for (e, v) in layout.params.iter().zip(&pv) {
-            let gr = rg[v.0].clone().unwrap_or_else(|| vec![0.0; e.numel()]);
-            let gp = &gg[e.offset..e.offset + e.numel()];
-            let err = rel_l2(gp, &gr);
-            if err > worst.0 {
-                worst = (err, e.name.clone());
-            }
-            gpu_all.extend_from_slice(gp);
-            ref_all.extend(gr);
-        }
-        c.cmp("param grads (all)", &gpu_all, &ref_all);
-        c.shape = format!("{name}: worst tensor {}", worst.1);
-        // rel_l2 against a zero reference is the absolute value: the worst tensor's own error.
-        c.cmp("param grads (worst tensor)", &[worst.0 as f32], &[0.0]);
-        if !layout.buffers.is_empty() {
-            c.shape = format!("{name}: running mean/var after the step");
-            let mut br = Vec::new();
-            let mut bg = Vec::new();
-            for (e, v) in layout.buffers.iter().zip(&bv) {
-                br.extend_from_slice(g.data(*v));
-                bg.extend_from_slice(&gb[e.offset..e.offset + e.numel()]);
-            }
-            c.cmp("batch_norm running stats", &bg, &br);
-        }
+        let want: Vec<Vec<f64>> = layout.params.iter().zip(&pv).map(|(e, v)| rg[v.0].clone().unwrap_or_else(|| vec![0.0; e.numel()])).collect();
+        let want_buf: Vec<Vec<f64>> = bv.iter().map(|v| g.data(*v).to_vec()).collect();
+        cmp_model_state(c, name, &layout, &gg, &want, &gb, &want_buf);
         c.ctx.clear_tape();
     }
     Ok(())
+}
+
+/// After a model's training step: every parameter gradient (as one vector in layout order, and
+/// the worst single tensor) and the running statistics, against `want` / `want_buf` (one vector
+/// per layout entry).
+fn cmp_model_state(c: &mut Checker, name: &str, layout: &crate::nn::Layout, grads: &[f32], want: &[Vec<f64>], buffers: &[f32], want_buf: &[Vec<f64>]) {
+    let slice = |v: &[f32], e: &crate::nn::layout::Entry| v[e.offset..e.offset + e.numel()].to_vec();
+    let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
+    for (e, w) in layout.params.iter().zip(want) {
+        let got = slice(grads, e);
+        let err = rel_l2(&got, w);
+        if err > worst.0 {
+            worst = (err, e.name.clone());
+        }
+        gpu_all.extend(got);
+        ref_all.extend_from_slice(w);
+    }
+    c.cmp("param grads (all)", &gpu_all, &ref_all);
+    c.shape = format!("{name}: worst tensor {}", worst.1);
+    // rel_l2 against a zero reference is the absolute value: the worst tensor's own error.
+    c.cmp("param grads (worst tensor)", &[worst.0 as f32], &[0.0]);
+    if !layout.buffers.is_empty() {
+        c.shape = format!("{name}: running mean/var after the step");
+        let got: Vec<f32> = layout.buffers.iter().flat_map(|e| slice(buffers, e)).collect();
+        c.cmp("batch_norm running stats", &got, &want_buf.concat());
+    }
 }
 
 /// Written by tools/torch_reference.py: small SPEC models' weights and batch, and what PyTorch
@@ -714,29 +717,9 @@ fn check_torch(c: &mut Checker) -> Result<()> {
         c.cmp_t("mse loss", &l, &values(&format!("{id}.loss"))?.1)?;
         drop(c.ctx.backward(&l)?);
         let (gg, gb) = (c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
-        let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
-        for e in &layout.params {
-            let (_, want) = values(&format!("{id}.grad.{}", e.name))?;
-            let got = &gg[e.offset..e.offset + e.numel()];
-            let err = rel_l2(got, &want);
-            if err > worst.0 {
-                worst = (err, e.name.clone());
-            }
-            gpu_all.extend_from_slice(got);
-            ref_all.extend(want);
-        }
-        c.cmp("param grads (all)", &gpu_all, &ref_all);
-        c.shape = format!("{id}: worst tensor {}", worst.1);
-        c.cmp("param grads (worst tensor)", &[worst.0 as f32], &[0.0]);
-        if !layout.buffers.is_empty() {
-            c.shape = format!("{id}: running mean/var after the step");
-            let (mut got, mut want) = (Vec::new(), Vec::new());
-            for e in &layout.buffers {
-                got.extend_from_slice(&gb[e.offset..e.offset + e.numel()]);
-                want.extend(values(&format!("{id}.buffer_after.{}", e.name))?.1);
-            }
-            c.cmp("batch_norm running stats", &got, &want);
-        }
+        let want = layout.params.iter().map(|e| Ok(values(&format!("{id}.grad.{}", e.name))?.1)).collect::<Result<Vec<_>>>()?;
+        let want_buf = layout.buffers.iter().map(|e| Ok(values(&format!("{id}.buffer_after.{}", e.name))?.1)).collect::<Result<Vec<_>>>()?;
+        cmp_model_state(c, &id, &layout, &gg, &want, &gb, &want_buf);
         c.ctx.clear_tape();
     }
     Ok(())
