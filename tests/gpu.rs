@@ -444,3 +444,56 @@ fn gradcheck_and_devices_commands() {
     let devs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("devices --json prints JSON");
     assert!(!devs.as_array().expect("a JSON array").is_empty(), "no adapter listed");
 }
+
+/// A real SIGINT to `dae train`: it saves `last` at the next step boundary and exits with 130;
+/// `--resume` then goes on from there.
+#[cfg(unix)]
+#[test]
+fn sigint_saves_last_and_exits_130() {
+    use std::time::{Duration, Instant};
+    let out = tmp("sigint");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+    let sets = ["model.base_ch=8", "train.batch_size=8", "train.log_every=1", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.epochs=2", "train.max_steps_per_epoch=400"];
+    let cmd = |extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
+        c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(&out).arg("--data-dir").arg(mnist_dir());
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.args(extra);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut child = cmd(&[]).spawn().expect("start dae train");
+    let csv = out.join("logs/train_metrics.csv");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&csv).map_or(0, |s| s.lines().count()) < 3 {
+        if t0.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("dae train wrote no step rows in time: {:?}", child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    assert!(killed.success());
+    let t1 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t1.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("dae train did not stop within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: saved"), "{err}");
+    let ckpt = dae::checkpoint::read(&out.join("ckpts/last.safetensors")).unwrap();
+    let step: u64 = ckpt.meta["step"].parse().unwrap();
+    assert!(step >= 2 && step < 800, "saved at step {step}");
+    // The resumed run starts from that step (stopped again right away by the step limit).
+    let o = cmd(&["--resume", "--set", "train.max_steps_per_epoch=1", "--set", "train.epochs=1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("resumed at step {step}")), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
