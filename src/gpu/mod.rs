@@ -195,7 +195,8 @@ impl Ctx {
             poison: Cell::new(false),
             tiled: Cell::new(true),
             dispatches: Cell::new(0),
-            profile: RefCell::new(None),
+            // DAE_SYNC=1: every dispatch submitted on its own, so a GPU error names its kernel.
+            profile: RefCell::new(std::env::var_os("DAE_SYNC").filter(|v| !v.is_empty() && v != "0").map(|_| HashMap::new())),
             created: Cell::new(Created::default()),
         }))
     }
@@ -608,11 +609,14 @@ impl Ctx {
 }
 
 fn summarize(kernels: &[&'static str]) -> String {
+    if let [one] = kernels {
+        return one.to_string();
+    }
     let mut uniq: Vec<&str> = Vec::new();
     for k in kernels {
         if !uniq.contains(k) {
             uniq.push(k);
         }
     }
-    format!("one of [{}] (batch of {} dispatches)", uniq.join(", "), kernels.len())
+    format!("one of [{}] (batch of {} dispatches; DAE_SYNC=1 submits them one by one to name the kernel)", uniq.join(", "), kernels.len())
 }
