@@ -27,22 +27,6 @@ const WG: u32 = 64u;
 @group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
 
-// The channel of element j of a group walked with stride WG, kept as (channel, j % hw) and
-// stepped without a division per element (integer division is slow on many devices).
-fn chan_start(lid: u32, c0: u32) -> vec2<u32> {
-    return vec2<u32>(c0 + lid / p.hw, lid % p.hw);
-}
-
-fn chan_next(at: vec2<u32>) -> vec2<u32> {
-    var ch = at.x + WG / p.hw;
-    var r = at.y + WG % p.hw;
-    if (r >= p.hw) {
-        r -= p.hw;
-        ch += 1u;
-    }
-    return vec2<u32>(ch, r);
-}
-
 @compute @workgroup_size(WG)
 fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gi = wid.x + wid.y * nwg.x;
@@ -61,11 +45,10 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         stats[2u * gi] = mean;
         stats[2u * gi + 1u] = rstd;
     }
-    var at = chan_start(lid, (gi % p.groups) * cpg);
+    let c0 = (gi % p.groups) * cpg;
     for (var j = lid; j < count; j += WG) {
-        let a = rstd * gamma[at.x];
-        y[base + j] = x[base + j] * a + (beta[at.x] - mean * a);
-        at = chan_next(at);
+        let ch = c0 + j / p.hw;
+        y[base + j] = (x[base + j] - mean) * rstd * gamma[ch] + beta[ch];
     }
 }
 
@@ -81,22 +64,18 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let mean = stats[2u * gi];
     let rstd = stats[2u * gi + 1u];
     var s = vec2<f32>(0.0, 0.0);
-    var at = chan_start(lid, c0);
     for (var j = lid; j < count; j += WG) {
-        let g = dy[base + j] * gamma[at.x];
+        let g = dy[base + j] * gamma[c0 + j / p.hw];
         let xhat = (x[base + j] - mean) * rstd;
         s += vec2<f32>(g, g * xhat);
-        at = chan_next(at);
     }
     let m = wg_sum2(lid, s) / f32(count);
-    at = chan_start(lid, c0);
     for (var j = lid; j < count; j += WG) {
-        let g = dy[base + j] * gamma[at.x];
+        let g = dy[base + j] * gamma[c0 + j / p.hw];
         let xhat = (x[base + j] - mean) * rstd;
         var v = rstd * (g - m.x - xhat * m.y);
         if (p.accumulate != 0u) { v += dx[base + j]; }
         dx[base + j] = v;
-        at = chan_next(at);
     }
 }
 
@@ -108,14 +87,12 @@ fn group_norm_param_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let g = ch / (p.c / p.groups);
     let count = p.n * p.hw;
     var s = vec2<f32>(0.0, 0.0);
-    // at = (batch index, position in the plane), stepped like a channel in chan_next.
-    var at = chan_start(lid, 0u);
     for (var j = lid; j < count; j += WG) {
-        let idx = (at.x * p.c + ch) * p.hw + at.y;
-        let gi = at.x * p.groups + g;
+        let b = j / p.hw;
+        let idx = (b * p.c + ch) * p.hw + j % p.hw;
+        let gi = b * p.groups + g;
         let xhat = (x[idx] - stats[2u * gi]) * stats[2u * gi + 1u];
         s += vec2<f32>(dy[idx] * xhat, dy[idx]);
-        at = chan_next(at);
     }
     let t = wg_sum2(lid, s);
     if (lid == 0u) {

@@ -1,6 +1,7 @@
 //! Getting the four `.gz` files of a data set into a folder: files already there are left as
-//! they are (training checks the md5 of the two it reads; `verify` checks all four), missing ones are fetched from the mirrors in order and checked against the published md5
-//! before they appear under their real name.
+//! they are (training checks the md5 of the two it reads; `verify` checks all four), missing
+//! ones are fetched from the mirrors in order and checked against the published md5 before they
+//! appear under their real name.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
