@@ -122,25 +122,10 @@ pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&s
             s.files.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
         )));
     }
-    // MNIST and Fashion-MNIST share file names, so a folder of the other set would load
-    // silently: the md5 of the two files read (tens of ms) tells them apart.
+    // MNIST and Fashion-MNIST share file names: the md5 of the two files read (tens of ms)
+    // keeps a folder of the other set from loading silently.
     for f in [img, lab] {
-        let path = dir.join(f);
-        let got = data::md5_file(&path)?;
-        let want = s.files.iter().find(|(n, _)| *n == f).map_or("", |(_, m)| *m);
-        if !got.eq_ignore_ascii_case(want) {
-            let other = [&data::MNIST, &data::FASHION_MNIST].into_iter().find(|o| o.files.iter().any(|(n, m)| *n == f && m.eq_ignore_ascii_case(&got)));
-            return Err(match other {
-                Some(o) => Error::Msg(format!(
-                    "{} is {}'s file, but data.dataset is {}: point --data-dir / DAE_DATA_DIR (or data.root) at a folder of {} files",
-                    path.display(),
-                    o.name,
-                    s.name,
-                    s.name
-                )),
-                None => data::DataError::Checksum { path, expected: want.to_string(), got }.into(),
-            });
-        }
+        data::verify_file(s, dir, f)?;
     }
     let (images, _) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
     if images.rows != IMAGE_HW || images.cols != IMAGE_HW {

@@ -83,18 +83,26 @@ pub fn md5_file(path: &Path) -> Result<String, DataError> {
 
 /// Checks the md5 of the four files in `dir` against the published ones.
 pub fn verify(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
-    for (name, want) in spec.files {
-        let path = dir.join(name);
-        let got = md5_file(&path)?;
-        if !got.eq_ignore_ascii_case(want) {
-            return Err(DataError::Checksum {
-                path,
-                expected: want.to_string(),
-                got,
-            });
-        }
+    for (name, _) in spec.files {
+        verify_file(spec, dir, name)?;
     }
     Ok(())
+}
+
+/// Checks the md5 of one of `spec`'s files in `dir`. MNIST and Fashion-MNIST share file names,
+/// so a file of the other set is named as such ([`DataError::OtherDataset`]).
+pub fn verify_file(spec: &DatasetSpec, dir: &Path, name: &str) -> Result<(), DataError> {
+    let path = dir.join(name);
+    let got = md5_file(&path)?;
+    let want = spec.files.iter().find(|(n, _)| *n == name).map_or("", |(_, m)| *m);
+    if got.eq_ignore_ascii_case(want) {
+        return Ok(());
+    }
+    let same_name = |o: &&DatasetSpec| o.files.iter().any(|(n, m)| *n == name && m.eq_ignore_ascii_case(&got));
+    Err(match [&MNIST, &FASHION_MNIST].into_iter().find(same_name) {
+        Some(other) => DataError::OtherDataset { path, found: other.name, wanted: spec.name },
+        None => DataError::Checksum { path, expected: want.to_string(), got },
+    })
 }
 
 /// Make sure the four files are in `dir`: files present are left as they are (their md5 is
@@ -695,9 +703,10 @@ mod tests {
                 continue;
             };
             verify(&spec, &dir).unwrap();
+            // The same file names, so the other set's files are named as that set's.
             assert!(matches!(
                 verify(&other, &dir),
-                Err(DataError::Checksum { .. })
+                Err(DataError::OtherDataset { found, .. }) if found == spec.name
             ));
             // Everything present: nothing to do, and no network touched.
             let mut lines = Vec::new();

@@ -83,6 +83,17 @@ pub enum DataError {
     },
 
     #[error(
+        "{} is {found}'s file, but data.dataset is {wanted}: point --data-dir / DAE_DATA_DIR \
+         (or data.root) at a folder of {wanted} files",
+        .path.display()
+    )]
+    OtherDataset {
+        path: PathBuf,
+        found: &'static str,
+        wanted: &'static str,
+    },
+
+    #[error(
         "{}: md5 is {got}, expected {expected}: the file is corrupt or not the published \
          version; delete it and dae will download it again",
         .path.display()

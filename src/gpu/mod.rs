@@ -195,8 +195,7 @@ impl Ctx {
             poison: Cell::new(false),
             tiled: Cell::new(true),
             dispatches: Cell::new(0),
-            // DAE_SYNC=1: every dispatch submitted on its own, so a GPU error names its kernel.
-            profile: RefCell::new(std::env::var_os("DAE_SYNC").filter(|v| !v.is_empty() && v != "0").map(|_| HashMap::new())),
+            profile: RefCell::new(sync_from_env()),
             created: Cell::new(Created::default()),
         }))
     }
@@ -239,11 +238,12 @@ impl Ctx {
     }
 
     /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of
-    /// that adds to its entry point's total (slow; it shows where a step's time goes).
+    /// that adds to its entry point's total (slow; it shows where a step's time goes). Turning
+    /// it off returns to the DAE_SYNC setting.
     pub fn set_profile(&self, on: bool) -> Result<()> {
         self.flush()?;
         self.0.gpu.wait()?;
-        *self.0.profile.borrow_mut() = on.then(HashMap::new);
+        *self.0.profile.borrow_mut() = if on { Some(HashMap::new()) } else { sync_from_env() };
         Ok(())
     }
 
@@ -606,6 +606,12 @@ impl Ctx {
         self.0.grad_enabled.set(prev);
         out
     }
+}
+
+/// DAE_SYNC=1: every dispatch submitted on its own (the profiling path), so a GPU error names
+/// its kernel.
+fn sync_from_env() -> Option<HashMap<&'static str, (u64, f64)>> {
+    std::env::var_os("DAE_SYNC").filter(|v| !v.is_empty() && v != "0").map(|_| HashMap::new())
 }
 
 fn summarize(kernels: &[&'static str]) -> String {
