@@ -33,6 +33,16 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "data", parts: &[PHILOX, wgsl!("data")] },
 ];
 
+/// Every value each `override` constant takes in some launch, by (family, name): the portability
+/// test translates each entry point once per value (a kernel must translate in every variant
+/// the engine can pick, not just its default).
+pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
+    ("activation", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+    ("loss", "LOSS", &[0.0, 1.0, 2.0]),
+    ("optim", "MODE", &[0.0, 1.0, 2.0]),
+    ("reduce", "MODE", &[0.0, 1.0]),
+];
+
 pub fn source(family: &str) -> Option<String> {
     SHADERS.iter().find(|s| s.family == family).map(|s| s.parts.concat())
 }
@@ -91,6 +101,51 @@ mod tests {
                 panic!("{e}");
             }
         }
+    }
+
+    /// Every entry point of every shader, in every override variant, translates to SPIR-V
+    /// (Vulkan), MSL (Metal) and HLSL (DX12) with naga, the translator wgpu itself uses: a Metal
+    /// or DX12 user never meets a translation error first. No GPU needed.
+    #[test]
+    fn every_shader_translates_to_spirv_msl_and_hlsl() {
+        use naga::back::{hlsl, msl, spv};
+        let mut translated = 0;
+        for s in SHADERS {
+            let (module, info) = reflect(s.family).unwrap();
+            // The override assignments to try: the defaults, then each listed value of each name.
+            let mut variants: Vec<Vec<(&str, f64)>> = vec![Vec::new()];
+            for (_, o) in module.overrides.iter() {
+                let name = o.name.as_deref().unwrap_or("");
+                let values = OVERRIDE_VALUES
+                    .iter()
+                    .find(|(f, n, _)| *f == s.family && *n == name)
+                    .unwrap_or_else(|| panic!("{}.wgsl: override {name} is missing from OVERRIDE_VALUES", s.family));
+                variants.extend(values.2.iter().map(|v| vec![(name, *v)]));
+            }
+            for ep in &module.entry_points {
+                for variant in &variants {
+                    let mut constants = naga::back::PipelineConstants::default();
+                    for (k, v) in variant {
+                        constants.insert(k.to_string(), *v);
+                    }
+                    let what = format!("{}.wgsl {} {variant:?}", s.family, ep.name);
+                    let (m, i) = naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, &ep.name)), &constants)
+                        .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
+                    let spv_opts = spv::Options::default();
+                    let spv_pipe = spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: ep.name.clone() };
+                    spv::write_vec(&m, &i, &spv_opts, Some(&spv_pipe)).unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+                    let msl_opts = msl::Options { lang_version: (2, 1), ..Default::default() };
+                    let msl_pipe = msl::PipelineOptions { entry_point: Some((naga::ShaderStage::Compute, ep.name.clone())), ..Default::default() };
+                    msl::write_string(&m, &i, &msl_opts, &msl_pipe).unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+                    let hlsl_opts = hlsl::Options { shader_model: hlsl::ShaderModel::V6_0, ..Default::default() };
+                    let hlsl_pipe = hlsl::PipelineOptions { entry_point: Some((naga::ShaderStage::Compute, ep.name.clone())) };
+                    let mut out = String::new();
+                    hlsl::Writer::new(&mut out, &hlsl_opts, &hlsl_pipe).write(&m, &i, None).unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+                    translated += 1;
+                }
+            }
+        }
+        assert!(translated > 40, "only {translated} entry points translated");
     }
 
     /// Every WGSL `*Params` struct has a Rust twin with the same size, field names and offsets,
