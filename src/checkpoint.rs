@@ -2,14 +2,26 @@
 //! PyTorch's state_dict (so `load_state_dict(strict=True)` works), the resolved config and run
 //! metadata in the header. Every file is written to `<name>.tmp` and renamed into place.
 //!
-//! A training checkpoint `<stem>` is three files: `<stem>.safetensors` (raw weights),
+//! A training checkpoint `<stem>` is a SET of three files: `<stem>.safetensors` (raw weights),
 //! `<stem>.ema.safetensors` (EMA weights) and `<stem>.state.safetensors` (optimiser moments and
-//! the position in the run). All three carry the same `step`; a mismatch is an error on resume.
+//! the position in the run), made visible together or not at all by a manifest
+//! `<stem>.manifest.json` (each file's name, size and SHA-256):
+//! 1. every file is written to `<file>.tmp` and fsynced;
+//! 2. the manifest is written to a temp file, fsynced, renamed into place, and the folder fsynced:
+//!    this rename is the commit point;
+//! 3. each `.tmp` is renamed onto its file, and the folder fsynced.
+//!
+//! A crash before 2 leaves the previous set and its manifest intact (the `.tmp` files are stale
+//! and removed on the next open); a crash during 3 leaves `.tmp` files that match the manifest,
+//! and opening the set finishes their renames. Each weights file stays a plain safetensors file
+//! with PyTorch's names. Sets written before the manifest existed (format `dae-checkpoint-1`)
+//! still open when their three files carry the same step.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::Layout;
@@ -27,34 +39,289 @@ fn err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::Msg(format!("checkpoint {}: {msg}", path.display()))
 }
 
-/// Write tensors (name, shape, little-endian bytes, dtype) and metadata atomically.
-pub fn write(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>, meta: HashMap<String, String>) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(path, format!("cannot create folder: {e}")))?;
+/// The format this code writes (metadata `format`); `dae-checkpoint-1` files still load.
+pub const FORMAT: &str = "dae-checkpoint-2";
+const FORMATS_READ: &[&str] = &["dae-checkpoint-1", FORMAT];
+
+/// Named tensors as (name, shape, little-endian bytes, dtype).
+pub type TensorList = Vec<(String, Vec<usize>, Vec<u8>, Dtype)>;
+
+// ---- crash injection (tests) -----------------------------------------------------------------
+
+static CRASH_AT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CRASH_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Abort the process (as a SIGKILL would leave it) at the `n`-th checkpoint write point counted
+/// from now: after each file written, each rename and each folder sync. 0 turns it off. Only
+/// the hidden `dae train --crash-at` flag sets it, for the crash-injection test.
+pub fn crash_after_writes(n: u64) {
+    CRASH_COUNT.store(0, std::sync::atomic::Ordering::SeqCst);
+    CRASH_AT.store(n, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn write_point(what: &Path) {
+    let at = CRASH_AT.load(std::sync::atomic::Ordering::SeqCst);
+    if at == 0 {
+        return;
     }
+    let k = CRASH_COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if k == at {
+        eprintln!("crash injection: aborting after write point {k} ({})", what.display());
+        std::process::abort();
+    }
+}
+
+// ---- single files ------------------------------------------------------------------------------
+
+/// The safetensors bytes of `tensors` with `meta`.
+fn serialize(path: &Path, tensors: &TensorList, meta: HashMap<String, String>) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, s, d, t)| TensorView::new(*t, s.clone(), d).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| err(path, e))?;
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e))?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e))
+}
+
+/// `bytes` into `path.tmp`, fsynced (the caller renames it).
+fn write_tmp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(path, format!("cannot create folder: {e}")))?;
+    }
     let tmp = tmp_path(path);
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         use std::io::Write;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(err(path, format!("cannot write {}: {e}", tmp.display())));
     }
-    std::fs::rename(&tmp, path).map_err(|e| err(path, format!("rename from {}: {e}", tmp.display())))
+    write_point(&tmp);
+    Ok(tmp)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| err(to, format!("rename from {}: {e}", from.display())))?;
+    write_point(to);
+    Ok(())
+}
+
+/// Make the renames in `dir` durable (a rename is a change to the folder, not to the file).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::Msg(format!("cannot sync folder {}: {e}", dir.display())))?;
+    }
+    write_point(dir);
+    Ok(())
+}
+
+/// Write one file atomically: `<path>.tmp`, fsync, rename, folder fsync.
+pub fn write(path: &Path, tensors: TensorList, meta: HashMap<String, String>) -> Result<()> {
+    let bytes = serialize(path, &tensors, meta)?;
+    let tmp = write_tmp(path, &bytes)?;
+    rename(&tmp, path)?;
+    sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".tmp");
     PathBuf::from(s)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- checkpoint sets ---------------------------------------------------------------------------
+
+/// The files of a training checkpoint set, by suffix after the stem.
+pub const SET_PARTS: [&str; 3] = ["", ".ema", ".state"];
+
+fn part_path(dir: &Path, stem: &str, part: &str) -> PathBuf {
+    dir.join(format!("{stem}{part}.safetensors"))
+}
+
+fn manifest_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.manifest.json"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    format: String,
+    stem: String,
+    step: u64,
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestFile {
+    name: String,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Write the set `stem` in `dir`: one (tensors, metadata) per part of [`SET_PARTS`], in that
+/// order, all at `step` (see the module header for the protocol).
+pub fn write_set(dir: &Path, stem: &str, step: u64, parts: [(TensorList, HashMap<String, String>); 3]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create folder: {e}")))?;
+    let mut files = Vec::new();
+    let mut tmps = Vec::new();
+    for (part, (tensors, meta)) in SET_PARTS.iter().zip(parts) {
+        let path = part_path(dir, stem, part);
+        let bytes = serialize(&path, &tensors, meta)?;
+        files.push(ManifestFile { name: file_name(&path), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        tmps.push((write_tmp(&path, &bytes)?, path));
+    }
+    let manifest = Manifest { format: FORMAT.into(), stem: stem.into(), step, files };
+    let mpath = manifest_path(dir, stem);
+    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| err(&mpath, e))?;
+    let mtmp = write_tmp(&mpath, &text)?;
+    rename(&mtmp, &mpath)?;
+    sync_dir(dir)?;
+    for (tmp, path) in &tmps {
+        rename(tmp, path)?;
+    }
+    sync_dir(dir)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A complete set: its three files (in [`SET_PARTS`] order) and its step.
+pub struct Set {
+    pub stem: String,
+    pub step: u64,
+    pub files: [Loaded; 3],
+}
+
+/// Open the set `stem` in `dir` if it is complete, finishing renames a crash interrupted after
+/// the commit point and removing stale `.tmp` files. `Ok(None)` when there is no set of that
+/// name; `Err` names what is missing or inconsistent.
+pub fn open_set(dir: &Path, stem: &str) -> Result<Option<Set>> {
+    let mpath = manifest_path(dir, stem);
+    let paths: Vec<PathBuf> = SET_PARTS.iter().map(|p| part_path(dir, stem, p)).collect();
+    let set = if mpath.is_file() {
+        let text = std::fs::read(&mpath).map_err(|e| err(&mpath, e))?;
+        let m: Manifest = serde_json::from_slice(&text).map_err(|e| err(&mpath, format!("unreadable manifest: {e}")))?;
+        if !FORMATS_READ.contains(&m.format.as_str()) {
+            return Err(err(&mpath, format!("format {:?} is not one this dae reads ({}); it was written by a newer dae", m.format, FORMATS_READ.join(", "))));
+        }
+        let mut loaded = Vec::new();
+        for (path, want) in paths.iter().zip(&m.files) {
+            if file_name(path) != want.name {
+                return Err(err(&mpath, format!("lists {} where {} belongs", want.name, file_name(path))));
+            }
+            let matches = |p: &Path| std::fs::read(p).ok().filter(|b| b.len() as u64 == want.bytes && sha256_hex(b) == want.sha256);
+            let bytes = match matches(path) {
+                Some(b) => b,
+                None => {
+                    // Committed but not yet renamed: the `.tmp` holds the listed bytes.
+                    let tmp = tmp_path(path);
+                    let b = matches(&tmp).ok_or_else(|| {
+                        err(path, format!("does not match {} (step {}), and no complete {} is there: the set is incomplete", file_name(&mpath), m.step, file_name(&tmp)))
+                    })?;
+                    rename(&tmp, path)?;
+                    sync_dir(dir)?;
+                    b
+                }
+            };
+            loaded.push(parse(&bytes, path)?);
+        }
+        let files: [Loaded; 3] = loaded.try_into().map_err(|_| err(&mpath, "lists fewer than three files"))?;
+        Set { stem: stem.into(), step: m.step, files }
+    } else {
+        if !paths.iter().any(|p| p.is_file()) {
+            remove_stale_tmps(dir, stem);
+            return Ok(None);
+        }
+        // A set written before manifests (dae-checkpoint-1): complete when all three files are
+        // there at one step.
+        let loaded = paths.iter().map(|p| read(p)).collect::<Result<Vec<_>>>()?;
+        let steps: Vec<String> = loaded.iter().map(|f| f.meta.get("step").cloned().unwrap_or_default()).collect();
+        if steps.iter().any(|s| *s != steps[0]) {
+            return Err(err(&paths[0], format!("the three `{stem}` files are from different steps ({}): the run was cut off while saving", steps.join(", "))));
+        }
+        let step = steps[0].parse().map_err(|_| err(&paths[0], "no step in the metadata"))?;
+        let files: [Loaded; 3] = loaded.try_into().map_err(|_| err(&paths[0], "fewer than three files"))?;
+        Set { stem: stem.into(), step, files }
+    };
+    for f in &set.files {
+        let format = f.meta.get("format").map(String::as_str).unwrap_or("");
+        if !FORMATS_READ.contains(&format) {
+            return Err(err(&f.path, format!("format {format:?} is not one this dae reads ({})", FORMATS_READ.join(", "))));
+        }
+    }
+    remove_stale_tmps(dir, stem);
+    Ok(Some(set))
+}
+
+/// `.tmp` files of `stem`'s set that an interrupted save left behind.
+fn remove_stale_tmps(dir: &Path, stem: &str) {
+    let mut paths: Vec<PathBuf> = SET_PARTS.iter().map(|p| tmp_path(&part_path(dir, stem, p))).collect();
+    paths.push(tmp_path(&manifest_path(dir, stem)));
+    for p in paths {
+        if p.is_file() {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// The set `--resume` continues from: `last` when complete, else the newest complete
+/// `epoch_NNN` (with a note saying why). Errors name the folder and what was found.
+pub fn newest_set(dir: &Path) -> Result<(Set, Option<String>)> {
+    let mut problems = Vec::new();
+    let last = match open_set(dir, "last") {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    // Every epoch stem with any file (a set, a manifest or only a stale `.tmp`): opening each
+    // finishes or cleans up what a crash left.
+    let mut epochs: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.split('.').next()).map(str::to_string))
+                .filter(|stem| stem.starts_with("epoch_"))
+                .collect()
+        })
+        .unwrap_or_default();
+    epochs.sort();
+    epochs.dedup();
+    // A single file's rename is its commit: a `.tmp` beside it is always stale.
+    let _ = std::fs::remove_file(tmp_path(&dir.join("best_model.safetensors")));
+    let mut best: Option<Set> = None;
+    for stem in epochs.iter().rev() {
+        match open_set(dir, stem) {
+            Ok(Some(s)) if best.as_ref().is_none_or(|b| s.step > b.step) => best = Some(s),
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    match (last, best) {
+        (Some(l), b) if b.as_ref().is_none_or(|b| l.step >= b.step) => Ok((l, None)),
+        (l, Some(b)) => {
+            let why = if l.is_some() { "is older".to_string() } else if problems.is_empty() { "is missing".to_string() } else { format!("is incomplete ({})", problems[0]) };
+            let note = format!("`last` {why}; continuing from {} (step {})", b.stem, b.step);
+            Ok((b, Some(note)))
+        }
+        (_, None) => Err(Error::Msg(format!(
+            "--resume: no complete checkpoint in {}{}; start over with --overwrite",
+            dir.display(),
+            if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
+        ))),
+    }
 }
 
 /// Named tensors of a file, as raw little-endian bytes with dtype and shape, plus metadata.
@@ -82,7 +349,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 /// The model's tensors under their PyTorch names.
-pub fn weight_tensors(layout: &Layout, w: &HostWeights) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype)> {
+pub fn weight_tensors(layout: &Layout, w: &HostWeights) -> TensorList {
     let mut out = Vec::new();
     for e in &layout.params {
         out.push((e.name.clone(), e.shape.clone(), f32_bytes(&w.params[e.offset..e.offset + e.numel()]), Dtype::F32));
@@ -134,7 +401,7 @@ pub fn load_weights(layout: &Layout, file: &Loaded) -> Result<HostWeights> {
 }
 
 /// Flat f32 arenas (optimiser moments) under fixed names.
-pub fn arena_tensors(named: &[(&str, &[f32])]) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype)> {
+pub fn arena_tensors(named: &[(&str, &[f32])]) -> TensorList {
     named.iter().map(|(n, v)| (n.to_string(), vec![v.len()], f32_bytes(v), Dtype::F32)).collect()
 }
 
@@ -149,7 +416,7 @@ pub fn arena(file: &Loaded, name: &str, len: usize) -> Result<Vec<f32>> {
 /// Metadata every checkpoint carries.
 pub fn base_meta(config_yaml: &str, adapter: &str, step: u64, kind: &str) -> HashMap<String, String> {
     HashMap::from([
-        ("format".to_string(), "dae-checkpoint-1".to_string()),
+        ("format".to_string(), FORMAT.to_string()),
         ("kind".to_string(), kind.to_string()),
         ("config".to_string(), config_yaml.to_string()),
         ("adapter".to_string(), adapter.to_string()),

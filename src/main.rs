@@ -68,6 +68,10 @@ enum Cmd {
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
+        /// Crash injection for the tests: abort at the N-th checkpoint write point after epoch
+        /// E's steps (`E:N`).
+        #[arg(long, hide = true, value_parser = parse_crash_at)]
+        crash_at: Option<(usize, u64)>,
     },
     /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
     /// training steps of the SPEC models with --models.
@@ -114,6 +118,11 @@ enum Cmd {
     },
 }
 
+fn parse_crash_at(s: &str) -> Result<(usize, u64), String> {
+    let (e, n) = s.split_once(':').ok_or("expected EPOCH:N")?;
+    Ok((e.parse().map_err(|_| "bad EPOCH")?, n.parse().map_err(|_| "bad N")?))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -129,7 +138,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
-        Cmd::Train { common, resume, no_ema, overwrite, quiet } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet),
+        Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at),
         Cmd::Bench { batch, models, warmup, iters, json, profile } => {
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let rows = if models.is_empty() {
@@ -153,10 +162,10 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     }
 }
 
-fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool) -> dae::Result<ExitCode> {
+fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool, crash_at: Option<(usize, u64)>) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite };
+    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite, crash_at };
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);

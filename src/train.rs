@@ -61,6 +61,8 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Delete the logs, checkpoints and figures a previous run left in out_dir and start over.
     pub overwrite: bool,
+    /// Crash injection (tests): abort at the N-th checkpoint write point after epoch E's steps.
+    pub crash_at: Option<(usize, u64)>,
 }
 
 /// One row of val_metrics.csv.
@@ -406,7 +408,8 @@ impl Trainer {
         m
     }
 
-    /// Write the `stem` checkpoint (raw, EMA and optimiser state files).
+    /// Write the `stem` checkpoint set (raw, EMA and optimiser state files, made visible
+    /// together by its manifest).
     pub fn save(&self, stem: &str) -> Result<()> {
         let dir = self.ckpt_dir();
         let raw = self.host_weights(&self.params, &self.buffers)?;
@@ -415,47 +418,52 @@ impl Trainer {
         let v = self.ctx.read(&self.opt.v)?;
         // A finite loss does not prove finite weights (the last update of an epoch is checked by
         // no loss): never replace a good checkpoint with a broken one.
-        if let Some(what) = [("weights", &raw.params), ("batch-norm running statistics", &raw.buffers), ("EMA weights", &ema.params), ("Adam moments", &m), ("Adam moments", &v)]
-            .iter()
-            .find(|(_, d)| d.iter().any(|x| !x.is_finite()))
-            .map(|(w, _)| *w)
-        {
-            return Err(Error::Msg(format!(
-                "the {what} became non-finite by step {}; stopping without writing {stem}. The checkpoints in {} are from before it and intact",
-                self.step,
-                dir.display()
-            )));
-        }
+        self.refuse_non_finite(stem, &[("weights", &raw.params), ("batch-norm running statistics", &raw.buffers), ("EMA weights", &ema.params), ("Adam moments", &m), ("Adam moments", &v)])?;
         let mut state_meta = self.meta("state");
         state_meta.insert("opt_t".into(), self.opt.t.to_string());
         state_meta.insert("best_psnr".into(), self.best_psnr.to_string());
         state_meta.insert("batches_tracked".into(), self.batches_tracked.to_string());
-        checkpoint::write(&dir.join(format!("{stem}.state.safetensors")), checkpoint::arena_tensors(&[("m", &m), ("v", &v)]), state_meta)?;
-        checkpoint::write(&dir.join(format!("{stem}.ema.safetensors")), checkpoint::weight_tensors(&self.layout, &ema), self.meta("ema"))?;
-        checkpoint::write(&dir.join(format!("{stem}.safetensors")), checkpoint::weight_tensors(&self.layout, &raw), self.meta("raw"))
+        checkpoint::write_set(
+            &dir,
+            stem,
+            self.step,
+            [
+                (checkpoint::weight_tensors(&self.layout, &raw), self.meta("raw")),
+                (checkpoint::weight_tensors(&self.layout, &ema), self.meta("ema")),
+                (checkpoint::arena_tensors(&[("m", &m), ("v", &v)]), state_meta),
+            ],
+        )
+    }
+
+    /// An error naming what became non-finite, when anything in `parts` did.
+    fn refuse_non_finite(&self, stem: &str, parts: &[(&str, &Vec<f32>)]) -> Result<()> {
+        let Some(what) = parts.iter().find(|(_, d)| d.iter().any(|x| !x.is_finite())).map(|(w, _)| *w) else { return Ok(()) };
+        let dir = self.ckpt_dir();
+        Err(Error::Msg(format!(
+            "the {what} became non-finite by step {}; stopping without writing {stem}. {}",
+            self.step,
+            intact_note(&dir)
+        )))
+    }
+
+    /// Write best_model (the EMA or raw weights) under the same non-finite guard as `last`.
+    fn save_best(&self, use_ema: bool, mean_psnr: f64) -> Result<()> {
+        let w = if use_ema { self.host_weights(&self.ema, &self.ema_buffers)? } else { self.host_weights(&self.params, &self.buffers)? };
+        self.refuse_non_finite("best_model", &[("weights", &w.params), ("batch-norm running statistics", &w.buffers)])?;
+        let mut meta = self.meta(if use_ema { "ema" } else { "raw" });
+        meta.insert("val_psnr_mean".into(), format!("{mean_psnr:.4}"));
+        checkpoint::write(&self.ckpt_dir().join("best_model.safetensors"), checkpoint::weight_tensors(&self.layout, &w), meta)
     }
 
     fn resume(&mut self) -> Result<()> {
         let dir = self.ckpt_dir();
-        let path = |s: &str| dir.join(format!("last{s}.safetensors"));
-        if !path("").is_file() {
-            return Err(Error::Msg(format!("--resume: no checkpoint at {}", path("").display())));
+        let (set, note) = checkpoint::newest_set(&dir)?;
+        if let Some(n) = note {
+            eprintln!("--resume: {n}");
         }
-        let raw = checkpoint::read(&path(""))?;
-        let ema = checkpoint::read(&path(".ema"))?;
-        let state = checkpoint::read(&path(".state"))?;
-        let step = |f: &checkpoint::Loaded| f.meta.get("step").cloned().unwrap_or_default();
-        if step(&raw) != step(&ema) || step(&raw) != step(&state) {
-            return Err(Error::Msg(format!(
-                "--resume: the three `last` files in {} are from different steps ({}, {}, {}); the run was cut off while saving",
-                dir.display(),
-                step(&raw),
-                step(&ema),
-                step(&state)
-            )));
-        }
+        let [raw, ema, state] = &set.files;
         let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
-            .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", path("").display())))?;
+            .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", raw.path.display())))?;
         if saved.model != self.cfg.model {
             return Err(Error::Msg(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
         }
@@ -479,22 +487,31 @@ impl Trainer {
         let num = |f: &checkpoint::Loaded, k: &str| -> Result<u64> {
             f.meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Msg(format!("--resume: {} lacks {k}", f.path.display())))
         };
-        let w = checkpoint::load_weights(&self.layout, &raw)?;
-        let e = checkpoint::load_weights(&self.layout, &ema)?;
+        let w = checkpoint::load_weights(&self.layout, raw)?;
+        let e = checkpoint::load_weights(&self.layout, ema)?;
         self.ctx.write(&self.params, &w.params)?;
         self.ctx.write(&self.ema, &e.params)?;
         self.ctx.write(&self.buffers, &w.buffers)?;
         self.ctx.write(&self.ema_buffers, &e.buffers)?;
         let len = self.layout.param_len();
-        self.ctx.write(&self.opt.m, &checkpoint::arena(&state, "m", len)?)?;
-        self.ctx.write(&self.opt.v, &checkpoint::arena(&state, "v", len)?)?;
-        self.opt.t = num(&state, "opt_t")?;
-        self.step = num(&state, "step")?;
-        self.epoch = num(&state, "epoch")? as usize;
-        self.step_in_epoch = num(&state, "step_in_epoch")? as usize;
+        self.ctx.write(&self.opt.m, &checkpoint::arena(state, "m", len)?)?;
+        self.ctx.write(&self.opt.v, &checkpoint::arena(state, "v", len)?)?;
+        self.opt.t = num(state, "opt_t")?;
+        self.step = num(state, "step")?;
+        self.epoch = num(state, "epoch")? as usize;
+        self.step_in_epoch = num(state, "step_in_epoch")? as usize;
         self.batches_tracked = w.batches_tracked;
         self.best_psnr = state.meta.get("best_psnr").and_then(|v| v.parse().ok()).unwrap_or(f64::NEG_INFINITY);
         truncate_logs(&self.logs_dir(), self.step, self.epoch)?;
+        // Leave the folder as an uninterrupted run would have: `last` at this state, and the
+        // epoch set of this boundary when a crash cut it off after `last` was saved.
+        if set.stem != "last" {
+            self.save("last")?;
+        }
+        let epoch_stem = format!("epoch_{:03}", self.epoch);
+        if self.step_in_epoch == 0 && self.epoch > 0 && self.epoch % self.cfg.train.save_every == 0 && !matches!(checkpoint::open_set(&dir, &epoch_stem), Ok(Some(_))) {
+            self.save(&epoch_stem)?;
+        }
         Ok(())
     }
 
@@ -654,6 +671,15 @@ fn per_image_loss(kind: LossKind, pred: &[f32], clean: &[f32]) -> f64 {
         / n
 }
 
+/// What a stopped run leaves behind, for its error message: the checkpoint that is intact, or
+/// that there is none yet.
+fn intact_note(dir: &Path) -> String {
+    match checkpoint::open_set(dir, "last") {
+        Ok(Some(s)) => format!("The checkpoint `last` in {} (step {}) is from before it and intact; --resume continues from it", dir.display(), s.step),
+        _ => format!("No checkpoint was written before it (none in {})", dir.display()),
+    }
+}
+
 const TRAIN_CSV: &str = "train_metrics.csv";
 const VAL_CSV: &str = "val_metrics.csv";
 const TRAIN_HEADER: &str = "step,epoch,loss,lr,grad_norm,images_per_s";
@@ -799,11 +825,11 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                         append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
                         bar.abandon();
                         return Err(Error::Msg(format!(
-                            "the loss became {} at step {} (epoch {}); stopping. The last checkpoint in {} is from before it and intact",
+                            "the loss became {} at step {} (epoch {}); stopping. {}",
                             if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
                             st + 1,
                             e + 1,
-                            tr.ckpt_dir().display()
+                            intact_note(&tr.ckpt_dir())
                         )));
                     }
                     rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
@@ -835,6 +861,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         bar.finish_and_clear();
         tr.epoch += 1;
         tr.step_in_epoch = 0;
+        if let Some((_, n)) = opts.crash_at.filter(|(ce, _)| *ce == tr.epoch) {
+            checkpoint::crash_after_writes(n);
+        }
         let Some(val) = tr.validate(!opts.no_ema)? else {
             tr.save("last")?;
             say(&format!(
@@ -856,10 +885,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         say(&format!("epoch {}/{} val {} | {:.0} img/s", tr.epoch, cfg.train.epochs, line, ips));
         if mean_psnr > tr.best_psnr {
             tr.best_psnr = mean_psnr;
-            let w = if opts.no_ema { tr.host_weights(&tr.params, &tr.buffers)? } else { tr.host_weights(&tr.ema, &tr.ema_buffers)? };
-            let mut meta = tr.meta(if opts.no_ema { "raw" } else { "ema" });
-            meta.insert("val_psnr_mean".into(), format!("{mean_psnr:.4}"));
-            checkpoint::write(&tr.ckpt_dir().join("best_model.safetensors"), checkpoint::weight_tensors(&tr.layout, &w), meta)?;
+            tr.save_best(!opts.no_ema, mean_psnr)?;
         }
         tr.save("last")?;
         if tr.epoch % cfg.train.save_every == 0 {

@@ -317,7 +317,7 @@ fn nan_loss_stops_naming_the_step() {
     let out = tmp("nan");
     let cfg = quick(&out, &["model.base_ch=8", "train.lr=1e30", "train.grad_clip=null", "train.warmup_epochs=0", "train.max_steps_per_epoch=12", "train.log_every=4", "train.batch_size=16", "data.val_size=32"]);
     let e = dae::train::train(&ctx(), &cfg, &opts()).unwrap_err().to_string();
-    assert!(e.contains("at step") && e.contains("intact"), "{e}");
+    assert!(e.contains("at step") && e.contains("No checkpoint was written before it"), "{e}");
     assert!(!out.join("ckpts/last.safetensors").exists(), "no checkpoint may be written after the loss went bad");
     std::fs::remove_dir_all(&out).ok();
 }
@@ -495,5 +495,101 @@ fn sigint_saves_last_and_exits_130() {
     let o = cmd(&["--resume", "--set", "train.max_steps_per_epoch=1", "--set", "train.epochs=1"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("resumed at step {step}")), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+// ---- checkpoint sets ---------------------------------------------------------------------
+
+fn tiny_train_cmd(out: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
+    c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(mnist_dir()).arg("-q");
+    for s in ["model.base_ch=4", "model.num_downs=1", "train.epochs=2", "train.save_every=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"] {
+        c.args(["--set", s]);
+    }
+    c.args(extra);
+    c
+}
+
+fn set_tensors(dir: &std::path::Path, stem: &str) -> Vec<Vec<(String, Vec<u8>)>> {
+    ["", ".ema", ".state"].iter().map(|p| tensors(&dir.join(format!("{stem}{p}.safetensors")))).collect()
+}
+
+/// The process is aborted (as by SIGKILL) after each checkpoint write point of epoch 2's saves
+/// in turn (every file written, rename and folder sync of best_model, `last` and epoch_002);
+/// `--resume` then finishes with the same weights, EMA and optimiser state as an uninterrupted
+/// run, and no `.tmp` file is left.
+#[test]
+fn a_crash_at_any_checkpoint_write_resumes_identically() {
+    let root = tmp("crash");
+    let straight = root.join("straight");
+    let o = tiny_train_cmd(&straight, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = set_tensors(&straight.join("ckpts"), "last");
+    let want_epoch = set_tensors(&straight.join("ckpts"), "epoch_002");
+    let mut points = 0;
+    for n in 1.. {
+        let out = root.join(format!("crash{n}"));
+        let o = tiny_train_cmd(&out, &["--crash-at", &format!("2:{n}")]).output().unwrap();
+        if o.status.success() {
+            break; // past the last write point of epoch 2: no crash happened
+        }
+        assert!(String::from_utf8_lossy(&o.stderr).contains("crash injection"), "point {n}: {}", String::from_utf8_lossy(&o.stderr));
+        points = n;
+        let r = tiny_train_cmd(&out, &["--resume"]).output().unwrap();
+        assert!(r.status.success(), "resume after a crash at point {n}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(set_tensors(&out.join("ckpts"), "last") == want, "crash at point {n}: the resumed run ended elsewhere");
+        assert!(set_tensors(&out.join("ckpts"), "epoch_002") == want_epoch, "crash at point {n}: epoch_002 differs or is missing");
+        let tmps: Vec<_> = std::fs::read_dir(out.join("ckpts")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        assert!(tmps.is_empty(), "crash at point {n}: stale .tmp files left: {tmps:?}");
+        std::fs::remove_dir_all(&out).ok();
+    }
+    assert!(points >= 20, "epoch 2's saves have {points} write points; expected best_model + two sets");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A `last` set whose file no longer matches its manifest: --resume falls back to the newest
+/// complete epoch set and says so; with nothing complete it names the folder and what to do.
+#[test]
+fn resume_falls_back_to_the_newest_complete_epoch_set() {
+    let out = tmp("fallback");
+    let o = tiny_train_cmd(&out, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ck = out.join("ckpts");
+    let f = ck.join("last.ema.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let r = tiny_train_cmd(&out, &["--resume", "--set", "train.epochs=3"]).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(err.contains("continuing from epoch_002"), "{err}");
+    for stem in ["last", "epoch_001", "epoch_002", "epoch_003"] {
+        std::fs::remove_file(ck.join(format!("{stem}.manifest.json"))).ok();
+        std::fs::remove_file(ck.join(format!("{stem}.state.safetensors"))).ok();
+    }
+    let r = tiny_train_cmd(&out, &["--resume"]).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("no complete checkpoint") && err.contains("--overwrite"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// Checkpoints written before the manifest (format dae-checkpoint-1, kept in tests/fixtures)
+/// still resume.
+#[test]
+fn checkpoints_of_the_first_format_still_resume() {
+    let out = tmp("legacy");
+    let ck = out.join("ckpts");
+    std::fs::create_dir_all(&ck).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy_ckpt");
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), ck.join(e.file_name())).unwrap();
+    }
+    assert_eq!(dae::checkpoint::read(&ck.join("last.safetensors")).unwrap().meta["format"], "dae-checkpoint-1");
+    let r = tiny_train_cmd(&out, &["--resume", "--set", "train.epochs=2", "--set", "train.save_every=3"]).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    let set = dae::checkpoint::open_set(&ck, "last").unwrap().expect("a complete set after the resumed epoch");
+    assert_eq!(set.step, 4);
     std::fs::remove_dir_all(&out).ok();
 }
