@@ -36,7 +36,7 @@ fn time(ctx: &Ctx, warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()
 }
 
 fn rand_view(ctx: &Ctx, n: usize, seed: u64) -> Result<View> {
-    ctx.upload("bench", &crate::check::Rng::new(seed).vec(n))
+    ctx.upload("bench", &crate::util::rng::Rng::new(seed).vec(n))
 }
 
 /// The conv shapes of UNetDAE base 16 / 2 downs at 28x28 (cin, cout, hw).
@@ -89,7 +89,7 @@ pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters
     use crate::ops::optim::OptKind;
     use crate::optim::{Hyper, Optimizer, ema_update};
     use crate::tensor::Tensor;
-    let bad = || crate::error::Error::Msg(format!("--models: {spec:?} is not like unet16x2 or conv64x3"));
+    let bad = || crate::error::Error::Config(format!("--models: {spec:?} is not like unet16x2 or conv64x3"));
     let (arch, rest) = if let Some(r) = spec.strip_prefix("unet") {
         (Arch::Unet, r)
     } else if let Some(r) = spec.strip_prefix("conv") {
@@ -109,7 +109,7 @@ pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters
     let w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
     let hyper = Hyper { kind: OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
     let mut opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
-    let mut rng = crate::check::Rng::new(9);
+    let mut rng = crate::util::rng::Rng::new(9);
     let n = batch * 28 * 28;
     let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;

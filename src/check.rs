@@ -21,6 +21,7 @@ use crate::ops::reduce::{self, ReduceKind};
 use crate::ops::{batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, maxpool2d, pad2d, resize_bilinear};
 use crate::reference as r;
 use crate::tensor::Tensor;
+pub use crate::util::rng::Rng;
 
 /// Relative L2 tolerance for f32 kernels against the f64 reference.
 pub const TOL_F32: f64 = 1e-4;
@@ -88,29 +89,6 @@ pub fn rel_l2(gpu: &[f32], reference: &[f64]) -> f64 {
         den += r * r;
     }
     if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
-}
-
-/// splitmix64: deterministic test data, the same on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    pub fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
 }
 
 fn f64s(v: &[f32]) -> Vec<f64> {

@@ -286,22 +286,22 @@ impl Default for TrainConfig {
 }
 
 fn yaml_err(file: &str, e: impl std::fmt::Display) -> Error {
-    Error::Msg(format!("config {file}: {e}"))
+    Error::Config(format!("config {file}: {e}"))
 }
 
 /// Set `path` (dotted, e.g. `train.lr`) in `root` to `value` parsed as YAML.
 fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()> {
-    let v: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| Error::Msg(format!("--set {path}={value}: {e}")))?;
+    let v: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| Error::Config(format!("--set {path}={value}: {e}")))?;
     let mut cur = root;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
         if part.is_empty() {
-            return Err(Error::Msg(format!("--set {path}: empty key segment")));
+            return Err(Error::Config(format!("--set {path}: empty key segment")));
         }
         if cur.is_null() {
             *cur = serde_yaml::Value::Mapping(Default::default());
         }
-        let map = cur.as_mapping_mut().ok_or_else(|| Error::Msg(format!("--set {path}: {} is not a section", parts[..i].join("."))))?;
+        let map = cur.as_mapping_mut().ok_or_else(|| Error::Config(format!("--set {path}: {} is not a section", parts[..i].join("."))))?;
         let key = serde_yaml::Value::String(part.to_string());
         if i + 1 == parts.len() {
             map.insert(key, v);
@@ -320,7 +320,7 @@ impl Config {
             v = serde_yaml::Value::Mapping(Default::default());
         }
         for s in sets {
-            let (k, val) = s.split_once('=').ok_or_else(|| Error::Msg(format!("--set expects key=value, got {s:?}")))?;
+            let (k, val) = s.split_once('=').ok_or_else(|| Error::Config(format!("--set expects key=value, got {s:?}")))?;
             set_path(&mut v, k.trim(), val.trim())?;
         }
         let what = if sets.is_empty() { file.to_string() } else { format!("{file} (with --set {})", sets.join(", ")) };
@@ -330,12 +330,12 @@ impl Config {
             p if p == "." => yaml_err(&what, e.into_inner()),
             p => yaml_err(&what, format!("{p}: {}", e.into_inner())),
         })?;
-        cfg.validate().map_err(|e| Error::Msg(format!("config {what}: {e}")))?;
+        cfg.validate().map_err(|e| Error::Config(format!("config {what}: {e}")))?;
         Ok(cfg)
     }
 
     pub fn load(path: &Path, sets: &[String]) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Msg(format!("cannot read config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
         Config::from_yaml(&text, &path.display().to_string(), sets)
     }
 
@@ -392,7 +392,7 @@ impl Config {
         if let Err(e) = self.model.validate() {
             errs.push(e.to_string());
         }
-        if errs.is_empty() { Ok(()) } else { Err(Error::Msg(errs.join("; "))) }
+        if errs.is_empty() { Ok(()) } else { Err(Error::Config(errs.join("; "))) }
     }
 }
 

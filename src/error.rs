@@ -36,6 +36,10 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
 
+    /// A config or command-line value that cannot work (exit status 2, like a usage error).
+    #[error("{0}")]
+    Config(String),
+
     #[error("{0}")]
     Msg(String),
 }
@@ -45,6 +49,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub(crate) fn shape(op: &'static str, message: impl Into<String>) -> Self {
         Error::Shape { op, message: message.into() }
+    }
+
+    /// The process exit status for this error: 2 for a usage or config error (the command
+    /// cannot work as given), 1 for a failure of the run (data, GPU, non-finite loss, I/O).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::AdapterNotFound { .. } => 2,
+            _ => 1,
+        }
     }
 }
 

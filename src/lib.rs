@@ -18,6 +18,7 @@ pub mod reference;
 pub mod report;
 pub mod tensor;
 pub mod train;
+pub mod util;
 
 pub use error::{Error, Result};
 pub use gpu::Ctx;

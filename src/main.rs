@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -169,9 +169,9 @@ fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, ove
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);
-    if s.interrupted {
+    if let Some(code) = s.interrupted {
         eprintln!("stopped at step {}; continue with the same command and --resume", s.steps);
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(code));
     }
     println!("trained {} epochs ({} steps) in {:.1} s; best mean val PSNR {:.2} dB", s.epochs_done, s.steps, t0.elapsed().as_secs_f64(), s.best_psnr);
     println!("{:>6} {:>9} {:>9} {:>11} {:>8} {:>10}", "sigma", "psnr dB", "ssim", "noisy dB", "gain dB", "val loss");
@@ -268,7 +268,7 @@ fn devices(json: bool) -> dae::Result<ExitCode> {
 fn gradcheck(adapter: Option<&str>, json: bool, only: Option<&str>) -> dae::Result<ExitCode> {
     if let Some(w) = only {
         if !dae::check::families().iter().any(|f| f.contains(w)) {
-            return Err(dae::Error::Msg(format!("--only {w:?} matches no op family; families: {}", dae::check::families().join(", "))));
+            return Err(dae::Error::Config(format!("--only {w:?} matches no op family; families: {}", dae::check::families().join(", "))));
         }
     }
     let ctx = dae::Ctx::open(adapter)?;

@@ -11,7 +11,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::checkpoint::{self, HostWeights};
@@ -28,25 +27,7 @@ use crate::ops::loss::{LossKind, loss};
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, ema_update};
 use crate::tensor::Tensor;
-
-/// Set by the Ctrl-C handler; the step loop saves `last` and stops when it sees it.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-pub fn install_ctrlc() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let handler = || {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("second interrupt: exiting without saving");
-                std::process::exit(130);
-            }
-            eprintln!("interrupt: saving `last` at the next step boundary (Ctrl-C again to quit now)");
-        };
-        if let Err(e) = ctrlc::set_handler(handler) {
-            eprintln!("warning: Ctrl-C handler not installed ({e}); an interrupt will not save `last`");
-        }
-    });
-}
+use crate::util::signal;
 
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -80,7 +61,8 @@ pub struct ValRow {
 pub struct Summary {
     pub steps: u64,
     pub epochs_done: usize,
-    pub interrupted: bool,
+    /// The exit status of the interrupt that stopped the run (130 SIGINT, 143 SIGTERM).
+    pub interrupted: Option<u8>,
     pub last_val: Vec<ValRow>,
     pub best_psnr: f64,
     pub images_per_s: f64,
@@ -138,19 +120,13 @@ pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&s
 
 /// A permutation of 0..n from `seed` (Fisher-Yates on the crate's splitmix64).
 pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
-    let mut rng = crate::check::Rng::new(seed);
-    let mut p: Vec<u32> = (0..n as u32).collect();
-    for i in (1..n).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        p.swap(i, j);
-    }
-    p
+    crate::util::rng::Rng::new(seed).permutation(n)
 }
 
 /// (train indices, validation indices) of the training images, fixed by the seed.
 pub fn split(cfg: &Config, n: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     if cfg.data.val_size >= n {
-        return Err(Error::Msg(format!("data.val_size must be smaller than the {n} training images, got {}", cfg.data.val_size)));
+        return Err(Error::Config(format!("data.val_size must be smaller than the {n} training images, got {}", cfg.data.val_size)));
     }
     let p = permutation(n, cfg.seed ^ 0x5EED_DA7A);
     let val = p[..cfg.data.val_size].to_vec();
@@ -295,9 +271,9 @@ impl Trainer {
     /// Set up a run: data on the GPU, model, arenas, optimiser (and the `last` checkpoint when resuming).
     pub fn new(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, say: &mut dyn FnMut(&str)) -> Result<Trainer> {
         if cfg.model.in_ch != 1 || cfg.model.out_ch != 1 {
-            return Err(Error::Msg(format!(
-                "model.in_ch and model.out_ch must be 1 for {:?} (grey images), got {} and {}",
-                cfg.data.dataset, cfg.model.in_ch, cfg.model.out_ch
+            return Err(Error::Config(format!(
+                "model.in_ch and model.out_ch must be 1 for {} (grey images), got {} and {}",
+                spec(cfg.data.dataset).name, cfg.model.in_ch, cfg.model.out_ch
             )));
         }
         let dir = data_dir(cfg, opts.data_dir.as_deref());
@@ -305,7 +281,7 @@ impl Trainer {
         let (train_idx, val_idx) = split(cfg, images.count)?;
         let spe = steps_per_epoch(cfg, train_idx.len());
         if spe == 0 {
-            return Err(Error::Msg(format!(
+            return Err(Error::Config(format!(
                 "train.batch_size {} is larger than the {} training images: no full batch",
                 cfg.train.batch_size,
                 train_idx.len()
@@ -348,9 +324,9 @@ impl Trainer {
             gamma: t.gamma,
         };
         let out = PathBuf::from(&cfg.out_dir);
-        let vgg = match parse_loss(&t.loss).map_err(Error::Msg)?.into_iter().find(|(_, k)| *k == LossTerm::Perceptual) {
+        let vgg = match parse_loss(&t.loss).map_err(Error::Config)?.into_iter().find(|(_, k)| *k == LossTerm::Perceptual) {
             Some((w, _)) => {
-                let pc = t.perceptual.as_ref().ok_or_else(|| Error::Msg("train.loss uses perceptual but train.perceptual is not set".into()))?;
+                let pc = t.perceptual.as_ref().ok_or_else(|| Error::Config("train.loss uses perceptual but train.perceptual is not set".into()))?;
                 Some((crate::nn::vgg::Vgg::load(ctx, pc)?, w))
             }
             None => None,
@@ -465,7 +441,7 @@ impl Trainer {
         let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
             .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", raw.path.display())))?;
         if saved.model != self.cfg.model {
-            return Err(Error::Msg(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
+            return Err(Error::Config(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
         }
         let c = &self.cfg;
         let changed: Vec<&str> = [
@@ -625,7 +601,7 @@ pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &V
     let mut sums = vec![[0.0f64; 5]; levels.len()];
     let mut start = 0;
     while start < n {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if signal::interrupted().is_some() {
             return Ok(None);
         }
         let nb = b.min(n - start);
@@ -718,6 +694,9 @@ fn truncate_logs(dir: &Path, step: u64, epoch: usize) -> Result<()> {
     keep(dir.join(VAL_CSV), &|l| first(l).is_some_and(|e| e <= epoch as u64))
 }
 
+/// The folders of out_dir that hold a run's results; --overwrite clears them all.
+pub const OUTPUT_SUBDIRS: [&str; 6] = ["logs", "ckpts", "figures", "grids", "panels", "reports"];
+
 /// Files a run writes in out_dir; a new run (not --resume) refuses to mix with an earlier one's.
 fn prepare_out_dir(out: &Path, opts: &TrainOptions) -> Result<()> {
     if opts.resume {
@@ -731,13 +710,18 @@ fn prepare_out_dir(out: &Path, opts: &TrainOptions) -> Result<()> {
         return Ok(());
     }
     if !opts.overwrite {
-        return Err(Error::Msg(format!(
-            "{} already holds a run ({}): continue it with --resume, start over with --overwrite (deletes its logs, checkpoints and figures), or pick another --out-dir",
+        // Suggest --resume only where it would work.
+        let resume = match checkpoint::newest_set(&out.join("ckpts")) {
+            Ok((set, _)) => format!("continue it from its checkpoint {} (step {}) with --resume, ", set.stem, set.step),
+            Err(_) => "it has no complete checkpoint to resume from; ".to_string(),
+        };
+        return Err(Error::Config(format!(
+            "{} already holds a run ({}): {resume}start over with --overwrite (deletes its logs, checkpoints, figures and reports), or pick another --out-dir",
             out.display(),
             stale.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )));
     }
-    for sub in ["logs", "ckpts", "figures"] {
+    for sub in OUTPUT_SUBDIRS {
         let d = out.join(sub);
         if d.exists() {
             std::fs::remove_dir_all(&d).map_err(|e| Error::Msg(format!("--overwrite: cannot remove {}: {e}", d.display())))?;
@@ -754,7 +738,16 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             eprintln!("{m}");
         }
     };
-    INTERRUPTED.store(false, Ordering::SeqCst);
+    signal::reset();
+    // One training run per folder for its whole life: a second one would interleave the logs
+    // and overwrite the checkpoints. (Evaluation takes its own lock and may run beside it.)
+    let _lock = crate::util::lock::lock(Path::new(&cfg.out_dir), "train", &crate::util::lock::holder_note("dae train")).map_err(|e| match e {
+        crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!(
+            "{} is in use by another training run ({holder}); wait for it to finish, or pick another --out-dir",
+            cfg.out_dir
+        )),
+        e => Error::Msg(e.to_string()),
+    })?;
     prepare_out_dir(Path::new(&cfg.out_dir), opts)?;
     let mut tr = Trainer::new(ctx, cfg, opts, &mut say)?;
     let spe = tr.steps_per_epoch();
@@ -784,7 +777,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     if opts.resume {
         say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
     }
-    install_ctrlc();
+    signal::install();
     let log_every = cfg.train.log_every.min(spe).max(1);
     let log = ctx.alloc("step log", 2 * log_every)?;
     // Without a terminal the bar is hidden; print a plain line at most every 10 s instead.
@@ -792,7 +785,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let mut last_line = Instant::now();
     let mut last_val = Vec::new();
     let mut ips = 0.0;
-    let mut interrupted = false;
+    let mut interrupted: Option<u8> = None;
     let b = cfg.train.batch_size;
     while tr.epoch < cfg.train.epochs {
         let e = tr.epoch;
@@ -812,8 +805,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             window.push((tr.step, lr));
             tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1)?;
             let end = tr.step_in_epoch == spe;
-            let stop = INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|n| tr.step >= n);
-            if window.len() == log_every || end || stop {
+            // stop_after (tests) acts as a Ctrl-C without touching the process-wide flag.
+            let stop = signal::interrupted().or(opts.stop_after.filter(|n| tr.step >= *n).map(|_| 130));
+            if window.len() == log_every || end || stop.is_some() {
                 let vals = ctx.read(&log)?;
                 let dt = t0.elapsed().as_secs_f64();
                 ips = (window.len() * b) as f64 / dt.max(1e-9);
@@ -847,15 +841,15 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                 bar.set_position(tr.step_in_epoch as u64);
                 window.clear();
             }
-            if stop {
-                interrupted = true;
+            if stop.is_some() {
+                interrupted = stop;
                 break;
             }
         }
-        if interrupted {
+        if let Some(code) = interrupted {
             bar.abandon();
             tr.save("last")?;
-            say(&format!("interrupted: saved {} at step {}", tr.ckpt_dir().join("last.safetensors").display(), tr.step));
+            say(&format!("{}: saved {} at step {}", signal::name(code), tr.ckpt_dir().join("last.safetensors").display(), tr.step));
             break;
         }
         bar.finish_and_clear();
@@ -872,7 +866,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                 tr.ckpt_dir().join("last.safetensors").display(),
                 tr.step
             ));
-            interrupted = true;
+            interrupted = Some(signal::interrupted().unwrap_or(130));
             break;
         };
         let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;

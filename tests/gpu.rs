@@ -251,7 +251,7 @@ fn quick_training_learns_and_writes_outputs() {
     let out = tmp("quick");
     let cfg = quick(&out, &["train.epochs=1", "train.max_steps_per_epoch=30", "train.log_every=10", "train.ema_decay=0.8", "data.val_size=96", "noise.test_sigmas=[0.3]"]);
     let s = dae::train::train(&ctx(), &cfg, &opts()).unwrap();
-    assert_eq!((s.steps, s.epochs_done, s.interrupted), (30, 1, false));
+    assert_eq!((s.steps, s.epochs_done, s.interrupted), (30, 1, None));
     let v = &s.last_val[0];
     assert!(v.psnr > v.psnr_noisy + 2.0, "after 30 steps the EMA model should beat the noisy input at sigma 0.3: {v:?}");
     let csv = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap();
@@ -298,10 +298,10 @@ fn resume_is_bit_identical() {
     assert_eq!(sa.steps, 10);
     let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
     let sb = dae::train::train(&c, &quick(&b, &sets), &cut).unwrap();
-    assert!(sb.interrupted && sb.steps == 7, "{sb:?}");
+    assert!(sb.interrupted == Some(130) && sb.steps == 7, "{sb:?}");
     let resumed = dae::train::TrainOptions { resume: true, ..opts() };
     let sb = dae::train::train(&c, &quick(&b, &sets), &resumed).unwrap();
-    assert_eq!((sb.steps, sb.interrupted), (10, false));
+    assert_eq!((sb.steps, sb.interrupted), (10, None));
     for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
         assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
     }
@@ -353,7 +353,7 @@ fn the_other_datasets_files_are_refused() {
 
 /// A VGG16-features file with random weights for convs 0..=14 (taps up to relu3_3).
 fn random_vgg(path: &std::path::Path, drop: Option<&str>) {
-    let mut rng = dae::check::Rng::new(3);
+    let mut rng = dae::util::rng::Rng::new(3);
     let convs = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256)];
     let mut t = Vec::new();
     for (i, cin, cout) in convs {
@@ -403,10 +403,14 @@ fn a_new_run_does_not_mix_with_an_earlier_one() {
     std::fs::create_dir_all(out.join("logs")).unwrap();
     std::fs::write(out.join("logs/train_metrics.csv"), "step,epoch,loss,lr,grad_norm,images_per_s\n1,1,0.5,0.001,1.0,10\n").unwrap();
     let cfg = quick(&out, &["model.base_ch=8", "train.epochs=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"]);
+    // Without a checkpoint, --resume would fail: the hint offers only --overwrite.
     let e = dae::train::train(&ctx(), &cfg, &opts()).err().unwrap().to_string();
-    assert!(e.contains("--resume") && e.contains("--overwrite"), "{e}");
+    assert!(e.contains("no complete checkpoint") && !e.contains("--resume") && e.contains("--overwrite"), "{e}");
     let over = dae::train::TrainOptions { overwrite: true, ..opts() };
     dae::train::train(&ctx(), &cfg, &over).unwrap();
+    // With one, it offers --resume too.
+    let e = dae::train::train(&ctx(), &cfg, &opts()).err().unwrap().to_string();
+    assert!(e.contains("with --resume") && e.contains("--overwrite"), "{e}");
     let rows = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap().lines().count();
     assert_eq!(rows, 3, "header + the new run's 2 steps, nothing of the old run");
     assert!(out.join("config.resolved.yaml").is_file());
@@ -445,57 +449,59 @@ fn gradcheck_and_devices_commands() {
     assert!(!devs.as_array().expect("a JSON array").is_empty(), "no adapter listed");
 }
 
-/// A real SIGINT to `dae train`: it saves `last` at the next step boundary and exits with 130;
-/// `--resume` then goes on from there.
+/// A real SIGINT (and SIGTERM) to `dae train`: it saves `last` at the next step boundary and
+/// exits with 130 (143); `--resume` then goes on from there.
 #[cfg(unix)]
 #[test]
-fn sigint_saves_last_and_exits_130() {
+fn sigint_and_sigterm_save_last_and_exit_130_and_143() {
     use std::time::{Duration, Instant};
-    let out = tmp("sigint");
-    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
-    let sets = ["model.base_ch=8", "train.batch_size=8", "train.log_every=1", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.epochs=2", "train.max_steps_per_epoch=400"];
-    let cmd = |extra: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
-        c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(&out).arg("--data-dir").arg(mnist_dir());
-        for s in sets {
-            c.args(["--set", s]);
+    for (sig, code, said) in [("INT", 130, "interrupt (Ctrl-C): saved"), ("TERM", 143, "SIGTERM: saved")] {
+        let out = tmp(&format!("sig{sig}"));
+        let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+        let sets = ["model.base_ch=8", "train.batch_size=8", "train.log_every=1", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.epochs=2", "train.max_steps_per_epoch=400"];
+        let cmd = |extra: &[&str]| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
+            c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(&out).arg("--data-dir").arg(mnist_dir());
+            for s in sets {
+                c.args(["--set", s]);
+            }
+            c.args(extra);
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c
+        };
+        let mut child = cmd(&[]).spawn().expect("start dae train");
+        let csv = out.join("logs/train_metrics.csv");
+        let t0 = Instant::now();
+        while std::fs::read_to_string(&csv).map_or(0, |s| s.lines().count()) < 3 {
+            if t0.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("dae train wrote no step rows in time: {:?}", child.wait_with_output().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        c.args(extra);
-        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        c
-    };
-    let mut child = cmd(&[]).spawn().expect("start dae train");
-    let csv = out.join("logs/train_metrics.csv");
-    let t0 = Instant::now();
-    while std::fs::read_to_string(&csv).map_or(0, |s| s.lines().count()) < 3 {
-        if t0.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("dae train wrote no step rows in time: {:?}", child.wait_with_output().unwrap());
+        let killed = std::process::Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().expect("run kill");
+        assert!(killed.success());
+        let t1 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t1.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("dae train did not stop within 60 s of SIG{sig}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "SIG{sig}: {err}");
+        assert!(err.contains(said) && err.contains("--resume"), "{err}");
+        let ckpt = dae::checkpoint::read(&out.join("ckpts/last.safetensors")).unwrap();
+        let step: u64 = ckpt.meta["step"].parse().unwrap();
+        assert!(step >= 2 && step < 800, "saved at step {step}");
+        // The resumed run starts from that step (stopped again right away by the step limit).
+        let o = cmd(&["--resume", "--set", "train.max_steps_per_epoch=1", "--set", "train.epochs=1"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("resumed at step {step}")), "{err}");
+        std::fs::remove_dir_all(&out).ok();
     }
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
-    assert!(killed.success());
-    let t1 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t1.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("dae train did not stop within 60 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted: saved"), "{err}");
-    let ckpt = dae::checkpoint::read(&out.join("ckpts/last.safetensors")).unwrap();
-    let step: u64 = ckpt.meta["step"].parse().unwrap();
-    assert!(step >= 2 && step < 800, "saved at step {step}");
-    // The resumed run starts from that step (stopped again right away by the step limit).
-    let o = cmd(&["--resume", "--set", "train.max_steps_per_epoch=1", "--set", "train.epochs=1"]).output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("resumed at step {step}")), "{err}");
-    std::fs::remove_dir_all(&out).ok();
 }
 
 // ---- checkpoint sets ---------------------------------------------------------------------
@@ -591,5 +597,34 @@ fn checkpoints_of_the_first_format_still_resume() {
     assert!(r.status.success(), "{err}");
     let set = dae::checkpoint::open_set(&ck, "last").unwrap().expect("a complete set after the resumed epoch");
     assert_eq!(set.step, 4);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// Two training runs into one folder: the second is refused at once, naming the folder and the
+/// holder, and the first is unharmed; once the first is gone (killed: its OS lock dies with it)
+/// the folder can be resumed.
+#[cfg(unix)]
+#[test]
+fn a_second_training_run_into_a_busy_folder_is_refused() {
+    use std::time::{Duration, Instant};
+    let out = tmp("busy");
+    let mut first = tiny_train_cmd(&out, &["--set", "train.max_steps_per_epoch=400", "--set", "train.log_every=1"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let csv = out.join("logs/train_metrics.csv");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&csv).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(120) && first.try_wait().unwrap().is_none(), "the first run wrote no step");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for extra in [&[][..], &["--resume"][..]] {
+        let o = tiny_train_cmd(&out, extra).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("in use by another training run") && err.contains(&format!("pid {}", first.id())), "{err}");
+    }
+    assert!(first.try_wait().unwrap().is_none(), "the first run must go on");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let o = tiny_train_cmd(&out, &["--overwrite"]).output().unwrap();
+    assert!(o.status.success(), "after the holder died the lock must be free: {}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&out).ok();
 }

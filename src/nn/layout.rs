@@ -3,7 +3,7 @@
 //! The optimiser, the gradient, the EMA and the Adam moments all share this layout, so each of
 //! them is ONE buffer and ONE dispatch.
 
-use crate::check::Rng;
+use crate::util::rng::Rng;
 use crate::error::Result;
 use crate::gpu::{Ctx, View};
 use crate::tensor::Tensor;
@@ -84,7 +84,7 @@ impl Layout {
                     let fan_out = e.shape[0] * e.shape[2..].iter().product::<usize>();
                     let std = (2.0 / fan_out as f64).sqrt();
                     for v in dst.iter_mut() {
-                        *v = (std * normal(rng)) as f32;
+                        *v = (std * rng.normal()) as f32;
                     }
                 }
             }
@@ -97,13 +97,6 @@ impl Layout {
         let mut rng = Rng::new(seed);
         (Layout::fill(&self.params, self.param_len(), &mut rng), Layout::fill(&self.buffers, self.buffer_len(), &mut rng))
     }
-}
-
-/// A standard normal by Box-Muller from two uniforms in (0, 1].
-fn normal(rng: &mut Rng) -> f64 {
-    let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// A set of GPU tensors laid out by a [`Layout`]: views into one parameter arena (with gradient

@@ -76,7 +76,7 @@ impl Default for ModelConfig {
 impl ModelConfig {
     /// Field-named validation errors (`model.base_ch must be ...`).
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Msg(m));
+        let bad = |m: String| Err(Error::Config(m));
         if self.base_ch == 0 {
             return bad("model.base_ch must be > 0, got 0".into());
         }

@@ -8,26 +8,21 @@ pub(crate) const H: f64 = 1e-5;
 /// Maximum accepted relative L2 error between numeric and analytic gradients.
 pub(crate) const TOL: f64 = 1e-6;
 
-pub(crate) struct Rng {
-    state: u64,
-}
+/// The crate's splitmix64 stream (util::rng) with f64 draws for the reference tests.
+pub(crate) struct Rng(crate::util::rng::Rng);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
-        Rng { state: seed }
+        Rng(crate::util::rng::Rng::new(seed))
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [-1, 1) from the top 53 bits.
     pub(crate) fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        self.0.uniform_f64()
     }
 
     pub(crate) fn vec(&mut self, len: usize) -> Vec<f64> {

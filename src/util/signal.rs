@@ -1,0 +1,82 @@
+//! Interrupts of the long jobs: the first SIGINT (Ctrl-C) or SIGTERM sets a flag that the job
+//! polls at its next step boundary (training saves `last` there; evaluation stops without
+//! writing a partial result); a second one ends the process at once. The exit status says
+//! which signal it was: 130 for SIGINT, 143 for SIGTERM.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// The exit status the pending interrupt asks for (0: none).
+fn pending() -> &'static Arc<AtomicUsize> {
+    static P: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+}
+
+/// Set by the first signal: the next one exits at once.
+fn seen() -> &'static Arc<AtomicBool> {
+    static S: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    S.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Install the handlers once per process; later calls do nothing.
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = register() {
+            eprintln!("warning: interrupt handler not installed ({e}); an interrupt will not save `last`");
+        }
+    });
+}
+
+#[cfg(unix)]
+fn register() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let seen = seen().clone();
+    for (sig, code) in [(SIGINT, 130usize), (SIGTERM, 143)] {
+        // In registration order: a second signal (either) exits at once; the first one only
+        // raises the flags.
+        signal_hook::flag::register_conditional_shutdown(sig, code as i32, seen.clone())?;
+        signal_hook::flag::register(sig, seen.clone())?;
+        signal_hook::flag::register_usize(sig, pending().clone(), code)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn register() -> std::io::Result<()> {
+    ctrlc::set_handler(|| {
+        if seen().swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        pending().store(130, Ordering::SeqCst);
+    })
+    .map_err(std::io::Error::other)
+}
+
+/// The exit status of the interrupt received since the last [`reset`], if any.
+pub fn interrupted() -> Option<u8> {
+    match pending().load(Ordering::SeqCst) {
+        0 => None,
+        c => Some(c as u8),
+    }
+}
+
+/// Forget an interrupt (a new job in the same process starts clean).
+pub fn reset() {
+    pending().store(0, Ordering::SeqCst);
+    seen().store(false, Ordering::SeqCst);
+}
+
+/// Behave as if an interrupt with exit status `code` had arrived (tests of the stop path).
+pub fn raise(code: u8) {
+    pending().store(code as usize, Ordering::SeqCst);
+}
+
+/// The signal's name for messages.
+pub fn name(code: u8) -> &'static str {
+    match code {
+        143 => "SIGTERM",
+        _ => "interrupt (Ctrl-C)",
+    }
+}
