@@ -441,7 +441,12 @@ impl Trainer {
         let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
             .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", raw.path.display())))?;
         if saved.model != self.cfg.model {
-            return Err(Error::Config(format!("--resume: the checkpoint's model section differs from the config's ({:?} vs {:?})", saved.model, self.cfg.model)));
+            return Err(Error::Config(format!(
+                "--resume: the checkpoint's model ({}) differs from the config's ({}); resume with the config the run started with ({})",
+                saved.model.describe(),
+                self.cfg.model.describe(),
+                self.out.join("config.resolved.yaml").display()
+            )));
         }
         let c = &self.cfg;
         let changed: Vec<&str> = [
@@ -757,11 +762,15 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     std::fs::write(tr.out.join("config.resolved.yaml"), cfg.to_yaml()).map_err(|e| Error::Msg(format!("cannot write the resolved config: {e}")))?;
     let info = &ctx.gpu().info;
     say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
+    let on_cpu = info.device_type == wgpu::DeviceType::Cpu;
+    if on_cpu {
+        say("note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps");
+    }
+    let total_steps = (spe * cfg.train.epochs) as u64;
+    let (mut steps_here, mut t_mark) = (0u32, Instant::now());
     say(&format!(
-        "model: {:?} base {} downs {} -> {} parameters; {} train / {} val images, {} steps per epoch of {}",
-        cfg.model.name,
-        cfg.model.base_ch,
-        cfg.model.num_downs,
+        "model: {} -> {} parameters; {} train / {} val images, {} steps per epoch of {}",
+        cfg.model.describe(),
         tr.layout.num_params(),
         tr.train_idx.len(),
         tr.val_len,
@@ -804,6 +813,24 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
             tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1)?;
+            // The run-time estimate: the second step of this process timed on its own (the first
+            // compiles the kernels); two waits per run, outside the steady loop.
+            steps_here += 1;
+            if verbose && steps_here <= 2 && tr.step < total_steps {
+                ctx.gpu().wait()?;
+                if steps_here == 1 {
+                    t_mark = Instant::now();
+                } else {
+                    let per_step = t_mark.elapsed().as_secs_f64();
+                    // Validation: a forward per image and level, about a third of a step's work.
+                    let val = ((cfg.train.epochs - e) * tr.val_len * eval_levels(cfg).len()) as f64 / b as f64 / 3.0;
+                    let secs = ((total_steps - tr.step) as f64 + val) * per_step;
+                    if on_cpu || secs > 3600.0 {
+                        let hint = if secs > 3600.0 { "; for a first try, configs/quick.yaml trains a small model in minutes" } else { "" };
+                        bar.suspend(|| eprintln!("estimated time for the rest of the run: {}{hint}", humantime::format_duration(std::time::Duration::from_secs(secs as u64))));
+                    }
+                }
+            }
             let end = tr.step_in_epoch == spe;
             // stop_after (tests) acts as a Ctrl-C without touching the process-wide flag.
             let stop = signal::interrupted().or(opts.stop_after.filter(|n| tr.step >= *n).map(|_| 130));

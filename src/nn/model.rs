@@ -109,6 +109,21 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// "unet base 64, 3 downs, group norm, relu, bilinear up": the model in the config's words.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} base {}, {} downs, {} norm, {}", word(&self.name), self.base_ch, self.num_downs, word(&self.norm_type), word(&self.activation));
+        if self.name == Arch::Unet {
+            s += &format!(", {} up", word(&self.up));
+        }
+        if self.dropout > 0.0 {
+            s += &format!(", dropout {}", self.dropout);
+        }
+        if self.in_ch != 1 || self.out_ch != 1 {
+            s += &format!(", {} -> {} channels", self.in_ch, self.out_ch);
+        }
+        s
+    }
+
     fn act(&self) -> Activation {
         match self.activation {
             ActName::Relu => Activation::Relu,
@@ -117,6 +132,11 @@ impl ModelConfig {
             ActName::Silu => Activation::Silu,
         }
     }
+}
+
+/// The word a config uses for a unit enum value (what serde writes).
+fn word<T: Serialize>(v: &T) -> String {
+    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// What the model code needs from a backend: the GPU graph ops ([`GpuOps`]) or the CPU
