@@ -8,7 +8,9 @@
 // Noise (p.noise): 0 gaussian x + s*z, 1 salt-and-pepper (prob `amount`, half 0 half 1),
 // 2 poisson Poisson(x*peak)/peak, 3 speckle x + x*s*z; then clip to [clip_lo, clip_hi] if set.
 // The level s of sample b: levels[floor(u * n_levels)] or level_lo + u*(level_hi - level_lo)
-// (use_range), times level_scale (the curriculum).
+// (use_range), times level_scale (the curriculum). In data_noise, `start` is the index of the
+// batch's first image in a larger set (0 in training): the counters use the image's index in
+// that set, so evaluation noise does not depend on how the set is cut into batches.
 //
 // Bindings: 0 params | 1 dataset (u32 words) | 2 perm (u32) | 3 clean | 4 out (rw) | 5 gathered (rw)
 // Accumulate rule: none (both entries overwrite). Tiling: one invocation per pixel.
@@ -89,17 +91,18 @@ fn data_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.len) { return; }
     let x = clean[i];
+    let k = i + p.start * p.image_len;
     var y = x;
     switch p.noise {
         case 1u: {
-            let r = rng(i, 1u);
+            let r = rng(k, 1u);
             if (philox_uniform(r.x) < p.amount) {
                 y = select(1.0, 0.0, philox_uniform(r.y) < 0.5);
             }
         }
-        case 2u: { y = poisson(i, max(x, 0.0) * p.peak) / p.peak; }
-        case 3u: { y = x + x * level(i / p.image_len) * normal(rng(i, 1u)); }
-        default: { y = x + level(i / p.image_len) * normal(rng(i, 1u)); }
+        case 2u: { y = poisson(k, max(x, 0.0) * p.peak) / p.peak; }
+        case 3u: { y = x + x * level(k / p.image_len) * normal(rng(k, 1u)); }
+        default: { y = x + level(k / p.image_len) * normal(rng(k, 1u)); }
     }
     if (p.has_clip != 0u) { y = clamp(y, p.clip_lo, p.clip_hi); }
     out[i] = y * p.in_scale + p.in_shift;

@@ -612,6 +612,7 @@ fn check_data(c: &mut Checker) -> Result<()> {
             seed,
             epoch,
             step,
+            start: 0,
             levels: levels.iter().map(|&l| l as f64).collect(),
             range: range.map(|(a, b)| (a as f64, b as f64)),
             level_scale: 0.75,
@@ -624,6 +625,70 @@ fn check_data(c: &mut Checker) -> Result<()> {
         // The reference gets the GPU's clean pixels (f32) so only the noise is compared.
         let clean_gpu = f64s(&c.ctx.read(&clean)?);
         c.cmp("data_noise", &c.ctx.read(&out)?, &r::data::data_noise(&nr, &clean_gpu, image_len));
+    }
+    // Evaluation keys the noise by each image's index in the set (`start`): image 7 gets the
+    // same noise in a batch of 4 from image 5 as in a batch of 1.
+    c.case("data", format!("noise keyed by image index: batch of {batch} from image 5 vs image 7 alone"));
+    let p = DataParams { len: (batch * image_len) as u32, image_len: image_len as u32, start: 5, seed_lo: 9, epoch: 1, n_levels: 1, levels: [0.4; 16], level_scale: 1.0, in_scale: 1.0, ..Default::default() };
+    let out = c.ctx.alloc("check", batch * image_len)?;
+    d::data_noise(c.ctx, &p, &clean, &out)?;
+    let nr = r::data::NoiseRef {
+        noise: 0,
+        seed: 9,
+        epoch: 1,
+        step: 0,
+        start: 5,
+        levels: vec![0.4f32 as f64],
+        range: None,
+        level_scale: 1.0,
+        amount: 0.0,
+        peak: 0.0,
+        clip: None,
+        in_scale: 1.0,
+        in_shift: 0.0,
+    };
+    let clean_gpu = f64s(&c.ctx.read(&clean)?);
+    let want = r::data::data_noise(&nr, &clean_gpu, image_len);
+    let got = c.ctx.read(&out)?;
+    c.cmp("data_noise", &got, &want);
+    let one_clean = c.ctx.upload("check", &c.ctx.read(&clean)?[2 * image_len..3 * image_len])?;
+    let one = c.ctx.alloc("check", image_len)?;
+    d::data_noise(c.ctx, &DataParams { len: image_len as u32, start: 7, ..p }, &one_clean, &one)?;
+    c.cmp("data_noise", &c.ctx.read(&one)?, &f64s(&got[2 * image_len..3 * image_len]));
+    Ok(())
+}
+
+/// Per-image metrics (MSE, PSNR, MAE, Charbonnier, SSIM) into result slots at an offset, the
+/// prediction optionally mapped by an affine first (the noisy input in [-1, 1]).
+fn check_metrics(c: &mut Checker) -> Result<()> {
+    use crate::ops::metrics::{self as m, Slots};
+    // (shape, slot offset, slots, affine)
+    let cases = [([3, 1, 28, 28], 2usize, 6usize, (1.0f32, 0.0f32)), ([1, 1, 23, 19], 0, 1, (1.0, 0.0)), ([3, 2, 13, 17], 1, 4, (0.5, 0.5))];
+    for (shape, offset, n_slots, (sc, sh)) in cases {
+        let [n, ch, h, w] = shape;
+        let len = n * ch * h * w;
+        // A prediction near the clean image, so SSIM is far from 0 and the comparison relative.
+        let clean: Vec<f32> = c.rng.vec(len).iter().map(|v| 0.5 + 0.4 * v).collect();
+        let pred: Vec<f32> = clean.iter().zip(c.rng.vec(len)).map(|(x, e)| ((x + 0.1 * e) - sh) / sc).collect();
+        c.case("metrics", format!("x{} slots {offset}..{} of {n_slots}, pred*{sc}+{sh}", dims(&shape), offset + n));
+        let slots = Slots::new(c.ctx, n_slots)?;
+        let pv = c.ctx.upload("check", &pred)?;
+        let cv = c.ctx.upload("check", &clean)?;
+        m::image_metrics(c.ctx, &pv, &cv, shape, (sc, sh), &slots, offset)?;
+        let (stats, ssim) = slots.read(c.ctx)?;
+        let (pr, cr) = (f64s(&pred), f64s(&clean));
+        let per = ch * h * w;
+        let (mut want_stats, mut want_ssim, mut got_stats, mut got_ssim) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let r = i * per..(i + 1) * per;
+            let w4 = r::metrics::metrics_pixel(&pr[r.clone()], &cr[r.clone()], sc as f64, sh as f64, m::CHARBONNIER_EPS as f64, m::MSE_FLOOR as f64, m::PSNR_CAP as f64);
+            want_stats.extend(w4);
+            want_ssim.push(r::metrics::ssim(&pr[r.clone()], &cr[r], ch, h, w, sc as f64, sh as f64));
+            got_stats.extend(stats[offset + i]);
+            got_ssim.push(ssim[offset + i]);
+        }
+        c.cmp("metrics_pixel", &got_stats, &want_stats);
+        c.cmp("ssim_rows+ssim_image", &got_ssim, &want_ssim);
     }
     Ok(())
 }
@@ -787,6 +852,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("composed", check_composed),
     ("optim", check_optim),
     ("data", check_data),
+    ("metrics", check_metrics),
     ("model", check_models),
     ("torch", check_torch),
 ];

@@ -9,6 +9,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod eval;
+pub mod feed;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;

@@ -199,7 +199,7 @@ fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path,
     let buffers = ctx.upload("buffers", &w.buffers)?;
     let weights = dae::nn::Weights::views(&ctx, &layout, &params, None, &buffers)?;
     // `input` holds [0, 1] images; the network sees them normalised as it was trained.
-    let (sc, sh) = dae::train::input_affine(cfg.data.normalize);
+    let (sc, sh) = dae::feed::input_affine(cfg.data.normalize);
     let pixels: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, f32>(data).iter().map(|v| v * sc + sh).collect();
     let x = dae::Tensor::from_slice(&ctx, shape, &pixels)?;
     let y = ctx.no_grad(|| model.forward(&dae::nn::model::Fwd::gpu(&weights, false, cfg.seed, 0), &x))?;

@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::checkpoint::{self, HostWeights};
-use crate::config::{Config, Dataset, LossTerm, NoiseKind, Normalize, parse_loss};
-use crate::data::{self, DatasetSpec, IdxImages};
+use crate::config::{Config, LossTerm, parse_loss};
 use crate::error::{Error, Result};
+use crate::eval::{self, ValRow};
+use crate::feed::{IMAGE_HW, IMAGE_LEN, data_dir, load_images, noise_params, pack_u8, permutation, pixel_terms, spec, split};
 use crate::gpu::{Ctx, View};
-use crate::metrics;
 use crate::nn::model::Fwd;
 use crate::nn::{Layout, Model, Weights};
-use crate::ops::data::{DataParams, data_gather, data_noise};
+use crate::ops::data::{data_gather, data_noise};
 use crate::ops::elementwise::{copy_offset, fill};
-use crate::ops::loss::{LossKind, loss};
+use crate::ops::loss::loss;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, ema_update};
 use crate::tensor::Tensor;
@@ -46,17 +46,6 @@ pub struct TrainOptions {
     pub crash_at: Option<(usize, u64)>,
 }
 
-/// One row of val_metrics.csv.
-#[derive(Clone, Debug)]
-pub struct ValRow {
-    pub sigma: f32,
-    pub loss: f64,
-    pub psnr: f64,
-    pub ssim: f64,
-    pub psnr_noisy: f64,
-    pub ssim_noisy: f64,
-}
-
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub steps: u64,
@@ -66,147 +55,6 @@ pub struct Summary {
     pub last_val: Vec<ValRow>,
     pub best_psnr: f64,
     pub images_per_s: f64,
-}
-
-pub const IMAGE_HW: usize = 28;
-const IMAGE_LEN: usize = IMAGE_HW * IMAGE_HW;
-
-pub fn spec(d: Dataset) -> &'static DatasetSpec {
-    match d {
-        Dataset::Mnist => &data::MNIST,
-        Dataset::FashionMnist => &data::FASHION_MNIST,
-    }
-}
-
-/// `--data-dir`, else `DAE_DATA_DIR`, else `data.root`.
-pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
-    if let Some(d) = flag {
-        return d.to_path_buf();
-    }
-    match std::env::var_os("DAE_DATA_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(&cfg.data.root),
-    }
-}
-
-/// Make sure the files are there (downloading when allowed), then read one split.
-pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<IdxImages> {
-    let s = spec(cfg.data.dataset);
-    if cfg.data.download {
-        data::ensure_files(s, dir, s.mirrors, log)?;
-    }
-    let (img, lab) = if train { (data::download::TRAIN_IMAGES, data::download::TRAIN_LABELS) } else { (data::download::TEST_IMAGES, data::download::TEST_LABELS) };
-    let missing: Vec<String> = s.files.iter().map(|(f, _)| f.to_string()).filter(|f| !dir.join(f).is_file()).collect();
-    if !missing.is_empty() {
-        return Err(Error::Msg(format!(
-            "dataset {} not found in {}: missing {} (data.download is false; put the four files {} there, or point --data-dir / DAE_DATA_DIR at them)",
-            s.name,
-            dir.display(),
-            missing.join(", "),
-            s.files.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    // MNIST and Fashion-MNIST share file names: the md5 of the two files read (tens of ms)
-    // keeps a folder of the other set from loading silently.
-    for f in [img, lab] {
-        data::verify_file(s, dir, f)?;
-    }
-    let (images, _) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
-    if images.rows != IMAGE_HW || images.cols != IMAGE_HW {
-        return Err(Error::Msg(format!("{}: images are {}x{}, dae's models expect 28x28", dir.join(img).display(), images.rows, images.cols)));
-    }
-    Ok(images)
-}
-
-/// A permutation of 0..n from `seed` (Fisher-Yates on the crate's splitmix64).
-pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
-    crate::util::rng::Rng::new(seed).permutation(n)
-}
-
-/// (train indices, validation indices) of the training images, fixed by the seed.
-pub fn split(cfg: &Config, n: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-    if cfg.data.val_size >= n {
-        return Err(Error::Config(format!("data.val_size must be smaller than the {n} training images, got {}", cfg.data.val_size)));
-    }
-    let p = permutation(n, cfg.seed ^ 0x5EED_DA7A);
-    let val = p[..cfg.data.val_size].to_vec();
-    let mut train = p[cfg.data.val_size..].to_vec();
-    if let Some(l) = cfg.data.train_limit {
-        train.truncate(l);
-    }
-    Ok((train, val))
-}
-
-fn pack_u8(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (k, b)| w | (*b as u32) << (8 * k))).collect()
-}
-
-/// The pixel terms of `train.loss` (weight, kind); perceptual is handled by the trainer.
-fn pixel_terms(cfg: &Config) -> Vec<(f32, LossKind)> {
-    parse_loss(&cfg.train.loss)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(w, t)| match t {
-            LossTerm::L2 => Some((w, LossKind::Mse)),
-            LossTerm::L1 => Some((w, LossKind::L1)),
-            LossTerm::Charbonnier => Some((w, LossKind::Charbonnier(1e-3))),
-            LossTerm::Perceptual => None,
-        })
-        .collect()
-}
-
-fn noise_code(k: NoiseKind) -> u32 {
-    match k {
-        NoiseKind::Gaussian => 0,
-        NoiseKind::SaltPepper => 1,
-        NoiseKind::Poisson => 2,
-        NoiseKind::Speckle => 3,
-    }
-}
-
-/// (scale, shift) from [0, 1] pixels to the network input.
-pub fn input_affine(n: Normalize) -> (f32, f32) {
-    match n {
-        Normalize::ZeroOne => (1.0, 0.0),
-        Normalize::MinusOneOne => (2.0, -1.0),
-    }
-}
-
-/// Noise parameters for `len` pixels: training draws per-sample levels from the config; `fixed`
-/// (validation, evaluation) uses one level for every sample.
-pub fn noise_params(cfg: &Config, len: usize, epoch: u32, step: u32, fixed: Option<f32>, level_scale: f32) -> DataParams {
-    let n = &cfg.noise;
-    let (sc, sh) = input_affine(cfg.data.normalize);
-    let mut levels = [0f32; 16];
-    let list = match fixed {
-        Some(s) => vec![s],
-        None => n.sigma_list(),
-    };
-    levels[..list.len()].copy_from_slice(&list);
-    let range = if fixed.is_none() { n.train_sigma_range } else { None };
-    DataParams {
-        len: len as u32,
-        image_len: IMAGE_LEN as u32,
-        noise: noise_code(n.kind),
-        seed_lo: cfg.seed as u32,
-        seed_hi: (cfg.seed >> 32) as u32,
-        epoch,
-        step,
-        n_levels: list.len() as u32,
-        use_range: range.is_some() as u32,
-        has_clip: n.clip_range.is_some() as u32,
-        level_lo: range.map_or(0.0, |r| r[0]),
-        level_hi: range.map_or(0.0, |r| r[1]),
-        level_scale,
-        amount: n.amount,
-        peak: n.peak,
-        clip_lo: n.clip_range.map_or(0.0, |c| c[0]),
-        clip_hi: n.clip_range.map_or(0.0, |c| c[1]),
-        in_scale: sc,
-        in_shift: sh,
-        levels,
-        ..Default::default()
-    }
 }
 
 /// Everything the run keeps on the GPU, and where it is in the run.
@@ -248,11 +96,11 @@ impl Trainer {
     /// to 0.3, rows clean | noisy | reconstructed (EMA or raw weights as validation uses).
     fn recon_grid(&self, use_ema: bool) -> Result<()> {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
-        let lv = eval_levels(&self.cfg);
+        let lv = eval::eval_levels(&self.cfg);
         let li = (0..lv.len()).min_by(|a, b| (lv[*a] - 0.3).abs().total_cmp(&(lv[*b] - 0.3).abs())).unwrap_or(0);
         let nb = 8.min(self.val_len);
-        let (clean, c) = eval_clean(&self.ctx, &self.dataset, &self.val_idx, 0, nb)?;
-        let (n, r) = eval_noisy(&self.ctx, &self.cfg, &self.model, w, &clean, nb, 0, li as u32, lv[li])?;
+        let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
+        let [c, n, r] = eval::images_at(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, 0, nb, lv[li], li as u32)?;
         let path = self.out.join("figures").join(format!("recon_epoch_{:03}.png", self.epoch));
         crate::report::grid_png(&path, &[&c, &n, &r], nb, IMAGE_HW, IMAGE_HW, 3)
     }
@@ -557,99 +405,11 @@ impl Trainer {
     /// weights; None when interrupted.
     pub fn validate(&self, use_ema: bool) -> Result<Option<Vec<ValRow>>> {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
-        evaluate(&self.ctx, &self.cfg, &self.model, w, &self.dataset, &self.val_idx, self.val_len)
+        let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
+        let levels = eval::eval_levels(&self.cfg);
+        let scores = eval::score(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, &levels, self.cfg.train.batch_size, &mut |_| {})?;
+        Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }
-}
-
-/// The noise levels evaluation runs at: the test sigmas for gaussian and speckle noise; the
-/// fixed `amount` (salt-and-pepper) or `peak` (poisson), which have no sigma, otherwise.
-pub fn eval_levels(cfg: &Config) -> Vec<f32> {
-    match cfg.noise.kind {
-        NoiseKind::Gaussian | NoiseKind::Speckle => cfg.noise.test_sigmas.clone(),
-        NoiseKind::SaltPepper => vec![cfg.noise.amount],
-        NoiseKind::Poisson => vec![cfg.noise.peak],
-    }
-}
-
-/// Clean pixels of images idx[start..start + nb], on the GPU and on the host.
-fn eval_clean(ctx: &Ctx, dataset: &View, idx: &View, start: usize, nb: usize) -> Result<(View, Vec<f32>)> {
-    let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
-    data_gather(ctx, dataset, idx, start, nb, IMAGE_LEN, &clean)?;
-    let host = ctx.read(&clean)?;
-    Ok((clean, host))
-}
-
-/// (noisy in [0, 1], reconstruction) of a clean batch at level `level`; the noise is fixed by
-/// (level index, batch index) so epochs compare.
-#[allow(clippy::too_many_arguments)]
-fn eval_noisy(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, nb: usize, batch_index: u32, level_index: u32, level: f32) -> Result<(Vec<f32>, Vec<f32>)> {
-    let (sc, sh) = input_affine(cfg.data.normalize);
-    let len = nb * IMAGE_LEN;
-    ctx.no_grad(|| {
-        let input = ctx.alloc("eval batch", len)?;
-        let dp = noise_params(cfg, len, u32::MAX - level_index, batch_index, Some(level), 1.0);
-        data_noise(ctx, &dp, clean, &input)?;
-        let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
-        let recon = model.forward(&Fwd::gpu(w, false, cfg.seed, 0), &x)?.to_vec()?;
-        let noisy: Vec<f32> = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
-        Ok((noisy, recon))
-    })
-}
-
-/// Metrics of `model` with weights `w` on images `idx` (a GPU list of `n` indices into
-/// `dataset`), one row per evaluation level; None when interrupted (Ctrl-C) part way.
-pub fn evaluate(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, dataset: &View, idx: &View, n: usize) -> Result<Option<Vec<ValRow>>> {
-    let b = cfg.train.batch_size.min(n).max(1);
-    let terms = pixel_terms(cfg);
-    let levels = eval_levels(cfg);
-    // Per level: loss, psnr, ssim, noisy psnr, noisy ssim (sums over images).
-    let mut sums = vec![[0.0f64; 5]; levels.len()];
-    let mut start = 0;
-    while start < n {
-        if signal::interrupted().is_some() {
-            return Ok(None);
-        }
-        let nb = b.min(n - start);
-        let (clean, clean_h) = eval_clean(ctx, dataset, idx, start, nb)?;
-        for (li, &level) in levels.iter().enumerate() {
-            let (noisy_h, recon) = eval_noisy(ctx, cfg, model, w, &clean, nb, (start / b) as u32, li as u32, level)?;
-            let acc = &mut sums[li];
-            for i in 0..nb {
-                let r = i * IMAGE_LEN..(i + 1) * IMAGE_LEN;
-                let (rc, cl, ny) = (&recon[r.clone()], &clean_h[r.clone()], &noisy_h[r]);
-                acc[0] += terms.iter().map(|(w, k)| *w as f64 * per_image_loss(*k, rc, cl)).sum::<f64>();
-                acc[1] += metrics::psnr(rc, cl);
-                acc[2] += metrics::ssim(rc, cl, IMAGE_HW, IMAGE_HW);
-                acc[3] += metrics::psnr(ny, cl);
-                acc[4] += metrics::ssim(ny, cl, IMAGE_HW, IMAGE_HW);
-            }
-        }
-        start += nb;
-    }
-    let k = n as f64;
-    Ok(Some(
-        levels
-            .iter()
-            .zip(&sums)
-            .map(|(&sigma, a)| ValRow { sigma, loss: a[0] / k, psnr: a[1] / k, ssim: a[2] / k, psnr_noisy: a[3] / k, ssim_noisy: a[4] / k })
-            .collect(),
-    ))
-}
-
-fn per_image_loss(kind: LossKind, pred: &[f32], clean: &[f32]) -> f64 {
-    let n = pred.len() as f64;
-    pred.iter()
-        .zip(clean)
-        .map(|(p, c)| {
-            let d = *p as f64 - *c as f64;
-            match kind {
-                LossKind::Mse => d * d,
-                LossKind::L1 => d.abs(),
-                LossKind::Charbonnier(e) => (d * d + (e as f64).powi(2)).sqrt(),
-            }
-        })
-        .sum::<f64>()
-        / n
 }
 
 /// What a stopped run leaves behind, for its error message: the checkpoint that is intact, or
@@ -823,7 +583,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                 } else {
                     let per_step = t_mark.elapsed().as_secs_f64();
                     // Validation: a forward per image and level, about a third of a step's work.
-                    let val = ((cfg.train.epochs - e) * tr.val_len * eval_levels(cfg).len()) as f64 / b as f64 / 3.0;
+                    let val = ((cfg.train.epochs - e) * tr.val_len * eval::eval_levels(cfg).len()) as f64 / b as f64 / 3.0;
                     let secs = ((total_steps - tr.step) as f64 + val) * per_step;
                     if on_cpu || secs > 3600.0 {
                         let hint = if secs > 3600.0 { "; for a first try, configs/quick.yaml trains a small model in minutes" } else { "" };

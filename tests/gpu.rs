@@ -80,6 +80,10 @@ fn batch_gather_and_noise_match_reference() {
     family("data");
 }
 #[test]
+fn image_metrics_match_reference() {
+    family("metrics");
+}
+#[test]
 fn model_training_steps_match_reference() {
     family("model");
 }
@@ -102,7 +106,7 @@ fn every_op_and_entry_point_is_checked() {
     let ops = [
         "conv2d", "conv_transpose2d", "group_norm", "batch_norm", "relu", "leaky_relu", "gelu", "silu", "sigmoid", "maxpool2d",
         "resize_bilinear", "pad2d", "concat", "dropout2d", "add", "mul", "scale", "bias_add", "mse_loss", "l1_loss",
-        "charbonnier_loss", "sum",
+        "charbonnier_loss", "sum", "metrics",
     ];
     for op in ops {
         let shapes: std::collections::HashSet<&str> = rows.iter().filter(|r| r.op == op).map(|r| r.shape.as_str()).collect();

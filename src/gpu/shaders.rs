@@ -31,6 +31,7 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "reduce", parts: &[WG_SUM, wgsl!("reduce")] },
     Shader { family: "optim", parts: &[wgsl!("optim")] },
     Shader { family: "data", parts: &[PHILOX, wgsl!("data")] },
+    Shader { family: "metrics", parts: &[WG_SUM, wgsl!("metrics")] },
 ];
 
 /// Every value each `override` constant takes in some launch, by (family, name): the portability

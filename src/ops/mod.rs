@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod group_norm;
 pub mod loss;
 pub mod maxpool2d;
+pub mod metrics;
 pub mod optim;
 pub mod pad2d;
 pub mod reduce;
@@ -79,5 +80,6 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<reduce::ReduceParams>(),
         info::<optim::OptimParams>(),
         info::<data::DataParams>(),
+        info::<metrics::MetricsParams>(),
     ]
 }

@@ -9,6 +9,8 @@ pub struct NoiseRef {
     pub seed: u64,
     pub epoch: u32,
     pub step: u32,
+    /// Index of the first image in a larger set (0 in training): the counters use it.
+    pub start: u32,
     pub levels: Vec<f64>,
     pub range: Option<(f64, f64)>,
     pub level_scale: f64,
@@ -72,8 +74,8 @@ pub fn data_noise(n: &NoiseRef, clean: &[f64], image_len: usize) -> Vec<f64> {
         .iter()
         .enumerate()
         .map(|(i, &x)| {
-            let i32_ = i as u32;
-            let b = (i / image_len) as u32;
+            let i32_ = i as u32 + n.start * image_len as u32;
+            let b = i32_ / image_len as u32;
             let mut y = match n.noise {
                 1 => {
                     let r = rng(n, i32_, 1);

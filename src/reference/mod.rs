@@ -18,6 +18,7 @@ pub mod graph;
 pub mod group_norm;
 pub mod loss;
 pub mod maxpool2d;
+pub mod metrics;
 pub mod optim;
 pub mod pad2d;
 pub mod philox;
