@@ -36,7 +36,7 @@ pub struct HostWeights {
 }
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Msg(format!("checkpoint {}: {msg}", path.display()))
+    Error::Msg(format!("{}: {msg}", path.display()))
 }
 
 /// The format this code writes (metadata `format`); `dae-checkpoint-1` files still load.
@@ -118,12 +118,17 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write one file atomically: `<path>.tmp`, fsync, rename, folder fsync.
-pub fn write(path: &Path, tensors: TensorList, meta: HashMap<String, String>) -> Result<()> {
-    let bytes = serialize(path, &tensors, meta)?;
-    let tmp = write_tmp(path, &bytes)?;
+/// Write raw bytes to `path` atomically: `<path>.tmp`, fsync, rename, folder fsync.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_tmp(path, bytes)?;
     rename(&tmp, path)?;
     sync_dir(parent(path))
+}
+
+/// Write one safetensors file atomically: `<path>.tmp`, fsync, rename, folder fsync.
+pub fn write(path: &Path, tensors: TensorList, meta: HashMap<String, String>) -> Result<()> {
+    let bytes = serialize(path, &tensors, meta)?;
+    write_file(path, &bytes)
 }
 
 fn parent(path: &Path) -> &Path {
@@ -398,6 +403,33 @@ pub fn load_weights(layout: &Layout, file: &Loaded) -> Result<HostWeights> {
         return Err(err(&file.path, format!("tensors the model does not have: {extra:?}")));
     }
     Ok(w)
+}
+
+/// A model checkpoint file opened for inference: the config it was trained with (from its
+/// metadata), its weights in that model's layout, and its metadata.
+pub struct ModelFile {
+    pub config: crate::config::Config,
+    pub weights: HostWeights,
+    pub meta: HashMap<String, String>,
+    pub path: PathBuf,
+}
+
+/// Open a weights file (`best_model`, `last`, `last.ema`, `epoch_NNN`, ...): a format this dae
+/// reads, the config in its metadata, every tensor of that model present with its shape.
+pub fn load_model(path: &Path) -> Result<ModelFile> {
+    let file = read(path)?;
+    let format = file.meta.get("format").map(String::as_str).unwrap_or("");
+    if !FORMATS_READ.contains(&format) {
+        return Err(err(path, format!("format {format:?} is not a dae checkpoint this version reads ({})", FORMATS_READ.join(", "))));
+    }
+    if file.meta.get("kind").map(String::as_str) == Some("state") {
+        return Err(err(path, "this is the optimiser state of a checkpoint set, not weights; use the .safetensors or .ema.safetensors file beside it"));
+    }
+    let yaml = file.meta.get("config").ok_or_else(|| err(path, "no config in the metadata"))?;
+    let config = crate::config::Config::from_yaml(yaml, &format!("{} (metadata)", path.display()), &[])?;
+    let (_, layout) = crate::nn::Model::new(&config.model)?;
+    let weights = load_weights(&layout, &file)?;
+    Ok(ModelFile { config, weights, meta: file.meta, path: path.to_path_buf() })
 }
 
 /// Flat f32 arenas (optimiser moments) under fixed names.

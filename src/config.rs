@@ -21,6 +21,7 @@ pub struct Config {
     pub noise: NoiseConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    pub eval: EvalConfig,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             noise: NoiseConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
@@ -285,6 +287,50 @@ impl Default for TrainConfig {
     }
 }
 
+/// LPIPS weights: the `lpips` package's state_dict as safetensors (`tools/export_lpips.py`
+/// writes it and prints these lines).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LpipsConfig {
+    pub net: LpipsNet,
+    pub weights: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LpipsNet {
+    Alex,
+    Vgg,
+}
+
+/// `dae eval`, `dae report` and the analyses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Images per forward pass (`--batch` overrides).
+    pub batch_size: usize,
+    /// LPIPS weights; null = LPIPS reported as unavailable.
+    pub lpips: Option<LpipsConfig>,
+    /// Diversity collapse: this many test images, each with `diversity_draws` noise draws at
+    /// `diversity_sigma`.
+    pub diversity_images: usize,
+    pub diversity_draws: usize,
+    pub diversity_sigma: f32,
+    /// Mode averaging: this many test images at `mode_sigma`, each output's nearest training
+    /// image (a search over the whole training split).
+    pub mode_images: usize,
+    pub mode_sigma: f32,
+    /// Best and worst cases shown (by PSNR).
+    pub cases: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { batch_size: 250, lpips: None, diversity_images: 8, diversity_draws: 16, diversity_sigma: 0.5, mode_images: 500, mode_sigma: 1.0, cases: 8 }
+    }
+}
+
 fn yaml_err(file: &str, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("config {file}: {e}"))
 }
@@ -310,6 +356,16 @@ fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()>
         cur = map.entry(key).or_insert(serde_yaml::Value::Null);
     }
     Ok(())
+}
+
+/// `[0.1, 0.3]`: a list as the config writes it (not Rust's debug form).
+pub fn list<T: std::fmt::Display>(v: &[T]) -> String {
+    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// An optional value as the config writes it (`null` for none).
+pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("null".into(), |x| x.to_string())
 }
 
 impl Config {
@@ -353,15 +409,15 @@ impl Config {
             }
         };
         need(t.lr > 0.0 && t.lr.is_finite(), format!("train.lr must be > 0, got {}", t.lr));
-        need(t.epochs > 0, format!("train.epochs must be > 0, got {}", t.epochs));
-        need(t.batch_size > 0, format!("train.batch_size must be > 0, got {}", t.batch_size));
-        need(t.weight_decay >= 0.0, format!("train.weight_decay must be >= 0, got {}", t.weight_decay));
-        need(t.betas.iter().all(|b| (0.0..1.0).contains(b)), format!("train.betas must be in [0, 1), got {:?}", t.betas));
-        need(t.eps > 0.0, format!("train.eps must be > 0, got {}", t.eps));
+        need((1..=1_000_000).contains(&t.epochs), format!("train.epochs must be in 1..=1000000, got {}", t.epochs));
+        need((1..=65_536).contains(&t.batch_size), format!("train.batch_size must be in 1..=65536, got {}", t.batch_size));
+        need(t.weight_decay >= 0.0 && t.weight_decay.is_finite(), format!("train.weight_decay must be >= 0 and finite, got {}", t.weight_decay));
+        need(t.betas.iter().all(|b| (0.0..1.0).contains(b)), format!("train.betas must be in [0, 1), got {}", list(&t.betas)));
+        need(t.eps > 0.0 && t.eps.is_finite(), format!("train.eps must be > 0 and finite, got {}", t.eps));
         need((0.0..1.0).contains(&t.momentum), format!("train.momentum must be in [0, 1), got {}", t.momentum));
-        need(t.grad_clip.is_none_or(|c| c > 0.0), format!("train.grad_clip must be > 0 or null, got {:?}", t.grad_clip));
-        need(t.warmup_epochs >= 0.0, format!("train.warmup_epochs must be >= 0, got {}", t.warmup_epochs));
-        need(t.gamma > 0.0, format!("train.gamma must be > 0, got {}", t.gamma));
+        need(t.grad_clip.is_none_or(|c| c > 0.0 && c.is_finite()), format!("train.grad_clip must be > 0 and finite, or null, got {}", opt(t.grad_clip)));
+        need(t.warmup_epochs >= 0.0 && t.warmup_epochs.is_finite(), format!("train.warmup_epochs must be >= 0 and finite, got {}", t.warmup_epochs));
+        need(t.gamma > 0.0 && t.gamma.is_finite(), format!("train.gamma must be > 0 and finite, got {}", t.gamma));
         need(t.step_epochs > 0, format!("train.step_epochs must be > 0, got {}", t.step_epochs));
         need((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay must be in [0, 1), got {}", t.ema_decay));
         need(t.save_every > 0, format!("train.save_every must be > 0, got {}", t.save_every));
@@ -380,14 +436,25 @@ impl Config {
         need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
         let sig = n.sigma_list();
         need(!sig.is_empty() && sig.len() <= crate::ops::data::MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
-        need(sig.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.train_sigmas must be >= 0, got {sig:?}"));
-        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max, got {:?}", n.train_sigma_range));
-        need(!n.test_sigmas.is_empty() && n.test_sigmas.iter().all(|s| *s >= 0.0), format!("noise.test_sigmas must be a non-empty list of values >= 0, got {:?}", n.test_sigmas));
-        need(n.clip_range.is_none_or(|[a, b]| a < b), format!("noise.clip_range must be [lo, hi] with lo < hi, got {:?}", n.clip_range));
+        need(sig.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.train_sigmas must be >= 0 and finite, got {}", list(&sig)));
+        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b.is_finite()), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max, both finite, got {}", n.train_sigma_range.map_or("null".into(), |r| list(&r))));
+        need(!n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.test_sigmas must be a list of 1 to 64 finite values >= 0, got {}", list(&n.test_sigmas)));
+        need(n.clip_range.is_none_or(|[a, b]| a < b && a.is_finite() && b.is_finite()), format!("noise.clip_range must be [lo, hi] with lo < hi, both finite, or null, got {}", n.clip_range.map_or("null".into(), |r| list(&r))));
         need((0.0..=1.0).contains(&n.amount), format!("noise.amount must be in [0, 1], got {}", n.amount));
-        need(n.peak > 0.0, format!("noise.peak must be > 0, got {}", n.peak));
-        need(n.schedule.as_ref().is_none_or(|s| s.count > 0 && s.min <= s.max), "noise.schedule needs count > 0 and min <= max".into());
+        need(n.peak > 0.0 && n.peak.is_finite(), format!("noise.peak must be > 0 and finite, got {}", n.peak));
+        need(n.schedule.as_ref().is_none_or(|s| s.count > 0 && 0.0 <= s.min && s.min <= s.max && s.max.is_finite()), "noise.schedule needs count > 0 and 0 <= min <= max, both finite".into());
         need(self.data.val_size > 0, "data.val_size must be > 0".into());
+        let e = &self.eval;
+        need((1..=65_536).contains(&e.batch_size), format!("eval.batch_size must be in 1..=65536, got {}", e.batch_size));
+        need((1..=64).contains(&e.diversity_images), format!("eval.diversity_images must be in 1..=64, got {}", e.diversity_images));
+        need((2..=64).contains(&e.diversity_draws), format!("eval.diversity_draws must be in 2..=64, got {}", e.diversity_draws));
+        need(e.diversity_sigma > 0.0 && e.diversity_sigma.is_finite(), format!("eval.diversity_sigma must be > 0 and finite, got {}", e.diversity_sigma));
+        need(e.mode_images > 0, format!("eval.mode_images must be > 0, got {}", e.mode_images));
+        need(e.mode_sigma >= 0.0 && e.mode_sigma.is_finite(), format!("eval.mode_sigma must be >= 0 and finite, got {}", e.mode_sigma));
+        need((1..=64).contains(&e.cases), format!("eval.cases must be in 1..=64, got {}", e.cases));
+        if let Some(l) = &e.lpips {
+            need(l.sha256.trim().len() == 64 && l.sha256.trim().chars().all(|c| c.is_ascii_hexdigit()), format!("eval.lpips.sha256 must be 64 hex digits, got {:?}", l.sha256));
+        }
         need(self.data.train_limit.is_none_or(|l| l > 0), "data.train_limit must be > 0 or null".into());
         if let Err(e) = self.model.validate() {
             errs.push(e.to_string());

@@ -163,3 +163,278 @@ pub fn val_rows(cfg: &Config, scores: &[LevelScores]) -> Vec<ValRow> {
         })
         .collect()
 }
+
+// ---- `dae eval` ----------------------------------------------------------------------------------
+
+/// A model from a checkpoint file, on the GPU, ready for eval-mode forwards.
+pub struct GpuModel {
+    pub model: Model,
+    pub layout: crate::nn::Layout,
+    pub weights: Weights,
+    /// The config the model was trained with (its checkpoint's metadata).
+    pub config: Config,
+    _params: View,
+    _buffers: View,
+}
+
+impl GpuModel {
+    pub fn upload(ctx: &Ctx, file: &crate::checkpoint::ModelFile) -> Result<GpuModel> {
+        let (model, layout) = Model::new(&file.config.model)?;
+        let params = ctx.upload("params", &file.weights.params)?;
+        let buffers = ctx.upload("buffers", &file.weights.buffers)?;
+        let weights = Weights::views(ctx, &layout, &params, None, &buffers)?;
+        Ok(GpuModel { model, layout, weights, config: file.config.clone(), _params: params, _buffers: buffers })
+    }
+}
+
+/// What `dae eval` was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    /// The weights file; default `<out_dir>/ckpts/best_model.safetensors` (EMA weights), or the
+    /// raw weights of `last` with `no_ema`.
+    pub ckpt: Option<std::path::PathBuf>,
+    pub no_ema: bool,
+    /// Noise levels (sigmas; amounts for salt_pepper; peaks for poisson); default the config's.
+    pub levels: Option<Vec<f32>>,
+    pub noise: Option<NoiseKind>,
+    pub batch: Option<usize>,
+    pub data_dir: Option<std::path::PathBuf>,
+    pub verbose: bool,
+}
+
+/// One row of evaluation_results.json: one noise level, means over the images (PSNR per image
+/// then averaged), the noisy input's figures beside the model's.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EvalRow {
+    pub noise: String,
+    pub sigma: f32,
+    pub mse: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub lpips: Option<f64>,
+    pub noisy_mse: f64,
+    pub noisy_psnr: f64,
+    pub noisy_ssim: f64,
+    pub noisy_lpips: Option<f64>,
+    pub psnr_std: f64,
+    pub ssim_std: f64,
+}
+
+/// outputs/logs/evaluation_results.json.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EvalResults {
+    pub checkpoint: String,
+    pub weights: String,
+    pub dataset: String,
+    pub split: String,
+    pub n_images: usize,
+    pub seed: u64,
+    pub psnr_mode: String,
+    /// The PSNR an exact reconstruction gets (finite so means stay finite).
+    pub psnr_cap_db: f64,
+    /// LPIPS compares images resized to this size (AlexNet cannot run on 28x28).
+    pub lpips_input: [usize; 2],
+    pub lpips_net: Option<String>,
+    pub results: Vec<EvalRow>,
+    pub images_per_s: f64,
+}
+
+/// The word a config uses for a noise kind.
+pub fn noise_name(k: NoiseKind) -> &'static str {
+    match k {
+        NoiseKind::Gaussian => "gaussian",
+        NoiseKind::SaltPepper => "salt_pepper",
+        NoiseKind::Poisson => "poisson",
+        NoiseKind::Speckle => "speckle",
+    }
+}
+
+/// The checkpoint `dae eval` reads by default, and which weights it holds.
+pub fn default_checkpoint(cfg: &Config, no_ema: bool) -> std::path::PathBuf {
+    let ck = std::path::Path::new(&cfg.out_dir).join("ckpts");
+    if no_ema { ck.join("last.safetensors") } else { ck.join("best_model.safetensors") }
+}
+
+/// Levels for `kind`: given (checked) or the config's defaults for that kind.
+pub fn resolve_levels(cfg: &Config, kind: NoiseKind, given: Option<&[f32]>) -> Result<Vec<f32>> {
+    let (name, ok, what): (&str, fn(f32) -> bool, &str) = match kind {
+        NoiseKind::Gaussian | NoiseKind::Speckle => ("sigmas", |v| v >= 0.0 && v.is_finite(), ">= 0 and finite"),
+        NoiseKind::SaltPepper => ("amounts", |v| (0.0..=1.0).contains(&v), "in [0, 1]"),
+        NoiseKind::Poisson => ("peaks", |v| v > 0.0 && v.is_finite(), "> 0 and finite"),
+    };
+    let levels = match given {
+        Some(v) => v.to_vec(),
+        None => {
+            let mut c = cfg.clone();
+            c.noise.kind = kind;
+            eval_levels(&c)
+        }
+    };
+    if levels.is_empty() || levels.len() > 64 {
+        return Err(crate::error::Error::Config(format!("--sigmas: give 1 to 64 {name} for {} noise, got {}", noise_name(kind), levels.len())));
+    }
+    if let Some(bad) = levels.iter().find(|v| !ok(**v)) {
+        return Err(crate::error::Error::Config(format!("--sigmas: {} noise takes {name} {what}, got {bad}", noise_name(kind))));
+    }
+    Ok(levels)
+}
+
+/// Differences between two model configs, as `field: a vs b`.
+pub fn model_differences(a: &crate::nn::ModelConfig, b: &crate::nn::ModelConfig) -> Vec<String> {
+    let (ya, yb) = (serde_yaml::to_value(a).unwrap_or_default(), serde_yaml::to_value(b).unwrap_or_default());
+    let (Some(ma), Some(mb)) = (ya.as_mapping(), yb.as_mapping()) else { return vec!["(unreadable)".into()] };
+    ma.iter()
+        .filter_map(|(k, va)| {
+            let vb = mb.get(k)?;
+            (va != vb).then(|| {
+                let s = |v: &serde_yaml::Value| serde_yaml::to_string(v).unwrap_or_default().trim().to_string();
+                format!("model.{}: {} vs {}", s(k), s(va), s(vb))
+            })
+        })
+        .collect()
+}
+
+/// `dae eval`: the whole test split at every level, written to
+/// `<out_dir>/logs/evaluation_results.json` (atomically, only when the pass completes). `None`
+/// when an interrupt stopped it (nothing written).
+pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalResults>> {
+    use crate::error::Error;
+    let say = |m: &str| {
+        if opts.verbose {
+            eprintln!("{m}");
+        }
+    };
+    let path = opts.ckpt.clone().unwrap_or_else(|| default_checkpoint(cfg, opts.no_ema));
+    if !path.is_file() {
+        return Err(Error::Config(format!(
+            "no checkpoint at {}: train one first (dae train --config ...), or name one with --ckpt",
+            path.display()
+        )));
+    }
+    let file = crate::checkpoint::load_model(&path)?;
+    let diff = model_differences(&file.config.model, &cfg.model);
+    if !diff.is_empty() {
+        return Err(Error::Config(format!(
+            "the model section of the config differs from the checkpoint's ({}): {}; evaluate with the config the model was trained with (its out_dir holds config.resolved.yaml)",
+            path.display(),
+            diff.join(", ")
+        )));
+    }
+    let kind = opts.noise.unwrap_or(cfg.noise.kind);
+    let levels = resolve_levels(cfg, kind, opts.levels.as_deref())?;
+    let batch = opts.batch.unwrap_or(cfg.eval.batch_size);
+    if !(1..=65_536).contains(&batch) {
+        return Err(Error::Config(format!("--batch must be in 1..=65536, got {batch}")));
+    }
+    let out = std::path::Path::new(&cfg.out_dir);
+    let _lock = crate::util::lock::lock(out, "eval", &crate::util::lock::holder_note("dae eval")).map_err(|e| match e {
+        crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!("{} is being evaluated by another dae eval or report ({holder}); wait for it", out.display())),
+        e => Error::Msg(e.to_string()),
+    })?;
+    let weights = file.meta.get("kind").cloned().unwrap_or_else(|| "unknown".into());
+    let gm = GpuModel::upload(ctx, &file)?;
+    let dir = crate::feed::data_dir(cfg, opts.data_dir.as_deref());
+    let mut log = |m: &str| say(m);
+    let images = crate::feed::load_images(cfg, &dir, false, &mut log)?;
+    let n = images.count;
+    let dataset = ctx.upload_u32("test set", &crate::feed::pack_u8(&images.pixels))?;
+    let idx = ctx.upload_u32("test indices", &(0..n as u32).collect::<Vec<_>>())?;
+    let set = EvalSet { dataset: &dataset, idx: &idx, n };
+    say(&format!(
+        "evaluating {} ({} weights, {}) on the {} test images at {} {} level(s) {}",
+        path.display(),
+        weights,
+        gm.config.model.describe(),
+        n,
+        noise_name(kind),
+        levels.len(),
+        crate::config::list(&levels)
+    ));
+    signal::reset();
+    signal::install();
+    let bar = if opts.verbose { indicatif::ProgressBar::new(n as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("eval [{bar:30}] {pos}/{len} images x {msg} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} levels", levels.len()));
+    let t0 = std::time::Instant::now();
+    let Some(scores) = score(ctx, cfg, kind, &gm.model, &gm.weights, &set, &levels, batch, &mut |done| bar.set_position(done as u64))? else {
+        bar.abandon();
+        return Ok(None);
+    };
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let col = |v: &[[f32; 4]], k: usize| v.iter().map(|s| s[k] as f64).collect::<Vec<_>>();
+    let results = scores
+        .iter()
+        .map(|l| {
+            let (psnr, psnr_std) = crate::metrics::mean_std(&col(&l.recon.0, STAT_PSNR));
+            let (ssim, ssim_std) = crate::metrics::mean_std(&f64s(&l.recon.1));
+            EvalRow {
+                noise: noise_name(kind).into(),
+                sigma: l.level,
+                mse: mean(col(&l.recon.0, STAT_MSE).into_iter()),
+                psnr,
+                ssim,
+                lpips: None,
+                noisy_mse: mean(col(&l.noisy.0, STAT_MSE).into_iter()),
+                noisy_psnr: mean(col(&l.noisy.0, STAT_PSNR).into_iter()),
+                noisy_ssim: mean(f64s(&l.noisy.1).into_iter()),
+                noisy_lpips: None,
+                psnr_std,
+                ssim_std,
+            }
+        })
+        .collect();
+    let res = EvalResults {
+        checkpoint: path.display().to_string(),
+        weights,
+        dataset: crate::feed::spec(cfg.data.dataset).name.to_string(),
+        split: "test".into(),
+        n_images: n,
+        seed: cfg.seed,
+        psnr_mode: "per_image_mean".into(),
+        psnr_cap_db: crate::ops::metrics::PSNR_CAP as f64,
+        lpips_input: [64, 64],
+        lpips_net: None,
+        results,
+        images_per_s: (n * levels.len()) as f64 / secs.max(1e-9),
+    };
+    write_json(&out.join("logs").join("evaluation_results.json"), &res)?;
+    Ok(Some(res))
+}
+
+/// Write `value` as pretty JSON to `path` atomically (temp file, fsync, rename).
+pub fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| crate::error::Error::Msg(format!("{}: {e}", path.display())))?;
+    crate::checkpoint::write_file(path, &text)
+}
+
+/// The terminal table of an evaluation: the model beside the noisy input at each level.
+pub fn table(r: &EvalResults) -> String {
+    let lp = |v: Option<f64>| v.map_or("unavailable".to_string(), |x| format!("{x:.4}"));
+    let mut s = format!(
+        "{:<12} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12} {:>10}\n",
+        "noise", "level", "PSNR dB", "noisy dB", "gain dB", "SSIM", "noisy", "PSNR sd", "LPIPS", "noisy LPIPS", "MSE"
+    );
+    for x in &r.results {
+        s += &format!(
+            "{:<12} {:>6} {:>9.2} {:>9.2} {:>+8.2} {:>8.4} {:>8.4} {:>8.2} {:>12} {:>12} {:>10.6}\n",
+            x.noise,
+            x.sigma,
+            x.psnr,
+            x.noisy_psnr,
+            x.psnr - x.noisy_psnr,
+            x.ssim,
+            x.noisy_ssim,
+            x.psnr_std,
+            lp(x.lpips),
+            lp(x.noisy_lpips),
+            x.mse
+        );
+    }
+    s
+}

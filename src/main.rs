@@ -73,6 +73,29 @@ enum Cmd {
         #[arg(long, hide = true, value_parser = parse_crash_at)]
         crash_at: Option<(usize, u64)>,
     },
+    /// Evaluate a checkpoint on the whole test split at every test level: a table beside the
+    /// noisy input, and <out_dir>/logs/evaluation_results.json.
+    Eval {
+        #[command(flatten)]
+        common: Common,
+        /// Weights file (default: <out_dir>/ckpts/best_model.safetensors, the EMA weights).
+        #[arg(long)]
+        ckpt: Option<PathBuf>,
+        /// Evaluate the raw weights of <out_dir>/ckpts/last instead of best_model's EMA weights.
+        #[arg(long, conflicts_with = "ckpt")]
+        no_ema: bool,
+        /// Noise levels, e.g. 0.1,0.5 (sigmas; amounts for salt_pepper; peaks for poisson).
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        sigmas: Option<Vec<f32>>,
+        /// Noise model (default: the config's noise.type).
+        #[arg(long, value_enum)]
+        noise: Option<NoiseArg>,
+        /// Images per forward pass (default eval.batch_size).
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
     /// training steps of the SPEC models with --models.
     Bench {
@@ -118,6 +141,26 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NoiseArg {
+    Gaussian,
+    SaltPepper,
+    Poisson,
+    Speckle,
+}
+
+impl From<NoiseArg> for dae::config::NoiseKind {
+    fn from(n: NoiseArg) -> Self {
+        use dae::config::NoiseKind as K;
+        match n {
+            NoiseArg::Gaussian => K::Gaussian,
+            NoiseArg::SaltPepper => K::SaltPepper,
+            NoiseArg::Poisson => K::Poisson,
+            NoiseArg::Speckle => K::Speckle,
+        }
+    }
+}
+
 fn parse_crash_at(s: &str) -> Result<(usize, u64), String> {
     let (e, n) = s.split_once(':').ok_or("expected EPOCH:N")?;
     Ok((e.parse().map_err(|_| "bad EPOCH")?, n.parse().map_err(|_| "bad N")?))
@@ -158,8 +201,28 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Eval { common, ckpt, no_ema, sigmas, noise, batch, quiet } => {
+            let cfg = common.load()?;
+            let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
+            let opts = dae::eval::EvalOptions { ckpt, no_ema, levels: sigmas, noise: noise.map(Into::into), batch, data_dir: common.data_dir.clone(), verbose: !quiet };
+            match dae::eval::run(&ctx, &cfg, &opts)? {
+                Some(r) => {
+                    print!("{}", dae::eval::table(&r));
+                    println!("{} images x {} levels at {:.0} images/s; {}", r.n_images, r.results.len(), r.images_per_s, std::path::Path::new(&cfg.out_dir).join("logs/evaluation_results.json").display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => interrupted_exit("evaluation", "no results were written"),
+            }
+        }
         Cmd::Infer { ckpt, input, output } => infer(cli.adapter.as_deref(), &ckpt, &input, &output),
     }
+}
+
+/// The exit for a job an interrupt stopped: 130 (SIGINT) or 143 (SIGTERM).
+fn interrupted_exit(job: &str, what: &str) -> dae::Result<ExitCode> {
+    let code = dae::util::signal::interrupted().unwrap_or(130);
+    eprintln!("{job} stopped by {}; {what}", dae::util::signal::name(code));
+    Ok(ExitCode::from(code))
 }
 
 fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool, crash_at: Option<(usize, u64)>) -> dae::Result<ExitCode> {

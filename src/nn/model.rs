@@ -77,8 +77,8 @@ impl ModelConfig {
     /// Field-named validation errors (`model.base_ch must be ...`).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
-        if self.base_ch == 0 {
-            return bad("model.base_ch must be > 0, got 0".into());
+        if !(1..=1024).contains(&self.base_ch) {
+            return bad(format!("model.base_ch must be in 1..=1024, got {}", self.base_ch));
         }
         if !(1..=4).contains(&self.num_downs) {
             return bad(format!("model.num_downs must be in 1..=4, got {}", self.num_downs));
@@ -86,8 +86,8 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("model.dropout must be in [0, 1), got {}", self.dropout));
         }
-        if self.in_ch == 0 || self.out_ch == 0 {
-            return bad(format!("model.in_ch and model.out_ch must be > 0, got {} and {}", self.in_ch, self.out_ch));
+        if !(1..=64).contains(&self.in_ch) || !(1..=64).contains(&self.out_ch) {
+            return bad(format!("model.in_ch and model.out_ch must be in 1..=64, got {} and {}", self.in_ch, self.out_ch));
         }
         if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
             return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
