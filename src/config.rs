@@ -310,6 +310,8 @@ pub enum LpipsNet {
 pub struct EvalConfig {
     /// Images per forward pass (`--batch` overrides).
     pub batch_size: usize,
+    /// Evaluate only the first this-many test images; null = the whole test split.
+    pub test_limit: Option<usize>,
     /// LPIPS weights; null = LPIPS reported as unavailable.
     pub lpips: Option<LpipsConfig>,
     /// Diversity collapse: this many test images, each with `diversity_draws` noise draws at
@@ -327,7 +329,7 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { batch_size: 250, lpips: None, diversity_images: 8, diversity_draws: 16, diversity_sigma: 0.5, mode_images: 500, mode_sigma: 1.0, cases: 8 }
+        EvalConfig { batch_size: 250, test_limit: None, lpips: None, diversity_images: 8, diversity_draws: 16, diversity_sigma: 0.5, mode_images: 500, mode_sigma: 1.0, cases: 8 }
     }
 }
 
@@ -449,6 +451,7 @@ impl Config {
         need((1..=64).contains(&e.diversity_images), format!("eval.diversity_images must be in 1..=64, got {}", e.diversity_images));
         need((2..=64).contains(&e.diversity_draws), format!("eval.diversity_draws must be in 2..=64, got {}", e.diversity_draws));
         need(e.diversity_sigma > 0.0 && e.diversity_sigma.is_finite(), format!("eval.diversity_sigma must be > 0 and finite, got {}", e.diversity_sigma));
+        need(e.test_limit.is_none_or(|l| l > 0), format!("eval.test_limit must be > 0 or null, got {}", opt(e.test_limit)));
         need(e.mode_images > 0, format!("eval.mode_images must be > 0, got {}", e.mode_images));
         need(e.mode_sigma >= 0.0 && e.mode_sigma.is_finite(), format!("eval.mode_sigma must be >= 0 and finite, got {}", e.mode_sigma));
         need((1..=64).contains(&e.cases), format!("eval.cases must be in 1..=64, got {}", e.cases));

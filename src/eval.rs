@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, noise_params, pixel_terms};
 use crate::gpu::{Ctx, View};
 use crate::nn::model::Fwd;
+use crate::nn::lpips::Lpips;
 use crate::nn::{Model, Weights};
 use crate::ops::data::{DataParams, data_gather, data_noise};
 use crate::ops::loss::LossKind;
@@ -38,9 +39,11 @@ pub fn eval_levels(cfg: &Config) -> Vec<f32> {
 }
 
 /// Noise of `kind` at `level` (sigma; amount for salt-and-pepper; peak for poisson) for images
-/// start..start + n of a set: the Philox counters are keyed by the level's index `stream` and
-/// each image's index in the set.
-pub fn level_params(cfg: &Config, kind: NoiseKind, level: f32, stream: u32, start: usize, n: usize) -> DataParams {
+/// start..start + n of a set: the Philox counters are keyed by the level itself (so a level's
+/// noise does not depend on which other levels are evaluated), the draw (0, or 0..N for the
+/// diversity demo) and each image's index in the set. Training keys its noise by epochs below
+/// 2^31; these keys have the top bit set.
+pub fn level_params(cfg: &Config, kind: NoiseKind, level: f32, draw: u32, start: usize, n: usize) -> DataParams {
     let mut c = cfg.clone();
     c.noise.kind = kind;
     match kind {
@@ -48,7 +51,8 @@ pub fn level_params(cfg: &Config, kind: NoiseKind, level: f32, stream: u32, star
         NoiseKind::Poisson => c.noise.peak = level,
         _ => {}
     }
-    DataParams { start: start as u32, ..noise_params(&c, n * IMAGE_LEN, u32::MAX - stream, 0, Some(level), 1.0) }
+    let key = 0x8000_0000 | (level.to_bits() >> 1);
+    DataParams { start: start as u32, ..noise_params(&c, n * IMAGE_LEN, key, draw, Some(level), 1.0) }
 }
 
 /// Images of a set: the packed dataset on the GPU and a list of `n` indices into it.
@@ -59,11 +63,35 @@ pub struct EvalSet<'a> {
 }
 
 /// Per-image results of one level: [MSE, PSNR, MAE, Charbonnier] and SSIM, for the model's
-/// reconstruction and for the noisy input itself.
+/// reconstruction and for the noisy input itself; LPIPS of each when it was computed.
 pub struct LevelScores {
     pub level: f32,
     pub recon: (Vec<[f32; 4]>, Vec<f32>),
     pub noisy: (Vec<[f32; 4]>, Vec<f32>),
+    pub lpips: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// LPIPS of the reconstructions and of the noisy inputs of one batch against its clean images,
+/// into slots offset.. of `out` (recon, noisy), a chunk of images at a time so the backbone's
+/// largest activation fits one storage binding. The clean features serve both.
+#[allow(clippy::too_many_arguments)]
+fn lpips_batch(ctx: &Ctx, lp: &Lpips, clean: &View, recon: &View, noisy: &View, noisy_affine: (f32, f32), nb: usize, out: &(View, View), offset: usize) -> Result<()> {
+    let limit = ctx.gpu().limits.max_storage_buffer_binding_size as usize;
+    // A multiple of 4 images keeps every chunk's views 256-byte aligned (784 floats per image).
+    let chunk = (limit / lp.bytes_per_image()).clamp(4, 256) / 4 * 4;
+    let mut s = 0;
+    while s < nb {
+        let m = chunk.min(nb - s);
+        let t = |v: &View| -> Result<Tensor> { Ok(Tensor::wrap(ctx, vec![m, 1, IMAGE_HW, IMAGE_HW], v.slice(s * IMAGE_LEN, m * IMAGE_LEN)?, false)) };
+        let fc = lp.features(&t(clean)?, (2.0, -1.0))?;
+        let fr = lp.features(&t(recon)?, (2.0, -1.0))?;
+        lp.distance(&fr, &fc, &out.0, offset + s)?;
+        drop(fr);
+        let fnz = lp.features(&t(noisy)?, noisy_affine)?;
+        lp.distance(&fnz, &fc, &out.1, offset + s)?;
+        s += m;
+    }
+    Ok(())
 }
 
 /// The forward of `model` (eval mode) on the noisy images of `clean` [nb, 1, 28, 28]: returns
@@ -81,13 +109,31 @@ fn denoise(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, dp
 /// Score `model` on `set` at each of `levels` of noise `kind`, `batch` images at a time;
 /// `progress(images done)` after each batch. `None` when interrupted (Ctrl-C / SIGTERM).
 #[allow(clippy::too_many_arguments)]
-pub fn score(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, levels: &[f32], batch: usize, progress: &mut dyn FnMut(usize)) -> Result<Option<Vec<LevelScores>>> {
+pub fn score(
+    ctx: &Ctx,
+    cfg: &Config,
+    kind: NoiseKind,
+    model: &Model,
+    w: &Weights,
+    set: &EvalSet,
+    levels: &[f32],
+    batch: usize,
+    lpips: Option<&Lpips>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Option<Vec<LevelScores>>> {
     let b = batch.min(set.n).max(1);
     let (sc, sh) = input_affine(cfg.data.normalize);
+    // The network input mapped to [0, 1] (metrics) and to [-1, 1] (LPIPS).
+    let noisy01 = (1.0 / sc, -sh / sc);
+    let noisy_pm1 = (2.0 / sc, -2.0 * sh / sc - 1.0);
     let shape = |nb: usize| [nb, 1, IMAGE_HW, IMAGE_HW];
     let mut slots = Vec::new();
+    let mut lp_slots = Vec::new();
     for _ in levels {
         slots.push((Slots::new(ctx, set.n)?, Slots::new(ctx, set.n)?));
+        if lpips.is_some() {
+            lp_slots.push((ctx.alloc("lpips", set.n)?, ctx.alloc("lpips", set.n)?));
+        }
     }
     let mut start = 0;
     while start < set.n {
@@ -98,31 +144,38 @@ pub fn score(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weight
         let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
         data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
         for (li, &level) in levels.iter().enumerate() {
-            let dp = level_params(cfg, kind, level, li as u32, start, nb);
+            let dp = level_params(cfg, kind, level, 0, start, nb);
             let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
             image_metrics(ctx, recon.view(), &clean, shape(nb), (1.0, 0.0), &slots[li].0, start)?;
             // The noisy input scored in [0, 1]: the network input mapped back.
-            image_metrics(ctx, &input, &clean, shape(nb), (1.0 / sc, -sh / sc), &slots[li].1, start)?;
+            image_metrics(ctx, &input, &clean, shape(nb), noisy01, &slots[li].1, start)?;
+            if let Some(lp) = lpips {
+                lpips_batch(ctx, lp, &clean, recon.view(), &input, noisy_pm1, nb, &lp_slots[li], start)?;
+            }
         }
         ctx.flush()?;
         start += nb;
         progress(start);
     }
     let mut out = Vec::new();
-    for (&level, (r, n)) in levels.iter().zip(&slots) {
-        out.push(LevelScores { level, recon: r.read(ctx)?, noisy: n.read(ctx)? });
+    for (li, (&level, (r, n))) in levels.iter().zip(&slots).enumerate() {
+        let lp = match lp_slots.get(li) {
+            Some((a, b)) => Some((ctx.read(a)?, ctx.read(b)?)),
+            None => None,
+        };
+        out.push(LevelScores { level, recon: r.read(ctx)?, noisy: n.read(ctx)?, lpips: lp });
     }
     Ok(Some(out))
 }
 
 /// Clean, noisy (in [0, 1]) and reconstructed pixels of images start..start + nb of `set` at
-/// one level (its stream index `stream`), read back for figures.
+/// one level (noise draw `draw`; 0 is the draw `score` uses), read back for figures.
 #[allow(clippy::too_many_arguments)]
-pub fn images_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, stream: u32) -> Result<[Vec<f32>; 3]> {
+pub fn images_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, draw: u32) -> Result<[Vec<f32>; 3]> {
     let (sc, sh) = input_affine(cfg.data.normalize);
     let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
     data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
-    let dp = level_params(cfg, kind, level, stream, start, nb);
+    let dp = level_params(cfg, kind, level, draw, start, nb);
     let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
     let noisy = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
     Ok([ctx.read(&clean)?, noisy, recon.to_vec()?])
@@ -200,6 +253,8 @@ pub struct EvalOptions {
     pub batch: Option<usize>,
     pub data_dir: Option<std::path::PathBuf>,
     pub verbose: bool,
+    /// Skip LPIPS even when eval.lpips names weights.
+    pub no_lpips: bool,
 }
 
 /// One row of evaluation_results.json: one noise level, means over the images (PSNR per image
@@ -333,10 +388,14 @@ pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalRes
     })?;
     let weights = file.meta.get("kind").cloned().unwrap_or_else(|| "unknown".into());
     let gm = GpuModel::upload(ctx, &file)?;
+    let lpips = match (&cfg.eval.lpips, opts.no_lpips) {
+        (Some(l), false) => Some(Lpips::load(ctx, l)?),
+        _ => None,
+    };
     let dir = crate::feed::data_dir(cfg, opts.data_dir.as_deref());
     let mut log = |m: &str| say(m);
     let images = crate::feed::load_images(cfg, &dir, false, &mut log)?;
-    let n = images.count;
+    let n = cfg.eval.test_limit.map_or(images.count, |l| l.min(images.count));
     let dataset = ctx.upload_u32("test set", &crate::feed::pack_u8(&images.pixels))?;
     let idx = ctx.upload_u32("test indices", &(0..n as u32).collect::<Vec<_>>())?;
     let set = EvalSet { dataset: &dataset, idx: &idx, n };
@@ -360,7 +419,7 @@ pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalRes
     );
     bar.set_message(format!("{} levels", levels.len()));
     let t0 = std::time::Instant::now();
-    let Some(scores) = score(ctx, cfg, kind, &gm.model, &gm.weights, &set, &levels, batch, &mut |done| bar.set_position(done as u64))? else {
+    let Some(scores) = score(ctx, cfg, kind, &gm.model, &gm.weights, &set, &levels, batch, lpips.as_ref(), &mut |done| bar.set_position(done as u64))? else {
         bar.abandon();
         return Ok(None);
     };
@@ -379,11 +438,11 @@ pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalRes
                 mse: mean(col(&l.recon.0, STAT_MSE).into_iter()),
                 psnr,
                 ssim,
-                lpips: None,
+                lpips: l.lpips.as_ref().map(|(r, _)| mean(r.iter().map(|&v| v as f64))),
                 noisy_mse: mean(col(&l.noisy.0, STAT_MSE).into_iter()),
                 noisy_psnr: mean(col(&l.noisy.0, STAT_PSNR).into_iter()),
                 noisy_ssim: mean(f64s(&l.noisy.1).into_iter()),
-                noisy_lpips: None,
+                noisy_lpips: l.lpips.as_ref().map(|(_, n)| mean(n.iter().map(|&v| v as f64))),
                 psnr_std,
                 ssim_std,
             }
@@ -399,7 +458,7 @@ pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalRes
         psnr_mode: "per_image_mean".into(),
         psnr_cap_db: crate::ops::metrics::PSNR_CAP as f64,
         lpips_input: [64, 64],
-        lpips_net: None,
+        lpips_net: lpips.as_ref().map(|l| crate::nn::lpips::net_name(l.net).to_string()),
         results,
         images_per_s: (n * levels.len()) as f64 / secs.max(1e-9),
     };

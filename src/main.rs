@@ -93,6 +93,9 @@ enum Cmd {
         /// Images per forward pass (default eval.batch_size).
         #[arg(long)]
         batch: Option<usize>,
+        /// Skip LPIPS even when eval.lpips names weights (it is the slow part).
+        #[arg(long)]
+        no_lpips: bool,
         #[arg(long, short)]
         quiet: bool,
     },
@@ -201,14 +204,21 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Eval { common, ckpt, no_ema, sigmas, noise, batch, quiet } => {
+        Cmd::Eval { common, ckpt, no_ema, sigmas, noise, batch, no_lpips, quiet } => {
             let cfg = common.load()?;
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
-            let opts = dae::eval::EvalOptions { ckpt, no_ema, levels: sigmas, noise: noise.map(Into::into), batch, data_dir: common.data_dir.clone(), verbose: !quiet };
+            let opts = dae::eval::EvalOptions { ckpt, no_ema, levels: sigmas, noise: noise.map(Into::into), batch, data_dir: common.data_dir.clone(), verbose: !quiet, no_lpips };
             match dae::eval::run(&ctx, &cfg, &opts)? {
                 Some(r) => {
                     print!("{}", dae::eval::table(&r));
-                    println!("{} images x {} levels at {:.0} images/s; {}", r.n_images, r.results.len(), r.images_per_s, std::path::Path::new(&cfg.out_dir).join("logs/evaluation_results.json").display());
+                    println!(
+                        "{} images x {} levels at {:.0} images/s ({}); {}",
+                        r.n_images,
+                        r.results.len(),
+                        r.images_per_s,
+                        r.lpips_net.as_ref().map_or("without LPIPS".to_string(), |n| format!("with LPIPS {n}")),
+                        std::path::Path::new(&cfg.out_dir).join("logs/evaluation_results.json").display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 None => interrupted_exit("evaluation", "no results were written"),

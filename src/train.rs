@@ -100,7 +100,7 @@ impl Trainer {
         let li = (0..lv.len()).min_by(|a, b| (lv[*a] - 0.3).abs().total_cmp(&(lv[*b] - 0.3).abs())).unwrap_or(0);
         let nb = 8.min(self.val_len);
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
-        let [c, n, r] = eval::images_at(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, 0, nb, lv[li], li as u32)?;
+        let [c, n, r] = eval::images_at(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, 0, nb, lv[li], 0)?;
         let path = self.out.join("figures").join(format!("recon_epoch_{:03}.png", self.epoch));
         crate::report::grid_png(&path, &[&c, &n, &r], nb, IMAGE_HW, IMAGE_HW, 3)
     }
@@ -407,7 +407,7 @@ impl Trainer {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let levels = eval::eval_levels(&self.cfg);
-        let scores = eval::score(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, &levels, self.cfg.train.batch_size, &mut |_| {})?;
+        let scores = eval::score(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, &levels, self.cfg.train.batch_size, None, &mut |_| {})?;
         Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }
 }

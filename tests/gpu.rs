@@ -83,6 +83,16 @@ fn batch_gather_and_noise_match_reference() {
 fn image_metrics_match_reference() {
     family("metrics");
 }
+/// The FFT against the DFT by definition (relative L2 of the whole spectrum below 1e-5).
+#[test]
+fn fft_matches_the_dft() {
+    family("fft");
+}
+/// LPIPS kernels against their twins, and alex and vgg against the `lpips` package.
+#[test]
+fn lpips_matches_reference_and_the_lpips_package() {
+    family("lpips");
+}
 #[test]
 fn model_training_steps_match_reference() {
     family("model");
@@ -106,7 +116,7 @@ fn every_op_and_entry_point_is_checked() {
     let ops = [
         "conv2d", "conv_transpose2d", "group_norm", "batch_norm", "relu", "leaky_relu", "gelu", "silu", "sigmoid", "maxpool2d",
         "resize_bilinear", "pad2d", "concat", "dropout2d", "add", "mul", "scale", "bias_add", "mse_loss", "l1_loss",
-        "charbonnier_loss", "sum", "metrics",
+        "charbonnier_loss", "sum", "metrics", "lpips", "fft",
     ];
     for op in ops {
         let shapes: std::collections::HashSet<&str> = rows.iter().filter(|r| r.op == op).map(|r| r.shape.as_str()).collect();

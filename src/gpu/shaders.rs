@@ -32,6 +32,8 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "optim", parts: &[wgsl!("optim")] },
     Shader { family: "data", parts: &[PHILOX, wgsl!("data")] },
     Shader { family: "metrics", parts: &[WG_SUM, wgsl!("metrics")] },
+    Shader { family: "lpips", parts: &[WG_SUM, wgsl!("lpips")] },
+    Shader { family: "fft", parts: &[wgsl!("fft")] },
 ];
 
 /// Every value each `override` constant takes in some launch, by (family, name): the portability

@@ -2,6 +2,7 @@
 //! two architectures of SPEC section 3, written as plain calls to the graph ops.
 
 pub mod layout;
+pub mod lpips;
 pub mod model;
 pub mod vgg;
 

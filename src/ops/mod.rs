@@ -9,8 +9,10 @@ pub mod conv2d;
 pub mod data;
 pub mod dropout2d;
 pub mod elementwise;
+pub mod fft;
 pub mod group_norm;
 pub mod loss;
+pub mod lpips;
 pub mod maxpool2d;
 pub mod metrics;
 pub mod optim;
@@ -81,5 +83,7 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<optim::OptimParams>(),
         info::<data::DataParams>(),
         info::<metrics::MetricsParams>(),
+        info::<lpips::LpipsParams>(),
+        info::<fft::FftParams>(),
     ]
 }
