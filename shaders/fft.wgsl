@@ -11,7 +11,7 @@
 //   a table (computed in f64 on the host): tw[tw_off + e] = w^e.
 // - fft_magnitude: mag[b, y, x] = |X[b, (y + ceil(H/2)) % H, (x + ceil(W/2)) % W]| (fftshift:
 //   the zero frequency at (H/2, W/2)).
-// - fft_radial: prof[b, k] = mean of mag[b] over the pixels whose distance to (H/2, W/2) lies in
+// - fft_radial: prof[offset + b, k] = mean of mag[b] over the pixels whose distance to (H/2, W/2) lies in
 //   [k, k + 1) (unit-width bins, k^2 <= d^2 < (k+1)^2 in integers; 0 for an empty bin).
 // - fft_mean_log: acc[y, x] (+)= scale * sum over b of log(1 + mag[b, y, x]).
 //
@@ -22,7 +22,7 @@ struct FftParams {
     lines: u32, n: u32, per_plane: u32, plane_len: u32,
     inner_stride: u32, elem_stride: u32, n_factors: u32, tw_off: u32,
     batch: u32, h: u32, w: u32, bins: u32,
-    accumulate: u32, _pad0: u32, _pad1: u32, scale: f32,
+    accumulate: u32, offset: u32, _pad1: u32, scale: f32,
     factors: array<vec4<u32>, 2>,
 }
 
@@ -137,7 +137,7 @@ fn fft_radial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             }
         }
     }
-    out[i] = select(0.0, s / max(c, 1.0), c > 0.0);
+    out[p.offset * p.bins + i] = select(0.0, s / max(c, 1.0), c > 0.0);
 }
 
 @compute @workgroup_size(WG)

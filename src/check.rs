@@ -719,13 +719,47 @@ fn check_fft(c: &mut Checker) -> Result<()> {
         let (gr, gi): (Vec<f64>, Vec<f64>) = spec_gpu.chunks(2).map(|p| (p[0], p[1])).unzip();
         c.cmp("fft_magnitude", &c.ctx.read(&mag)?, &r::fft::magnitude(&gr, &gi, b, h, w));
         let mag_gpu = f64s(&c.ctx.read(&mag)?);
-        let prof = c.ctx.alloc("check", b * plan.bins())?;
-        plan.radial(c.ctx, &mag, b, &prof)?;
-        c.cmp("fft_radial", &c.ctx.read(&prof)?, &r::fft::radial(&mag_gpu, b, h, w));
+        let prof = c.ctx.alloc("check", (b + 1) * plan.bins())?;
+        plan.radial(c.ctx, &mag, b, &prof, 1)?;
+        c.cmp("fft_radial", &c.ctx.read(&prof)?[plan.bins()..], &r::fft::radial(&mag_gpu, b, h, w));
         let acc = c.ctx.alloc("check", h * w)?;
         plan.mean_log(c.ctx, &mag, b, 0.5, &acc, false)?;
         plan.mean_log(c.ctx, &mag, b, 0.25, &acc, true)?;
         c.cmp("fft_mean_log", &c.ctx.read(&acc)?, &r::fft::mean_log(&mag_gpu, b, h * w, 0.75));
+    }
+    Ok(())
+}
+
+/// The limitations analysis's kernels: Laplacian / gradient statistics per image at offsets, and
+/// the nearest-image search over a packed u8 dataset through an index list.
+fn check_analysis(c: &mut Checker) -> Result<()> {
+    use crate::ops::analysis as a;
+    for (n, h, w, offset, slots) in [(3usize, 28usize, 28usize, 1usize, 5usize), (1, 13, 11, 0, 1), (2, 3, 5, 2, 4)] {
+        let x: Vec<f32> = c.rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
+        c.case("analysis", format!("image stats x[{n},{h},{w}] slots {offset}.. of {slots}"));
+        let xv = c.ctx.upload("check", &x)?;
+        let stats = c.ctx.alloc("check", 2 * slots)?;
+        a::image_stats(c.ctx, &xv, [n, h, w], &stats, offset)?;
+        let xr = f64s(&x);
+        let want: Vec<f64> = (0..n).flat_map(|i| {
+            let (l, g) = r::analysis::image_stats(&xr[i * h * w..(i + 1) * h * w], h, w);
+            [l, g]
+        }).collect();
+        c.cmp("analysis_image_stats", &c.ctx.read(&stats)?[2 * offset..2 * (offset + n)], &want);
+    }
+    for (q, len, count, n_images) in [(3usize, 49usize, 300usize, 400usize), (1, 784, 17, 20), (5, 13, 1, 3)] {
+        let bytes: Vec<u8> = (0..n_images * len).map(|_| (c.rng.next_u64() >> 56) as u8).collect();
+        let idx: Vec<u32> = (0..count).map(|_| (c.rng.next_u64() % n_images as u64) as u32).collect();
+        let x: Vec<f32> = c.rng.vec(q * len).iter().map(|v| 0.5 + 0.5 * v).collect();
+        c.case("analysis", format!("nearest: {q} queries of {len} px against {count} of {n_images} images"));
+        let ds = c.ctx.upload_u32("check", &crate::feed::pack_u8(&bytes))?;
+        let iv = c.ctx.upload_u32("check", &idx)?;
+        let xv = c.ctx.upload("check", &x)?;
+        let dist = c.ctx.alloc("check", q + 1)?;
+        a::nearest(c.ctx, &xv, q, len, &ds, &iv, count, &dist, 1)?;
+        let xr = f64s(&x);
+        let want: Vec<f64> = (0..q).map(|k| r::analysis::nearest(&xr[k * len..(k + 1) * len], &bytes, &idx, len)).collect();
+        c.cmp("analysis_nearest", &c.ctx.read(&dist)?[1..], &want);
     }
     Ok(())
 }
@@ -987,6 +1021,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("metrics", check_metrics),
     ("lpips", check_lpips),
     ("fft", check_fft),
+    ("analysis", check_analysis),
     ("model", check_models),
     ("torch", check_torch),
 ];

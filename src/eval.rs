@@ -106,21 +106,26 @@ fn denoise(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, dp
     })
 }
 
-/// Score `model` on `set` at each of `levels` of noise `kind`, `batch` images at a time;
+/// More work on every (batch, level) of a scoring pass, on the GPU buffers it already has: the
+/// clean images, the reconstruction and the network input of images start..start + nb.
+pub trait BatchHook {
+    #[allow(clippy::too_many_arguments)]
+    fn batch(&mut self, ctx: &Ctx, level_index: usize, level: f32, start: usize, nb: usize, clean: &View, recon: &View, input: &View) -> Result<()>;
+}
+
+/// What a scoring pass covers.
+pub struct Pass<'a> {
+    pub kind: NoiseKind,
+    pub levels: &'a [f32],
+    pub batch: usize,
+    pub lpips: Option<&'a Lpips>,
+    pub hook: Option<&'a mut dyn BatchHook>,
+}
+
+/// Score `model` on `set` at each of the pass's levels, `batch` images at a time;
 /// `progress(images done)` after each batch. `None` when interrupted (Ctrl-C / SIGTERM).
-#[allow(clippy::too_many_arguments)]
-pub fn score(
-    ctx: &Ctx,
-    cfg: &Config,
-    kind: NoiseKind,
-    model: &Model,
-    w: &Weights,
-    set: &EvalSet,
-    levels: &[f32],
-    batch: usize,
-    lpips: Option<&Lpips>,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Option<Vec<LevelScores>>> {
+pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet, pass: Pass, progress: &mut dyn FnMut(usize)) -> Result<Option<Vec<LevelScores>>> {
+    let Pass { kind, levels, batch, lpips, mut hook } = pass;
     let b = batch.min(set.n).max(1);
     let (sc, sh) = input_affine(cfg.data.normalize);
     // The network input mapped to [0, 1] (metrics) and to [-1, 1] (LPIPS).
@@ -152,6 +157,9 @@ pub fn score(
             if let Some(lp) = lpips {
                 lpips_batch(ctx, lp, &clean, recon.view(), &input, noisy_pm1, nb, &lp_slots[li], start)?;
             }
+            if let Some(h) = hook.as_mut() {
+                h.batch(ctx, li, level, start, nb, &clean, recon.view(), &input)?;
+            }
         }
         ctx.flush()?;
         start += nb;
@@ -173,12 +181,20 @@ pub fn score(
 #[allow(clippy::too_many_arguments)]
 pub fn images_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, draw: u32) -> Result<[Vec<f32>; 3]> {
     let (sc, sh) = input_affine(cfg.data.normalize);
+    let (clean, input, recon) = denoise_at(ctx, cfg, kind, model, w, set, start, nb, level, draw)?;
+    let noisy = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
+    Ok([ctx.read(&clean)?, noisy, recon.to_vec()?])
+}
+
+/// On the GPU: (clean, network input, reconstruction) of images start..start + nb of `set` at
+/// one level and noise draw.
+#[allow(clippy::too_many_arguments)]
+pub fn denoise_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, draw: u32) -> Result<(View, View, Tensor)> {
     let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
     data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
     let dp = level_params(cfg, kind, level, draw, start, nb);
     let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
-    let noisy = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
-    Ok([ctx.read(&clean)?, noisy, recon.to_vec()?])
+    Ok((clean, input, recon))
 }
 
 /// Mean of `f` over the images.
@@ -349,120 +365,179 @@ pub fn model_differences(a: &crate::nn::ModelConfig, b: &crate::nn::ModelConfig)
         .collect()
 }
 
+/// What every job after training opens: the checkpoint's model on the GPU (its config checked
+/// against the given one), the test split on the GPU, the levels, LPIPS when configured, and the
+/// evaluation lock of the output folder (training may go on beside it).
+pub struct Session {
+    pub path: std::path::PathBuf,
+    /// "ema" or "raw" (the checkpoint's metadata).
+    pub weights: String,
+    pub gm: GpuModel,
+    pub kind: NoiseKind,
+    pub levels: Vec<f32>,
+    pub batch: usize,
+    pub lpips: Option<Lpips>,
+    pub dataset: View,
+    pub idx: View,
+    pub n: usize,
+    /// The test images (u8, 28 x 28 each), for figures and the nearest-image baseline.
+    pub pixels: Vec<u8>,
+    _lock: crate::util::lock::FolderLock,
+}
+
+impl Session {
+    pub fn open(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, job: &str) -> Result<Session> {
+        use crate::error::Error;
+        let path = opts.ckpt.clone().unwrap_or_else(|| default_checkpoint(cfg, opts.no_ema));
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "no checkpoint at {}: train one first (dae train --config ...), or name one with --ckpt",
+                path.display()
+            )));
+        }
+        let file = crate::checkpoint::load_model(&path)?;
+        let diff = model_differences(&file.config.model, &cfg.model);
+        if !diff.is_empty() {
+            return Err(Error::Config(format!(
+                "the model section of the config differs from the checkpoint's ({}): {}; use the config the model was trained with (its out_dir holds config.resolved.yaml)",
+                path.display(),
+                diff.join(", ")
+            )));
+        }
+        let kind = opts.noise.unwrap_or(cfg.noise.kind);
+        let levels = resolve_levels(cfg, kind, opts.levels.as_deref())?;
+        let batch = opts.batch.unwrap_or(cfg.eval.batch_size);
+        if !(1..=65_536).contains(&batch) {
+            return Err(Error::Config(format!("--batch must be in 1..=65536, got {batch}")));
+        }
+        let out = std::path::Path::new(&cfg.out_dir);
+        let lock = crate::util::lock::lock(out, "eval", &crate::util::lock::holder_note(job)).map_err(|e| match e {
+            crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!("{} is being evaluated by another dae eval or report ({holder}); wait for it", out.display())),
+            e => Error::Msg(e.to_string()),
+        })?;
+        let weights = file.meta.get("kind").cloned().unwrap_or_else(|| "unknown".into());
+        let gm = GpuModel::upload(ctx, &file)?;
+        let lpips = match (&cfg.eval.lpips, opts.no_lpips) {
+            (Some(l), false) => Some(Lpips::load(ctx, l)?),
+            _ => None,
+        };
+        let dir = crate::feed::data_dir(cfg, opts.data_dir.as_deref());
+        let verbose = opts.verbose;
+        let mut log = |m: &str| {
+            if verbose {
+                eprintln!("{m}");
+            }
+        };
+        let images = crate::feed::load_images(cfg, &dir, false, &mut log)?;
+        let n = cfg.eval.test_limit.map_or(images.count, |l| l.min(images.count));
+        let dataset = ctx.upload_u32("test set", &crate::feed::pack_u8(&images.pixels))?;
+        let idx = ctx.upload_u32("test indices", &(0..n as u32).collect::<Vec<_>>())?;
+        Ok(Session { path, weights, gm, kind, levels, batch, lpips, dataset, idx, n, pixels: images.pixels, _lock: lock })
+    }
+
+    pub fn set(&self) -> EvalSet<'_> {
+        EvalSet { dataset: &self.dataset, idx: &self.idx, n: self.n }
+    }
+
+    /// "sigma", or "amount" / "peak" for the noises that have no sigma.
+    pub fn level_name(&self) -> &'static str {
+        level_name(self.kind)
+    }
+
+    /// A scoring pass over the whole test split with a progress bar; `None` when interrupted.
+    pub fn score<'a>(&'a self, ctx: &Ctx, cfg: &Config, verbose: bool, lpips: bool, hook: Option<&'a mut dyn BatchHook>) -> Result<Option<(Vec<LevelScores>, f64)>> {
+        signal::reset();
+        signal::install();
+        let bar = if verbose { indicatif::ProgressBar::new(self.n as u64) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("test set [{bar:30}] {pos}/{len} images x {msg} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("{} levels", self.levels.len()));
+        let t0 = std::time::Instant::now();
+        let pass = Pass { kind: self.kind, levels: &self.levels, batch: self.batch, lpips: if lpips { self.lpips.as_ref() } else { None }, hook };
+        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64))?;
+        if r.is_none() {
+            bar.abandon();
+        } else {
+            bar.finish_and_clear();
+        }
+        Ok(r.map(|s| (s, t0.elapsed().as_secs_f64())))
+    }
+
+    /// evaluation_results.json's content from a pass.
+    pub fn results(&self, cfg: &Config, scores: &[LevelScores], secs: f64) -> EvalResults {
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let col = |v: &[[f32; 4]], k: usize| v.iter().map(|s| s[k] as f64).collect::<Vec<_>>();
+        let results = scores
+            .iter()
+            .map(|l| {
+                let (psnr, psnr_std) = crate::metrics::mean_std(&col(&l.recon.0, STAT_PSNR));
+                let (ssim, ssim_std) = crate::metrics::mean_std(&f64s(&l.recon.1));
+                EvalRow {
+                    noise: noise_name(self.kind).into(),
+                    sigma: l.level,
+                    mse: mean(col(&l.recon.0, STAT_MSE).into_iter()),
+                    psnr,
+                    ssim,
+                    lpips: l.lpips.as_ref().map(|(r, _)| mean(r.iter().map(|&v| v as f64))),
+                    noisy_mse: mean(col(&l.noisy.0, STAT_MSE).into_iter()),
+                    noisy_psnr: mean(col(&l.noisy.0, STAT_PSNR).into_iter()),
+                    noisy_ssim: mean(f64s(&l.noisy.1).into_iter()),
+                    noisy_lpips: l.lpips.as_ref().map(|(_, n)| mean(n.iter().map(|&v| v as f64))),
+                    psnr_std,
+                    ssim_std,
+                }
+            })
+            .collect();
+        let with_lpips = scores.first().is_some_and(|s| s.lpips.is_some());
+        EvalResults {
+            checkpoint: self.path.display().to_string(),
+            weights: self.weights.clone(),
+            dataset: crate::feed::spec(cfg.data.dataset).name.to_string(),
+            split: "test".into(),
+            n_images: self.n,
+            seed: cfg.seed,
+            psnr_mode: "per_image_mean".into(),
+            psnr_cap_db: crate::ops::metrics::PSNR_CAP as f64,
+            lpips_input: [crate::nn::lpips::INPUT_SIDE, crate::nn::lpips::INPUT_SIDE],
+            lpips_net: self.lpips.as_ref().filter(|_| with_lpips).map(|l| crate::nn::lpips::net_name(l.net).to_string()),
+            results,
+            images_per_s: (self.n * self.levels.len()) as f64 / secs.max(1e-9),
+        }
+    }
+}
+
+/// "sigma", or "amount" / "peak" for the noises that have no sigma.
+pub fn level_name(kind: NoiseKind) -> &'static str {
+    match kind {
+        NoiseKind::SaltPepper => "amount",
+        NoiseKind::Poisson => "peak",
+        _ => "sigma",
+    }
+}
+
 /// `dae eval`: the whole test split at every level, written to
 /// `<out_dir>/logs/evaluation_results.json` (atomically, only when the pass completes). `None`
 /// when an interrupt stopped it (nothing written).
 pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalResults>> {
-    use crate::error::Error;
-    let say = |m: &str| {
-        if opts.verbose {
-            eprintln!("{m}");
-        }
-    };
-    let path = opts.ckpt.clone().unwrap_or_else(|| default_checkpoint(cfg, opts.no_ema));
-    if !path.is_file() {
-        return Err(Error::Config(format!(
-            "no checkpoint at {}: train one first (dae train --config ...), or name one with --ckpt",
-            path.display()
-        )));
+    let s = Session::open(ctx, cfg, opts, "dae eval")?;
+    if opts.verbose {
+        eprintln!(
+            "evaluating {} ({} weights, {}) on {} test images at {} {} {}",
+            s.path.display(),
+            s.weights,
+            s.gm.config.model.describe(),
+            s.n,
+            noise_name(s.kind),
+            s.level_name(),
+            crate::config::list(&s.levels)
+        );
     }
-    let file = crate::checkpoint::load_model(&path)?;
-    let diff = model_differences(&file.config.model, &cfg.model);
-    if !diff.is_empty() {
-        return Err(Error::Config(format!(
-            "the model section of the config differs from the checkpoint's ({}): {}; evaluate with the config the model was trained with (its out_dir holds config.resolved.yaml)",
-            path.display(),
-            diff.join(", ")
-        )));
-    }
-    let kind = opts.noise.unwrap_or(cfg.noise.kind);
-    let levels = resolve_levels(cfg, kind, opts.levels.as_deref())?;
-    let batch = opts.batch.unwrap_or(cfg.eval.batch_size);
-    if !(1..=65_536).contains(&batch) {
-        return Err(Error::Config(format!("--batch must be in 1..=65536, got {batch}")));
-    }
-    let out = std::path::Path::new(&cfg.out_dir);
-    let _lock = crate::util::lock::lock(out, "eval", &crate::util::lock::holder_note("dae eval")).map_err(|e| match e {
-        crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!("{} is being evaluated by another dae eval or report ({holder}); wait for it", out.display())),
-        e => Error::Msg(e.to_string()),
-    })?;
-    let weights = file.meta.get("kind").cloned().unwrap_or_else(|| "unknown".into());
-    let gm = GpuModel::upload(ctx, &file)?;
-    let lpips = match (&cfg.eval.lpips, opts.no_lpips) {
-        (Some(l), false) => Some(Lpips::load(ctx, l)?),
-        _ => None,
-    };
-    let dir = crate::feed::data_dir(cfg, opts.data_dir.as_deref());
-    let mut log = |m: &str| say(m);
-    let images = crate::feed::load_images(cfg, &dir, false, &mut log)?;
-    let n = cfg.eval.test_limit.map_or(images.count, |l| l.min(images.count));
-    let dataset = ctx.upload_u32("test set", &crate::feed::pack_u8(&images.pixels))?;
-    let idx = ctx.upload_u32("test indices", &(0..n as u32).collect::<Vec<_>>())?;
-    let set = EvalSet { dataset: &dataset, idx: &idx, n };
-    say(&format!(
-        "evaluating {} ({} weights, {}) on the {} test images at {} {} level(s) {}",
-        path.display(),
-        weights,
-        gm.config.model.describe(),
-        n,
-        noise_name(kind),
-        levels.len(),
-        crate::config::list(&levels)
-    ));
-    signal::reset();
-    signal::install();
-    let bar = if opts.verbose { indicatif::ProgressBar::new(n as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("eval [{bar:30}] {pos}/{len} images x {msg} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{} levels", levels.len()));
-    let t0 = std::time::Instant::now();
-    let Some(scores) = score(ctx, cfg, kind, &gm.model, &gm.weights, &set, &levels, batch, lpips.as_ref(), &mut |done| bar.set_position(done as u64))? else {
-        bar.abandon();
-        return Ok(None);
-    };
-    bar.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
-    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let col = |v: &[[f32; 4]], k: usize| v.iter().map(|s| s[k] as f64).collect::<Vec<_>>();
-    let results = scores
-        .iter()
-        .map(|l| {
-            let (psnr, psnr_std) = crate::metrics::mean_std(&col(&l.recon.0, STAT_PSNR));
-            let (ssim, ssim_std) = crate::metrics::mean_std(&f64s(&l.recon.1));
-            EvalRow {
-                noise: noise_name(kind).into(),
-                sigma: l.level,
-                mse: mean(col(&l.recon.0, STAT_MSE).into_iter()),
-                psnr,
-                ssim,
-                lpips: l.lpips.as_ref().map(|(r, _)| mean(r.iter().map(|&v| v as f64))),
-                noisy_mse: mean(col(&l.noisy.0, STAT_MSE).into_iter()),
-                noisy_psnr: mean(col(&l.noisy.0, STAT_PSNR).into_iter()),
-                noisy_ssim: mean(f64s(&l.noisy.1).into_iter()),
-                noisy_lpips: l.lpips.as_ref().map(|(_, n)| mean(n.iter().map(|&v| v as f64))),
-                psnr_std,
-                ssim_std,
-            }
-        })
-        .collect();
-    let res = EvalResults {
-        checkpoint: path.display().to_string(),
-        weights,
-        dataset: crate::feed::spec(cfg.data.dataset).name.to_string(),
-        split: "test".into(),
-        n_images: n,
-        seed: cfg.seed,
-        psnr_mode: "per_image_mean".into(),
-        psnr_cap_db: crate::ops::metrics::PSNR_CAP as f64,
-        lpips_input: [64, 64],
-        lpips_net: lpips.as_ref().map(|l| crate::nn::lpips::net_name(l.net).to_string()),
-        results,
-        images_per_s: (n * levels.len()) as f64 / secs.max(1e-9),
-    };
-    write_json(&out.join("logs").join("evaluation_results.json"), &res)?;
+    let Some((scores, secs)) = s.score(ctx, cfg, opts.verbose, true, None)? else { return Ok(None) };
+    let res = s.results(cfg, &scores, secs);
+    write_json(&std::path::Path::new(&cfg.out_dir).join("logs").join("evaluation_results.json"), &res)?;
     Ok(Some(res))
 }
 

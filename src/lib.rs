@@ -2,6 +2,7 @@
 //! runs in the hand-written WGSL kernels of `shaders/`, launched from `ops/`, differentiated by
 //! the tape in `autograd/`, and checked against the plain-Rust CPU twins in `reference/`.
 
+pub mod analysis;
 pub mod autograd;
 pub mod bench;
 pub mod check;

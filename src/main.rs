@@ -17,6 +17,87 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// The flags of the jobs that read a checkpoint and the test split.
+#[derive(clap::Args, Clone)]
+struct EvalArgs {
+    /// Weights file (default: <out_dir>/ckpts/best_model.safetensors, the EMA weights).
+    #[arg(long)]
+    ckpt: Option<PathBuf>,
+    /// Use the raw weights of <out_dir>/ckpts/last instead of best_model's EMA weights.
+    #[arg(long, conflicts_with = "ckpt")]
+    no_ema: bool,
+    /// Noise levels, e.g. 0.1,0.5 (sigmas; amounts for salt_pepper; peaks for poisson).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    sigmas: Option<Vec<f32>>,
+    /// Noise model (default: the config's noise.type).
+    #[arg(long, value_enum)]
+    noise: Option<NoiseArg>,
+    /// Images per forward pass (default eval.batch_size).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Skip LPIPS even when eval.lpips names weights (it is the slow part).
+    #[arg(long)]
+    no_lpips: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl EvalArgs {
+    fn options(&self, common: &Common) -> dae::eval::EvalOptions {
+        dae::eval::EvalOptions {
+            ckpt: self.ckpt.clone(),
+            no_ema: self.no_ema,
+            levels: self.sigmas.clone(),
+            noise: self.noise.map(Into::into),
+            batch: self.batch,
+            data_dir: common.data_dir.clone(),
+            verbose: !self.quiet,
+            no_lpips: self.no_lpips,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum VizCmd {
+    /// grids/recon_grid_<level>.png: rows clean | noisy | reconstructed, for every level.
+    ReconGrid(Job),
+    /// panels/sigma_panel_<k>.png: one image across every level, PSNR under each.
+    SigmaPanel(Job),
+    /// grids/best_cases.png and worst_cases.png by PSNR.
+    Cases(Job),
+    /// reports/training_curves.png from the training logs.
+    Curves(Job),
+    /// reports/frequency_analysis.png: mean spectra and radial profiles, clean vs reconstructed.
+    Frequency(Job),
+    /// grids/diversity_collapse_demo.png: one image, N noise draws, N reconstructions.
+    Diversity(Job),
+}
+
+#[derive(clap::Args)]
+struct Job {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    ev: EvalArgs,
+}
+
+#[derive(Subcommand)]
+enum CompareCmd {
+    /// reports/limitations_analysis.json and .html: over-smoothing, frequency content, diversity
+    /// collapse, mode averaging.
+    Limitations(Job),
+    /// The evaluation tables of several runs side by side, and their validation curves overlaid.
+    Runs {
+        /// Run folders (each an out_dir with logs/evaluation_results.json).
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// Where the overlaid curves go.
+        #[arg(long, default_value = "outputs/compare")]
+        out: PathBuf,
+    },
+}
+
 /// Flags every job shares.
 #[derive(clap::Args, Clone)]
 struct Common {
@@ -78,26 +159,26 @@ enum Cmd {
     Eval {
         #[command(flatten)]
         common: Common,
-        /// Weights file (default: <out_dir>/ckpts/best_model.safetensors, the EMA weights).
-        #[arg(long)]
-        ckpt: Option<PathBuf>,
-        /// Evaluate the raw weights of <out_dir>/ckpts/last instead of best_model's EMA weights.
-        #[arg(long, conflicts_with = "ckpt")]
-        no_ema: bool,
-        /// Noise levels, e.g. 0.1,0.5 (sigmas; amounts for salt_pepper; peaks for poisson).
-        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-        sigmas: Option<Vec<f32>>,
-        /// Noise model (default: the config's noise.type).
-        #[arg(long, value_enum)]
-        noise: Option<NoiseArg>,
-        /// Images per forward pass (default eval.batch_size).
-        #[arg(long)]
-        batch: Option<usize>,
-        /// Skip LPIPS even when eval.lpips names weights (it is the slow part).
-        #[arg(long)]
-        no_lpips: bool,
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        ev: EvalArgs,
+    },
+    /// Draw one figure of SPEC section 5 from a checkpoint (or, for curves, the training logs).
+    Viz {
+        #[command(subcommand)]
+        fig: VizCmd,
+    },
+    /// The limitations analysis (compare limitations), or several runs side by side (compare runs).
+    Compare {
+        #[command(subcommand)]
+        what: CompareCmd,
+    },
+    /// Everything after training in one go: evaluation, every figure, the limitations analysis
+    /// and its HTML page.
+    Report {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        ev: EvalArgs,
     },
     /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
     /// training steps of the SPEC models with --models.
@@ -204,10 +285,10 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Eval { common, ckpt, no_ema, sigmas, noise, batch, no_lpips, quiet } => {
+        Cmd::Eval { common, ev } => {
             let cfg = common.load()?;
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
-            let opts = dae::eval::EvalOptions { ckpt, no_ema, levels: sigmas, noise: noise.map(Into::into), batch, data_dir: common.data_dir.clone(), verbose: !quiet, no_lpips };
+            let opts = ev.options(&common);
             match dae::eval::run(&ctx, &cfg, &opts)? {
                 Some(r) => {
                     print!("{}", dae::eval::table(&r));
@@ -224,8 +305,58 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 None => interrupted_exit("evaluation", "no results were written"),
             }
         }
+        Cmd::Viz { fig } => {
+            use dae::report::jobs::Figure;
+            let (f, job) = match fig {
+                VizCmd::ReconGrid(j) => (Figure::ReconGrid, j),
+                VizCmd::SigmaPanel(j) => (Figure::SigmaPanel, j),
+                VizCmd::Cases(j) => (Figure::Cases, j),
+                VizCmd::Curves(j) => (Figure::Curves, j),
+                VizCmd::Frequency(j) => (Figure::Frequency, j),
+                VizCmd::Diversity(j) => (Figure::Diversity, j),
+            };
+            let cfg = job.common.load()?;
+            let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
+            match dae::report::jobs::viz(&ctx, &cfg, &job.ev.options(&job.common), f)? {
+                Some(files) => {
+                    for p in files {
+                        println!("{}", p.display());
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => interrupted_exit("viz", "no figure was written"),
+            }
+        }
+        Cmd::Compare { what: CompareCmd::Runs { dirs, out } } => {
+            print!("{}", dae::report::jobs::compare_runs(&dirs, &out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare { what: CompareCmd::Limitations(job) } => analyse(cli.adapter.as_deref(), &job.common, &job.ev, false),
+        Cmd::Report { common, ev } => analyse(cli.adapter.as_deref(), &common, &ev, true),
         Cmd::Infer { ckpt, input, output } => infer(cli.adapter.as_deref(), &ckpt, &input, &output),
     }
+}
+
+fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) -> dae::Result<ExitCode> {
+    let cfg = common.load()?;
+    let ctx = dae::Ctx::open(adapter)?;
+    let t0 = std::time::Instant::now();
+    let Some(w) = dae::report::jobs::analyse(&ctx, &cfg, &ev.options(common), full)? else {
+        return interrupted_exit(if full { "report" } else { "compare limitations" }, "files written before the interrupt are complete; the rest were not written");
+    };
+    if let Some(e) = &w.eval {
+        print!("{}", dae::eval::table(e));
+    }
+    let l = &w.limitations;
+    println!(
+        "limitations: smoothing {:.3}, high_freq_ratio {:.3}, diversity collapse {:.3}, mode-averaging ratio {:.3}; overall {:.3}",
+        l.smoothing_score, l.high_freq_ratio, l.diversity.collapse, l.mode_averaging.ratio, l.overall_limitation_score
+    );
+    println!("wrote {} files in {:.0} s:", w.files.len(), t0.elapsed().as_secs_f64());
+    for f in &w.files {
+        println!("  {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit for a job an interrupt stopped: 130 (SIGINT) or 143 (SIGTERM).

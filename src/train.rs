@@ -102,7 +102,8 @@ impl Trainer {
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let [c, n, r] = eval::images_at(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, 0, nb, lv[li], 0)?;
         let path = self.out.join("figures").join(format!("recon_epoch_{:03}.png", self.epoch));
-        crate::report::grid_png(&path, &[&c, &n, &r], nb, IMAGE_HW, IMAGE_HW, 3)
+        let title = format!("epoch {}: validation images at {} {}", self.epoch, eval::level_name(self.cfg.noise.kind), lv[li]);
+        crate::report::figures::recon_grid(&path, &title, [&c, &n, &r], nb, IMAGE_HW)
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -407,7 +408,8 @@ impl Trainer {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let levels = eval::eval_levels(&self.cfg);
-        let scores = eval::score(&self.ctx, &self.cfg, self.cfg.noise.kind, &self.model, w, &set, &levels, self.cfg.train.batch_size, None, &mut |_| {})?;
+        let pass = eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None };
+        let scores = eval::score(&self.ctx, &self.cfg, &self.model, w, &set, pass, &mut |_| {})?;
         Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }
 }

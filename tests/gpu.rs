@@ -88,6 +88,11 @@ fn image_metrics_match_reference() {
 fn fft_matches_the_dft() {
     family("fft");
 }
+/// The limitations analysis's kernels (Laplacian / gradient statistics, nearest image).
+#[test]
+fn analysis_kernels_match_reference() {
+    family("analysis");
+}
 /// LPIPS kernels against their twins, and alex and vgg against the `lpips` package.
 #[test]
 fn lpips_matches_reference_and_the_lpips_package() {
@@ -116,7 +121,7 @@ fn every_op_and_entry_point_is_checked() {
     let ops = [
         "conv2d", "conv_transpose2d", "group_norm", "batch_norm", "relu", "leaky_relu", "gelu", "silu", "sigmoid", "maxpool2d",
         "resize_bilinear", "pad2d", "concat", "dropout2d", "add", "mul", "scale", "bias_add", "mse_loss", "l1_loss",
-        "charbonnier_loss", "sum", "metrics", "lpips", "fft",
+        "charbonnier_loss", "sum", "metrics", "lpips", "fft", "analysis",
     ];
     for op in ops {
         let shapes: std::collections::HashSet<&str> = rows.iter().filter(|r| r.op == op).map(|r| r.shape.as_str()).collect();

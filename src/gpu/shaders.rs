@@ -34,6 +34,7 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "metrics", parts: &[WG_SUM, wgsl!("metrics")] },
     Shader { family: "lpips", parts: &[WG_SUM, wgsl!("lpips")] },
     Shader { family: "fft", parts: &[wgsl!("fft")] },
+    Shader { family: "analysis", parts: &[WG_SUM, wgsl!("analysis")] },
 ];
 
 /// Every value each `override` constant takes in some launch, by (family, name): the portability

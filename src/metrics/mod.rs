@@ -12,6 +12,13 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// PSNR (data range 1) of one image already on the host, for captions (the evaluation's own
+/// per-image values come from the GPU kernels): `cap` when the MSE is at most 1e-10.
+pub fn psnr(a: &[f32], b: &[f32], cap: f64) -> f64 {
+    let mse = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.len().max(1) as f64;
+    if mse <= 1e-10 { cap } else { -10.0 * mse.log10() }
+}
+
 /// A paired two-sided t-test of `a` against `b` (same length): (t statistic, p-value). With no
 /// spread in the differences the statistic is infinite (p 0) unless the means agree (t 0, p 1).
 pub fn paired_t_test(a: &[f64], b: &[f64]) -> (f64, f64) {

@@ -12,7 +12,7 @@ gpu_params! {
         pub lines: u32, pub n: u32, pub per_plane: u32, pub plane_len: u32,
         pub inner_stride: u32, pub elem_stride: u32, pub n_factors: u32, pub tw_off: u32,
         pub batch: u32, pub h: u32, pub w: u32, pub bins: u32,
-        pub accumulate: u32, pub _pad0: u32, pub _pad1: u32, pub scale: f32,
+        pub accumulate: u32, pub offset: u32, pub _pad1: u32, pub scale: f32,
         pub factors: [u32; 8],
     }
 }
@@ -107,9 +107,12 @@ impl Fft2d {
         ctx.dispatch(Launch { family: FAMILY, entry: "fft_magnitude", overrides: &[], params: &p, bindings: &[(4, spec), (5, mag)], groups: grid(ctx, batch * self.h * self.w)? })
     }
 
-    /// prof [b, bins] = mean magnitude per unit-width ring around the centre.
-    pub fn radial(&self, ctx: &Ctx, mag: &View, batch: usize, prof: &View) -> Result<()> {
-        let p = self.shape_params(batch);
+    /// prof [offset + b, bins] = mean magnitude per unit-width ring around the centre.
+    pub fn radial(&self, ctx: &Ctx, mag: &View, batch: usize, prof: &View, offset: usize) -> Result<()> {
+        if (offset + batch) * self.bins() > prof.len() {
+            return Err(Error::shape("fft", format!("profiles {offset}..{} of {} bins do not fit {} elements", offset + batch, self.bins(), prof.len())));
+        }
+        let p = FftParams { offset: u(offset), ..self.shape_params(batch) };
         ctx.dispatch(Launch { family: FAMILY, entry: "fft_radial", overrides: &[], params: &p, bindings: &[(3, mag), (5, prof)], groups: grid(ctx, batch * self.bins())? })
     }
 

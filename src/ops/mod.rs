@@ -3,6 +3,7 @@
 //! (`conv2d(&x, &w, ..)`), each validating shapes into an error that names the op.
 
 pub mod activation;
+pub mod analysis;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
@@ -85,5 +86,6 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<metrics::MetricsParams>(),
         info::<lpips::LpipsParams>(),
         info::<fft::FftParams>(),
+        info::<analysis::AnalysisParams>(),
     ]
 }
