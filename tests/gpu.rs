@@ -647,3 +647,213 @@ fn a_second_training_run_into_a_busy_folder_is_refused() {
     assert!(o.status.success(), "after the holder died the lock must be free: {}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&out).ok();
 }
+
+// ---- evaluation, figures, report ---------------------------------------------------------
+
+/// One tiny trained run shared by the evaluation tests (trained once per test binary).
+fn trained_run() -> std::path::PathBuf {
+    static RUN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        let out = tmp("eval-run");
+        let o = tiny_train_cmd(&out, &["--set", "train.max_steps_per_epoch=6"]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// `dae <args>` on the shared run's folder with the tiny config and a small test subset.
+fn eval_cmd(sub: &[&str], out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
+    c.args(sub).arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(mnist_dir()).arg("-q");
+    for s in ["model.base_ch=4", "model.num_downs=1", "eval.test_limit=40", "eval.mode_images=8", "eval.diversity_images=2", "eval.diversity_draws=3"] {
+        c.args(["--set", s]);
+    }
+    c.args(extra);
+    c.output().unwrap()
+}
+
+/// A copy of the shared run (tests that write into it must not race each other).
+fn copy_run(name: &str) -> std::path::PathBuf {
+    let src = trained_run();
+    let dst = tmp(name);
+    for sub in ["ckpts", "logs"] {
+        std::fs::create_dir_all(dst.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    dst
+}
+
+/// `dae report` writes every file SPEC section 5 lists; the HTML parses, and every figure it
+/// embeds decodes; the JSON files carry the documented keys.
+#[test]
+fn report_writes_every_file_and_its_page_embeds_every_figure() {
+    let run = copy_run("report");
+    let o = eval_cmd(&["report"], &run, &["--sigmas", "0.1,0.5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "logs/evaluation_results.json",
+        "grids/recon_grid_sigma_0.1.png",
+        "grids/recon_grid_sigma_0.5.png",
+        "panels/sigma_panel_0.png",
+        "grids/best_cases.png",
+        "grids/worst_cases.png",
+        "grids/diversity_collapse_demo.png",
+        "reports/training_curves.png",
+        "reports/frequency_analysis.png",
+        "reports/limitations_analysis.json",
+        "reports/limitations_analysis.html",
+    ] {
+        let p = run.join(f);
+        assert!(p.is_file(), "{f} missing");
+        if f.ends_with(".png") {
+            image::open(&p).unwrap_or_else(|e| panic!("{f} does not decode: {e}"));
+        }
+    }
+    let html = std::fs::read_to_string(run.join("reports/limitations_analysis.html")).unwrap();
+    let dom = tl::parse(&html, tl::ParserOptions::default()).expect("the page parses");
+    let imgs: Vec<String> = dom
+        .query_selector("img")
+        .unwrap()
+        .filter_map(|h| h.get(dom.parser()))
+        .filter_map(|n| n.as_tag().and_then(|t| t.attributes().get("src").flatten().map(|s| s.as_utf8_str().to_string())))
+        .collect();
+    assert!(imgs.len() >= 8, "the page embeds {} figures", imgs.len());
+    for src in &imgs {
+        let b64 = src.strip_prefix("data:image/png;base64,").expect("figures are inline PNG data URIs");
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+        image::load_from_memory(&bytes).expect("an embedded figure decodes");
+    }
+    assert!(!html.contains("src=\"http") && !html.contains("<script"), "the page must be self-contained");
+    let lim: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("reports/limitations_analysis.json")).unwrap()).unwrap();
+    for k in ["smoothing", "smoothing_score", "frequency", "high_freq_ratio", "diversity", "mode_averaging", "overall_limitation_score", "baseline"] {
+        assert!(lim.get(k).is_some(), "limitations_analysis.json lacks {k}");
+    }
+    let ev: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("logs/evaluation_results.json")).unwrap()).unwrap();
+    for k in ["checkpoint", "weights", "dataset", "split", "n_images", "seed", "psnr_mode", "results", "lpips_input"] {
+        assert!(ev.get(k).is_some(), "evaluation_results.json lacks {k}");
+    }
+    let row = &ev["results"][0];
+    for k in ["noise", "sigma", "mse", "psnr", "ssim", "lpips", "noisy_mse", "noisy_psnr", "noisy_ssim", "noisy_lpips", "psnr_std", "ssim_std"] {
+        assert!(row.get(k).is_some(), "a result row lacks {k}");
+    }
+    assert!(row["lpips"].is_null(), "without weights LPIPS is null, never 0");
+    assert_eq!((ev["split"].as_str(), ev["psnr_mode"].as_str(), ev["weights"].as_str()), (Some("test"), Some("per_image_mean"), Some("ema")));
+    std::fs::remove_dir_all(&run).ok();
+}
+
+fn results(run: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(run.join("logs/evaluation_results.json")).unwrap()).unwrap()["results"].clone()
+}
+
+/// Each image's noise is keyed by its index: the results do not depend on --batch, and repeat.
+#[test]
+fn eval_results_do_not_depend_on_the_batch() {
+    let run = copy_run("batch");
+    let mut got = Vec::new();
+    for b in ["7", "40", "7"] {
+        let o = eval_cmd(&["eval"], &run, &["--batch", b, "--noise", "salt-pepper", "--sigmas", "0.05,0.2"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        got.push(results(&run));
+    }
+    assert_eq!(got[0], got[1], "--batch 7 and 40 disagree");
+    assert_eq!(got[0], got[2], "a repeated evaluation differs");
+    assert_eq!(got[0][0]["noise"], "salt_pepper");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// Bad input to `dae eval`: a clear error naming the thing, the right exit status, and the
+/// earlier results file untouched.
+#[test]
+fn eval_refuses_bad_input_and_leaves_earlier_results_alone() {
+    let run = copy_run("bad-eval");
+    let o = eval_cmd(&["eval"], &run, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json = run.join("logs/evaluation_results.json");
+    let before = std::fs::read(&json).unwrap();
+    let ck = run.join("ckpts/best_model.safetensors");
+    let bytes = std::fs::read(&ck).unwrap();
+    let cut = run.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    // An LPIPS file: random values under every name lpips uses; one without a head.
+    let lp = |drop: Option<&str>| {
+        let mut rng = dae::util::rng::Rng::new(5);
+        let t: Vec<_> = dae::nn::lpips::tensor_specs(dae::config::LpipsNet::Alex)
+            .into_iter()
+            .filter(|(n, _)| Some(n.as_str()) != drop)
+            .map(|(n, s)| {
+                let v = rng.vec(s.iter().product()).iter().map(|x| 0.1 * x.abs() + 0.01).collect::<Vec<f32>>();
+                (n, s, bytemuck::cast_slice(&v).to_vec(), safetensors::Dtype::F32)
+            })
+            .collect();
+        let p = run.join(format!("lpips{}.safetensors", drop.map_or("", |_| "-partial")));
+        dae::checkpoint::write(&p, t, Default::default()).unwrap();
+        let sha = dae::nn::vgg::sha256_file(&p).unwrap();
+        (p, sha)
+    };
+    let (full, sha) = lp(None);
+    let (partial, sha_p) = lp(Some("lin2.model.1.weight"));
+    let lp_set = |p: &std::path::Path, s: &str| format!("eval.lpips={{net: alex, weights: {}, sha256: {s}}}", p.display());
+    let cases: Vec<(Vec<String>, i32, Vec<&str>)> = vec![
+        (vec!["--set".into(), "model.base_ch=8".into()], 2, vec!["model.base_ch", "differs"]),
+        (vec!["--set".into(), "model.name=conv".into()], 2, vec!["model.name", "conv"]),
+        (vec!["--ckpt".into(), cut.display().to_string()], 1, vec!["cut.safetensors"]),
+        (vec!["--ckpt".into(), run.join("ckpts/last.state.safetensors").display().to_string()], 1, vec!["optimiser state"]),
+        (vec!["--ckpt".into(), run.join("nothing.safetensors").display().to_string()], 2, vec!["no checkpoint at"]),
+        (vec!["--sigmas=-0.5".into()], 2, vec!["--sigmas", "-0.5"]),
+        (vec!["--sigmas=inf".into()], 2, vec!["--sigmas", "inf"]),
+        (vec!["--noise".into(), "salt-pepper".into(), "--sigmas=1.5".into()], 2, vec!["amounts", "1.5"]),
+        (vec!["--batch".into(), "0".into()], 2, vec!["--batch"]),
+        (vec!["--set".into(), lp_set(&full, &"0".repeat(64))], 2, vec!["eval.lpips.sha256", "does not match"]),
+        (vec!["--set".into(), lp_set(&partial, &sha_p)], 1, vec!["lin2.model.1.weight"]),
+    ];
+    for (args, code, words) in &cases {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let o = eval_cmd(&["eval"], &run, &a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {err}");
+        for w in words {
+            assert!(err.contains(w), "{args:?}: the error should name {w:?}: {err}");
+        }
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(std::fs::read(&json).unwrap(), before, "{args:?}: a failed run changed evaluation_results.json");
+    }
+    // The whole LPIPS file works and fills both LPIPS columns.
+    let o = eval_cmd(&["eval"], &run, &["--set", &lp_set(&full, &sha), "--sigmas", "0.3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&run);
+    assert!(r[0]["lpips"].as_f64().is_some_and(|v| v > 0.0) && r[0]["noisy_lpips"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// Ctrl-C during `dae eval`: exit 130 and no results file (not a partial one).
+#[cfg(unix)]
+#[test]
+fn an_interrupted_eval_writes_nothing() {
+    let run = copy_run("eval-int");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
+        .args(["eval", "--batch", "1", "-q", "--set", "model.base_ch=4", "--set", "model.num_downs=1"])
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out-dir")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("no results were written"), "{err}");
+    assert!(!run.join("logs/evaluation_results.json").exists());
+    std::fs::remove_dir_all(&run).ok();
+}

@@ -98,25 +98,43 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
         );
     }
     h += "</table>\n";
-    if let Some(s) = lim.smoothing.first() {
+    for s in &lim.smoothing {
+        let verdict = |r: f64, what: &str| {
+            if r < 0.95 {
+                format!("{} of the clean images' {what}: blurred", pct(r))
+            } else if r <= 1.05 {
+                format!("{} of the clean images' {what}: about the same", pct(r))
+            } else {
+                format!("{} of the clean images' {what}: more than the clean images have (residual noise or artefacts, not smoothing)", pct(r))
+            }
+        };
         h += &format!(
-            "<div class=\"reading\">At level {} the reconstructions keep {} of the clean images' high-frequency energy (RMS of the Laplacian) and {} of their edge strength (gradient magnitude); the paired t-tests say whether the difference is systematic ({} and {}). A ratio below 1 means edges and strokes are blurred: the L2-trained model predicts the mean of all plausible clean images, and a mean is smoother than any one of them.</div>\n",
+            "<div class=\"reading\">At level {} the reconstructions have {} and {}. The paired t-tests ask whether the per-image differences are systematic ({} for the Laplacian, {} for the gradient; t below 0 means less than clean).</div>\n",
             s.sigma,
-            pct(s.hf_ratio),
-            pct(s.grad_ratio),
+            verdict(s.hf_ratio, "high-frequency energy (RMS of the Laplacian)"),
+            verdict(s.grad_ratio, "edge strength (mean gradient magnitude)"),
             p_text(s.hf_p),
             p_text(s.grad_p)
         );
     }
+    h += "<div class=\"reading\">Why a DAE blurs: trained with an L2 loss it predicts the mean of all clean images that could have produced the noisy input, and a mean is smoother than any one of them; the more noise, the more candidates it averages.</div>\n";
 
     h += "<h2>Frequency content</h2>\n<table><tr><th>level</th><th>high_freq_ratio</th></tr>\n";
     for (l, r) in &lim.frequency {
         h += &format!("<tr><td>{l}</td><td>{r:.3}</td></tr>\n");
     }
     h += "</table>\n";
+    let hf = lim.high_freq_ratio;
     h += &format!(
-        "<div class=\"reading\">The radial spectrum's last quarter (the finest detail an image of this size holds) carries on average {} of the clean images' energy in the reconstructions. Below 100% the model acts as a low-pass filter; the gap usually widens with the noise level.</div>\n",
-        pct(lim.high_freq_ratio)
+        "<div class=\"reading\">The radial spectrum's last quarter (the finest detail an image of this size holds) carries on average {} of the clean images' energy in the reconstructions (mean over the levels). {}</div>\n",
+        pct(hf),
+        if hf < 0.95 {
+            "Below 100% the model acts as a low-pass filter: fine detail is lost."
+        } else if hf <= 1.05 {
+            "About 100%: at these levels the model keeps the finest frequencies at their clean strength."
+        } else {
+            "Above 100%: the reconstructions carry more fine-scale energy than the clean digits, which is residual noise and artefacts (look at the highest levels in the table), not detail."
+        }
     );
 
     let d = &lim.diversity;
