@@ -51,6 +51,22 @@ impl Error {
         Error::Shape { op, message: message.into() }
     }
 
+    /// A device-limit error restated in the user's terms: the setting `field` (a batch of
+    /// `batch` images) drives the buffer, and the largest batch that fits (buffers grow with the
+    /// batch). Other errors pass through.
+    pub fn limit_in_terms_of(self, field: &str, batch: usize) -> Error {
+        match self {
+            Error::Limit { op, what, need, limit, limit_name } => {
+                let fits = (batch as u128 * limit as u128 / need.max(1) as u128) as usize;
+                Error::Config(format!(
+                    "{field} {batch} is too large for this adapter: {op} needs {what} of {need} bytes, over its {limit_name} of {limit} bytes; the largest batch that fits is about {fits}{}",
+                    if fits == 0 { " (even one image does not fit: use a smaller model, e.g. lower model.base_ch)" } else { "" }
+                ))
+            }
+            e => e,
+        }
+    }
+
     /// The process exit status for this error: 2 for a usage or config error (the command
     /// cannot work as given), 1 for a failure of the run (data, GPU, non-finite loss, I/O).
     pub fn exit_code(&self) -> u8 {

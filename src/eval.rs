@@ -457,7 +457,7 @@ impl Session {
         bar.set_message(format!("{} levels", self.levels.len()));
         let t0 = std::time::Instant::now();
         let pass = Pass { kind: self.kind, levels: &self.levels, batch: self.batch, lpips: if lpips { self.lpips.as_ref() } else { None }, hook };
-        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64))?;
+        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64)).map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
         if r.is_none() {
             bar.abandon();
         } else {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod feed;
 pub mod gpu;
+pub mod infer;
 pub mod metrics;
 pub mod nn;
 pub mod ops;

@@ -198,8 +198,9 @@ enum Cmd {
         #[arg(long)]
         profile: bool,
     },
-    /// Run a checkpoint on a batch: reads tensor `input` [n,c,h,w] from a safetensors file and
-    /// writes `output` (used by tools/torch_check.py).
+    /// Denoise your own images with a checkpoint: a PNG file or a folder of them (written as
+    /// PNG), or a safetensors file with tensor `input` [n,c,h,w] in [0, 1] (written as `output`;
+    /// tools/torch_check.py uses this).
     Infer {
         #[arg(long)]
         ckpt: PathBuf,
@@ -207,6 +208,9 @@ enum Cmd {
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
+        /// Images per forward pass at most (halved when a chunk does not fit the adapter).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
     },
     /// List every adapter wgpu can see, with backend, type, driver, key limits and features.
     Devices {
@@ -333,7 +337,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         }
         Cmd::Compare { what: CompareCmd::Limitations(job) } => analyse(cli.adapter.as_deref(), &job.common, &job.ev, false),
         Cmd::Report { common, ev } => analyse(cli.adapter.as_deref(), &common, &ev, true),
-        Cmd::Infer { ckpt, input, output } => infer(cli.adapter.as_deref(), &ckpt, &input, &output),
+        Cmd::Infer { ckpt, input, output, batch } => infer(cli.adapter.as_deref(), &ckpt, &input, &output, batch),
     }
 }
 
@@ -386,33 +390,13 @@ fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, ove
     Ok(ExitCode::SUCCESS)
 }
 
-fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path, output: &std::path::Path) -> dae::Result<ExitCode> {
-    use dae::checkpoint;
-    let file = checkpoint::read(ckpt)?;
-    let yaml = file.meta.get("config").ok_or_else(|| dae::Error::Msg(format!("{}: no config in the metadata", ckpt.display())))?;
-    let cfg = dae::config::Config::from_yaml(yaml, &format!("{} (metadata)", ckpt.display()), &[])?;
-    let (model, layout) = dae::nn::Model::new(&cfg.model)?;
-    let w = checkpoint::load_weights(&layout, &file)?;
-    let inp = checkpoint::read(input)?;
-    let (dt, shape, data) = inp.tensors.get("input").ok_or_else(|| dae::Error::Msg(format!("{}: no tensor named `input`", input.display())))?;
-    if *dt != safetensors::Dtype::F32 || shape.len() != 4 {
-        return Err(dae::Error::Msg(format!("{}: `input` must be F32 [n,c,h,w], got {dt:?}{shape:?}", input.display())));
+fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path, output: &std::path::Path, batch: usize) -> dae::Result<ExitCode> {
+    if batch == 0 {
+        return Err(dae::Error::Config("--batch must be > 0".into()));
     }
     let ctx = dae::Ctx::open(adapter)?;
-    let params = ctx.upload("params", &w.params)?;
-    let buffers = ctx.upload("buffers", &w.buffers)?;
-    let weights = dae::nn::Weights::views(&ctx, &layout, &params, None, &buffers)?;
-    // `input` holds [0, 1] images; the network sees them normalised as it was trained.
-    let (sc, sh) = dae::feed::input_affine(cfg.data.normalize);
-    let pixels: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, f32>(data).iter().map(|v| v * sc + sh).collect();
-    let x = dae::Tensor::from_slice(&ctx, shape, &pixels)?;
-    let y = ctx.no_grad(|| model.forward(&dae::nn::model::Fwd::gpu(&weights, false, cfg.seed, 0), &x))?;
-    let yv = y.to_vec()?;
-    checkpoint::write(
-        output,
-        vec![("output".into(), y.shape().to_vec(), bytemuck::cast_slice(&yv).to_vec(), safetensors::Dtype::F32)],
-        Default::default(),
-    )?;
+    let (n, out) = dae::infer::run(&ctx, ckpt, input, output, batch)?;
+    eprintln!("denoised {n} image(s) into {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

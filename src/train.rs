@@ -574,7 +574,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         while tr.step_in_epoch < spe {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
-            tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1)?;
+            tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
             // The run-time estimate: the second step of this process timed on its own (the first
             // compiles the kernels); two waits per run, outside the steady loop.
             steps_here += 1;
@@ -647,7 +647,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         if let Some((_, n)) = opts.crash_at.filter(|(ce, _)| *ce == tr.epoch) {
             checkpoint::crash_after_writes(n);
         }
-        let Some(val) = tr.validate(!opts.no_ema)? else {
+        let Some(val) = tr.validate(!opts.no_ema).map_err(|e| e.limit_in_terms_of("train.batch_size (validation batches)", b))? else {
             tr.save("last")?;
             say(&format!(
                 "interrupted during epoch {}'s validation: saved {} at step {} (a resume starts the next epoch; this epoch's validation is skipped)",

@@ -857,3 +857,47 @@ fn an_interrupted_eval_writes_nothing() {
     assert!(!run.join("logs/evaluation_results.json").exists());
     std::fs::remove_dir_all(&run).ok();
 }
+
+/// `dae infer`: any number of images in chunks (the same numbers as one big batch), PNG files
+/// and folders (grey from RGB), and NaN / inf input refused naming the first position.
+#[test]
+fn infer_chunks_reads_pngs_and_refuses_non_finite_input() {
+    let run = trained_run();
+    let dir = tmp("infer");
+    std::fs::create_dir_all(dir.join("pngs")).unwrap();
+    let ckpt = run.join("ckpts/best_model.safetensors");
+    let mut rng = dae::util::rng::Rng::new(8);
+    let n = 300;
+    let x: Vec<f32> = rng.vec(n * 784).iter().map(|v| 0.5 + 0.5 * v).collect();
+    let write = |name: &str, v: &[f32], shape: Vec<usize>| {
+        let p = dir.join(name);
+        dae::checkpoint::write(&p, vec![("input".into(), shape, bytemuck::cast_slice(v).to_vec(), safetensors::Dtype::F32)], Default::default()).unwrap();
+        p
+    };
+    let input = write("in.safetensors", &x, vec![n, 1, 28, 28]);
+    let infer = |inp: &std::path::Path, out: &std::path::Path, batch: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dae")).args(["infer", "--batch", batch, "--ckpt"]).arg(&ckpt).arg("--input").arg(inp).arg("--output").arg(out).output().unwrap()
+    };
+    let read = |p: &std::path::Path| dae::checkpoint::read(p).unwrap().tensors["output"].2.clone();
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    assert!(infer(&input, &a, "64").status.success());
+    assert!(infer(&input, &b, "300").status.success());
+    assert!(read(&a) == read(&b), "chunks of 64 and one batch of 300 disagree");
+    let mut bad = x[..3 * 784].to_vec();
+    bad[784 + 5 * 28 + 7] = f32::NAN;
+    bad[2 * 784] = f32::INFINITY;
+    let o = infer(&write("bad.safetensors", &bad, vec![3, 1, 28, 28]), &dir.join("bad_out.safetensors"), "8");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 of 2352") && err.contains("[1, 0, 5, 7]"), "{err}");
+    assert!(!dir.join("bad_out.safetensors").exists());
+    image::GrayImage::from_fn(28, 28, |i, j| image::Luma([((i * 9 + j * 5) % 256) as u8])).save(dir.join("pngs/grey.png")).unwrap();
+    image::RgbImage::from_fn(33, 40, |i, j| image::Rgb([(i * 7) as u8, (j * 3) as u8, 90])).save(dir.join("pngs/rgb.png")).unwrap();
+    let o = infer(&dir.join("pngs"), &dir.join("out"), "8");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (f, w, h) in [("grey.png", 28, 28), ("rgb.png", 33, 40)] {
+        let img = image::open(dir.join("out").join(f)).unwrap();
+        assert_eq!((img.width(), img.height()), (w, h), "{f}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
