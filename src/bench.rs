@@ -70,6 +70,30 @@ pub fn conv_rows(ctx: &Ctx, batch: usize, warmup: usize, iters: usize) -> Result
     Ok(rows)
 }
 
+/// The FFT of 10,000 28x28 images (the test set): forward transform, then magnitude with
+/// fftshift and the radial profiles. GFLOP/s counts the mixed-radix stages as 8 n r flops per
+/// radix-r stage of length n (complex multiply-adds).
+pub fn fft_rows(ctx: &Ctx, warmup: usize, iters: usize) -> Result<Vec<BenchRow>> {
+    use crate::ops::fft::{Fft2d, factors};
+    let (b, hw) = (10_000usize, 28usize);
+    let plan = Fft2d::new(ctx, hw, hw)?;
+    let x = rand_view(ctx, b * hw * hw, 4)?;
+    let spec = ctx.alloc("bench", 2 * b * hw * hw)?;
+    let mag = ctx.alloc("bench", b * hw * hw)?;
+    let prof = ctx.alloc("bench", b * plan.bins())?;
+    let stage_flops: f64 = factors(hw).iter().map(|r| 8.0 * (hw * r) as f64).sum();
+    let flop = 2.0 * (b * hw) as f64 * stage_flops;
+    let ms = time(ctx, warmup, iters, || plan.forward(ctx, &x, b, &spec))?;
+    let mut rows = vec![BenchRow { name: format!("fft2 {b} x {hw}x{hw} (radix {:?})", factors(hw)), ms, gflops: flop / ms / 1e6 }];
+    let ms = time(ctx, warmup, iters, || {
+        plan.forward(ctx, &x, b, &spec)?;
+        plan.magnitude(ctx, &spec, b, &mag)?;
+        plan.radial(ctx, &mag, b, &prof, 0)
+    })?;
+    rows.push(BenchRow { name: format!("fft2 + magnitude + radial profile, {b} x {hw}x{hw}"), ms, gflops: 0.0 });
+    Ok(rows)
+}
+
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = format!("{:<60} {:>10} {:>9}\n", "kernel / shape", "ms", "GFLOP/s");
     for r in rows {

@@ -232,6 +232,7 @@ enum Cmd {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum NoiseArg {
     Gaussian,
+    #[value(alias = "salt_pepper")]
     SaltPepper,
     Poisson,
     Speckle,
@@ -273,7 +274,9 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Bench { batch, models, warmup, iters, json, profile } => {
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let rows = if models.is_empty() {
-                dae::bench::conv_rows(&ctx, batch, warmup, iters)?
+                let mut r = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
+                r.extend(dae::bench::fft_rows(&ctx, warmup, iters)?);
+                r
             } else {
                 let mut rows = Vec::new();
                 for m in &models {

@@ -16,8 +16,11 @@ pub enum Init {
     /// Kaiming-normal, mode fan_out, gain for relu: N(0, 2 / fan_out), fan_out = shape[0] * kh * kw
     /// (PyTorch's rule, also for a transposed conv's [cin, cout, kh, kw] weight).
     KaimingFanOut,
+    /// Kaiming-normal, mode fan_in, gain for relu: N(0, 2 / fan_in), fan_in = shape[1] * kh * kw.
+    KaimingFanIn,
     Zeros,
     Ones,
+    Constant(f32),
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +83,14 @@ impl Layout {
             match e.init {
                 Init::Zeros => {}
                 Init::Ones => dst.fill(1.0),
+                Init::Constant(c) => dst.fill(c),
+                Init::KaimingFanIn => {
+                    let fan_in = e.shape[1] * e.shape[2..].iter().product::<usize>();
+                    let std = (2.0 / fan_in as f64).sqrt();
+                    for v in dst.iter_mut() {
+                        *v = (std * rng.normal()) as f32;
+                    }
+                }
                 Init::KaimingFanOut => {
                     let fan_out = e.shape[0] * e.shape[2..].iter().product::<usize>();
                     let std = (2.0 / fan_out as f64).sqrt();

@@ -43,6 +43,17 @@ pub enum UpMode {
     Transposed,
 }
 
+/// How the output conv (the layer before the sigmoid) starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutInit {
+    /// SPEC's rule for every conv: Kaiming-normal, fan_out (with one output channel the weights
+    /// have std 1.41 and drive the sigmoid into saturation for many seeds).
+    KaimingFanOut,
+    /// Kaiming-normal, fan_in.
+    KaimingFanIn,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -55,6 +66,10 @@ pub struct ModelConfig {
     pub up: UpMode,
     pub in_ch: usize,
     pub out_ch: usize,
+    /// Initialisation of the output conv's weight ...
+    pub out_init: OutInit,
+    /// ... and its bias (0 per SPEC; sigmoid(bias) is the output the model starts from).
+    pub out_bias: f32,
 }
 
 impl Default for ModelConfig {
@@ -69,6 +84,8 @@ impl Default for ModelConfig {
             up: UpMode::Bilinear,
             in_ch: 1,
             out_ch: 1,
+            out_init: OutInit::KaimingFanOut,
+            out_bias: 0.0,
         }
     }
 }
@@ -82,6 +99,9 @@ impl ModelConfig {
         }
         if !(1..=4).contains(&self.num_downs) {
             return bad(format!("model.num_downs must be in 1..=4, got {}", self.num_downs));
+        }
+        if !self.out_bias.is_finite() || self.out_bias.abs() > 20.0 {
+            return bad(format!("model.out_bias must be finite and within [-20, 20], got {}", self.out_bias));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("model.dropout must be in [0, 1), got {}", self.dropout));
@@ -122,6 +142,13 @@ impl ModelConfig {
             s += &format!(", {} -> {} channels", self.in_ch, self.out_ch);
         }
         s
+    }
+
+    fn out_weight_init(&self) -> Init {
+        match self.out_init {
+            OutInit::KaimingFanOut => Init::KaimingFanOut,
+            OutInit::KaimingFanIn => Init::KaimingFanIn,
+        }
     }
 
     fn act(&self) -> Activation {
@@ -282,9 +309,14 @@ struct Conv {
 
 impl Conv {
     fn register(l: &mut Layout, prefix: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bias: bool, transposed: bool) -> Conv {
+        Conv::register_init(l, prefix, [cin, cout, k, stride, pad], bias, transposed, Init::KaimingFanOut, Init::Zeros)
+    }
+
+    /// `register` with the weight and bias inits given (the output conv's are configurable).
+    fn register_init(l: &mut Layout, prefix: &str, [cin, cout, k, stride, pad]: [usize; 5], bias: bool, transposed: bool, wi: Init, bi: Init) -> Conv {
         let shape = if transposed { vec![cin, cout, k, k] } else { vec![cout, cin, k, k] };
-        let w = l.param(format!("{prefix}.weight"), shape, Init::KaimingFanOut);
-        let b = bias.then(|| l.param(format!("{prefix}.bias"), vec![cout], Init::Zeros));
+        let w = l.param(format!("{prefix}.weight"), shape, wi);
+        let b = bias.then(|| l.param(format!("{prefix}.bias"), vec![cout], bi));
         Conv { w, b, stride, pad, transposed }
     }
 
@@ -443,7 +475,7 @@ impl Model {
                     j = next;
                     ch /= 2;
                 }
-                let out = Conv::register(&mut b.l, &format!("decoder.{j}"), ch, cfg.out_ch, 3, 1, 1, true, false);
+                let out = Conv::register_init(&mut b.l, &format!("decoder.{j}"), [ch, cfg.out_ch, 3, 1, 1], true, false, cfg.out_weight_init(), Init::Constant(cfg.out_bias));
                 Model::Conv(ConvDae { encoder, bottleneck, decoder, out })
             }
             Arch::Unet => {
@@ -464,7 +496,7 @@ impl Model {
                     let mid = if cfg.up == UpMode::Bilinear { chs[i] / 2 } else { cout };
                     ups.push(Up { up, conv: b.double_conv(&format!("ups.{k}.conv"), chs[i], mid, cout) });
                 }
-                let outc = Conv::register(&mut b.l, "outc", base, cfg.out_ch, 1, 1, 0, true, false);
+                let outc = Conv::register_init(&mut b.l, "outc", [base, cfg.out_ch, 1, 1, 0], true, false, cfg.out_weight_init(), Init::Constant(cfg.out_bias));
                 Model::Unet(UnetDae { inc, downs, ups, outc })
             }
         };
