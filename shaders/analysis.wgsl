@@ -19,7 +19,7 @@ struct AnalysisParams {
 }
 
 const WG: u32 = 256u;
-const MAX_LEN: u32 = 4096u;
+const MAX_LEN: u32 = 2048u;
 
 @group(0) @binding(0) var<uniform> p: AnalysisParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -462,6 +462,39 @@ mod tests {
     use super::*;
     use crate::nn::{Model, ModelConfig};
 
+    /// Thousands of damaged checkpoints (a real one's bytes mutated): parsing, the strict load
+    /// into the model and opening them as a checkpoint set are errors or loads, never panics.
+    #[test]
+    fn fuzzed_safetensors_never_panic() {
+        let cfg = ModelConfig { base_ch: 4, num_downs: 1, norm_type: crate::nn::model::NormType::Batch, ..Default::default() };
+        let (_, l) = Model::new(&cfg).unwrap();
+        let (p, b) = l.init(3);
+        let w = HostWeights { params: p, buffers: b, batches_tracked: 2 };
+        let meta = base_meta(&crate::config::Config { model: cfg.clone(), ..Default::default() }.to_yaml(), "test", 5, "raw");
+        let good = serialize(Path::new("x"), &weight_tensors(&l, &w), meta).unwrap();
+        let dir = std::env::temp_dir().join(format!("dae-st-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rng = crate::util::rng::Rng::new(0xF024);
+        for i in 0..3000 {
+            let bytes = crate::util::rng::mutate(&mut rng, &good);
+            let path = dir.join("last.safetensors");
+            let r = std::panic::catch_unwind(|| {
+                if let Ok(f) = parse(&bytes, &path) {
+                    let _ = load_weights(&l, &f);
+                }
+                if i % 10 == 0 {
+                    for part in SET_PARTS {
+                        std::fs::write(dir.join(format!("last{part}.safetensors")), &bytes).unwrap();
+                    }
+                    let _ = open_set(&dir, "last");
+                    let _ = load_model(&path);
+                }
+            });
+            assert!(r.is_ok(), "input {i} ({} bytes) panicked", bytes.len());
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn round_trip_and_strict_load() {
         let cfg = ModelConfig { base_ch: 8, num_downs: 2, norm_type: crate::nn::model::NormType::Batch, ..Default::default() };

@@ -360,6 +360,12 @@ fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()>
     Ok(())
 }
 
+/// The largest noise sigma a field accepts: 100 times the data range is already pure noise;
+/// more is a typo, not an experiment.
+pub const MAX_SIGMA: f32 = 100.0;
+/// The largest Poisson peak (photons at full intensity) a field accepts.
+pub const MAX_PEAK: f32 = 1e6;
+
 /// `[0.1, 0.3]`: a list as the config writes it (not Rust's debug form).
 pub fn list<T: std::fmt::Display>(v: &[T]) -> String {
     format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
@@ -376,6 +382,16 @@ impl Config {
         let mut v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_err(file, e))?;
         if v.is_null() {
             v = serde_yaml::Value::Mapping(Default::default());
+        }
+        if !v.is_mapping() {
+            let kind = match &v {
+                serde_yaml::Value::Sequence(_) => "a list",
+                serde_yaml::Value::String(_) => "a string",
+                serde_yaml::Value::Number(_) => "a number",
+                serde_yaml::Value::Bool(_) => "a boolean",
+                _ => "not a mapping",
+            };
+            return Err(yaml_err(file, format!("the file is {kind}; a config is a mapping of sections (seed, out_dir, data, noise, model, train, eval)")));
         }
         for s in sets {
             let (k, val) = s.split_once('=').ok_or_else(|| Error::Config(format!("--set expects key=value, got {s:?}")))?;
@@ -438,22 +454,22 @@ impl Config {
         need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
         let sig = n.sigma_list();
         need(!sig.is_empty() && sig.len() <= crate::ops::data::MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
-        need(sig.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.train_sigmas must be >= 0 and finite, got {}", list(&sig)));
-        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b.is_finite()), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max, both finite, got {}", n.train_sigma_range.map_or("null".into(), |r| list(&r))));
-        need(!n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| *s >= 0.0 && s.is_finite()), format!("noise.test_sigmas must be a list of 1 to 64 finite values >= 0, got {}", list(&n.test_sigmas)));
+        need(sig.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.train_sigmas must be in [0, {MAX_SIGMA}], got {}", list(&sig)));
+        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b <= MAX_SIGMA), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max <= {MAX_SIGMA}, got {}", n.train_sigma_range.map_or("null".into(), |r| list(&r))));
+        need(!n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.test_sigmas must be a list of 1 to 64 values in [0, {MAX_SIGMA}], got {}", list(&n.test_sigmas)));
         need(n.clip_range.is_none_or(|[a, b]| a < b && a.is_finite() && b.is_finite()), format!("noise.clip_range must be [lo, hi] with lo < hi, both finite, or null, got {}", n.clip_range.map_or("null".into(), |r| list(&r))));
         need((0.0..=1.0).contains(&n.amount), format!("noise.amount must be in [0, 1], got {}", n.amount));
-        need(n.peak > 0.0 && n.peak.is_finite(), format!("noise.peak must be > 0 and finite, got {}", n.peak));
-        need(n.schedule.as_ref().is_none_or(|s| s.count > 0 && 0.0 <= s.min && s.min <= s.max && s.max.is_finite()), "noise.schedule needs count > 0 and 0 <= min <= max, both finite".into());
+        need(n.peak > 0.0 && n.peak <= MAX_PEAK, format!("noise.peak must be in (0, {MAX_PEAK}], got {}", n.peak));
+        need(n.schedule.as_ref().is_none_or(|s| (1..=crate::ops::data::MAX_LEVELS).contains(&s.count) && 0.0 <= s.min && s.min <= s.max && s.max <= MAX_SIGMA), format!("noise.schedule needs count in 1..=16 and 0 <= min <= max <= {MAX_SIGMA}"));
         need(self.data.val_size > 0, "data.val_size must be > 0".into());
         let e = &self.eval;
         need((1..=65_536).contains(&e.batch_size), format!("eval.batch_size must be in 1..=65536, got {}", e.batch_size));
         need((1..=64).contains(&e.diversity_images), format!("eval.diversity_images must be in 1..=64, got {}", e.diversity_images));
         need((2..=64).contains(&e.diversity_draws), format!("eval.diversity_draws must be in 2..=64, got {}", e.diversity_draws));
-        need(e.diversity_sigma > 0.0 && e.diversity_sigma.is_finite(), format!("eval.diversity_sigma must be > 0 and finite, got {}", e.diversity_sigma));
+        need(e.diversity_sigma > 0.0 && e.diversity_sigma <= MAX_SIGMA, format!("eval.diversity_sigma must be in (0, {MAX_SIGMA}], got {}", e.diversity_sigma));
         need(e.test_limit.is_none_or(|l| l > 0), format!("eval.test_limit must be > 0 or null, got {}", opt(e.test_limit)));
         need(e.mode_images > 0, format!("eval.mode_images must be > 0, got {}", e.mode_images));
-        need(e.mode_sigma >= 0.0 && e.mode_sigma.is_finite(), format!("eval.mode_sigma must be >= 0 and finite, got {}", e.mode_sigma));
+        need((0.0..=MAX_SIGMA).contains(&e.mode_sigma), format!("eval.mode_sigma must be in [0, {MAX_SIGMA}], got {}", e.mode_sigma));
         need((1..=64).contains(&e.cases), format!("eval.cases must be in 1..=64, got {}", e.cases));
         if let Some(l) = &e.lpips {
             need(l.sha256.trim().len() == 64 && l.sha256.trim().chars().all(|c| c.is_ascii_hexdigit()), format!("eval.lpips.sha256 must be 64 hex digits, got {:?}", l.sha256));
@@ -501,6 +517,29 @@ mod tests {
         assert!(e.contains("train.lr") && e.contains("abc"), "{e}");
         let e = Config::from_yaml("", "x.yaml", &["train.batch_size=-3".into()]).unwrap_err().to_string();
         assert!(e.contains("train.batch_size") && e.contains("--set"), "{e}");
+    }
+
+    /// Thousands of damaged configs (bytes of configs/*.yaml mutated, then read as text the way
+    /// `Config::load` does) and random --set overrides: every one parses or is an error, never a
+    /// panic.
+    #[test]
+    fn fuzzed_yaml_never_panics() {
+        let mut rng = crate::util::rng::Rng::new(0xF023);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let bases: Vec<Vec<u8>> = std::fs::read_dir(&root).unwrap().filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect();
+        assert!(!bases.is_empty());
+        let keys = ["train.lr", "train.batch_size", "noise.test_sigmas", "model", "seed", "", ".", "a.b.c", "train", "noise.clip_range"];
+        for i in 0..3000 {
+            let bytes = crate::util::rng::mutate(&mut rng, &bases[i % bases.len()]);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let k = keys[i % keys.len()];
+            let v = String::from_utf8_lossy(&crate::util::rng::mutate(&mut rng, b"[0.1, .inf, -3, ~, {a: 1}]")).into_owned();
+            let sets = if i % 2 == 0 { vec![format!("{k}={v}")] } else { Vec::new() };
+            let r = std::panic::catch_unwind(|| {
+                let _ = Config::from_yaml(&text, "fuzz.yaml", &sets);
+            });
+            assert!(r.is_ok(), "input {i} panicked: {text:?} with {sets:?}");
+        }
     }
 
     #[test]

@@ -329,9 +329,9 @@ pub fn default_checkpoint(cfg: &Config, no_ema: bool) -> std::path::PathBuf {
 /// Levels for `kind`: given (checked) or the config's defaults for that kind.
 pub fn resolve_levels(cfg: &Config, kind: NoiseKind, given: Option<&[f32]>) -> Result<Vec<f32>> {
     let (name, ok, what): (&str, fn(f32) -> bool, &str) = match kind {
-        NoiseKind::Gaussian | NoiseKind::Speckle => ("sigmas", |v| v >= 0.0 && v.is_finite(), ">= 0 and finite"),
+        NoiseKind::Gaussian | NoiseKind::Speckle => ("sigmas", |v| (0.0..=crate::config::MAX_SIGMA).contains(&v), "in [0, 100]"),
         NoiseKind::SaltPepper => ("amounts", |v| (0.0..=1.0).contains(&v), "in [0, 1]"),
-        NoiseKind::Poisson => ("peaks", |v| v > 0.0 && v.is_finite(), "> 0 and finite"),
+        NoiseKind::Poisson => ("peaks", |v| v > 0.0 && v <= crate::config::MAX_PEAK, "in (0, 1e6]"),
     };
     let levels = match given {
         Some(v) => v.to_vec(),

@@ -33,7 +33,7 @@ struct EvalArgs {
     #[arg(long, value_enum)]
     noise: Option<NoiseArg>,
     /// Images per forward pass (default eval.batch_size).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     batch: Option<usize>,
     /// Skip LPIPS even when eval.lpips names weights (it is the slow part).
     #[arg(long)]
@@ -111,7 +111,7 @@ struct Common {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Seed (overrides `seed`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     seed: Option<u64>,
     /// Override a config field, e.g. `--set train.lr=1e-3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -183,14 +183,14 @@ enum Cmd {
     /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
     /// training steps of the SPEC models with --models.
     Bench {
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, allow_hyphen_values = true, default_value_t = 32)]
         batch: usize,
         /// Time training steps of these models instead of the conv kernels, e.g. unet16x2,conv64x3.
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, allow_hyphen_values = true, default_value_t = 2)]
         warmup: usize,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, allow_hyphen_values = true, default_value_t = 5)]
         iters: usize,
         #[arg(long)]
         json: bool,
@@ -209,7 +209,7 @@ enum Cmd {
         #[arg(long)]
         output: PathBuf,
         /// Images per forward pass at most (halved when a chunk does not fit the adapter).
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, allow_hyphen_values = true, default_value_t = 256)]
         batch: usize,
     },
     /// List every adapter wgpu can see, with backend, type, driver, key limits and features.
@@ -268,10 +268,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Devices { json } => devices(json),
+        Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at),
         Cmd::Bench { batch, models, warmup, iters, json, profile } => {
+            for (name, v, lo, hi) in [("--batch", batch, 1, 4096), ("--warmup", warmup, 0, 1000), ("--iters", iters, 1, 10_000)] {
+                if !(lo..=hi).contains(&v) {
+                    return Err(dae::Error::Config(format!("{name} must be in {lo}..={hi}, got {v}")));
+                }
+            }
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let rows = if models.is_empty() {
                 let mut r = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
@@ -403,13 +408,21 @@ fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path,
     Ok(ExitCode::SUCCESS)
 }
 
-fn devices(json: bool) -> dae::Result<ExitCode> {
+fn devices(wanted: Option<&str>, json: bool) -> dae::Result<ExitCode> {
     let adapters = device::adapters();
     if adapters.is_empty() {
         return Err(dae::Error::NoAdapter);
     }
+    // With --adapter, only the adapter it picks (an error naming the choices when none matches).
+    let chosen = match wanted.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(_) => Some(device::select_adapter(wanted)?.get_info()),
+        None => None,
+    };
     let mut out = Vec::new();
     for (i, a) in adapters.iter().enumerate() {
+        if chosen.as_ref().is_some_and(|c| *c != a.get_info()) {
+            continue;
+        }
         let info = a.get_info();
         let l = a.limits();
         let f = a.features();
@@ -422,14 +435,8 @@ fn devices(json: bool) -> dae::Result<ExitCode> {
             "driver_info": info.driver_info,
             "vendor": format!("0x{:04x}", info.vendor),
             "device": format!("0x{:04x}", info.device),
-            "limits": {
-                "max_buffer_size": l.max_buffer_size,
-                "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
-                "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
-                "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
-                "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
-                "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
-            },
+            "limits": device::REQUIREMENTS.iter().map(|r| (r.name.to_string(), serde_json::json!({"adapter": (r.get)(&l), "dae_needs": r.need}))).collect::<serde_json::Map<_, _>>(),
+            "usable": device::unmet(&l).is_empty(),
             "features": {
                 "shader_f16": f.contains(wgpu::Features::SHADER_F16),
                 "timestamp_query": f.contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -438,14 +445,11 @@ fn devices(json: bool) -> dae::Result<ExitCode> {
         });
         if !json {
             println!("{}", device::describe(i, &info));
-            println!(
-                "    max buffer {} MiB, max storage binding {} MiB, {} storage buffers/stage, {} B workgroup memory, {} invocations/workgroup",
-                l.max_buffer_size >> 20,
-                l.max_storage_buffer_binding_size >> 20,
-                l.max_storage_buffers_per_shader_stage,
-                l.max_compute_workgroup_storage_size,
-                l.max_compute_invocations_per_workgroup
-            );
+            println!("    {:<50} {:>12} {:>12}", "limit", "adapter", "dae needs");
+            for r in device::REQUIREMENTS {
+                let have = (r.get)(&l);
+                println!("    {:<50} {:>12} {:>12}{}", r.name, have, r.need, if have < r.need { "  TOO LOW" } else { "" });
+            }
             println!("    features: shader-f16 {}, timestamp-query {}, subgroup {}", rec["features"]["shader_f16"], rec["features"]["timestamp_query"], rec["features"]["subgroup"]);
         }
         out.push(rec);

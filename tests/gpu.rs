@@ -901,3 +901,141 @@ fn infer_chunks_reads_pngs_and_refuses_non_finite_input() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every subcommand fed zero, negative, huge, NaN and infinite values: exit status 2 (a usage or
+/// config error), a message naming the value's flag or field, never a panic.
+#[test]
+fn bad_numbers_are_usage_errors_everywhere() {
+    let run = trained_run();
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
+    let cfg = cfg.to_str().unwrap();
+    let out = tmp("bad-numbers");
+    let out_s = out.to_str().unwrap().to_string();
+    let run_s = run.to_str().unwrap().to_string();
+    let data = mnist_dir().to_str().unwrap().to_string();
+    let tiny = ["--set", "model.base_ch=4", "--set", "model.num_downs=1"];
+    let mut cases: Vec<(Vec<String>, &str)> = Vec::new();
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    for (set, field) in [
+        ("train.lr=0", "train.lr"),
+        ("train.lr=-1", "train.lr"),
+        ("train.lr=.nan", "train.lr"),
+        ("train.lr=.inf", "train.lr"),
+        ("train.lr=1e999", "train.lr"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.batch_size=-3", "train.batch_size"),
+        ("train.batch_size=100000000000", "train.batch_size"),
+        ("train.epochs=0", "train.epochs"),
+        ("train.weight_decay=.inf", "train.weight_decay"),
+        ("train.grad_clip=.nan", "train.grad_clip"),
+        ("train.warmup_epochs=-1", "train.warmup_epochs"),
+        ("train.ema_decay=1", "train.ema_decay"),
+        ("train.log_every=0", "train.log_every"),
+        ("model.base_ch=0", "model.base_ch"),
+        ("model.base_ch=99999", "model.base_ch"),
+        ("model.num_downs=9", "model.num_downs"),
+        ("model.dropout=.nan", "model.dropout"),
+        ("model.out_bias=.inf", "model.out_bias"),
+        ("noise.test_sigmas=[.inf]", "noise.test_sigmas"),
+        ("noise.test_sigmas=[]", "noise.test_sigmas"),
+        ("noise.train_sigmas=[-0.1]", "noise.train_sigmas"),
+        ("noise.train_sigma_range=[0, .inf]", "noise.train_sigma_range"),
+        ("noise.amount=2", "noise.amount"),
+        ("noise.peak=0", "noise.peak"),
+        ("noise.clip_range=[1, 0]", "noise.clip_range"),
+        ("data.val_size=0", "data.val_size"),
+        ("data.val_size=1000000", "data.val_size"),
+        ("eval.batch_size=0", "eval.batch_size"),
+        ("eval.diversity_sigma=.nan", "eval.diversity_sigma"),
+        ("seed=-1", "seed"),
+    ] {
+        cases.push((v(&["train", "--config", cfg, "--out-dir", &out_s, "--data-dir", &data, "--set", set]), field));
+    }
+    cases.push((v(&["train", "--config", cfg, "--out-dir", &out_s, "--seed", "-5"]), "--seed"));
+    cases.push((v(&["train", "--config", cfg, "--out-dir", &out_s, "--seed", "1e30"]), "--seed"));
+    for a in [&["--sigmas=.nan"][..], &["--sigmas=nan"], &["--sigmas=inf"], &["--sigmas=-1"], &["--sigmas=1e30,0.1"], &["--batch", "0"], &["--batch", "-2"], &["--batch", "99999999999"]] {
+        for sub in [&["eval"][..], &["report"], &["compare", "limitations"], &["viz", "recon-grid"]] {
+            let mut c = v(sub);
+            c.extend(v(&["--config", cfg, "--out-dir", &run_s, "--data-dir", &data]));
+            c.extend(v(&tiny));
+            c.extend(v(a));
+            cases.push((c, if a[0].starts_with("--sigmas") { "--sigmas" } else { "--batch" }));
+        }
+    }
+    for a in [&["--batch", "0"][..], &["--iters", "0"], &["--warmup", "-1"], &["--batch", "1e9"], &["--iters", "99999999"]] {
+        let mut c = v(&["bench"]);
+        c.extend(v(a));
+        cases.push((c, a[0]));
+    }
+    cases.push((v(&["infer", "--batch", "0", "--ckpt", "x", "--input", "y", "--output", "z"]), "--batch"));
+    cases.push((v(&["--adapter", "99", "devices"]), "99"));
+    cases.push((v(&["--adapter", "99", "gradcheck", "--only", "pad2d"]), "99"));
+    cases.push((v(&["gradcheck", "--only", "nope"]), "--only"));
+    cases.push((v(&["compare", "runs", &run_s]), "runs"));
+    for (args, word) in &cases {
+        let o = dae_cmd(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: expected a usage error (2): {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?} panicked: {err}");
+        assert!(err.contains(word), "{args:?}: the message should name {word:?}: {err}");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// Resident memory of this process in bytes (Linux: /proc/self/statm).
+#[cfg(target_os = "linux")]
+fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+    s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
+}
+
+/// A soak: a tiny UNet trained for 300 steps through the real ops, autograd, optimiser and EMA;
+/// after warm-up no GPU buffer, bind group or pipeline is created and the process's resident
+/// memory stays flat.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_long_run_keeps_buffers_and_memory_flat() {
+    use dae::nn::model::Fwd;
+    use dae::nn::{Model, ModelConfig, Weights};
+    let c = ctx();
+    let mc = ModelConfig { base_ch: 4, num_downs: 2, ..Default::default() };
+    let (model, layout) = Model::new(&mc).unwrap();
+    let (p0, b0) = layout.init(1);
+    let params = c.upload("soak", &p0).unwrap();
+    let ema = c.upload("soak", &p0).unwrap();
+    let buffers = c.upload("soak", &b0).unwrap();
+    let grads = c.alloc("soak", layout.param_len()).unwrap();
+    dae::ops::elementwise::fill(&c, &grads, 0.0).unwrap();
+    let w = Weights::views(&c, &layout, &params, Some(&grads), &buffers).unwrap();
+    let hyper = dae::optim::Hyper { kind: dae::ops::optim::OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
+    let mut opt = dae::optim::Optimizer::new(&c, layout.param_len(), hyper).unwrap();
+    let mut rng = dae::util::rng::Rng::new(4);
+    let x = Tensor::from_slice(&c, &[4, 1, 28, 28], &rng.vec(4 * 784).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>()).unwrap();
+    let y = Tensor::from_slice(&c, &[4, 1, 28, 28], &rng.vec(4 * 784).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>()).unwrap();
+    let mut first_loss = 0.0;
+    let mut warm = (c.created(), 0u64);
+    let mut last = 0.0;
+    for step in 0..300u64 {
+        let out = model.forward(&Fwd::gpu(&w, true, 1, step), &x).unwrap();
+        let l = loss::mse_loss(&out, &y).unwrap();
+        drop(c.backward(&l).unwrap());
+        opt.step(&c, &params, &grads, 1e-3).unwrap();
+        dae::optim::ema_update(&c, 0.99, &params, &ema).unwrap();
+        if step % 50 == 0 || step == 299 {
+            last = l.to_vec().unwrap()[0];
+            if step == 0 {
+                first_loss = last;
+            }
+        }
+        c.flush().unwrap();
+        if step == 20 {
+            c.gpu().wait().unwrap();
+            warm = (c.created(), rss());
+        }
+    }
+    c.gpu().wait().unwrap();
+    let (created, mem) = (c.created(), rss());
+    assert_eq!(created, warm.0, "GPU objects were created after warm-up");
+    assert!(mem <= warm.1 + (16 << 20), "resident memory grew from {} MiB at step 20 to {} MiB at step 300", warm.1 >> 20, mem >> 20);
+    assert!(last < first_loss, "the soak model should learn: loss {first_loss} -> {last}");
+}

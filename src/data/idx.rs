@@ -365,17 +365,26 @@ pub(crate) mod test_util {
         }
     }
 
-    /// `shared/data/<sub>` of this checkout or of the workspace around it, when present.
-    pub fn real_data_dir(sub: &str) -> Option<PathBuf> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        [
-            root.join("shared/data"),
-            root.join("../shared/data"),
-            PathBuf::from("/work/shared/data"),
-        ]
-        .into_iter()
-        .map(|d| d.join(sub))
-        .find(|d| d.is_dir())
+    /// The real files of `sub` ("mnist" or "fashion-mnist") for the tests that read them:
+    /// `DAE_DATA_DIR` (MNIST) or `DAE_FASHION_DATA_DIR`, else the `sub` folder beside
+    /// `DAE_DATA_DIR`, else `target/test-data/<sub>`, downloaded there when missing. A test never
+    /// skips: without the files and without a network it fails saying how to provide them.
+    pub fn real_data_dir(sub: &str) -> PathBuf {
+        let var = if sub == "mnist" { "DAE_DATA_DIR" } else { "DAE_FASHION_DATA_DIR" };
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let spec = if sub == "mnist" { &crate::data::MNIST } else { &crate::data::FASHION_MNIST };
+        let has_all = |d: &Path| spec.files.iter().all(|(f, _)| d.join(f).is_file());
+        if let Some(d) = env(var) {
+            return d;
+        }
+        if let Some(d) = env("DAE_DATA_DIR").and_then(|m| m.parent().map(|p| p.join(sub))).filter(|d| has_all(d)) {
+            return d;
+        }
+        let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-data").join(sub);
+        if let Err(e) = crate::data::ensure_files(spec, &d, spec.mirrors, &mut |l| eprintln!("{l}")) {
+            panic!("the data tests need {} ({var}, or a network to download it into {}): {e}", spec.name, d.display());
+        }
+        d
     }
 
     pub fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -673,14 +682,51 @@ mod tests {
         ));
     }
 
+    /// Thousands of damaged and random IDX inputs (plain and gzip): every one an error or a
+    /// parse, never a panic.
+    #[test]
+    fn fuzzed_idx_never_panics() {
+        let mut rng = crate::util::rng::Rng::new(0xF022);
+        let dir = TempDir::new("idx-fuzz");
+        let img = dir.path().join("i.gz");
+        write_images_gz(&img, 3, 4, 5, &(0..60).map(|i| i as u8).collect::<Vec<_>>()).unwrap();
+        let gz_images = std::fs::read(&img).unwrap();
+        let lab = dir.path().join("l.gz");
+        write_labels_gz(&lab, &[1, 2, 3]).unwrap();
+        let gz_labels = std::fs::read(&lab).unwrap();
+        let plain_images = {
+            let mut d = MultiGzDecoder::new(&gz_images[..]);
+            let mut v = Vec::new();
+            d.read_to_end(&mut v).unwrap();
+            v
+        };
+        let path = dir.path().join("fuzz.gz");
+        for i in 0..3000 {
+            let (base, gz) = match i % 3 {
+                0 => (&plain_images, false),
+                1 => (&gz_images, true),
+                _ => (&gz_labels, true),
+            };
+            let bytes = crate::util::rng::mutate(&mut rng, base);
+            let r = std::panic::catch_unwind(|| {
+                if gz {
+                    std::fs::write(&path, &bytes).unwrap();
+                    let _ = read_images(&path);
+                    let _ = read_labels(&path);
+                } else {
+                    let _ = parse_images(&bytes, &path);
+                    let _ = parse_labels(&bytes, &path);
+                }
+            });
+            assert!(r.is_ok(), "input {i} ({} bytes, from {}) panicked: {:02x?}", bytes.len(), if gz { "gzip" } else { "plain" }, &bytes[..bytes.len().min(64)]);
+        }
+    }
+
     /// The real files, when this checkout has them: full counts and a sane content check.
     #[test]
     fn real_data_parses() {
         for (sub, per_class) in [("mnist", None), ("fashion-mnist", Some((6000, 1000)))] {
-            let Some(dir) = real_data_dir(sub) else {
-                eprintln!("skipping: no shared/data/{sub} folder");
-                continue;
-            };
+            let dir = real_data_dir(sub);
             for (split, n, per) in [
                 ("train", 60000, per_class.map(|p| p.0)),
                 ("t10k", 10000, per_class.map(|p| p.1)),

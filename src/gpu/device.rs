@@ -108,9 +108,35 @@ fn required_limits(a: &wgpu::Limits) -> wgpu::Limits {
     l
 }
 
-/// The engine's kernels assume these; an adapter below them cannot run dae.
-const MIN_INVOCATIONS: u32 = 256;
-const MIN_STORAGE_BUFFERS: u32 = 8;
+/// A device limit dae needs: its name, the least value dae's kernels work with, and how to read
+/// it from wgpu's limits.
+pub struct Requirement {
+    pub name: &'static str,
+    pub need: u64,
+    pub get: fn(&wgpu::Limits) -> u64,
+}
+
+/// Every limit dae relies on, with the least value it needs (the kernels' workgroup sizes,
+/// bindings per kernel, workgroup memory, uniform slots); `dae devices` lists them beside the
+/// adapter's, and opening an adapter below one is an error naming it.
+pub const REQUIREMENTS: &[Requirement] = &[
+    Requirement { name: "max_compute_invocations_per_workgroup", need: 256, get: |l| l.max_compute_invocations_per_workgroup as u64 },
+    Requirement { name: "max_compute_workgroup_size_x", need: 256, get: |l| l.max_compute_workgroup_size_x as u64 },
+    Requirement { name: "max_compute_workgroups_per_dimension", need: 65_535, get: |l| l.max_compute_workgroups_per_dimension as u64 },
+    Requirement { name: "max_compute_workgroup_storage_size", need: 16_384, get: |l| l.max_compute_workgroup_storage_size as u64 },
+    Requirement { name: "max_storage_buffers_per_shader_stage", need: 8, get: |l| l.max_storage_buffers_per_shader_stage as u64 },
+    Requirement { name: "max_bind_groups", need: 1, get: |l| l.max_bind_groups as u64 },
+    Requirement { name: "max_dynamic_uniform_buffers_per_pipeline_layout", need: 1, get: |l| l.max_dynamic_uniform_buffers_per_pipeline_layout as u64 },
+    Requirement { name: "max_uniform_buffer_binding_size", need: 256, get: |l| l.max_uniform_buffer_binding_size as u64 },
+    // Whole batches are chunked to fit; a buffer of one 28x28 model's activations must fit.
+    Requirement { name: "max_storage_buffer_binding_size", need: 16 << 20, get: |l| l.max_storage_buffer_binding_size as u64 },
+    Requirement { name: "max_buffer_size", need: 64 << 20, get: |l| l.max_buffer_size },
+];
+
+/// The requirements `limits` falls short of, as "name: the adapter has X, dae needs Y".
+pub fn unmet(limits: &wgpu::Limits) -> Vec<String> {
+    REQUIREMENTS.iter().filter(|r| (r.get)(limits) < r.need).map(|r| format!("{}: the adapter has {}, dae needs {}", r.name, (r.get)(limits), r.need)).collect()
+}
 
 impl Gpu {
     /// Open the adapter chosen by `wanted` (see [`select_adapter`]); `DAE_ADAPTER` is read by the CLI.
@@ -118,18 +144,9 @@ impl Gpu {
         let adapter = select_adapter(wanted)?;
         let info = adapter.get_info();
         let alimits = adapter.limits();
-        if alimits.max_compute_invocations_per_workgroup < MIN_INVOCATIONS
-            || alimits.max_compute_workgroup_size_x < MIN_INVOCATIONS
-            || alimits.max_storage_buffers_per_shader_stage < MIN_STORAGE_BUFFERS
-        {
-            return Err(Error::RequestDevice {
-                adapter: info.name.clone(),
-                message: format!(
-                    "needs {MIN_INVOCATIONS} invocations per workgroup and {MIN_STORAGE_BUFFERS} storage buffers per stage; \
-                     the adapter has {} and {}",
-                    alimits.max_compute_invocations_per_workgroup, alimits.max_storage_buffers_per_shader_stage
-                ),
-            });
+        let missing = unmet(&alimits);
+        if !missing.is_empty() {
+            return Err(Error::RequestDevice { adapter: info.name.clone(), message: format!("limits below what dae needs: {}", missing.join("; ")) });
         }
         let features = adapter.features() & OPTIONAL_FEATURES;
         let limits = required_limits(&alimits);

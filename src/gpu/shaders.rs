@@ -152,6 +152,28 @@ mod tests {
         assert!(translated > 40, "only {translated} entry points translated");
     }
 
+    /// No kernel uses more workgroup memory or more storage buffers than the least adapter dae
+    /// accepts (gpu::device::REQUIREMENTS): a kernel that grows past them fails here, not on a
+    /// user's smaller GPU.
+    #[test]
+    fn kernels_fit_the_limits_dae_requires() {
+        let need = |name: &str| crate::gpu::device::REQUIREMENTS.iter().find(|r| r.name == name).map(|r| r.need).unwrap();
+        for s in SHADERS {
+            let (module, info) = reflect(s.family).unwrap();
+            let wg: u64 = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()) as u64)
+                .sum();
+            assert!(wg <= need("max_compute_workgroup_storage_size"), "{}.wgsl declares {wg} bytes of workgroup memory", s.family);
+            for ep in &module.entry_points {
+                let n = entry_bindings(&module, &info, &ep.name).unwrap().iter().filter(|(_, k)| *k != BindingKind::Params).count() as u64;
+                assert!(n <= need("max_storage_buffers_per_shader_stage"), "{} binds {n} storage buffers", ep.name);
+            }
+        }
+    }
+
     /// Every WGSL `*Params` struct has a Rust twin with the same size, field names and offsets,
     /// padded to 16 bytes; and every Rust Params type names a struct some shader declares.
     #[test]

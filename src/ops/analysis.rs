@@ -16,7 +16,7 @@ gpu_params! {
 
 const FAMILY: &str = "analysis";
 /// Most pixels of a query image the nearest-image search holds (its workgroup buffer).
-pub const MAX_LEN: usize = 4096;
+pub const MAX_LEN: usize = 2048;
 
 /// stats[2 (offset + i) + {0, 1}] = (RMS 4-neighbour Laplacian, mean central-difference gradient
 /// magnitude) over the interior of images x [n, h, w] (h, w >= 3).

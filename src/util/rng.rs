@@ -44,3 +44,32 @@ impl Rng {
     }
 }
 
+
+/// Fuzz-style input for the readers' tests: `base` with random damage (flipped, overwritten,
+/// inserted or deleted bytes, truncation, duplication), or pure random bytes.
+#[cfg(test)]
+pub fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    let mut v = base.to_vec();
+    let edits = 1 + rng.next_u64() % 8;
+    for _ in 0..edits {
+        let at = if v.is_empty() { 0 } else { (rng.next_u64() % v.len() as u64) as usize };
+        match rng.next_u64() % 7 {
+            0 if !v.is_empty() => v[at] ^= 1 << (rng.next_u64() % 8),
+            1 if !v.is_empty() => v[at] = rng.next_u64() as u8,
+            2 => v.insert(at, rng.next_u64() as u8),
+            3 if !v.is_empty() => {
+                v.remove(at);
+            }
+            4 => v.truncate(at),
+            5 => {
+                let tail = v[at..].to_vec();
+                v.extend(tail);
+            }
+            _ => {
+                let n = (rng.next_u64() % 64) as usize;
+                v = (0..n).map(|_| rng.next_u64() as u8).collect();
+            }
+        }
+    }
+    v
+}
