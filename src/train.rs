@@ -414,6 +414,22 @@ impl Trainer {
     }
 }
 
+/// The config fields that can make a loss non-finite, when they are set that way.
+fn suspects(cfg: &Config) -> String {
+    let mut s = Vec::new();
+    if cfg.train.lr > 0.05 {
+        s.push(format!("train.lr is {} (a step this large diverges; the configs use 2e-4 to 2e-3)", cfg.train.lr));
+    }
+    if cfg.train.grad_clip.is_none() {
+        s.push("train.grad_clip is null (no clipping of large gradients)".to_string());
+    }
+    let most = cfg.noise.sigma_list().into_iter().chain(cfg.noise.train_sigma_range.map(|r| r[1])).fold(0.0f32, f32::max);
+    if cfg.noise.clip_range.is_none() && most > 10.0 {
+        s.push(format!("noise sigmas up to {most} with noise.clip_range null feed the network inputs of that size"));
+    }
+    if s.is_empty() { String::new() } else { format!(". Likely cause: {}", s.join("; ")) }
+}
+
 /// What a stopped run leaves behind, for its error message: the checkpoint that is intact, or
 /// that there is none yet.
 fn intact_note(dir: &Path) -> String {
@@ -608,11 +624,12 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                         append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
                         bar.abandon();
                         return Err(Error::Msg(format!(
-                            "the loss became {} at step {} (epoch {}); stopping. {}",
+                            "the loss became {} at step {} (epoch {}); stopping. {}{}",
                             if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
                             st + 1,
                             e + 1,
-                            intact_note(&tr.ckpt_dir())
+                            intact_note(&tr.ckpt_dir()),
+                            suspects(cfg)
                         )));
                     }
                     rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));

@@ -337,6 +337,7 @@ fn nan_loss_stops_naming_the_step() {
     let cfg = quick(&out, &["model.base_ch=8", "train.lr=1e30", "train.grad_clip=null", "train.warmup_epochs=0", "train.max_steps_per_epoch=12", "train.log_every=4", "train.batch_size=16", "data.val_size=32"]);
     let e = dae::train::train(&ctx(), &cfg, &opts()).unwrap_err().to_string();
     assert!(e.contains("at step") && e.contains("No checkpoint was written before it"), "{e}");
+    assert!(e.contains("train.lr is 1000000000000000000000000000000") && e.contains("train.grad_clip is null"), "the message should name the fields that made it diverge: {e}");
     assert!(!out.join("ckpts/last.safetensors").exists(), "no checkpoint may be written after the loss went bad");
     std::fs::remove_dir_all(&out).ok();
 }
