@@ -139,9 +139,11 @@ pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let mut step = 0u64;
     let mut train_step = || -> Result<()> {
-        let out = model.forward(&Fwd::gpu(&w, true, 1, step), &x)?;
-        let l = crate::ops::loss::mse_loss(&out, &y)?;
-        drop(ctx.backward(&l)?);
+        let mut g = crate::autograd::Graph::new(ctx);
+        w.attach(&mut g)?;
+        let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, step), &x)?;
+        let l = g.mse_loss(&out, &y)?;
+        drop(g.backward(&l)?);
         opt.step(ctx, &params, &grads, 2e-4)?;
         ema_update(ctx, 0.999, &params, &ema)?;
         step += 1;

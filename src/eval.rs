@@ -4,6 +4,7 @@
 //! forward in eval mode, and the per-image metric kernels writing into slots that stay on the
 //! GPU for the whole pass; the host reads them back once at the end.
 
+use crate::autograd::Graph;
 use crate::config::{Config, NoiseKind};
 use crate::error::Result;
 use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, noise_params, pixel_terms};
@@ -82,7 +83,7 @@ fn lpips_batch(ctx: &Ctx, lp: &Lpips, clean: &View, recon: &View, noisy: &View, 
     let mut s = 0;
     while s < nb {
         let m = chunk.min(nb - s);
-        let t = |v: &View| -> Result<Tensor> { Ok(Tensor::wrap(ctx, vec![m, 1, IMAGE_HW, IMAGE_HW], v.slice(s * IMAGE_LEN, m * IMAGE_LEN)?, false)) };
+        let t = |v: &View| -> Result<Tensor> { Ok(Tensor::wrap(ctx, vec![m, 1, IMAGE_HW, IMAGE_HW], v.slice(s * IMAGE_LEN, m * IMAGE_LEN)?)) };
         let fc = lp.features(&t(clean)?, (2.0, -1.0))?;
         let fr = lp.features(&t(recon)?, (2.0, -1.0))?;
         lp.distance(&fr, &fc, &out.0, offset + s)?;
@@ -97,13 +98,11 @@ fn lpips_batch(ctx: &Ctx, lp: &Lpips, clean: &View, recon: &View, noisy: &View, 
 /// The forward of `model` (eval mode) on the noisy images of `clean` [nb, 1, 28, 28]: returns
 /// (network input, reconstruction).
 fn denoise(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, dp: &DataParams, nb: usize) -> Result<(View, Tensor)> {
-    ctx.no_grad(|| {
-        let input = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
-        data_noise(ctx, dp, clean, &input)?;
-        let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone(), false);
-        let recon = model.forward(&Fwd::gpu(w, false, cfg.seed, 0), &x)?;
-        Ok((input, recon))
-    })
+    let input = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
+    data_noise(ctx, dp, clean, &input)?;
+    let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone());
+    let recon = model.forward(&mut Graph::inference(ctx), &Fwd::gpu(w, false, cfg.seed, 0), &x)?;
+    Ok((input, recon))
 }
 
 /// More work on every (batch, level) of a scoring pass, on the GPU buffers it already has: the

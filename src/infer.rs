@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::autograd::Graph;
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::eval::GpuModel;
@@ -46,10 +47,10 @@ pub fn denoise(ctx: &Ctx, gm: &GpuModel, pixels: &[f32], shape: [usize; 4], chun
     while start < n {
         let nb = chunk.min(n - start);
         let x: Vec<f32> = pixels[start * per..(start + nb) * per].iter().map(|v| v * sc + sh).collect();
-        let r = ctx.no_grad(|| -> Result<Vec<f32>> {
+        let r = (|| -> Result<Vec<f32>> {
             let xt = Tensor::from_slice(ctx, &[nb, c, h, w], &x)?;
-            gm.model.forward(&Fwd::gpu(&gm.weights, false, gm.config.seed, 0), &xt)?.to_vec()
-        });
+            gm.model.forward(&mut Graph::inference(ctx), &Fwd::gpu(&gm.weights, false, gm.config.seed, 0), &xt)?.to_vec()
+        })();
         match r {
             Ok(y) => {
                 out.extend(y);

@@ -1,5 +1,6 @@
-//! [`Tensor`]: an f32 GPU buffer view with a shape, the context it lives in, and what the
-//! autograd needs (an id, whether it wants a gradient, an optional persistent gradient slot).
+//! [`Tensor`]: an f32 GPU buffer view with a shape and the context it lives in. Whether it is
+//! part of a differentiable graph is the caller's `autograd::Graph`'s business, not the
+//! tensor's: a tensor holds no graph, so dropping a graph frees everything it saved.
 
 use std::rc::Rc;
 
@@ -11,18 +12,15 @@ pub(crate) struct TensorInner {
     pub(crate) shape: Vec<usize>,
     pub(crate) view: View,
     pub(crate) ctx: Ctx,
-    pub(crate) requires_grad: bool,
-    /// A parameter's gradient buffer: backward accumulates (`+=`) into it instead of handing
-    /// back a fresh gradient.
-    pub(crate) grad_slot: Option<View>,
 }
 
+/// Cheap to clone (shared); clones keep the id, which is how a graph knows the tensor.
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Rc<TensorInner>);
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor#{}{:?}{}", self.0.id, self.0.shape, if self.0.requires_grad { " (grad)" } else { "" })
+        write!(f, "Tensor#{}{:?}", self.0.id, self.0.shape)
     }
 }
 
@@ -31,8 +29,9 @@ pub fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    pub(crate) fn wrap(ctx: &Ctx, shape: Vec<usize>, view: View, requires_grad: bool) -> Tensor {
-        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view, ctx: ctx.clone(), requires_grad, grad_slot: None }))
+    /// A tensor over an existing view (a fresh id).
+    pub fn wrap(ctx: &Ctx, shape: Vec<usize>, view: View) -> Tensor {
+        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view, ctx: ctx.clone() }))
     }
 
     /// Upload `data` (row-major) as a tensor of `shape`.
@@ -41,67 +40,26 @@ impl Tensor {
             return Err(Error::shape("tensor", format!("shape {shape:?} holds {} elements, got {}", numel(shape), data.len())));
         }
         let view = ctx.upload("tensor", data)?;
-        Ok(Tensor::wrap(ctx, shape.to_vec(), view, false))
-    }
-
-    /// A leaf that wants a gradient (a parameter or a checked input).
-    pub fn leaf(ctx: &Ctx, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        Ok(Tensor::from_slice(ctx, shape, data)?.requiring_grad())
+        Ok(Tensor::wrap(ctx, shape.to_vec(), view))
     }
 
     pub fn full(ctx: &Ctx, shape: &[usize], value: f32) -> Result<Tensor> {
         let view = ctx.alloc("full", numel(shape))?;
         crate::ops::elementwise::fill(ctx, &view, value)?;
-        Ok(Tensor::wrap(ctx, shape.to_vec(), view, false))
+        Ok(Tensor::wrap(ctx, shape.to_vec(), view))
     }
 
     pub fn zeros(ctx: &Ctx, shape: &[usize]) -> Result<Tensor> {
         Tensor::full(ctx, shape, 0.0)
     }
 
-    /// The same storage as a leaf that wants a gradient.
-    pub fn requiring_grad(&self) -> Tensor {
-        let i = &self.0;
-        Tensor(Rc::new(TensorInner {
-            id: i.ctx.next_id(),
-            shape: i.shape.clone(),
-            view: i.view.clone(),
-            ctx: i.ctx.clone(),
-            requires_grad: true,
-            grad_slot: i.grad_slot.clone(),
-        }))
-    }
-
-    /// The same storage cut off from the graph.
-    pub fn detach(&self) -> Tensor {
-        Tensor::wrap(&self.0.ctx, self.0.shape.clone(), self.0.view.clone(), false)
-    }
-
-    /// A leaf whose gradient accumulates into `slot` (same element count).
-    pub fn with_grad_slot(&self, slot: View) -> Result<Tensor> {
-        if slot.len() != self.numel() {
-            return Err(Error::shape("grad slot", format!("slot has {} elements, tensor {:?}", slot.len(), self.0.shape)));
-        }
-        let i = &self.0;
-        Ok(Tensor(Rc::new(TensorInner {
-            id: i.ctx.next_id(),
-            shape: i.shape.clone(),
-            view: i.view.clone(),
-            ctx: i.ctx.clone(),
-            requires_grad: true,
-            grad_slot: Some(slot),
-        })))
-    }
-
-    /// The same storage with another shape of equal element count.
+    /// The same storage with another shape of equal element count (a new tensor: a graph does
+    /// not see through it).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != self.numel() {
             return Err(Error::shape("reshape", format!("{:?} -> {shape:?} changes the element count", self.0.shape)));
         }
-        if self.0.requires_grad {
-            return Err(Error::shape("reshape", "reshape of a tensor in the graph is not supported; reshape its leaf instead"));
-        }
-        Ok(Tensor::wrap(&self.0.ctx, shape.to_vec(), self.0.view.clone(), false))
+        Ok(Tensor::wrap(&self.0.ctx, shape.to_vec(), self.0.view.clone()))
     }
 
     pub fn id(&self) -> u64 {
@@ -112,9 +70,6 @@ impl Tensor {
     }
     pub fn numel(&self) -> usize {
         self.0.view.len()
-    }
-    pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
     }
     pub fn ctx(&self) -> &Ctx {
         &self.0.ctx

@@ -23,7 +23,7 @@ use crate::nn::model::Fwd;
 use crate::nn::{Layout, Model, Weights};
 use crate::ops::data::{data_gather, data_noise};
 use crate::ops::elementwise::{copy_offset, fill};
-use crate::ops::loss::loss;
+use crate::autograd::Graph;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, ema_update};
 use crate::tensor::Tensor;
@@ -362,27 +362,30 @@ impl Trainer {
         let dp = noise_params(&self.cfg, n, self.epoch as u32, self.step as u32, None, self.cfg.noise.level_scale(self.epoch));
         data_noise(&ctx, &dp, &clean, &input)?;
         let shape = vec![b, 1, IMAGE_HW, IMAGE_HW];
-        let x = Tensor::wrap(&ctx, shape.clone(), input, false);
-        let y = Tensor::wrap(&ctx, shape, clean, false);
+        let x = Tensor::wrap(&ctx, shape.clone(), input);
+        let y = Tensor::wrap(&ctx, shape, clean);
         let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
-        let recon = self.model.forward(&fwd, &x)?;
-        let mut l: Option<Tensor> = None;
-        let mut push = |t: Tensor, w: f32| -> Result<()> {
-            let t = if w == 1.0 { t } else { crate::ops::elementwise::scale(&t, w)? };
-            l = Some(match l.take() {
-                None => t,
-                Some(a) => crate::ops::elementwise::add(&a, &t)?,
-            });
-            Ok(())
-        };
+        // The step's graph: dropped (with everything it saved) on any early return.
+        let mut g = Graph::new(&ctx);
+        self.train_w.attach(&mut g)?;
+        let recon = self.model.forward(&mut g, &fwd, &x)?;
+        let mut terms = Vec::new();
         for (w, kind) in pixel_terms(&self.cfg) {
-            push(loss(&recon, &y, kind)?, w)?;
+            terms.push((g.loss(&recon, &y, kind)?, w));
         }
         if let Some((vgg, w)) = &self.vgg {
-            push(vgg.loss(&recon, &y)?, *w)?;
+            terms.push((vgg.loss(&mut g, &recon, &y)?, *w));
+        }
+        let mut l: Option<Tensor> = None;
+        for (t, w) in terms {
+            let t = if w == 1.0 { t } else { g.scale(&t, w)? };
+            l = Some(match l.take() {
+                None => t,
+                Some(a) => g.add(&a, &t)?,
+            });
         }
         let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
-        drop(ctx.backward(&l)?);
+        drop(g.backward(&l)?);
         let lr = self.schedule.lr(self.step) as f32;
         self.opt.step(&ctx, &self.params, &self.grads, lr)?;
         ema_update(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema)?;

@@ -4,7 +4,8 @@
 
 use dae::check::{self, CheckRow};
 use dae::error::{Error, NO_ADAPTER_HELP};
-use dae::ops::{activation, batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, loss, maxpool2d, reduce, resize_bilinear};
+use dae::autograd::Graph;
+use dae::ops::reduce;
 use dae::{Ctx, Tensor};
 
 fn ctx() -> Ctx {
@@ -146,28 +147,29 @@ fn shape_err<T: std::fmt::Debug>(r: dae::Result<T>, op: &str) {
 #[test]
 fn bad_input_is_an_error_naming_the_op() {
     let c = ctx();
+    let mut g = Graph::new(&c);
     let t = |shape: &[usize]| Tensor::zeros(&c, shape).unwrap();
     let x = t(&[1, 3, 7, 7]);
-    shape_err(conv2d::conv2d(&x, &t(&[4, 2, 3, 3]), None, (1, 1), (1, 1)), "conv2d");
-    shape_err(conv2d::conv2d(&t(&[1, 1, 2, 2]), &t(&[1, 1, 5, 5]), None, (1, 1), (0, 0)), "conv2d");
-    shape_err(conv2d::conv2d(&x, &t(&[4, 3, 3, 3]), Some(&t(&[5])), (1, 1), (1, 1)), "conv2d");
-    shape_err(conv2d::conv2d(&x, &t(&[4, 3, 3, 3]), None, (0, 1), (1, 1)), "conv2d");
-    shape_err(conv2d::conv2d(&t(&[3, 7, 7]), &t(&[4, 3, 3, 3]), None, (1, 1), (1, 1)), "conv2d");
-    shape_err(conv2d::conv_transpose2d(&x, &t(&[3, 2, 4, 4]), None, (2, 2), (1, 1), (2, 0)), "conv_transpose2d");
-    shape_err(group_norm::group_norm(&x, 2, &t(&[3]), &t(&[3]), 1e-5), "group_norm");
-    shape_err(group_norm::group_norm(&x, 3, &t(&[4]), &t(&[3]), 1e-5), "group_norm");
+    shape_err(g.conv2d(&x, &t(&[4, 2, 3, 3]), None, (1, 1), (1, 1)), "conv2d");
+    shape_err(g.conv2d(&t(&[1, 1, 2, 2]), &t(&[1, 1, 5, 5]), None, (1, 1), (0, 0)), "conv2d");
+    shape_err(g.conv2d(&x, &t(&[4, 3, 3, 3]), Some(&t(&[5])), (1, 1), (1, 1)), "conv2d");
+    shape_err(g.conv2d(&x, &t(&[4, 3, 3, 3]), None, (0, 1), (1, 1)), "conv2d");
+    shape_err(g.conv2d(&t(&[3, 7, 7]), &t(&[4, 3, 3, 3]), None, (1, 1), (1, 1)), "conv2d");
+    shape_err(g.conv_transpose2d(&x, &t(&[3, 2, 4, 4]), None, (2, 2), (1, 1), (2, 0)), "conv_transpose2d");
+    shape_err(g.group_norm(&x, 2, &t(&[3]), &t(&[3]), 1e-5), "group_norm");
+    shape_err(g.group_norm(&x, 3, &t(&[4]), &t(&[3]), 1e-5), "group_norm");
     let one = t(&[1, 3, 1, 1]);
-    shape_err(batch_norm::batch_norm(&one, &t(&[3]), &t(&[3]), &t(&[3]), &t(&[3]), true, 0.1, 1e-5), "batch_norm");
-    shape_err(maxpool2d::max_pool2d(&t(&[1, 1, 1, 5]), (2, 2), (2, 2)), "maxpool2d");
-    shape_err(resize_bilinear::resize_bilinear(&x, 0, 4, false), "resize_bilinear");
-    shape_err(concat::concat(&[&x, &t(&[1, 2, 7, 6])]), "concat");
-    shape_err(concat::concat(&[]), "concat");
-    shape_err(dropout2d::dropout2d(&x, 1.0, 0, 0), "dropout2d");
-    shape_err(elementwise::add(&x, &t(&[1, 3, 7, 6])), "add");
-    shape_err(elementwise::bias_add(&x, &t(&[4])), "bias_add");
-    shape_err(loss::mse_loss(&x, &t(&[1, 3, 7, 6])), "mse_loss");
-    shape_err(activation::relu(&Tensor::from_slice(&c, &[0, 3], &[]).unwrap()), "relu");
-    shape_err(reduce::sum(&Tensor::from_slice(&c, &[0], &[]).unwrap()), "sum");
+    shape_err(g.batch_norm(&one, &t(&[3]), &t(&[3]), &t(&[3]), &t(&[3]), true, 0.1, 1e-5), "batch_norm");
+    shape_err(g.max_pool2d(&t(&[1, 1, 1, 5]), (2, 2), (2, 2)), "maxpool2d");
+    shape_err(g.resize_bilinear(&x, 0, 4, false), "resize_bilinear");
+    shape_err(g.concat(&[&x, &t(&[1, 2, 7, 6])]), "concat");
+    shape_err(g.concat(&[]), "concat");
+    shape_err(g.dropout2d(&x, 1.0, 0, 0), "dropout2d");
+    shape_err(g.add(&x, &t(&[1, 3, 7, 6])), "add");
+    shape_err(g.bias_add(&x, &t(&[4])), "bias_add");
+    shape_err(g.mse_loss(&x, &t(&[1, 3, 7, 6])), "mse_loss");
+    shape_err(g.relu(&Tensor::from_slice(&c, &[0, 3], &[]).unwrap()), "relu");
+    shape_err(g.reduce(&Tensor::from_slice(&c, &[0], &[]).unwrap(), reduce::ReduceKind::Sum), "sum");
     shape_err(Tensor::from_slice(&c, &[2, 2], &[1.0; 3]), "tensor");
 
     // Over the adapter's storage-binding limit: an error naming the op and the limit, before
@@ -175,35 +177,83 @@ fn bad_input_is_an_error_naming_the_op() {
     let limit = c.gpu().limits.max_storage_buffer_binding_size;
     let side = ((limit / 4 / 64) as f64).sqrt() as usize + 8;
     let big_in = t(&[1, 1, side, side]);
-    match conv2d::conv2d(&big_in, &t(&[64, 1, 3, 3]), None, (1, 1), (1, 1)) {
+    match g.conv2d(&big_in, &t(&[64, 1, 3, 3]), None, (1, 1), (1, 1)) {
         Err(Error::Limit { op, limit_name, .. }) => assert_eq!((op, limit_name), ("conv2d", "max_storage_buffer_binding_size")),
         other => panic!("expected a limit error, got {other:?}"),
     }
     // Autograd misuse.
-    let leaf = Tensor::leaf(&c, &[2], &[1.0, 2.0]).unwrap();
-    let y = elementwise::scale(&leaf, 2.0).unwrap();
-    assert!(matches!(c.backward(&y), Err(Error::Autograd(_))), "non-scalar loss must be refused");
-    assert!(matches!(c.backward(&x), Err(Error::Autograd(_))), "a tensor outside the graph must be refused");
+    let mut g = Graph::new(&c);
+    let leaf = g.leaf(&Tensor::from_slice(&c, &[2], &[1.0, 2.0]).unwrap());
+    let y = g.scale(&leaf, 2.0).unwrap();
+    assert!(matches!(g.backward(&y), Err(Error::Autograd(_))), "non-scalar loss must be refused");
+    assert!(matches!(Graph::new(&c).backward(&x.reshape(&[21, 7]).unwrap().reshape(&[147]).unwrap()), Err(Error::Autograd(_))), "a non-scalar tensor outside the graph must be refused");
+    let s = Tensor::from_slice(&c, &[1], &[1.0]).unwrap();
+    assert!(matches!(Graph::new(&c).backward(&s), Err(Error::Autograd(_))), "a tensor outside the graph must be refused");
     // Nothing went wrong on the device along the way.
     c.flush().unwrap();
     c.gpu().wait().unwrap();
 }
 
-/// Parameters with a grad slot accumulate (`+=`) across backward passes; no_grad records nothing.
+/// Parameters with a grad slot accumulate (`+=`) across backward passes; an inference graph
+/// records nothing.
 #[test]
-fn grad_slots_accumulate_and_no_grad_records_nothing() {
+fn grad_slots_accumulate_and_inference_records_nothing() {
     let c = ctx();
     let slot = c.alloc("test", 3).unwrap();
     dae::ops::elementwise::fill(&c, &slot, 0.0).unwrap();
-    let w = Tensor::from_slice(&c, &[3], &[1.0, -2.0, 3.0]).unwrap().with_grad_slot(slot.clone()).unwrap();
+    let w = Tensor::from_slice(&c, &[3], &[1.0, -2.0, 3.0]).unwrap();
     for _ in 0..2 {
-        let l = reduce::sum_sq(&w).unwrap();
-        c.backward(&l).unwrap();
+        let mut g = Graph::new(&c);
+        g.param(&w, slot.clone()).unwrap();
+        let l = g.sum_sq(&w).unwrap();
+        g.backward(&l).unwrap();
     }
-    let g = c.read(&slot).unwrap();
-    assert_eq!(g, vec![4.0, -8.0, 12.0], "two backward passes of sum(w^2) must accumulate 2 * 2w");
-    c.no_grad(|| reduce::sum_sq(&w).unwrap());
-    assert_eq!(c.tape_len(), 0);
+    let grad = c.read(&slot).unwrap();
+    assert_eq!(grad, vec![4.0, -8.0, 12.0], "two backward passes of sum(w^2) must accumulate 2 * 2w");
+    let mut g = Graph::inference(&c);
+    g.param(&w, slot.clone()).unwrap();
+    g.sum_sq(&w).unwrap();
+    assert_eq!(g.len(), 0);
+}
+
+/// backward visits only what the loss depends on: a branch recorded beside it runs no kernel;
+/// and a graph dropped between forward and backward (an error in between) frees what it saved:
+/// 100 such failures leave the buffer count flat.
+#[test]
+fn backward_visits_only_what_the_loss_needs_and_a_dropped_graph_frees_everything() {
+    let c = ctx();
+    let x = Tensor::from_slice(&c, &[2, 3, 9, 9], &vec![0.5; 2 * 3 * 81]).unwrap();
+    let w = Tensor::from_slice(&c, &[4, 3, 3, 3], &vec![0.1; 108]).unwrap();
+    let target = Tensor::zeros(&c, &[2, 4, 9, 9]).unwrap();
+    let run = |with_branch: bool| -> u64 {
+        let mut g = Graph::new(&c);
+        let w = g.leaf(&w);
+        let h = g.conv2d(&x, &w, None, (1, 1), (1, 1)).unwrap();
+        if with_branch {
+            // A second use of w that the loss does not depend on.
+            let other = g.conv2d(&x, &w, None, (1, 1), (1, 1)).unwrap();
+            let _ = g.sum_sq(&other).unwrap();
+        }
+        let l = g.mse_loss(&h, &target).unwrap();
+        let before = c.dispatch_count();
+        drop(g.backward(&l).unwrap());
+        c.dispatch_count() - before
+    };
+    assert_eq!(run(true), run(false), "the unrelated branch's backward ran");
+    let fail = || -> dae::Result<()> {
+        let mut g = Graph::new(&c);
+        let w = g.leaf(&w);
+        let h = g.conv2d(&x, &w, None, (1, 1), (1, 1))?;
+        let h = g.silu(&h)?;
+        g.mse_loss(&h, &x)?; // a shape error between forward and backward
+        Ok(())
+    };
+    assert!(fail().is_err());
+    let warm = c.created();
+    for _ in 0..100 {
+        assert!(fail().is_err());
+    }
+    assert_eq!(c.created().buffers, warm.buffers, "failed steps leaked buffers");
 }
 
 /// A repeated step creates no pipeline, bind group or buffer once warm (pool + caches). The first
@@ -212,16 +262,20 @@ fn grad_slots_accumulate_and_no_grad_records_nothing() {
 fn a_repeated_step_creates_nothing_new() {
     let c = ctx();
     let x = Tensor::from_slice(&c, &[2, 3, 9, 9], &vec![0.5; 2 * 3 * 81]).unwrap();
-    let w = Tensor::leaf(&c, &[4, 3, 3, 3], &vec![0.1; 108]).unwrap();
-    let gm = Tensor::leaf(&c, &[4], &[1.0; 4]).unwrap();
-    let bt = Tensor::leaf(&c, &[4], &[0.0; 4]).unwrap();
+    let w = Tensor::from_slice(&c, &[4, 3, 3, 3], &vec![0.1; 108]).unwrap();
+    let gm = Tensor::from_slice(&c, &[4], &[1.0; 4]).unwrap();
+    let bt = Tensor::from_slice(&c, &[4], &[0.0; 4]).unwrap();
     let target = Tensor::zeros(&c, &[2, 4, 9, 9]).unwrap();
     let step = || -> dae::Result<f32> {
-        let h = conv2d::conv2d(&x, &w, None, (1, 1), (1, 1))?;
-        let h = group_norm::group_norm(&h, 2, &gm, &bt, 1e-5)?;
-        let h = activation::silu(&h)?;
-        let l = loss::mse_loss(&h, &target)?;
-        let grads = c.backward(&l)?;
+        let mut g = Graph::new(&c);
+        for t in [&w, &gm, &bt] {
+            g.leaf(t);
+        }
+        let h = g.conv2d(&x, &w, None, (1, 1), (1, 1))?;
+        let h = g.group_norm(&h, 2, &gm, &bt, 1e-5)?;
+        let h = g.silu(&h)?;
+        let l = g.mse_loss(&h, &target)?;
+        let grads = g.backward(&l)?;
         let gw = grads.get(&w).expect("w has a gradient");
         drop(grads);
         Ok(gw.to_vec()?[0] + l.to_vec()?[0])
@@ -838,7 +892,7 @@ fn eval_refuses_bad_input_and_leaves_earlier_results_alone() {
 fn an_interrupted_eval_writes_nothing() {
     let run = copy_run("eval-int");
     let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
         .args(["eval", "--batch", "1", "-q", "--set", "model.base_ch=4", "--set", "model.num_downs=1"])
         .arg("--config")
         .arg(&cfg)
@@ -1017,9 +1071,11 @@ fn a_long_run_keeps_buffers_and_memory_flat() {
     let mut warm = (c.created(), 0u64);
     let mut last = 0.0;
     for step in 0..300u64 {
-        let out = model.forward(&Fwd::gpu(&w, true, 1, step), &x).unwrap();
-        let l = loss::mse_loss(&out, &y).unwrap();
-        drop(c.backward(&l).unwrap());
+        let mut g = Graph::new(&c);
+        w.attach(&mut g).unwrap();
+        let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, step), &x).unwrap();
+        let l = g.mse_loss(&out, &y).unwrap();
+        drop(g.backward(&l).unwrap());
         opt.step(&c, &params, &grads, 1e-3).unwrap();
         dae::optim::ema_update(&c, 0.99, &params, &ema).unwrap();
         if step % 50 == 0 || step == 299 {

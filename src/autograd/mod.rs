@@ -1,24 +1,30 @@
-//! The tape autograd. While the tape is on, every op whose inputs want a gradient records a
-//! [`Node`] (its op with what the backward needs saved, its inputs, its output) in forward order.
-//! `backward` walks the nodes in reverse and calls each op's backward through ONE `match`.
+//! The autograd: a [`Graph`] value owned by its caller. While it records, every op whose inputs
+//! want a gradient adds a [`Node`] (the op with what its backward needs, its inputs, its output)
+//! in forward order. `backward(loss)` walks, in reverse, only the nodes the loss depends on, calls
+//! each op's backward through ONE `match`, and drops each node (and the tensors it saved) as soon
+//! as its backward has been encoded. Dropping a graph without a backward frees everything it
+//! saved: nothing of it lives in the GPU runtime.
 //!
 //! Gradient buffers: the first contribution to a tensor's gradient is written (`=`) into a fresh
-//! buffer, later ones accumulate (`+=`); a leaf with a grad slot (a parameter) always
-//! accumulates into its slot. Every backward kernel takes that `accumulate` flag.
+//! buffer, later ones accumulate (`+=`); a parameter (a leaf with a grad slot) always accumulates
+//! into its slot. Every backward kernel takes that `accumulate` flag.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Ctx, View};
-use crate::ops::{self, activation, batch_norm, concat, conv2d, dropout2d, group_norm, loss, maxpool2d, pad2d, reduce, resize_bilinear};
+use crate::ops::activation::{self, Activation};
+use crate::ops::loss::{self, LossKind};
+use crate::ops::reduce::{self, ReduceKind};
+use crate::ops::{self, Sink, batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, maxpool2d, pad2d, resize_bilinear};
 use crate::tensor::Tensor;
 
-pub(crate) enum Op {
+pub enum Op {
     Conv2d(conv2d::Conv2dOp),
     ConvTranspose2d(conv2d::Conv2dOp),
     GroupNorm(group_norm::GroupNormOp),
     BatchNorm(batch_norm::BatchNormOp),
-    Activation(activation::Activation),
+    Activation(Activation),
     MaxPool2d(maxpool2d::MaxPool2dOp),
     ResizeBilinear(resize_bilinear::ResizeOp),
     Pad2d(pad2d::Pad2dOp),
@@ -28,56 +34,30 @@ pub(crate) enum Op {
     Mul,
     Scale(f32),
     BiasAdd,
-    Loss(loss::LossKind),
-    Reduce(reduce::ReduceKind),
+    Loss(LossKind),
+    Reduce(ReduceKind),
 }
 
-pub(crate) struct Node {
-    pub op: Op,
-    pub inputs: Vec<Tensor>,
-    pub output: Tensor,
+pub struct Node {
+    op: Op,
+    inputs: Vec<Tensor>,
+    output: Tensor,
 }
 
-#[derive(Default)]
-pub struct Tape {
+/// What a tensor is to the graph.
+enum Tracked {
+    /// A leaf that wants a gradient; with a slot (a parameter) it accumulates there.
+    Leaf(Option<View>),
+    /// The output of node k.
+    Out(usize),
+}
+
+/// A differentiable computation, owned by whoever runs it.
+pub struct Graph {
+    ctx: Ctx,
+    record: bool,
     nodes: Vec<Node>,
-}
-
-impl Tape {
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-}
-
-/// Where a backward kernel writes one input's gradient.
-pub(crate) struct Sink<'a> {
-    ctx: &'a Ctx,
-    grads: &'a mut HashMap<u64, View>,
-}
-
-impl Sink<'_> {
-    /// `None` when `t` wants no gradient; else the buffer and whether to accumulate into it.
-    pub fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>> {
-        if !t.requires_grad() {
-            return Ok(None);
-        }
-        if let Some(slot) = &t.0.grad_slot {
-            return Ok(Some((slot.clone(), true)));
-        }
-        if let Some(g) = self.grads.get(&t.id()) {
-            return Ok(Some((g.clone(), true)));
-        }
-        let g = self.ctx.alloc("gradient", t.numel())?;
-        self.grads.insert(t.id(), g.clone());
-        Ok(Some((g, false)))
-    }
-
-    pub fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
+    tracked: HashMap<u64, Tracked>,
 }
 
 /// The gradients `backward` computed for leaves without a grad slot.
@@ -88,71 +68,286 @@ pub struct Grads {
 
 impl Grads {
     pub fn get(&self, t: &Tensor) -> Option<Tensor> {
-        self.map.get(&t.id()).map(|(v, s)| Tensor::wrap(&self.ctx, s.clone(), v.clone(), false))
+        self.map.get(&t.id()).map(|(v, s)| Tensor::wrap(&self.ctx, s.clone(), v.clone()))
     }
 }
 
-impl Ctx {
-    /// Whether an op on `inputs` records a node (tape on and some input wants a gradient).
-    pub(crate) fn wants_grad(&self, inputs: &[&Tensor]) -> bool {
-        self.0.grad_enabled.get() && inputs.iter().any(|t| t.requires_grad())
+/// The targets of one backward pass: the graph's tracking plus the gradients so far.
+struct Targets<'a> {
+    ctx: &'a Ctx,
+    tracked: &'a HashMap<u64, Tracked>,
+    grads: &'a mut HashMap<u64, View>,
+}
+
+impl Sink for Targets<'_> {
+    fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>> {
+        match self.tracked.get(&t.id()) {
+            None => Ok(None),
+            Some(Tracked::Leaf(Some(slot))) => Ok(Some((slot.clone(), true))),
+            Some(_) => {
+                if let Some(g) = self.grads.get(&t.id()) {
+                    return Ok(Some((g.clone(), true)));
+                }
+                let g = self.ctx.alloc("gradient", t.numel())?;
+                self.grads.insert(t.id(), g.clone());
+                Ok(Some((g, false)))
+            }
+        }
+    }
+    fn wants(&self, t: &Tensor) -> bool {
+        self.tracked.contains_key(&t.id())
+    }
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+}
+
+impl Graph {
+    /// A graph that records (training).
+    pub fn new(ctx: &Ctx) -> Graph {
+        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new() }
     }
 
-    pub(crate) fn record(&self, op: Op, inputs: &[&Tensor], output: &Tensor) {
-        if output.requires_grad() {
-            self.0.tape.borrow_mut().nodes.push(Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), output: output.clone() });
+    /// A graph that records nothing (evaluation): ops run, nothing is kept for a backward.
+    pub fn inference(ctx: &Ctx) -> Graph {
+        Graph { record: false, ..Graph::new(ctx) }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// `t` as a leaf that wants a gradient (returned by `backward` in its [`Grads`]).
+    pub fn leaf(&mut self, t: &Tensor) -> Tensor {
+        if self.record {
+            self.tracked.insert(t.id(), Tracked::Leaf(None));
+        }
+        t.clone()
+    }
+
+    /// `t` as a parameter: its gradient accumulates (`+=`) into `slot` (same element count).
+    pub fn param(&mut self, t: &Tensor, slot: View) -> Result<Tensor> {
+        if slot.len() != t.numel() {
+            return Err(Error::shape("grad slot", format!("slot has {} elements, tensor {:?}", slot.len(), t.shape())));
+        }
+        if self.record {
+            self.tracked.insert(t.id(), Tracked::Leaf(Some(slot)));
+        }
+        Ok(t.clone())
+    }
+
+    /// Whether `t` wants a gradient in this graph.
+    pub fn wants(&self, t: &Tensor) -> bool {
+        self.tracked.contains_key(&t.id())
+    }
+
+    fn record(&mut self, op: Op, inputs: &[&Tensor], output: &Tensor) {
+        if self.record && inputs.iter().any(|t| self.wants(t)) {
+            self.tracked.insert(output.id(), Tracked::Out(self.nodes.len()));
+            self.nodes.push(Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), output: output.clone() });
         }
     }
 
-    /// Nodes recorded and not yet consumed by a backward.
-    pub fn tape_len(&self) -> usize {
-        self.0.tape.borrow().len()
+    // ---- the differentiable ops ------------------------------------------------------------------
+
+    pub fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<Tensor> {
+        let (y, op) = conv2d::conv2d(x, w, b, stride, pad)?;
+        let mut inputs = vec![x, w];
+        inputs.extend(b);
+        self.record(Op::Conv2d(op), &inputs, &y);
+        Ok(y)
     }
 
-    /// Drop the recorded graph without a backward (an evaluation that ran with the tape on).
-    pub fn clear_tape(&self) {
-        self.0.tape.borrow_mut().nodes.clear();
+    pub fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize), output_pad: (usize, usize)) -> Result<Tensor> {
+        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad)?;
+        let mut inputs = vec![x, w];
+        inputs.extend(b);
+        self.record(Op::ConvTranspose2d(op), &inputs, &y);
+        Ok(y)
     }
 
-    /// Backward from a scalar loss (seed 1).
-    pub fn backward(&self, loss: &Tensor) -> Result<Grads> {
+    pub fn group_norm(&mut self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps)?;
+        self.record(Op::GroupNorm(op), &[x, gamma, beta], &y);
+        Ok(y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, running_mean: &Tensor, running_var: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
+        if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
+            return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
+        }
+        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)?;
+        if let Some(op) = op {
+            self.record(Op::BatchNorm(op), &[x, gamma, beta], &y);
+        }
+        Ok(y)
+    }
+
+    pub fn activation(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
+        let y = activation::activation(x, a)?;
+        self.record(Op::Activation(a), &[x], &y);
+        Ok(y)
+    }
+    pub fn relu(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.activation(x, Activation::Relu)
+    }
+    pub fn silu(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.activation(x, Activation::Silu)
+    }
+    pub fn sigmoid(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.activation(x, Activation::Sigmoid)
+    }
+
+    pub fn max_pool2d(&mut self, x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Result<Tensor> {
+        let (y, op) = maxpool2d::max_pool2d(x, kernel, stride)?;
+        self.record(Op::MaxPool2d(op), &[x], &y);
+        Ok(y)
+    }
+
+    pub fn resize_bilinear(&mut self, x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<Tensor> {
+        let (y, op) = resize_bilinear::resize_bilinear(x, ho, wo, align_corners)?;
+        self.record(Op::ResizeBilinear(op), &[x], &y);
+        Ok(y)
+    }
+
+    /// Bilinear x2 upsampling (F.interpolate(scale_factor=2)); for x2 PyTorch's scale 1/2 equals in/out.
+    pub fn upsample2x(&mut self, x: &Tensor, align_corners: bool) -> Result<Tensor> {
+        let [_, _, h, w] = x.nchw("resize_bilinear")?;
+        self.resize_bilinear(x, 2 * h, 2 * w, align_corners)
+    }
+
+    pub fn pad2d(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
+        let (y, op) = pad2d::pad2d(x, pads)?;
+        self.record(Op::Pad2d(op), &[x], &y);
+        Ok(y)
+    }
+
+    pub fn concat(&mut self, parts: &[&Tensor]) -> Result<Tensor> {
+        let (y, op) = concat::concat(parts)?;
+        self.record(Op::Concat(op), parts, &y);
+        Ok(y)
+    }
+
+    pub fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
+        let (y, op) = dropout2d::dropout2d(x, p, seed, stream)?;
+        self.record(Op::Dropout2d(op), &[x], &y);
+        Ok(y)
+    }
+
+    pub fn add(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let y = elementwise::add(a, b)?;
+        self.record(Op::Add, &[a, b], &y);
+        Ok(y)
+    }
+    pub fn mul(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let y = elementwise::mul(a, b)?;
+        self.record(Op::Mul, &[a, b], &y);
+        Ok(y)
+    }
+    pub fn scale(&mut self, x: &Tensor, alpha: f32) -> Result<Tensor> {
+        let y = elementwise::scale(x, alpha)?;
+        self.record(Op::Scale(alpha), &[x], &y);
+        Ok(y)
+    }
+    pub fn bias_add(&mut self, x: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let y = elementwise::bias_add(x, b)?;
+        self.record(Op::BiasAdd, &[x, b], &y);
+        Ok(y)
+    }
+
+    /// The mean loss between `pred` and `target` (same shape), as a scalar tensor [1].
+    pub fn loss(&mut self, pred: &Tensor, target: &Tensor, kind: LossKind) -> Result<Tensor> {
+        let y = loss::loss(pred, target, kind)?;
+        self.record(Op::Loss(kind), &[pred, target], &y);
+        Ok(y)
+    }
+    pub fn mse_loss(&mut self, pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+        self.loss(pred, target, LossKind::Mse)
+    }
+
+    /// Reduce all of `x` to a scalar tensor of shape [1].
+    pub fn reduce(&mut self, x: &Tensor, kind: ReduceKind) -> Result<Tensor> {
+        let y = reduce::reduce(x, kind)?;
+        self.record(Op::Reduce(kind), &[x], &y);
+        Ok(y)
+    }
+    pub fn sum_sq(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.reduce(x, ReduceKind::SumSq)
+    }
+
+    // ---- backward ----------------------------------------------------------------------------------
+
+    /// Backward from a scalar loss (seed 1). Consumes the graph.
+    pub fn backward(self, loss: &Tensor) -> Result<Grads> {
         if loss.numel() != 1 {
             return Err(Error::Autograd(format!("backward needs a scalar loss, got shape {:?}", loss.shape())));
         }
-        let one = Tensor::full(self, &[1], 1.0)?;
+        let one = Tensor::full(&self.ctx, &[1], 1.0)?;
         self.backward_with(loss, &one)
     }
 
-    /// Backward from `y` with upstream gradient `dy` (same shape). Consumes the tape.
-    pub fn backward_with(&self, y: &Tensor, dy: &Tensor) -> Result<Grads> {
+    /// Backward from `y` with upstream gradient `dy` (same shape). Visits only the nodes `y`
+    /// depends on, newest first, and drops each one (with what it saved) once its backward is
+    /// encoded.
+    pub fn backward_with(self, y: &Tensor, dy: &Tensor) -> Result<Grads> {
         if y.shape() != dy.shape() {
             return Err(Error::Autograd(format!("gradient shape {:?} does not match output shape {:?}", dy.shape(), y.shape())));
         }
-        if !y.requires_grad() {
-            return Err(Error::Autograd("backward from a tensor that does not require a gradient (no input wanted one, or the tape was off)".into()));
+        let Some(Tracked::Out(last)) = self.tracked.get(&y.id()) else {
+            return Err(Error::Autograd("backward from a tensor that does not require a gradient (no input wanted one, or the graph records nothing)".into()));
+        };
+        let last = *last;
+        let Graph { ctx, nodes, tracked, .. } = self;
+        // What y depends on: the nodes reachable backwards from its own.
+        let mut needed = HashSet::new();
+        let mut stack = vec![last];
+        while let Some(k) = stack.pop() {
+            if needed.insert(k) {
+                for t in &nodes[k].inputs {
+                    if let Some(Tracked::Out(j)) = tracked.get(&t.id()) {
+                        stack.push(*j);
+                    }
+                }
+            }
         }
-        let nodes = std::mem::take(&mut self.0.tape.borrow_mut().nodes);
+        let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
         let mut grads: HashMap<u64, View> = HashMap::new();
         // Copy the seed: accumulation into y's gradient must not write the caller's tensor.
-        let seed = self.alloc("gradient", dy.numel())?;
-        ops::elementwise::copy(self, dy.view(), &seed, false)?;
+        let seed = ctx.alloc("gradient", dy.numel())?;
+        ops::elementwise::copy(&ctx, dy.view(), &seed, false)?;
         grads.insert(y.id(), seed);
         let mut shapes: HashMap<u64, Vec<usize>> = HashMap::new();
-        for node in nodes.iter().rev() {
+        for k in (0..=last).rev() {
+            if !needed.contains(&k) {
+                continue;
+            }
+            let Some(node) = nodes[k].take() else { continue };
             let Some(g) = grads.remove(&node.output.id()) else { continue };
             for t in &node.inputs {
-                shapes.entry(t.id()).or_insert_with(|| t.shape().to_vec());
+                if matches!(tracked.get(&t.id()), Some(Tracked::Leaf(None))) {
+                    shapes.entry(t.id()).or_insert_with(|| t.shape().to_vec());
+                }
             }
-            let mut sink = Sink { ctx: self, grads: &mut grads };
-            backward_node(node, &g, &mut sink)?;
+            let mut sink = Targets { ctx: &ctx, tracked: &tracked, grads: &mut grads };
+            backward_node(&node, &g, &mut sink)?;
+            // `node` drops here: its saved tensors return to the pool.
         }
         let map = grads.into_iter().filter_map(|(id, v)| shapes.remove(&id).map(|s| (id, (v, s)))).collect();
-        Ok(Grads { ctx: self.clone(), map })
+        Ok(Grads { ctx, map })
     }
 }
 
 /// The one match: each op's backward, given the gradient of its output.
-fn backward_node(node: &Node, dy: &View, sink: &mut Sink) -> Result<()> {
+fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     let x = &node.inputs;
     match &node.op {
         Op::Conv2d(o) => o.backward_conv(x, dy, sink),

@@ -1,5 +1,6 @@
 //! The GPU runtime: [`Ctx`] owns the device, the pipeline and bind-group caches, the buffer pool,
-//! the per-submit uniform arena, the open command encoder and the autograd tape.
+//! the per-submit uniform arena and the open command encoder. It knows no op: launchers hand it
+//! an entry point, its override constants, a Params struct and buffers.
 //!
 //! Work is encoded, not run: each launcher appends a dispatch to ONE compute pass; `flush`
 //! writes the uniform arena and submits. Readback flushes and waits. Buffers freed by dropped
@@ -17,7 +18,6 @@ use std::rc::{Rc, Weak};
 pub use device::Gpu;
 use params::GpuParams;
 
-use crate::autograd::Tape;
 use crate::error::{Error, Result};
 
 /// Threads per workgroup of every 1-D kernel (`const WG` in the WGSL files).
@@ -130,8 +130,6 @@ pub struct CtxInner {
     /// MAP_READ buffers by size, reused by every readback (the training loop reads its log).
     staging: RefCell<HashMap<u64, wgpu::Buffer>>,
     next_id: Cell<u64>,
-    pub(crate) tape: RefCell<Tape>,
-    pub(crate) grad_enabled: Cell<bool>,
     poison: Cell<bool>,
     tiled: Cell<bool>,
     dispatches: Cell<u64>,
@@ -190,8 +188,6 @@ impl Ctx {
             dummy: RefCell::new(None),
             staging: RefCell::default(),
             next_id: Cell::new(1),
-            tape: RefCell::default(),
-            grad_enabled: Cell::new(true),
             poison: Cell::new(false),
             tiled: Cell::new(true),
             dispatches: Cell::new(0),
@@ -209,7 +205,7 @@ impl Ctx {
         &self.0.gpu
     }
 
-    pub(crate) fn next_id(&self) -> u64 {
+    pub fn next_id(&self) -> u64 {
         let id = self.0.next_id.get();
         self.0.next_id.set(id + 1);
         id
@@ -302,7 +298,10 @@ impl Ctx {
             len,
         };
         if self.0.poison.get() && len > 0 {
-            crate::ops::elementwise::fill(self, &view, f32::NAN)?;
+            // After a flush: `write_buffer` lands before the next submit, and pending work may
+            // still read this recycled buffer.
+            self.flush()?;
+            self.0.gpu.queue.write_buffer(&view.storage.buf, 0, bytemuck::cast_slice(&vec![f32::NAN; len]));
         }
         Ok(view)
     }
@@ -597,14 +596,6 @@ impl Ctx {
 
     pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
-    }
-
-    /// Run `f` with the tape off (evaluation): no nodes are recorded, nothing is kept for backward.
-    pub fn no_grad<T>(&self, f: impl FnOnce() -> T) -> T {
-        let prev = self.0.grad_enabled.replace(false);
-        let out = f();
-        self.0.grad_enabled.set(prev);
-        out
     }
 }
 

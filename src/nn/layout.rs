@@ -6,6 +6,7 @@
 use crate::util::rng::Rng;
 use crate::error::Result;
 use crate::gpu::{Ctx, View};
+use crate::autograd::Graph;
 use crate::tensor::Tensor;
 
 /// Elements per alignment unit: 256 bytes, the storage offset alignment we request.
@@ -115,24 +116,36 @@ impl Layout {
 pub struct Weights {
     pub params: Vec<Tensor>,
     pub buffers: Vec<Tensor>,
+    /// Each parameter's slot in the gradient arena, when training.
+    slots: Option<Vec<View>>,
 }
 
 impl Weights {
-    /// Views of `arena` (and `grads`, when given: then every parameter accumulates its gradient
-    /// into its slot there) and of `buffers`.
+    /// Views of `arena` (and of `grads`, when given: each parameter's gradient slot) and of
+    /// `buffers`.
     pub fn views(ctx: &Ctx, layout: &Layout, arena: &View, grads: Option<&View>, buffers: &View) -> Result<Weights> {
         let mut params = Vec::with_capacity(layout.params.len());
         for e in &layout.params {
-            let t = Tensor::wrap(ctx, e.shape.clone(), arena.slice(e.offset, e.numel())?, false);
-            params.push(match grads {
-                Some(g) => t.with_grad_slot(g.slice(e.offset, e.numel())?)?,
-                None => t,
-            });
+            params.push(Tensor::wrap(ctx, e.shape.clone(), arena.slice(e.offset, e.numel())?));
         }
+        let slots = match grads {
+            Some(g) => Some(layout.params.iter().map(|e| g.slice(e.offset, e.numel())).collect::<Result<Vec<_>>>()?),
+            None => None,
+        };
         let mut bufs = Vec::with_capacity(layout.buffers.len());
         for e in &layout.buffers {
-            bufs.push(Tensor::wrap(ctx, e.shape.clone(), buffers.slice(e.offset, e.numel())?, false));
+            bufs.push(Tensor::wrap(ctx, e.shape.clone(), buffers.slice(e.offset, e.numel())?));
         }
-        Ok(Weights { params, buffers: bufs })
+        Ok(Weights { params, buffers: bufs, slots })
+    }
+
+    /// Make the parameters leaves of `g` whose gradients accumulate into their slots (an error
+    /// for weights made without a gradient arena).
+    pub fn attach(&self, g: &mut Graph) -> Result<()> {
+        let slots = self.slots.as_ref().ok_or_else(|| crate::error::Error::Autograd("these weights have no gradient arena".into()))?;
+        for (t, s) in self.params.iter().zip(slots) {
+            g.param(t, s.clone())?;
+        }
+        Ok(())
     }
 }

@@ -164,27 +164,26 @@ impl Lpips {
     /// The five tapped feature maps of images `x` [n, c, h, w] (c 1 or 3) whose values map to
     /// [-1, 1] by `x * affine.0 + affine.1`.
     pub fn features(&self, x: &Tensor, affine: (f32, f32)) -> Result<Vec<Tensor>> {
+        // Evaluation only: the ops run without a graph.
         let ctx = x.ctx();
-        ctx.no_grad(|| {
-            let [n, c, ..] = x.nchw("lpips")?;
-            let r = resize_bilinear::resize_bilinear(x, INPUT_SIDE, INPUT_SIDE, false)?;
-            let v = ctx.alloc("lpips", n * 3 * INPUT_SIDE * INPUT_SIDE)?;
-            k::lpips_input(ctx, r.view(), [n, c, INPUT_SIDE, INPUT_SIDE], affine, self.shift, self.scale, &v)?;
-            let mut h = Tensor::wrap(ctx, vec![n, 3, INPUT_SIDE, INPUT_SIDE], v, false);
-            let mut out = Vec::new();
-            let mut convs = self.convs.iter();
-            for l in &self.layers {
-                match *l {
-                    Layer::Conv(_, _, _, _, s, p) => {
-                        let (w, b) = convs.next().ok_or_else(|| Error::Msg("lpips: fewer convs than layers".into()))?;
-                        h = activation::relu(&conv2d::conv2d(&h, w, Some(b), (s, s), (p, p))?)?;
-                    }
-                    Layer::Pool(kk, s) => h = maxpool2d::max_pool2d(&h, (kk, kk), (s, s))?,
-                    Layer::Tap => out.push(h.clone()),
+        let [n, c, ..] = x.nchw("lpips")?;
+        let r = resize_bilinear::resize_bilinear(x, INPUT_SIDE, INPUT_SIDE, false)?.0;
+        let v = ctx.alloc("lpips", n * 3 * INPUT_SIDE * INPUT_SIDE)?;
+        k::lpips_input(ctx, r.view(), [n, c, INPUT_SIDE, INPUT_SIDE], affine, self.shift, self.scale, &v)?;
+        let mut h = Tensor::wrap(ctx, vec![n, 3, INPUT_SIDE, INPUT_SIDE], v);
+        let mut out = Vec::new();
+        let mut convs = self.convs.iter();
+        for l in &self.layers {
+            match *l {
+                Layer::Conv(_, _, _, _, s, p) => {
+                    let (w, b) = convs.next().ok_or_else(|| Error::Msg("lpips: fewer convs than layers".into()))?;
+                    h = activation::activation(&conv2d::conv2d(&h, w, Some(b), (s, s), (p, p))?.0, activation::Activation::Relu)?;
                 }
+                Layer::Pool(kk, s) => h = maxpool2d::max_pool2d(&h, (kk, kk), (s, s))?.0,
+                Layer::Tap => out.push(h.clone()),
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     /// out[offset + i] = LPIPS between image i of two feature sets (from [`Lpips::features`]).

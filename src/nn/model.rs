@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::layout::{Init, Layout, Weights};
-use crate::ops::activation::{self, Activation};
-use crate::ops::{batch_norm, concat, conv2d, dropout2d, group_norm, maxpool2d, pad2d, resize_bilinear};
-use crate::reference::graph::{Graph, V};
+use crate::autograd::Graph;
+use crate::ops::activation::Activation;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,8 +165,8 @@ fn word<T: Serialize>(v: &T) -> String {
     serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// What the model code needs from a backend: the GPU graph ops ([`GpuOps`]) or the CPU
-/// reference tape ([`Graph`]), so one model definition runs on both and a training step can be
+/// What the model code needs from a backend: the GPU ops under an `autograd::Graph` or the CPU
+/// reference tape (`reference::graph::Graph`, which implements this trait itself), so one model definition runs on both and a training step can be
 /// checked end to end against the reference.
 pub trait Backend {
     type T: Clone;
@@ -185,100 +184,41 @@ pub trait Backend {
     fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, stream: u64) -> Result<Self::T>;
 }
 
-/// The GPU graph ops (the tape records when inputs want gradients).
-pub struct GpuOps;
-
-impl Backend for GpuOps {
+/// The GPU ops, recorded by the caller's graph when their inputs want gradients.
+impl Backend for Graph {
     type T = Tensor;
     fn dims(&self, t: &Tensor) -> Result<[usize; 4]> {
         t.nchw("model")
     }
     fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
-        conv2d::conv2d(x, w, b, s, p)
+        Graph::conv2d(self, x, w, b, s, p)
     }
     fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
-        conv2d::conv_transpose2d(x, w, b, s, p, (0, 0))
+        Graph::conv_transpose2d(self, x, w, b, s, p, (0, 0))
     }
     fn group_norm(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
-        group_norm::group_norm(x, groups, g, b, eps)
+        Graph::group_norm(self, x, groups, g, b, eps)
     }
     fn batch_norm(&mut self, x: &Tensor, g: &Tensor, b: &Tensor, rm: &Tensor, rv: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
-        batch_norm::batch_norm(x, g, b, rm, rv, training, momentum, eps)
+        Graph::batch_norm(self, x, g, b, rm, rv, training, momentum, eps)
     }
     fn act(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
-        activation::activation(x, a)
+        Graph::activation(self, x, a)
     }
     fn maxpool2d(&mut self, x: &Tensor) -> Result<Tensor> {
-        maxpool2d::max_pool2d(x, (2, 2), (2, 2))
+        Graph::max_pool2d(self, x, (2, 2), (2, 2))
     }
     fn resize(&mut self, x: &Tensor, ho: usize, wo: usize, ac: bool) -> Result<Tensor> {
-        resize_bilinear::resize_bilinear(x, ho, wo, ac)
+        Graph::resize_bilinear(self, x, ho, wo, ac)
     }
     fn pad(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
-        pad2d::pad2d(x, pads)
+        Graph::pad2d(self, x, pads)
     }
     fn concat(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        concat::concat(&[a, b])
+        Graph::concat(self, &[a, b])
     }
     fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
-        dropout2d::dropout2d(x, p, seed, stream)
-    }
-}
-
-fn reference_act(a: Activation) -> crate::reference::activation::Activation {
-    use crate::reference::activation::Activation as R;
-    match a {
-        Activation::Relu => R::Relu,
-        Activation::LeakyRelu(s) => R::LeakyRelu(s as f64),
-        Activation::GeluErf => R::GeluErf,
-        Activation::GeluTanh => R::GeluTanh,
-        Activation::Silu => R::Silu,
-        Activation::Sigmoid => R::Sigmoid,
-    }
-}
-
-/// The CPU reference tape (f64); the f32 hyper-parameters are widened exactly.
-impl Backend for Graph {
-    type T = V;
-    fn dims(&self, t: &V) -> Result<[usize; 4]> {
-        match self.shape(*t) {
-            [n, c, h, w] => Ok([*n, *c, *h, *w]),
-            s => Err(Error::shape("model", format!("expects NCHW, got {s:?}"))),
-        }
-    }
-    fn conv2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
-        Ok(Graph::conv2d(self, *x, *w, b.copied(), s, p))
-    }
-    fn conv_transpose2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
-        Ok(Graph::conv_transpose2d(self, *x, *w, b.copied(), s, p))
-    }
-    fn group_norm(&mut self, x: &V, groups: usize, g: &V, b: &V, eps: f32) -> Result<V> {
-        Ok(Graph::group_norm(self, *x, groups, *g, *b, eps as f64))
-    }
-    fn batch_norm(&mut self, x: &V, g: &V, b: &V, rm: &V, rv: &V, training: bool, momentum: f32, eps: f32) -> Result<V> {
-        Ok(Graph::batch_norm(self, *x, *g, *b, *rm, *rv, training, momentum as f64, eps as f64))
-    }
-    fn act(&mut self, x: &V, a: Activation) -> Result<V> {
-        Ok(Graph::act(self, *x, reference_act(a)))
-    }
-    fn maxpool2d(&mut self, x: &V) -> Result<V> {
-        let [_, _, h, w] = self.dims(x)?;
-        if h < 2 || w < 2 {
-            return Err(Error::shape("maxpool2d", format!("input {h}x{w} is smaller than the 2x2 window")));
-        }
-        Ok(Graph::maxpool2d(self, *x, (2, 2), (2, 2)))
-    }
-    fn resize(&mut self, x: &V, ho: usize, wo: usize, ac: bool) -> Result<V> {
-        Ok(Graph::resize(self, *x, ho, wo, ac))
-    }
-    fn pad(&mut self, x: &V, pads: (usize, usize, usize, usize)) -> Result<V> {
-        Ok(Graph::pad(self, *x, pads))
-    }
-    fn concat(&mut self, a: &V, b: &V) -> Result<V> {
-        Ok(Graph::concat(self, &[*a, *b]))
-    }
-    fn dropout2d(&mut self, x: &V, p: f32, seed: u64, stream: u64) -> Result<V> {
-        Ok(Graph::dropout2d(self, *x, p as f64, seed, stream))
+        Graph::dropout2d(self, x, p, seed, stream)
     }
 }
 
@@ -504,8 +444,9 @@ impl Model {
     }
 
     /// The reconstruction of `x` [n, in_ch, h, w], in [0, 1] (sigmoid), at x's size, on the GPU.
-    pub fn forward(&self, f: &Fwd<Tensor>, x: &Tensor) -> Result<Tensor> {
-        self.forward_on(&mut GpuOps, f, x)
+    /// The forward on the GPU, recorded in `g` (an inference graph records nothing).
+    pub fn forward(&self, g: &mut Graph, f: &Fwd<Tensor>, x: &Tensor) -> Result<Tensor> {
+        self.forward_on(g, f, x)
     }
 
     /// The same on any backend (the CPU reference tape in the checks).

@@ -13,7 +13,7 @@ use crate::checkpoint;
 use crate::config::PerceptualConfig;
 use crate::error::{Error, Result};
 use crate::gpu::Ctx;
-use crate::ops::{activation, conv2d, elementwise, loss, maxpool2d};
+use crate::autograd::Graph;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,15 +97,16 @@ impl Vgg {
         Ok(Vgg { layers, convs, taps: cfg.taps.clone(), to_rgb })
     }
 
-    /// Feature maps at the taps of grey images `x` [n, 1, h, w] in [0, 1].
-    pub fn features(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = conv2d::conv2d(x, &self.to_rgb.0, Some(&self.to_rgb.1), (1, 1), (0, 0))?;
+    /// Feature maps at the taps of grey images `x` [n, 1, h, w] in [0, 1], recorded in `g`
+    /// (the VGG weights are constants: only what flows from `x` is differentiated).
+    pub fn features(&self, g: &mut Graph, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = g.conv2d(x, &self.to_rgb.0, Some(&self.to_rgb.1), (1, 1), (0, 0))?;
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             h = match (l, &self.convs[i]) {
-                (Layer::Conv(..), Some((w, b))) => conv2d::conv2d(&h, w, Some(b), (1, 1), (1, 1))?,
-                (Layer::Relu, _) => activation::relu(&h)?,
-                (Layer::Pool, _) => maxpool2d::max_pool2d(&h, (2, 2), (2, 2))?,
+                (Layer::Conv(..), Some((w, b))) => g.conv2d(&h, w, Some(b), (1, 1), (1, 1))?,
+                (Layer::Relu, _) => g.relu(&h)?,
+                (Layer::Pool, _) => g.max_pool2d(&h, (2, 2), (2, 2))?,
                 (Layer::Conv(..), None) => return Err(Error::Msg(format!("vgg: conv {i} has no weights"))),
             };
             if self.taps.contains(&i) {
@@ -115,19 +116,20 @@ impl Vgg {
         Ok(out)
     }
 
-    /// Mean over the taps of MSE(features(recon), features(clean)); the clean side has no graph.
-    pub fn loss(&self, recon: &Tensor, clean: &Tensor) -> Result<Tensor> {
-        let fr = self.features(recon)?;
-        let fc = recon.ctx().no_grad(|| self.features(clean))?;
+    /// Mean over the taps of MSE(features(recon), features(clean)); the clean side is a
+    /// constant (nothing of it is recorded: no input of its ops wants a gradient).
+    pub fn loss(&self, g: &mut Graph, recon: &Tensor, clean: &Tensor) -> Result<Tensor> {
+        let fr = self.features(g, recon)?;
+        let fc = self.features(g, clean)?;
         let mut total: Option<Tensor> = None;
         for (a, b) in fr.iter().zip(&fc) {
-            let l = loss::mse_loss(a, b)?;
+            let l = g.mse_loss(a, b)?;
             total = Some(match total {
                 None => l,
-                Some(t) => elementwise::add(&t, &l)?,
+                Some(t) => g.add(&t, &l)?,
             });
         }
         let t = total.ok_or_else(|| Error::Msg("vgg: no taps".into()))?;
-        elementwise::scale(&t, 1.0 / fr.len() as f32)
+        g.scale(&t, 1.0 / fr.len() as f32)
     }
 }

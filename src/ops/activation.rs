@@ -1,7 +1,7 @@
 //! Launchers for shaders/activation.wgsl and the graph ops relu, leaky_relu, gelu, silu, sigmoid.
 //! The function is the override constant ACT, so each one is its own cached pipeline.
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
@@ -80,27 +80,10 @@ pub fn activation(x: &Tensor, a: Activation) -> Result<Tensor> {
     nonzero(a.name(), x)?;
     let y = output(a.name(), x.shape().to_vec(), &[x])?;
     activation_forward(x.ctx(), a, x.view(), y.view())?;
-    x.ctx().record(Op::Activation(a), &[x], &y);
     Ok(y)
 }
 
-pub fn relu(x: &Tensor) -> Result<Tensor> {
-    activation(x, Activation::Relu)
-}
-pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
-    activation(x, Activation::LeakyRelu(slope))
-}
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    activation(x, Activation::GeluErf)
-}
-pub fn silu(x: &Tensor) -> Result<Tensor> {
-    activation(x, Activation::Silu)
-}
-pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
-    activation(x, Activation::Sigmoid)
-}
-
-pub(crate) fn backward(a: Activation, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn backward(a: Activation, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((dx, acc)) = sink.target(x)? {
         activation_backward(sink.ctx(), a, x.view(), dy, &dx, acc)?;
     }

@@ -1,7 +1,7 @@
 //! Launchers for shaders/batch_norm.wgsl and the graph op batch_norm (training: batch
 //! statistics and running-stat update; eval: running statistics).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -70,7 +70,7 @@ pub fn batch_norm_backward(
     run(ctx, "batch_norm_backward", p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
 }
 
-pub(crate) struct BatchNormOp {
+pub struct BatchNormOp {
     p: BatchNormParams,
     stats: View,
 }
@@ -86,7 +86,7 @@ pub fn batch_norm(
     training: bool,
     momentum: f32,
     eps: f32,
-) -> Result<Tensor> {
+) -> Result<(Tensor, Option<BatchNormOp>)> {
     const OP: &str = "batch_norm";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -103,21 +103,17 @@ pub fn batch_norm(
     let p = BatchNormParams { n: u(n), c: u(c), hw: u(h * w), eps, momentum, ..Default::default() };
     if !training {
         let y = output(OP, x.shape().to_vec(), &[x])?;
-        if ctx.wants_grad(&[x, gamma, beta]) {
-            return Err(crate::error::Error::shape(OP, "eval-mode batch norm has no backward; run it under no_grad"));
-        }
         batch_norm_forward_eval(ctx, p, x.view(), gamma.view(), beta.view(), running_mean.view(), running_var.view(), y.view())?;
-        return Ok(y);
+        return Ok((y, None));
     }
     let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
     let stats = ctx.alloc(OP, c * 2)?;
     batch_norm_forward_train(ctx, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
-    ctx.record(Op::BatchNorm(BatchNormOp { p, stats }), &[x, gamma, beta], &y);
-    Ok(y)
+    Ok((y, Some(BatchNormOp { p, stats })))
 }
 
 impl BatchNormOp {
-    pub(crate) fn backward(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let ctx = sink.ctx().clone();
         let dx = sink.target(&x[0])?;
         let dg = sink.target(&x[1])?;
@@ -144,7 +140,7 @@ impl BatchNormOp {
         };
         let p = BatchNormParams {
             accumulate: flag(acc),
-            write_dx: flag(x[0].requires_grad()),
+            write_dx: flag(sink.wants(&x[0])),
             write_dparams: flag(write_dparams),
             param_accumulate: flag(param_acc),
             ..self.p

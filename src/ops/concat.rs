@@ -1,6 +1,6 @@
 //! Launchers for shaders/concat.wgsl and the graph op concat (channel concatenation).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -29,12 +29,12 @@ pub fn concat_backward(ctx: &Ctx, p: ConcatParams, dy: &View, dx: &View) -> Resu
     ctx.dispatch(Launch { family: FAMILY, entry: "concat_backward", overrides: &[], params: &p, bindings: &[(2, dy), (4, dx)], groups })
 }
 
-pub(crate) struct ConcatOp {
+pub struct ConcatOp {
     parts: Vec<ConcatParams>,
 }
 
 /// torch.cat(parts, dim=1) of NCHW tensors with equal n, h, w.
-pub fn concat(parts: &[&Tensor]) -> Result<Tensor> {
+pub fn concat(parts: &[&Tensor]) -> Result<(Tensor, ConcatOp)> {
     const OP: &str = "concat";
     crate::ensure!(!parts.is_empty(), OP, "needs at least one tensor");
     let [n, _, h, w] = parts[0].nchw(OP)?;
@@ -61,12 +61,11 @@ pub fn concat(parts: &[&Tensor]) -> Result<Tensor> {
         ps.push(p);
         off += c;
     }
-    parts[0].ctx().record(Op::Concat(ConcatOp { parts: ps }), parts, &y);
-    Ok(y)
+    Ok((y, ConcatOp { parts: ps }))
 }
 
 impl ConcatOp {
-    pub(crate) fn backward(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         for (t, p) in x.iter().zip(&self.parts) {
             if let Some((dx, acc)) = sink.target(t)? {
                 concat_backward(sink.ctx(), ConcatParams { accumulate: flag(acc), ..*p }, dy, &dx)?;

@@ -1,7 +1,7 @@
 //! Launchers for shaders/conv2d.wgsl, and the graph ops conv2d and conv_transpose2d, which share
 //! the three kernels (see the shader header for the mapping).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -108,7 +108,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     run(ctx, "conv2d_weight_grad_reduce", p, &[(4, &partials), (7, dw)], wsz)
 }
 
-pub(crate) struct Conv2dOp {
+pub struct Conv2dOp {
     g: ConvGeom,
 }
 
@@ -125,7 +125,7 @@ fn check_common(op: &'static str, x: &Tensor, w: &Tensor, stride: (usize, usize)
 }
 
 /// PyTorch's F.conv2d: x [n,cin,h,w], w [cout,cin,kh,kw], optional b [cout], zero padding.
-pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<Tensor> {
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<(Tensor, Conv2dOp)> {
     const OP: &str = "conv2d";
     let ([n, cin, h, wd], [cout, wcin, kh, kw]) = check_common(OP, x, w, stride)?;
     crate::ensure!(wcin == cin, OP, "weight {:?} expects {wcin} input channels, input {:?} has {cin}", w.shape(), x.shape());
@@ -157,8 +157,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
     inputs.extend(b);
     let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
     conv2d_forward(x.ctx(), &g, x.view(), w.view(), b.map(|b| b.view()), y.view(), false)?;
-    x.ctx().record(Op::Conv2d(Conv2dOp { g }), &inputs, &y);
-    Ok(y)
+    Ok((y, Conv2dOp { g }))
 }
 
 /// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
@@ -170,7 +169,7 @@ pub fn conv_transpose2d(
     stride: (usize, usize),
     pad: (usize, usize),
     output_pad: (usize, usize),
-) -> Result<Tensor> {
+) -> Result<(Tensor, Conv2dOp)> {
     const OP: &str = "conv_transpose2d";
     let ([n, cin, h, wd], [wcin, cout, kh, kw]) = check_common(OP, x, w, stride)?;
     crate::ensure!(wcin == cin, OP, "weight {:?} expects {wcin} input channels, input {:?} has {cin}", w.shape(), x.shape());
@@ -196,12 +195,11 @@ pub fn conv_transpose2d(
     inputs.extend(b);
     let y = output(OP, vec![n, cout, ho, wo], &inputs)?;
     conv2d_input_grad(x.ctx(), &g, w.view(), b.map(|b| b.view()), x.view(), y.view(), false)?;
-    x.ctx().record(Op::ConvTranspose2d(Conv2dOp { g }), &inputs, &y);
-    Ok(y)
+    Ok((y, Conv2dOp { g }))
 }
 
 impl Conv2dOp {
-    pub(crate) fn backward_conv(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward_conv(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
         if let Some((dx, acc)) = sink.target(&x[0])? {
             conv2d_input_grad(sink.ctx(), g, x[1].view(), None, dy, &dx, acc)?;
@@ -218,7 +216,7 @@ impl Conv2dOp {
     }
 
     /// dy lives in conv "input" space (the transposed conv's output), x in conv "output" space.
-    pub(crate) fn backward_conv_transpose(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward_conv_transpose(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
         if let Some((dx, acc)) = sink.target(&x[0])? {
             conv2d_forward(sink.ctx(), g, dy, x[1].view(), None, &dx, acc)?;

@@ -1,6 +1,6 @@
 //! Launchers for shaders/dropout2d.wgsl and the graph op dropout2d (a per-channel Philox mask).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -28,14 +28,14 @@ pub fn dropout2d_backward(ctx: &Ctx, p: Dropout2dParams, dy: &View, dx: &View) -
     ctx.dispatch(Launch { family: FAMILY, entry: "dropout2d_backward", overrides: &[], params: &p, bindings: &[(1, dy), (2, dx)], groups })
 }
 
-pub(crate) struct Dropout2dOp {
+pub struct Dropout2dOp {
     p: Dropout2dParams,
 }
 
 /// Dropout2d in training mode: zero whole channels with probability `p`, scale the rest by
 /// 1/(1-p). The mask is Philox(counter = (n*c index, stream), key = seed), reproducible on the
 /// CPU (`reference::dropout2d`). Callers pass a fresh `stream` per step (e.g. the step index).
-pub fn dropout2d(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
+pub fn dropout2d(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<(Tensor, Dropout2dOp)> {
     const OP: &str = "dropout2d";
     let [_, _, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -53,12 +53,11 @@ pub fn dropout2d(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
         ..Default::default()
     };
     dropout2d_forward(x.ctx(), prm, x.view(), y.view())?;
-    x.ctx().record(Op::Dropout2d(Dropout2dOp { p: prm }), &[x], &y);
-    Ok(y)
+    Ok((y, Dropout2dOp { p: prm }))
 }
 
 impl Dropout2dOp {
-    pub(crate) fn backward(&self, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             dropout2d_backward(sink.ctx(), Dropout2dParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

@@ -1,6 +1,6 @@
 //! Launchers for shaders/elementwise.wgsl: add, mul, scale, bias_add, fill, copy.
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -52,11 +52,10 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let y = output("add", a.shape().to_vec(), &[a, b])?;
     let ctx = a.ctx();
     run(ctx, "add_forward", flat(a.numel(), false, 1.0), &[(1, a.view()), (2, b.view()), (3, y.view())], grid1d(ctx, "add", a.numel())?)?;
-    ctx.record(Op::Add, &[a, b], &y);
     Ok(y)
 }
 
-pub(crate) fn add_backward(x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     for t in x {
         if let Some((g, acc)) = sink.target(t)? {
             copy(sink.ctx(), dy, &g, acc)?;
@@ -70,11 +69,10 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let y = output("mul", a.shape().to_vec(), &[a, b])?;
     let ctx = a.ctx();
     run(ctx, "mul_forward", flat(a.numel(), false, 1.0), &[(1, a.view()), (2, b.view()), (3, y.view())], grid1d(ctx, "mul", a.numel())?)?;
-    ctx.record(Op::Mul, &[a, b], &y);
     Ok(y)
 }
 
-pub(crate) fn mul_backward(x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn mul_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     for (i, t) in x.iter().enumerate() {
         if let Some((g, acc)) = sink.target(t)? {
             let other = &x[1 - i];
@@ -90,11 +88,10 @@ pub fn scale(x: &Tensor, alpha: f32) -> Result<Tensor> {
     let y = output("scale", x.shape().to_vec(), &[x])?;
     let ctx = x.ctx();
     run(ctx, "scale_forward", flat(x.numel(), false, alpha), &[(1, x.view()), (3, y.view())], grid1d(ctx, "scale", x.numel())?)?;
-    ctx.record(Op::Scale(alpha), &[x], &y);
     Ok(y)
 }
 
-pub(crate) fn scale_backward(alpha: f32, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn scale_backward(alpha: f32, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((g, acc)) = sink.target(x)? {
         let ctx = sink.ctx();
         run(ctx, "scale_backward", flat(dy.len(), acc, alpha), &[(1, dy), (3, &g)], grid1d(ctx, "scale", dy.len())?)?;
@@ -111,7 +108,6 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     let ctx = x.ctx();
     let p = ElementwiseParams { len: u(n * c * h * w), c: u(c), hw: u(h * w), ..Default::default() };
     run(ctx, "bias_add_forward", p, &[(1, x.view()), (2, b.view()), (3, y.view())], grid1d(ctx, "bias_add", x.numel())?)?;
-    ctx.record(Op::BiasAdd, &[x, b], &y);
     Ok(y)
 }
 
@@ -121,7 +117,7 @@ pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, db: &View,
     run(ctx, "bias_add_backward", p, &[(1, dy), (3, db)], grid_groups(ctx, "bias_add", c)?)
 }
 
-pub(crate) fn bias_add_backward(x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn bias_add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((g, acc)) = sink.target(&x[0])? {
         copy(sink.ctx(), dy, &g, acc)?;
     }

@@ -1,7 +1,7 @@
 //! Launchers for shaders/group_norm.wgsl and the graph op group_norm (instance norm is
 //! groups == channels).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -35,13 +35,13 @@ pub fn group_norm_param_grad(ctx: &Ctx, p: GroupNormParams, x: &View, dy: &View,
     run(ctx, "group_norm_param_grad", p, &[(1, x), (4, dy), (5, stats), (8, dgamma), (9, dbeta)], p.c as usize)
 }
 
-pub(crate) struct GroupNormOp {
+pub struct GroupNormOp {
     p: GroupNormParams,
     stats: View,
 }
 
 /// PyTorch's F.group_norm with affine gamma/beta of shape [c].
-pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, GroupNormOp)> {
     const OP: &str = "group_norm";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -53,12 +53,11 @@ pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps:
     let stats = ctx.alloc(OP, n * groups * 2)?;
     let p = GroupNormParams { n: u(n), c: u(c), hw: u(h * w), groups: u(groups), eps, ..Default::default() };
     group_norm_forward(ctx, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
-    ctx.record(Op::GroupNorm(GroupNormOp { p, stats }), &[x, gamma, beta], &y);
-    Ok(y)
+    Ok((y, GroupNormOp { p, stats }))
 }
 
 impl GroupNormOp {
-    pub(crate) fn backward(&self, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(&x[0])? {
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
             group_norm_input_grad(sink.ctx(), p, x[0].view(), x[1].view(), dy, &self.stats, &dx)?;

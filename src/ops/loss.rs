@@ -1,7 +1,7 @@
 //! Launchers for shaders/loss.wgsl and the graph ops mse_loss, l1_loss, charbonnier_loss
 //! (mean reduction; the second stage is reduce.wgsl's reduce_final).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
@@ -79,21 +79,10 @@ pub fn loss(pred: &Tensor, target: &Tensor, kind: LossKind) -> Result<Tensor> {
     let partials = ctx.alloc(op, num_partials(pred.numel()))?;
     loss_partial(ctx, kind, pred.view(), target.view(), &partials)?;
     reduce_final(ctx, &partials, 1.0 / pred.numel() as f32, y.view())?;
-    ctx.record(Op::Loss(kind), &[pred, target], &y);
     Ok(y)
 }
 
-pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-    loss(pred, target, LossKind::Mse)
-}
-pub fn l1_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-    loss(pred, target, LossKind::L1)
-}
-pub fn charbonnier_loss(pred: &Tensor, target: &Tensor, eps: f32) -> Result<Tensor> {
-    loss(pred, target, LossKind::Charbonnier(eps))
-}
-
-pub(crate) fn backward(kind: LossKind, x: &[Tensor], dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn backward(kind: LossKind, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     for (t, sign) in [(&x[0], 1.0), (&x[1], -1.0)] {
         if let Some((d, acc)) = sink.target(t)? {
             loss_backward(sink.ctx(), kind, x[0].view(), x[1].view(), dy, &d, sign, acc)?;

@@ -1,6 +1,6 @@
 //! Launchers for shaders/maxpool2d.wgsl and the graph op max_pool2d (no padding, floor mode).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -29,13 +29,13 @@ pub fn maxpool2d_backward(ctx: &Ctx, p: MaxPool2dParams, dy: &View, idx: &View, 
     ctx.dispatch(Launch { family: FAMILY, entry: "maxpool2d_backward", overrides: &[], params: &p, bindings: &[(2, dy), (3, idx), (5, dx)], groups })
 }
 
-pub(crate) struct MaxPool2dOp {
+pub struct MaxPool2dOp {
     p: MaxPool2dParams,
     idx: View,
 }
 
 /// PyTorch's F.max_pool2d(x, kernel, stride) with no padding and floor mode.
-pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Result<Tensor> {
+pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Result<(Tensor, MaxPool2dOp)> {
     const OP: &str = "maxpool2d";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -58,12 +58,11 @@ pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) ->
         ..Default::default()
     };
     maxpool2d_forward(ctx, p, x.view(), &idx, y.view())?;
-    ctx.record(Op::MaxPool2d(MaxPool2dOp { p, idx }), &[x], &y);
-    Ok(y)
+    Ok((y, MaxPool2dOp { p, idx }))
 }
 
 impl MaxPool2dOp {
-    pub(crate) fn backward(&self, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             maxpool2d_backward(sink.ctx(), MaxPool2dParams { accumulate: flag(acc), ..self.p }, dy, &self.idx, &dx)?;
         }

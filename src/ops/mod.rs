@@ -1,6 +1,8 @@
 //! Launchers, one file per `shaders/<family>.wgsl`: the Params twin, one launch fn per entry
-//! point (arguments in binding order), and the differentiable graph functions built on them
-//! (`conv2d(&x, &w, ..)`), each validating shapes into an error that names the op.
+//! point (arguments in binding order), and the tensor-level forward of each op (`conv2d(&x, &w,
+//! ..)`), which validates shapes into an error naming the op, runs the kernels and returns the
+//! output with what its backward needs; the backward functions write into a [`Sink`]. Recording
+//! the graph is the autograd's business (`autograd::Graph`), a layer above.
 
 pub mod activation;
 pub mod analysis;
@@ -23,7 +25,7 @@ pub mod resize_bilinear;
 
 use crate::error::{Error, Result};
 use crate::gpu::params::{ParamsInfo, info};
-use crate::gpu::{Ctx, WG};
+use crate::gpu::{Ctx, View, WG};
 use crate::tensor::{Tensor, numel};
 
 pub(crate) fn u(x: usize) -> u32 {
@@ -34,7 +36,18 @@ pub(crate) fn flag(b: bool) -> u32 {
     b as u32
 }
 
-/// A new output tensor of `shape` for `op`, wanting a gradient when the tape records `inputs`.
+/// Where a backward kernel writes the gradient of one input. The autograd implements it; the
+/// ops only ask (the dependency points up through this trait, not through an import).
+pub trait Sink {
+    /// `None` when `t` wants no gradient; else the buffer and whether to accumulate into it
+    /// (`+=`) or write it (`=`).
+    fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>>;
+    /// Whether `t` wants a gradient.
+    fn wants(&self, t: &Tensor) -> bool;
+    fn ctx(&self) -> &Ctx;
+}
+
+/// A new output tensor of `shape` for `op` (all inputs on one device).
 pub(crate) fn output(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor]) -> Result<Tensor> {
     let ctx = inputs[0].ctx();
     for t in inputs {
@@ -46,7 +59,7 @@ pub(crate) fn output(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor]) ->
         return Err(Error::shape(op, format!("output shape {shape:?} has a zero-sized dimension")));
     }
     let view = ctx.alloc(op, numel(&shape))?;
-    Ok(Tensor::wrap(ctx, shape, view, ctx.wants_grad(inputs)))
+    Ok(Tensor::wrap(ctx, shape, view))
 }
 
 /// Reject zero-sized dimensions up front (a dispatch of zero elements would silently do nothing).

@@ -1,6 +1,6 @@
 //! Launchers for shaders/pad2d.wgsl and the graph op pad2d (zero padding).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -27,12 +27,12 @@ pub fn pad2d_backward(ctx: &Ctx, p: Pad2dParams, dy: &View, dx: &View) -> Result
     ctx.dispatch(Launch { family: FAMILY, entry: "pad2d_backward", overrides: &[], params: &p, bindings: &[(2, dy), (4, dx)], groups })
 }
 
-pub(crate) struct Pad2dOp {
+pub struct Pad2dOp {
     p: Pad2dParams,
 }
 
 /// F.pad(x, (left, right, top, bottom)) with zeros; all pads >= 0.
-pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
+pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<(Tensor, Pad2dOp)> {
     const OP: &str = "pad2d";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -41,12 +41,11 @@ pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
     let y = output(OP, vec![n, c, ho, wo], &[x])?;
     let p = Pad2dParams { planes: u(n * c), h: u(h), w: u(w), ho: u(ho), wo: u(wo), left: u(l), top: u(t), accumulate: 0 };
     pad2d_forward(x.ctx(), p, x.view(), y.view())?;
-    x.ctx().record(Op::Pad2d(Pad2dOp { p }), &[x], &y);
-    Ok(y)
+    Ok((y, Pad2dOp { p }))
 }
 
 impl Pad2dOp {
-    pub(crate) fn backward(&self, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             pad2d_backward(sink.ctx(), Pad2dParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

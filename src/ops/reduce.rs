@@ -1,6 +1,6 @@
 //! Launchers for shaders/reduce.wgsl and the graph ops sum, mean, sum_sq (to a scalar [1]).
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View, WG};
 use crate::gpu_params;
@@ -73,21 +73,10 @@ pub fn reduce(x: &Tensor, kind: ReduceKind) -> Result<Tensor> {
     let partials = ctx.alloc(OP, num_partials(x.numel()))?;
     reduce_partial(ctx, kind, x.view(), &partials)?;
     reduce_final(ctx, &partials, kind.scale(x.numel()), y.view())?;
-    ctx.record(Op::Reduce(kind), &[x], &y);
     Ok(y)
 }
 
-pub fn sum(x: &Tensor) -> Result<Tensor> {
-    reduce(x, ReduceKind::Sum)
-}
-pub fn mean(x: &Tensor) -> Result<Tensor> {
-    reduce(x, ReduceKind::Mean)
-}
-pub fn sum_sq(x: &Tensor) -> Result<Tensor> {
-    reduce(x, ReduceKind::SumSq)
-}
-
-pub(crate) fn backward(kind: ReduceKind, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+pub fn backward(kind: ReduceKind, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((dx, acc)) = sink.target(x)? {
         reduce_backward(sink.ctx(), kind, x.view(), dy, &dx, acc)?;
     }

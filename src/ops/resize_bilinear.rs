@@ -1,6 +1,6 @@
 //! Launchers for shaders/resize_bilinear.wgsl and the graph ops resize_bilinear / upsample2x.
 
-use crate::autograd::{Op, Sink};
+use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -37,12 +37,12 @@ pub fn resize_bilinear_backward(ctx: &Ctx, p: ResizeBilinearParams, dy: &View, d
     ctx.dispatch(Launch { family: FAMILY, entry: "resize_bilinear_backward", overrides: &[], params: &p, bindings: &[(2, dy), (4, dx)], groups })
 }
 
-pub(crate) struct ResizeOp {
+pub struct ResizeOp {
     p: ResizeBilinearParams,
 }
 
 /// F.interpolate(x, size=(ho, wo), mode="bilinear", align_corners=...).
-pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<Tensor> {
+pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<(Tensor, ResizeOp)> {
     const OP: &str = "resize_bilinear";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -60,18 +60,11 @@ pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool) ->
         ..Default::default()
     };
     resize_bilinear_forward(x.ctx(), p, x.view(), y.view())?;
-    x.ctx().record(Op::ResizeBilinear(ResizeOp { p }), &[x], &y);
-    Ok(y)
-}
-
-/// Bilinear x2 upsampling (F.interpolate(scale_factor=2)); for x2 PyTorch's scale 1/2 equals in/out.
-pub fn upsample2x(x: &Tensor, align_corners: bool) -> Result<Tensor> {
-    let [_, _, h, w] = x.nchw("resize_bilinear")?;
-    resize_bilinear(x, 2 * h, 2 * w, align_corners)
+    Ok((y, ResizeOp { p }))
 }
 
 impl ResizeOp {
-    pub(crate) fn backward(&self, x: &Tensor, dy: &View, sink: &mut Sink) -> Result<()> {
+    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             resize_bilinear_backward(sink.ctx(), ResizeBilinearParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

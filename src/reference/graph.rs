@@ -230,3 +230,66 @@ impl Graph {
         g
     }
 }
+
+// ---- the models on the reference tape ------------------------------------------------------------
+
+use crate::error::{Error, Result};
+use crate::nn::model::Backend;
+use crate::ops::activation::Activation as GpuActivation;
+
+fn reference_act(a: GpuActivation) -> Activation {
+    match a {
+        GpuActivation::Relu => Activation::Relu,
+        GpuActivation::LeakyRelu(s) => Activation::LeakyRelu(s as f64),
+        GpuActivation::GeluErf => Activation::GeluErf,
+        GpuActivation::GeluTanh => Activation::GeluTanh,
+        GpuActivation::Silu => Activation::Silu,
+        GpuActivation::Sigmoid => Activation::Sigmoid,
+    }
+}
+
+/// The CPU reference tape (f64); the f32 hyper-parameters are widened exactly.
+impl Backend for Graph {
+    type T = V;
+    fn dims(&self, t: &V) -> Result<[usize; 4]> {
+        match self.shape(*t) {
+            [n, c, h, w] => Ok([*n, *c, *h, *w]),
+            s => Err(Error::shape("model", format!("expects NCHW, got {s:?}"))),
+        }
+    }
+    fn conv2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
+        Ok(Graph::conv2d(self, *x, *w, b.copied(), s, p))
+    }
+    fn conv_transpose2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
+        Ok(Graph::conv_transpose2d(self, *x, *w, b.copied(), s, p))
+    }
+    fn group_norm(&mut self, x: &V, groups: usize, g: &V, b: &V, eps: f32) -> Result<V> {
+        Ok(Graph::group_norm(self, *x, groups, *g, *b, eps as f64))
+    }
+    fn batch_norm(&mut self, x: &V, g: &V, b: &V, rm: &V, rv: &V, training: bool, momentum: f32, eps: f32) -> Result<V> {
+        Ok(Graph::batch_norm(self, *x, *g, *b, *rm, *rv, training, momentum as f64, eps as f64))
+    }
+    fn act(&mut self, x: &V, a: GpuActivation) -> Result<V> {
+        Ok(Graph::act(self, *x, reference_act(a)))
+    }
+    fn maxpool2d(&mut self, x: &V) -> Result<V> {
+        let [_, _, h, w] = self.dims(x)?;
+        if h < 2 || w < 2 {
+            return Err(Error::shape("maxpool2d", format!("input {h}x{w} is smaller than the 2x2 window")));
+        }
+        Ok(Graph::maxpool2d(self, *x, (2, 2), (2, 2)))
+    }
+    fn resize(&mut self, x: &V, ho: usize, wo: usize, ac: bool) -> Result<V> {
+        Ok(Graph::resize(self, *x, ho, wo, ac))
+    }
+    fn pad(&mut self, x: &V, pads: (usize, usize, usize, usize)) -> Result<V> {
+        Ok(Graph::pad(self, *x, pads))
+    }
+    fn concat(&mut self, a: &V, b: &V) -> Result<V> {
+        Ok(Graph::concat(self, &[*a, *b]))
+    }
+    fn dropout2d(&mut self, x: &V, p: f32, seed: u64, stream: u64) -> Result<V> {
+        Ok(Graph::dropout2d(self, *x, p as f64, seed, stream))
+    }
+}
+

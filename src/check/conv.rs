@@ -1,0 +1,93 @@
+//! Checks of the convolution kernels (naive and tiled): conv2d and conv_transpose2d, forward and both gradients.
+
+use super::*;
+
+/// The entry name of a conv kernel in the variant the context runs.
+pub(super) fn ce(c: &Checker, entry: &str) -> String {
+    if c.ctx.tiled() { format!("{entry}_tiled") } else { entry.to_string() }
+}
+
+pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
+    let prev = c.ctx.tiled();
+    for tiled in [false, true] {
+        c.ctx.set_tiled(tiled);
+        let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
+        if r.is_err() {
+            c.ctx.set_tiled(prev);
+            return r;
+        }
+    }
+    c.ctx.set_tiled(prev);
+    Ok(())
+}
+
+pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
+    // (n, cin, h, w, cout, k, stride, pad, bias)
+    let cases = [
+        (1, 3, 7, 7, 5, (3, 3), (1, 1), (1, 1), true),
+        (3, 2, 13, 11, 6, (3, 3), (2, 2), (1, 1), false),
+        (2, 5, 3, 3, 3, (1, 1), (1, 1), (0, 0), true),
+        (1, 3, 8, 9, 2, (4, 4), (2, 2), (1, 1), true),
+        (2, 1, 7, 5, 3, (3, 2), (1, 2), (0, 1), false),
+        // Several 8-channel blocks in the forward (19 outputs) and input grad (17 inputs); the
+        // split-K weight gradient gives some splits more than one of the 84 rows.
+        (3, 17, 28, 28, 19, (3, 3), (1, 1), (1, 1), true),
+        // Split-K with about four rows per split (729 blocks -> 23 splits over 32 rows).
+        (2, 33, 16, 16, 35, (3, 3), (1, 1), (1, 1), false),
+    ];
+    for (n, cin, h, w, cout, k, s, p, bias) in cases {
+        let (x, xr) = c.leaf(&[n, cin, h, w])?;
+        let (wt, wr) = c.leaf(&[cout, cin, k.0, k.1])?;
+        let (b, br) = c.leaf(&[cout])?;
+        c.case("conv2d", format!("x{} w{} s{:?} p{:?}{}", dims(&[n, cin, h, w]), dims(wt.shape()), s, p, if bias { " bias" } else { "" }));
+        let y = c.g.conv2d(&x, &wt, bias.then_some(&b), s, p)?;
+        let rs = r::conv2d::Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p };
+        let yr = r::conv2d::conv2d_forward(&rs, &xr, &wr, bias.then_some(&br[..]));
+        c.cmp_t(&ce(c, "conv2d_forward"), &y, &yr)?;
+        let (ho, wo) = rs.out_hw();
+        let (grads, g) = c.backward(&y)?;
+        c.grad(&ce(c, "conv2d_input_grad"), &grads, &x, &r::conv2d::conv2d_input_grad(&rs, &wr, &g))?;
+        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
+        c.grad(&wg, &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
+        if bias {
+            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
+    // (n, cin, h, w, cout, k, stride, pad, output_pad, bias)
+    let cases = [
+        (1, 3, 7, 7, 5, (4, 4), (2, 2), (1, 1), (0, 0), true),
+        (3, 2, 4, 5, 3, (3, 3), (2, 2), (1, 1), (1, 1), false),
+        (2, 6, 3, 3, 3, (2, 2), (2, 2), (0, 0), (0, 0), true),
+        (1, 5, 5, 4, 2, (3, 3), (1, 1), (1, 1), (0, 0), true),
+        (3, 3, 13, 11, 2, (4, 4), (2, 2), (1, 1), (0, 0), false),
+        (2, 3, 5, 4, 5, (3, 2), (2, 1), (1, 0), (1, 0), true),
+        (1, 2, 4, 3, 3, (3, 5), (3, 2), (0, 2), (2, 1), false),
+        // The UNet's up-conv geometry with several channel blocks each way and split-K rows.
+        (3, 17, 14, 14, 19, (4, 4), (2, 2), (1, 1), (0, 0), true),
+    ];
+    for (n, cin, h, w, cout, k, s, p, op, bias) in cases {
+        let (x, xr) = c.leaf(&[n, cin, h, w])?;
+        let (wt, wr) = c.leaf(&[cin, cout, k.0, k.1])?;
+        let (b, br) = c.leaf(&[cout])?;
+        c.case(
+            "conv_transpose2d",
+            format!("x{} w{} s{:?} p{:?} op{:?}{}", dims(&[n, cin, h, w]), dims(wt.shape()), s, p, op, if bias { " bias" } else { "" }),
+        );
+        let y = c.g.conv_transpose2d(&x, &wt, bias.then_some(&b), s, p, op)?;
+        let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
+        c.cmp_t(&ce(c, "conv2d_input_grad"), &y, &r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, bias.then_some(&br[..])))?;
+        let (ho, wo) = rs.out_hw();
+        let (grads, g) = c.backward(&y)?;
+        c.grad(&ce(c, "conv2d_forward"), &grads, &x, &r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, &g))?;
+        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
+        c.grad(&wg, &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
+        if bias {
+            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Checks of the elementwise kernels: activations, dropout2d, add / mul / scale / bias_add / fill / copy.
+
+use super::*;
+
+pub(super) fn check_activations(c: &mut Checker) -> Result<()> {
+    let acts = [
+        (Activation::Relu, r::activation::Activation::Relu),
+        (Activation::LeakyRelu(0.2), r::activation::Activation::LeakyRelu(0.2f32 as f64)),
+        (Activation::GeluErf, r::activation::Activation::GeluErf),
+        (Activation::GeluTanh, r::activation::Activation::GeluTanh),
+        (Activation::Silu, r::activation::Activation::Silu),
+        (Activation::Sigmoid, r::activation::Activation::Sigmoid),
+    ];
+    for (a, ra) in acts {
+        for shape in [[3, 5, 7, 7], [1, 3, 13, 11], [2, 6, 3, 3]] {
+            let (x, xr) = c.leaf_in(&shape, -4.0, 4.0)?;
+            let variant = match a {
+                Activation::GeluErf => " erf",
+                Activation::GeluTanh => " tanh",
+                _ => "",
+            };
+            c.case(a.name(), format!("x{}{variant}", dims(&shape)));
+            let y = c.g.activation(&x, a)?;
+            c.cmp_t("activation_forward", &y, &r::activation::activation_forward(ra, &xr))?;
+            let (grads, g) = c.backward(&y)?;
+            c.grad("activation_backward", &grads, &x, &r::activation::activation_backward(ra, &xr, &g))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_dropout(c: &mut Checker) -> Result<()> {
+    for (shape, p, seed, stream) in [([3, 5, 7, 7], 0.3f32, 7u64, 0u64), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 33)] {
+        let [n, ch, h, w] = shape;
+        let (x, xr) = c.leaf(&shape)?;
+        c.case("dropout2d", format!("x{} p{p} seed {seed} stream {stream}", dims(&shape)));
+        let y = c.g.dropout2d(&x, p, seed, stream)?;
+        // The kernel compares against p rounded to f32; the reference gets the same value.
+        c.cmp_t("dropout2d_forward", &y, &r::dropout2d::dropout2d_forward(n, ch, h * w, p as f64, seed, stream, &xr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("dropout2d_backward", &grads, &x, &r::dropout2d::dropout2d_backward(n, ch, h * w, p as f64, seed, stream, &g))?;
+    }
+    Ok(())
+}
+
+pub(super) fn check_elementwise(c: &mut Checker) -> Result<()> {
+    for shape in [[3, 5, 7, 7], [1, 3, 13, 11], [2, 6, 3, 3]] {
+        let [n, ch, h, w] = shape;
+        let (a, ar) = c.leaf(&shape)?;
+        let (b, br) = c.leaf(&shape)?;
+        c.case("add", format!("x{}", dims(&shape)));
+        let y = c.g.add(&a, &b)?;
+        c.cmp_t("add_forward", &y, &r::elementwise::add_forward(&ar, &br))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("add_backward", &grads, &a, &g)?;
+        c.grad("add_backward", &grads, &b, &g)?;
+
+        c.case("mul", format!("x{}", dims(&shape)));
+        let y = c.g.mul(&a, &b)?;
+        c.cmp_t("mul_forward", &y, &r::elementwise::mul_forward(&ar, &br))?;
+        let (grads, g) = c.backward(&y)?;
+        let (da, db) = r::elementwise::mul_backward(&ar, &br, &g);
+        c.grad("mul_backward", &grads, &a, &da)?;
+        c.grad("mul_backward", &grads, &b, &db)?;
+
+        c.case("fill", format!("x{} value 0.625", dims(&shape)));
+        let f = Tensor::full(c.ctx, &shape, 0.625)?;
+        c.cmp_t("fill", &f, &vec![0.625; f.numel()])?;
+
+        c.case("copy_offset", format!("x{} into a buffer of {} at 13", dims(&shape), a.numel() + 20));
+        let dst = c.ctx.alloc("check", a.numel() + 20)?;
+        crate::ops::elementwise::fill(c.ctx, &dst, 0.0)?;
+        crate::ops::elementwise::copy_offset(c.ctx, a.view(), &dst, 13)?;
+        let mut want = vec![0.0; a.numel() + 20];
+        want[13..13 + a.numel()].copy_from_slice(&ar);
+        c.cmp("copy_offset", &c.ctx.read(&dst)?, &want);
+
+        let alpha = 0.37f32;
+        c.case("scale", format!("x{} alpha {alpha}", dims(&shape)));
+        let y = c.g.scale(&a, alpha)?;
+        c.cmp_t("scale_forward", &y, &r::elementwise::scale_forward(alpha as f64, &ar))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("scale_backward", &grads, &a, &r::elementwise::scale_forward(alpha as f64, &g))?;
+
+        let (bias, biasr) = c.leaf(&[ch])?;
+        c.case("bias_add", format!("x{} b[{ch}]", dims(&shape)));
+        let y = c.g.bias_add(&a, &bias)?;
+        c.cmp_t("bias_add_forward", &y, &r::elementwise::bias_add_forward(n, ch, h * w, &ar, &biasr))?;
+        let (grads, g) = c.backward(&y)?;
+        c.grad("add_backward", &grads, &a, &g)?;
+        c.grad("bias_add_backward", &grads, &bias, &r::elementwise::bias_add_backward(n, ch, h * w, &g))?;
+    }
+    Ok(())
+}
