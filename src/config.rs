@@ -7,9 +7,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::ModelConfig;
-use crate::ops::optim::OptKind;
-use crate::optim::schedule::ScheduleKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -287,6 +284,148 @@ impl Default for TrainConfig {
     }
 }
 
+// ---- the model section (SPEC section 3) --------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Conv,
+    Unet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormType {
+    Group,
+    Instance,
+    Batch,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActName {
+    Relu,
+    Leakyrelu,
+    Gelu,
+    Silu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpMode {
+    Bilinear,
+    Transposed,
+}
+
+/// How the output conv (the layer before the sigmoid) starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutInit {
+    /// SPEC's rule for every conv: Kaiming-normal, fan_out (with one output channel the weights
+    /// have std 1.41 and drive the sigmoid into saturation for many seeds).
+    KaimingFanOut,
+    /// Kaiming-normal, fan_in.
+    KaimingFanIn,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub name: Arch,
+    pub base_ch: usize,
+    pub num_downs: usize,
+    pub norm_type: NormType,
+    pub activation: ActName,
+    pub dropout: f32,
+    pub up: UpMode,
+    pub in_ch: usize,
+    pub out_ch: usize,
+    /// Initialisation of the output conv's weight ...
+    pub out_init: OutInit,
+    /// ... and its bias (0 per SPEC; sigmoid(bias) is the output the model starts from).
+    pub out_bias: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            name: Arch::Unet,
+            base_ch: 64,
+            num_downs: 3,
+            norm_type: NormType::Group,
+            activation: ActName::Relu,
+            dropout: 0.0,
+            up: UpMode::Bilinear,
+            in_ch: 1,
+            out_ch: 1,
+            out_init: OutInit::KaimingFanOut,
+            out_bias: 0.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Field-named validation errors (`model.base_ch must be ...`).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if !(1..=1024).contains(&self.base_ch) {
+            return bad(format!("model.base_ch must be in 1..=1024, got {}", self.base_ch));
+        }
+        if !(1..=4).contains(&self.num_downs) {
+            return bad(format!("model.num_downs must be in 1..=4, got {}", self.num_downs));
+        }
+        if !self.out_bias.is_finite() || self.out_bias.abs() > 20.0 {
+            return bad(format!("model.out_bias must be finite and within [-20, 20], got {}", self.out_bias));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("model.dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if !(1..=64).contains(&self.in_ch) || !(1..=64).contains(&self.out_ch) {
+            return bad(format!("model.in_ch and model.out_ch must be in 1..=64, got {} and {}", self.in_ch, self.out_ch));
+        }
+        if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
+            return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
+        }
+        if self.norm_type == NormType::Group {
+            // GroupNorm(min(32, c), c) needs 32 | c for every c >= 32 the model makes
+            // (base * 2^i, and their halves in the bilinear unet's up path).
+            for i in 0..=self.num_downs {
+                for c in [self.base_ch << i, (self.base_ch << i) / 2] {
+                    if c >= 32 && c % 32 != 0 {
+                        return bad(format!(
+                            "model.base_ch {} with norm_type group makes a layer of {c} channels, which min(32, {c}) = 32 groups do not divide; use a power of two or a multiple of 32",
+                            self.base_ch
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// "unet base 64, 3 downs, group norm, relu, bilinear up": the model in the config's words.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} base {}, {} downs, {} norm, {}", word(&self.name), self.base_ch, self.num_downs, word(&self.norm_type), word(&self.activation));
+        if self.name == Arch::Unet {
+            s += &format!(", {} up", word(&self.up));
+        }
+        if self.dropout > 0.0 {
+            s += &format!(", dropout {}", self.dropout);
+        }
+        if self.in_ch != 1 || self.out_ch != 1 {
+            s += &format!(", {} -> {} channels", self.in_ch, self.out_ch);
+        }
+        s
+    }
+}
+
+/// The word a config uses for a unit enum value (what serde writes).
+fn word<T: Serialize>(v: &T) -> String {
+    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+
 /// LPIPS weights: the `lpips` package's state_dict as safetensors (`tools/export_lpips.py`
 /// writes it and prints these lines).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -358,6 +497,27 @@ fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()>
         cur = map.entry(key).or_insert(serde_yaml::Value::Null);
     }
     Ok(())
+}
+
+/// The most distinct training noise levels (the noise kernel's uniform array holds 16).
+pub const MAX_LEVELS: usize = 16;
+
+/// The optimiser (`train.optimizer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptKind {
+    Adamw,
+    Adam,
+    Sgd,
+}
+
+/// The learning-rate schedule (`train.lr_schedule`), stepped per optimiser step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Cosine,
+    Step,
+    None,
 }
 
 /// The largest noise sigma a field accepts: 100 times the data range is already pure noise;
@@ -453,14 +613,14 @@ impl Config {
         need(t.log_every > 0, format!("train.log_every must be > 0, got {}", t.log_every));
         need(t.max_steps_per_epoch.is_none_or(|m| m > 0), "train.max_steps_per_epoch must be > 0 or null".into());
         let sig = n.sigma_list();
-        need(!sig.is_empty() && sig.len() <= crate::ops::data::MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
+        need(!sig.is_empty() && sig.len() <= MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
         need(sig.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.train_sigmas must be in [0, {MAX_SIGMA}], got {}", list(&sig)));
         need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b <= MAX_SIGMA), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max <= {MAX_SIGMA}, got {}", n.train_sigma_range.map_or("null".into(), |r| list(&r))));
         need(!n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.test_sigmas must be a list of 1 to 64 values in [0, {MAX_SIGMA}], got {}", list(&n.test_sigmas)));
         need(n.clip_range.is_none_or(|[a, b]| a < b && a.is_finite() && b.is_finite()), format!("noise.clip_range must be [lo, hi] with lo < hi, both finite, or null, got {}", n.clip_range.map_or("null".into(), |r| list(&r))));
         need((0.0..=1.0).contains(&n.amount), format!("noise.amount must be in [0, 1], got {}", n.amount));
         need(n.peak > 0.0 && n.peak <= MAX_PEAK, format!("noise.peak must be in (0, {MAX_PEAK}], got {}", n.peak));
-        need(n.schedule.as_ref().is_none_or(|s| (1..=crate::ops::data::MAX_LEVELS).contains(&s.count) && 0.0 <= s.min && s.min <= s.max && s.max <= MAX_SIGMA), format!("noise.schedule needs count in 1..=16 and 0 <= min <= max <= {MAX_SIGMA}"));
+        need(n.schedule.as_ref().is_none_or(|s| (1..=MAX_LEVELS).contains(&s.count) && 0.0 <= s.min && s.min <= s.max && s.max <= MAX_SIGMA), format!("noise.schedule needs count in 1..=16 and 0 <= min <= max <= {MAX_SIGMA}"));
         need(self.data.val_size > 0, "data.val_size must be > 0".into());
         let e = &self.eval;
         need((1..=65_536).contains(&e.batch_size), format!("eval.batch_size must be in 1..=65536, got {}", e.batch_size));

@@ -43,10 +43,9 @@ impl Tensor {
         Ok(Tensor::wrap(ctx, shape.to_vec(), view))
     }
 
+    /// A tensor of `value` (uploaded: small tensors such as a backward's seed).
     pub fn full(ctx: &Ctx, shape: &[usize], value: f32) -> Result<Tensor> {
-        let view = ctx.alloc("full", numel(shape))?;
-        crate::ops::elementwise::fill(ctx, &view, value)?;
-        Ok(Tensor::wrap(ctx, shape.to_vec(), view))
+        Tensor::from_slice(ctx, shape, &vec![value; numel(shape)])
     }
 
     pub fn zeros(ctx: &Ctx, shape: &[usize]) -> Result<Tensor> {

@@ -123,7 +123,7 @@ impl Lpips {
         if !got.eq_ignore_ascii_case(cfg.sha256.trim()) {
             return Err(Error::Config(format!("eval.lpips.sha256 does not match {}: expected {}, the file has {got}", path.display(), cfg.sha256)));
         }
-        let file = crate::checkpoint::read(path)?;
+        let file = crate::util::files::read(path)?;
         Lpips::from_tensors(ctx, cfg.net, &|name: &str, shape: &[usize]| match file.tensors.get(name) {
             Some((safetensors::Dtype::F32, s, d)) if s == shape => Ok(bytemuck::pod_collect_to_vec::<u8, f32>(d)),
             Some((dt, s, _)) => Err(Error::Msg(format!("{}: {name} is {dt:?}{s:?}, LPIPS {} needs F32{shape:?}", path.display(), net_name(cfg.net)))),

@@ -2,7 +2,6 @@
 //! name PyTorch gives the same structure (Sequential indices included), and `forward` is plain
 //! calls to the graph ops.
 
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::layout::{Init, Layout, Weights};
@@ -10,139 +9,9 @@ use crate::autograd::Graph;
 use crate::ops::activation::Activation;
 use crate::tensor::Tensor;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    Conv,
-    Unet,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NormType {
-    Group,
-    Instance,
-    Batch,
-    None,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActName {
-    Relu,
-    Leakyrelu,
-    Gelu,
-    Silu,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpMode {
-    Bilinear,
-    Transposed,
-}
-
-/// How the output conv (the layer before the sigmoid) starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutInit {
-    /// SPEC's rule for every conv: Kaiming-normal, fan_out (with one output channel the weights
-    /// have std 1.41 and drive the sigmoid into saturation for many seeds).
-    KaimingFanOut,
-    /// Kaiming-normal, fan_in.
-    KaimingFanIn,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    pub name: Arch,
-    pub base_ch: usize,
-    pub num_downs: usize,
-    pub norm_type: NormType,
-    pub activation: ActName,
-    pub dropout: f32,
-    pub up: UpMode,
-    pub in_ch: usize,
-    pub out_ch: usize,
-    /// Initialisation of the output conv's weight ...
-    pub out_init: OutInit,
-    /// ... and its bias (0 per SPEC; sigmoid(bias) is the output the model starts from).
-    pub out_bias: f32,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            name: Arch::Unet,
-            base_ch: 64,
-            num_downs: 3,
-            norm_type: NormType::Group,
-            activation: ActName::Relu,
-            dropout: 0.0,
-            up: UpMode::Bilinear,
-            in_ch: 1,
-            out_ch: 1,
-            out_init: OutInit::KaimingFanOut,
-            out_bias: 0.0,
-        }
-    }
-}
+pub use crate::config::{ActName, Arch, ModelConfig, NormType, OutInit, UpMode};
 
 impl ModelConfig {
-    /// Field-named validation errors (`model.base_ch must be ...`).
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
-        if !(1..=1024).contains(&self.base_ch) {
-            return bad(format!("model.base_ch must be in 1..=1024, got {}", self.base_ch));
-        }
-        if !(1..=4).contains(&self.num_downs) {
-            return bad(format!("model.num_downs must be in 1..=4, got {}", self.num_downs));
-        }
-        if !self.out_bias.is_finite() || self.out_bias.abs() > 20.0 {
-            return bad(format!("model.out_bias must be finite and within [-20, 20], got {}", self.out_bias));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("model.dropout must be in [0, 1), got {}", self.dropout));
-        }
-        if !(1..=64).contains(&self.in_ch) || !(1..=64).contains(&self.out_ch) {
-            return bad(format!("model.in_ch and model.out_ch must be in 1..=64, got {} and {}", self.in_ch, self.out_ch));
-        }
-        if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
-            return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
-        }
-        if self.norm_type == NormType::Group {
-            // GroupNorm(min(32, c), c) needs 32 | c for every c >= 32 the model makes
-            // (base * 2^i, and their halves in the bilinear unet's up path).
-            for i in 0..=self.num_downs {
-                for c in [self.base_ch << i, (self.base_ch << i) / 2] {
-                    if c >= 32 && c % 32 != 0 {
-                        return bad(format!(
-                            "model.base_ch {} with norm_type group makes a layer of {c} channels, which min(32, {c}) = 32 groups do not divide; use a power of two or a multiple of 32",
-                            self.base_ch
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// "unet base 64, 3 downs, group norm, relu, bilinear up": the model in the config's words.
-    pub fn describe(&self) -> String {
-        let mut s = format!("{} base {}, {} downs, {} norm, {}", word(&self.name), self.base_ch, self.num_downs, word(&self.norm_type), word(&self.activation));
-        if self.name == Arch::Unet {
-            s += &format!(", {} up", word(&self.up));
-        }
-        if self.dropout > 0.0 {
-            s += &format!(", dropout {}", self.dropout);
-        }
-        if self.in_ch != 1 || self.out_ch != 1 {
-            s += &format!(", {} -> {} channels", self.in_ch, self.out_ch);
-        }
-        s
-    }
-
     fn out_weight_init(&self) -> Init {
         match self.out_init {
             OutInit::KaimingFanOut => Init::KaimingFanOut,
@@ -158,11 +27,6 @@ impl ModelConfig {
             ActName::Silu => Activation::Silu,
         }
     }
-}
-
-/// The word a config uses for a unit enum value (what serde writes).
-fn word<T: Serialize>(v: &T) -> String {
-    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// What the model code needs from a backend: the GPU ops under an `autograd::Graph` or the CPU

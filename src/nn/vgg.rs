@@ -9,7 +9,7 @@ use std::path::Path;
 
 use sha2::Digest;
 
-use crate::checkpoint;
+use crate::util::files;
 use crate::config::PerceptualConfig;
 use crate::error::{Error, Result};
 use crate::gpu::Ctx;
@@ -74,7 +74,7 @@ impl Vgg {
             return Err(Error::Msg(format!("train.perceptual.taps: VGG16 features have indices 0..{}, got {deepest}", all.len() - 1)));
         }
         let layers = all[..=deepest].to_vec();
-        let file = checkpoint::read(path)?;
+        let file = files::read(path)?;
         let mut convs = Vec::new();
         for (i, l) in layers.iter().enumerate() {
             let Layer::Conv(cin, cout) = *l else {

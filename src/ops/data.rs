@@ -19,8 +19,7 @@ gpu_params! {
 }
 
 const FAMILY: &str = "data";
-/// The most distinct noise levels a training list may hold (the uniform's array).
-pub const MAX_LEVELS: usize = 16;
+pub use crate::config::MAX_LEVELS;
 
 /// gathered [batch*image_len] = pixels of images perm[start..start+batch] / 255.
 pub fn data_gather(ctx: &Ctx, dataset: &View, perm: &View, start: usize, batch: usize, image_len: usize, gathered: &View) -> Result<()> {

@@ -17,13 +17,7 @@ gpu_params! {
 
 const FAMILY: &str = "optim";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptKind {
-    Adamw,
-    Adam,
-    Sgd,
-}
+pub use crate::config::OptKind;
 
 impl OptKind {
     fn overrides(self) -> Overrides {

@@ -1,14 +1,6 @@
 //! Learning-rate schedules, stepped per optimiser step (smooth within an epoch).
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Cosine,
-    Step,
-    None,
-}
+pub use crate::config::ScheduleKind;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Schedule {

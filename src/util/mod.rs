@@ -1,5 +1,7 @@
-//! The bottom layer: what every other module may use and which uses nothing of the crate.
+//! Small helpers every layer above may use: atomic files and safetensors I/O, folder locks,
+//! signals, the one seeded RNG. They use nothing of the crate but its error type.
 
+pub mod files;
 pub mod lock;
 pub mod rng;
 pub mod signal;
