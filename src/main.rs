@@ -381,7 +381,7 @@ fn interrupted_exit(job: &str, what: &str) -> dae::Result<ExitCode> {
 fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool, crash_at: Option<(usize, u64)>) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite, crash_at };
+    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite, crash_at, direct: false };
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);

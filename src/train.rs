@@ -21,8 +21,10 @@ use crate::feed::{IMAGE_HW, IMAGE_LEN, data_dir, load_images, noise_params, pack
 use crate::gpu::{Ctx, View};
 use crate::nn::model::Fwd;
 use crate::nn::{Layout, Model, Weights};
-use crate::ops::data::{data_gather, data_noise};
-use crate::ops::elementwise::{copy_offset, fill};
+use crate::gpu::Plan;
+use crate::ops::data::{DataParams, data_gather, data_noise};
+use crate::ops::dropout2d::Dropout2dParams;
+use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
 use crate::autograd::Graph;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, ema_update};
@@ -44,6 +46,8 @@ pub struct TrainOptions {
     pub overwrite: bool,
     /// Crash injection (tests): abort at the N-th checkpoint write point after epoch E's steps.
     pub crash_at: Option<(usize, u64)>,
+    /// Encode every step anew instead of replaying the recorded plan (tests compare the two).
+    pub direct: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -89,6 +93,11 @@ pub struct Trainer {
     out: PathBuf,
     /// The perceptual loss's network and weight, when train.loss has that term.
     vgg: Option<(crate::nn::vgg::Vgg, f32)>,
+    /// The training split's order this epoch (one buffer for the run: the step plan binds it).
+    perm: View,
+    /// The recorded training step, after the first step.
+    plan: Option<Plan>,
+    direct: bool,
 }
 
 impl Trainer {
@@ -137,6 +146,7 @@ impl Trainer {
             )));
         }
         let dataset = ctx.upload_u32("dataset", &pack_u8(&images.pixels))?;
+        let perm = ctx.alloc("epoch permutation", train_idx.len())?;
         let val_len = val_idx.len();
         let val_v = ctx.upload_u32("val indices", &val_idx)?;
 
@@ -206,6 +216,9 @@ impl Trainer {
             schedule,
             out,
             vgg,
+            perm,
+            plan: None,
+            direct: opts.direct,
         };
         if opts.resume {
             tr.resume()?;
@@ -345,19 +358,22 @@ impl Trainer {
         Ok(())
     }
 
-    fn upload_perm(&self, epoch: usize) -> Result<View> {
+    /// The epoch's shuffled order, written into the one permutation buffer the step plan reads.
+    pub fn write_perm(&self, epoch: usize) -> Result<()> {
         let p = permutation(self.train_idx.len(), self.cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let perm: Vec<u32> = p.iter().map(|&i| self.train_idx[i as usize]).collect();
-        self.ctx.upload_u32("epoch permutation", &perm)
+        self.ctx.write_u32(&self.perm, &perm)
     }
 
-    /// One optimiser step on batch `s` of the epoch (encoded and submitted; nothing waits).
-    fn train_step(&mut self, perm: &View, s: usize, log: &View, slot: usize) -> Result<()> {
+    /// Encode one whole training step (gather, noise, forward, loss, backward, clip, optimiser,
+    /// EMA, the log copies) with the values of the current step; `log` receives (loss, squared
+    /// grad norm) at slot 0 (patched per step).
+    fn encode_step(&mut self, log: &View, slot: usize) -> Result<()> {
         let ctx = self.ctx.clone();
         let b = self.cfg.train.batch_size;
         let n = b * IMAGE_LEN;
         let clean = ctx.alloc("batch", n)?;
-        data_gather(&ctx, &self.dataset, perm, s * b, b, IMAGE_LEN, &clean)?;
+        data_gather(&ctx, &self.dataset, &self.perm, self.step_in_epoch * b, b, IMAGE_LEN, &clean)?;
         let input = ctx.alloc("batch", n)?;
         let dp = noise_params(&self.cfg, n, self.epoch as u32, self.step as u32, None, self.cfg.noise.level_scale(self.epoch));
         data_noise(&ctx, &dp, &clean, &input)?;
@@ -393,8 +409,54 @@ impl Trainer {
             ema_update(&ctx, self.cfg.train.ema_decay, &self.buffers, &self.ema_buffers)?;
         }
         copy_offset(&ctx, l.view(), log, 2 * slot)?;
-        copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)?;
-        ctx.flush()?;
+        copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)
+    }
+
+    /// The per-step values of the plan: the batch's place in the permutation, the noise keys and
+    /// curriculum, the dropout streams, the learning rate and Adam's bias corrections, the log
+    /// slot. Nothing else changes from step to step.
+    fn patch_step(&mut self, s: usize, slot: usize) -> Result<()> {
+        let b = self.cfg.train.batch_size;
+        let step = self.step;
+        let dp = noise_params(&self.cfg, b * IMAGE_LEN, self.epoch as u32, step as u32, None, self.cfg.noise.level_scale(self.epoch));
+        let lr = self.schedule.lr(step) as f32;
+        let plan = self.plan.as_mut().ok_or_else(|| Error::Msg("no step plan".into()))?;
+        plan.patch::<DataParams>("data_gather", |_, p| p.start = (s * b) as u32);
+        plan.patch::<DataParams>("data_noise", |_, p| *p = dp);
+        for entry in ["dropout2d_forward", "dropout2d_backward"] {
+            // The model's stream is step * 64 + the layer's dropout index.
+            plan.patch::<Dropout2dParams>(entry, |_, p| {
+                let layer = (p.stream_lo as u64 | (p.stream_hi as u64) << 32) % 64;
+                let stream = step.wrapping_mul(64).wrapping_add(layer);
+                (p.stream_lo, p.stream_hi) = (stream as u32, (stream >> 32) as u32);
+            });
+        }
+        self.opt.patch(plan, lr);
+        plan.patch::<ElementwiseParams>("copy_offset", |k, p| p.hw = (2 * slot + k) as u32);
+        Ok(())
+    }
+
+    /// One optimiser step on batch `s` of the epoch: the first records the whole step as a plan;
+    /// every step (the first included) patches its per-step values into the plan and submits it
+    /// (one submit, nothing created, nothing waited for).
+    pub fn train_step(&mut self, s: usize, log: &View, slot: usize) -> Result<()> {
+        debug_assert_eq!(s, self.step_in_epoch);
+        if self.direct {
+            self.encode_step(log, slot)?;
+            self.ctx.flush()?;
+        } else {
+            if self.plan.is_none() {
+                self.ctx.begin_plan()?;
+                let encoded = self.encode_step(log, slot);
+                let plan = self.ctx.end_plan()?;
+                encoded?;
+                self.plan = Some(plan);
+            } else {
+                self.opt.t += 1;
+            }
+            self.patch_step(s, slot)?;
+            self.ctx.replay(self.plan.as_ref().ok_or_else(|| Error::Msg("no step plan".into()))?)?;
+        }
         self.step += 1;
         self.step_in_epoch += 1;
         if self.layout.counters.is_empty() {
@@ -403,6 +465,12 @@ impl Trainer {
             self.batches_tracked += 1;
         }
         Ok(())
+    }
+
+    /// Dispatches per training step and the bytes of GPU memory its plan binds (after the first
+    /// step).
+    pub fn plan_stats(&self) -> Option<(usize, u64)> {
+        self.plan.as_ref().map(|p| (p.len(), p.peak_bytes))
     }
 
     /// Validation metrics per evaluation level on the held-out split, with the EMA (or raw)
@@ -579,7 +647,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let b = cfg.train.batch_size;
     while tr.epoch < cfg.train.epochs {
         let e = tr.epoch;
-        let perm = tr.upload_perm(e)?;
+        tr.write_perm(e)?;
         let bar = if verbose { indicatif::ProgressBar::new(spe as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
@@ -593,7 +661,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         while tr.step_in_epoch < spe {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
-            tr.train_step(&perm, tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
+            tr.train_step(tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
             // The run-time estimate: the second step of this process timed on its own (the first
             // compiles the kernels); two waits per run, outside the steady loop.
             steps_here += 1;

@@ -1096,3 +1096,47 @@ fn a_long_run_keeps_buffers_and_memory_flat() {
     assert!(mem <= warm.1 + (16 << 20), "resident memory grew from {} MiB at step 20 to {} MiB at step 300", warm.1 >> 20, mem >> 20);
     assert!(last < first_loss, "the soak model should learn: loss {first_loss} -> {last}");
 }
+
+/// The recorded step: after the first step of unet16x2 and conv16x2 (real SPEC models, a real
+/// batch) no pipeline, bind group or buffer is created and no bind-group key hashed.
+#[test]
+fn a_recorded_step_replays_without_creating_or_hashing_anything() {
+    let c = ctx();
+    for arch in ["unet", "conv"] {
+        let out = tmp(&format!("plan-{arch}"));
+        let cfg = quick(&out, &[&format!("model.name={arch}"), "model.base_ch=16", "model.num_downs=2", "train.batch_size=8", "data.val_size=16"]);
+        let mut tr = dae::train::Trainer::new(&c, &cfg, &opts(), &mut |_| {}).unwrap();
+        let log = c.alloc("test log", 20).unwrap();
+        tr.write_perm(0).unwrap();
+        tr.train_step(0, &log, 0).unwrap();
+        c.gpu().wait().unwrap();
+        let (made, hashed) = (c.created(), c.bind_keys_hashed());
+        for s in 1..10 {
+            tr.train_step(s, &log, s).unwrap();
+        }
+        assert_eq!(c.created(), made, "{arch}: a replayed step created GPU objects");
+        assert_eq!(c.bind_keys_hashed(), hashed, "{arch}: a replayed step hashed bind-group keys");
+        let vals = c.read(&log).unwrap();
+        assert!(vals.iter().all(|v| v.is_finite()), "{arch}: {vals:?}");
+        let (dispatches, bytes) = tr.plan_stats().unwrap();
+        assert!(dispatches > 20 && bytes > 0, "{arch}: {dispatches} dispatches, {bytes} bytes");
+    }
+}
+
+/// Replaying the recorded step computes exactly what encoding every step anew computes
+/// (dropout and batch norm on, across an epoch boundary): the same weights, EMA and moments.
+#[test]
+fn the_recorded_step_matches_encoding_every_step() {
+    let sets = ["model.base_ch=8", "model.norm_type=batch", "model.dropout=0.1", "train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=4", "train.log_every=3", "data.val_size=32", "data.train_limit=256", "noise.test_sigmas=[0.3]"];
+    let (a, b) = (tmp("planned"), tmp("direct"));
+    let c = ctx();
+    dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
+    dae::train::train(&c, &quick(&b, &sets), &dae::train::TrainOptions { direct: true, ..opts() }).unwrap();
+    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
+        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the replayed plan and direct encoding");
+    }
+    let log = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    assert_eq!(log(&a), log(&b), "the logged losses differ");
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}

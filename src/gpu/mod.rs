@@ -129,13 +129,85 @@ pub struct CtxInner {
     dummy: RefCell<Option<View>>,
     /// MAP_READ buffers by size, reused by every readback (the training loop reads its log).
     staging: RefCell<HashMap<u64, wgpu::Buffer>>,
+    /// Two MAP_READ buffers per size for reads that do not wait, used in turn.
+    async_staging: RefCell<HashMap<u64, (usize, [wgpu::Buffer; 2])>>,
     next_id: Cell<u64>,
     poison: Cell<bool>,
     tiled: Cell<bool>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
+    hashes: Cell<u64>,
+    recording: RefCell<Option<PlanBuilder>>,
     /// Per entry point (calls, seconds) while profiling; `None` otherwise.
     profile: RefCell<Option<HashMap<&'static str, (u64, f64)>>>,
+}
+
+/// One recorded dispatch: its pipeline, its bind group (Params bound with a dynamic offset) and
+/// its workgroup counts.
+struct Planned {
+    pipe: Rc<Pipe>,
+    bind: wgpu::BindGroup,
+    groups: [u32; 3],
+    entry: &'static str,
+}
+
+#[derive(Default)]
+struct PlanBuilder {
+    dispatches: Vec<Planned>,
+    params: Vec<u8>,
+    /// Every buffer bound, by id, with its size.
+    buffers: HashMap<u64, u64>,
+    /// Buffers the host filled during the recording (uploads): the plan reads them every replay,
+    /// so they must not return to the pool.
+    keep: Vec<View>,
+}
+
+/// A recorded sequence of dispatches (a training step, an evaluation batch), replayed with
+/// [`Ctx::replay`]. Between replays only its Params change ([`Plan::patch`]): the learning rate,
+/// the step, the noise keys, offsets.
+pub struct Plan {
+    dispatches: Vec<Planned>,
+    params: Vec<u8>,
+    keep: Vec<View>,
+    /// Bytes per Params slot.
+    slot: u64,
+    /// Bytes of every distinct buffer the plan binds: the memory one replay needs.
+    pub peak_bytes: u64,
+}
+
+impl Plan {
+    pub fn len(&self) -> usize {
+        self.dispatches.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+
+    /// Rewrite the Params of every recorded dispatch of `entry`; `f` gets the index of the
+    /// dispatch among those of `entry` (recording order) and its Params.
+    pub fn patch<P: GpuParams>(&mut self, entry: &str, mut f: impl FnMut(usize, &mut P)) {
+        let n = std::mem::size_of::<P>();
+        let mut k = 0;
+        for (i, d) in self.dispatches.iter().enumerate() {
+            if d.entry == entry {
+                let at = i * self.slot as usize;
+                let mut p: P = bytemuck::pod_read_unaligned(&self.params[at..at + n]);
+                f(k, &mut p);
+                self.params[at..at + n].copy_from_slice(bytemuck::bytes_of(&p));
+                k += 1;
+            }
+        }
+    }
+
+    /// How many dispatches of `entry` the plan holds.
+    pub fn count(&self, entry: &str) -> usize {
+        self.dispatches.iter().filter(|d| d.entry == entry).count()
+    }
+
+    /// The kept buffers (see [`Ctx::begin_plan`]).
+    pub fn kept(&self) -> usize {
+        self.keep.len()
+    }
 }
 
 /// How many GPU objects the context has created so far: a loop that repeats the same step
@@ -187,12 +259,15 @@ impl Ctx {
             slot_bytes,
             dummy: RefCell::new(None),
             staging: RefCell::default(),
+            async_staging: RefCell::default(),
             next_id: Cell::new(1),
             poison: Cell::new(false),
             tiled: Cell::new(true),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
             created: Cell::new(Created::default()),
+            hashes: Cell::new(0),
+            recording: RefCell::new(None),
         }))
     }
 
@@ -274,11 +349,16 @@ impl Ctx {
 
     /// A buffer of `len` f32/u32 elements for `op` (whose name the size error carries).
     pub fn alloc(&self, op: &'static str, len: usize) -> Result<View> {
+        self.alloc_from(op, len, true)
+    }
+
+    /// `alloc`, from the pool or (`pooled` false) always a new buffer.
+    fn alloc_from(&self, op: &'static str, len: usize, pooled: bool) -> Result<View> {
         let need = (len as u64 * 4).max(16);
         // Round to 256 bytes so near sizes share pool buckets and views stay offset-aligned.
         let bytes = need.div_ceil(256) * 256;
         self.check_size(op, need)?;
-        let reused = self.0.pool.borrow_mut().free.get_mut(&bytes).and_then(|v| v.pop_first());
+        let reused = if pooled { self.0.pool.borrow_mut().free.get_mut(&bytes).and_then(|v| v.pop_first()) } else { None };
         let (id, buf) = match reused {
             Some(x) => x,
             None => {
@@ -329,18 +409,42 @@ impl Ctx {
 
     fn upload_bytes(&self, op: &'static str, bytes: &[u8], len: usize) -> Result<View> {
         let poison = self.0.poison.replace(false);
-        let v = self.alloc(op, len);
+        // While a plan records, the host's write lands before every dispatch of each replay: a
+        // recycled buffer that an earlier dispatch of the same plan also uses would be
+        // overwritten after the upload. An upload then gets a buffer of its own, kept by the plan.
+        let v = self.alloc_from(op, len, !self.recording());
         self.0.poison.set(poison);
         let v = v?;
         self.flush()?;
         if !bytes.is_empty() {
             self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytes);
         }
+        if let Some(rec) = self.0.recording.borrow_mut().as_mut() {
+            rec.keep.push(v.clone());
+        }
         Ok(v)
+    }
+
+    /// Overwrite `v` with u32 host data (flushes first, for the same reason as `upload`).
+    pub fn write_u32(&self, v: &View, data: &[u32]) -> Result<()> {
+        if self.recording() {
+            return Err(Error::Msg("a host write while a plan is recording (it would land before the plan's own dispatches)".into()));
+        }
+        if data.len() != v.len {
+            return Err(Error::Msg(format!("write of {} elements into a view of {}", data.len(), v.len)));
+        }
+        self.flush()?;
+        if !data.is_empty() {
+            self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytemuck::cast_slice(data));
+        }
+        Ok(())
     }
 
     /// Overwrite `v` with host data (flushes first, for the same reason as `upload`).
     pub fn write(&self, v: &View, data: &[f32]) -> Result<()> {
+        if self.recording() {
+            return Err(Error::Msg("a host write while a plan is recording (it would land before the plan's own dispatches)".into()));
+        }
         if data.len() != v.len {
             return Err(Error::Msg(format!("write of {} elements into a view of {}", data.len(), v.len)));
         }
@@ -443,11 +547,57 @@ impl Ctx {
         Ok([x as u32, y as u32, 1])
     }
 
-    /// Encode one dispatch. Each dispatch gets its own uniform slot (rule 6 of STYLE.md).
+    /// The bind group of a launch (cached by its pipeline and buffers; a cache miss creates it).
+    fn bind_group<P: GpuParams>(&self, pipe: &Pipe, l: &Launch<'_, P>) -> Result<wgpu::BindGroup> {
+        let mut given: Vec<u32> = l.bindings.iter().map(|(b, _)| *b).collect();
+        given.sort_unstable();
+        if given != pipe.storage {
+            return Err(Error::Gpu { kernel: l.entry.into(), message: format!("launcher binds {given:?}, the entry point uses {:?}", pipe.storage) });
+        }
+        self.0.hashes.set(self.0.hashes.get() + 1);
+        let key = BindKey { pipe: pipe.id, bufs: l.bindings.iter().map(|(b, v)| (*b, v.storage.id, v.offset, v.binding_size())).collect() };
+        let mut binds = self.0.binds.borrow_mut();
+        if binds.len() > BIND_CACHE_MAX {
+            binds.clear();
+        }
+        let pbytes = std::mem::size_of::<P>() as u64;
+        let bg = binds.entry(key).or_insert_with(|| {
+            self.count(|c| c.bind_groups += 1);
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.0.arena, offset: 0, size: wgpu::BufferSize::new(pbytes) }),
+            }];
+            for (b, v) in l.bindings {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: *b,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &v.storage.buf, offset: v.offset, size: wgpu::BufferSize::new(v.binding_size()) }),
+                });
+            }
+            self.0.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(l.entry), layout: &pipe.layout, entries: &entries })
+        });
+        Ok(bg.clone())
+    }
+
+    /// Encode one dispatch (or, while a plan records, add it to the plan). Each dispatch gets
+    /// its own uniform slot (rule 6 of STYLE.md).
     pub fn dispatch<P: GpuParams>(&self, l: Launch<'_, P>) -> Result<()> {
         let pipe = self.pipe(l.family, l.entry, l.overrides)?;
+        let bg = self.bind_group(&pipe, &l)?;
         let pbytes = bytemuck::bytes_of(l.params);
         debug_assert!(pbytes.len() as u64 <= self.0.slot_bytes);
+        if let Some(rec) = self.0.recording.borrow_mut().as_mut() {
+            if rec.dispatches.len() >= ARENA_SLOTS {
+                return Err(Error::Msg(format!("a plan holds at most {ARENA_SLOTS} dispatches")));
+            }
+            let at = rec.dispatches.len() * self.0.slot_bytes as usize;
+            rec.params.resize(at + self.0.slot_bytes as usize, 0);
+            rec.params[at..at + pbytes.len()].copy_from_slice(pbytes);
+            for (_, v) in l.bindings {
+                rec.buffers.insert(v.storage.id, v.storage.bytes);
+            }
+            rec.dispatches.push(Planned { pipe, bind: bg, groups: l.groups, entry: l.entry });
+            return Ok(());
+        }
         if self.0.enc.borrow().slots >= ARENA_SLOTS {
             self.flush()?;
         }
@@ -460,52 +610,6 @@ impl Ctx {
         }
         enc.staging[slot as usize..end].copy_from_slice(pbytes);
         enc.kernels.push(l.entry);
-
-        let mut given: Vec<u32> = l.bindings.iter().map(|(b, _)| *b).collect();
-        given.sort_unstable();
-        if given != pipe.storage {
-            return Err(Error::Gpu {
-                kernel: l.entry.into(),
-                message: format!("launcher binds {given:?}, the entry point uses {:?}", pipe.storage),
-            });
-        }
-        let key = BindKey {
-            pipe: pipe.id,
-            bufs: l.bindings.iter().map(|(b, v)| (*b, v.storage.id, v.offset, v.binding_size())).collect(),
-        };
-        let mut binds = self.0.binds.borrow_mut();
-        if binds.len() > BIND_CACHE_MAX {
-            binds.clear();
-        }
-        let created = &self.0.created;
-        let bg = binds.entry(key).or_insert_with(|| {
-            let mut c = created.get();
-            c.bind_groups += 1;
-            created.set(c);
-            let mut entries = vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.0.arena,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(pbytes.len() as u64),
-                }),
-            }];
-            for (b, v) in l.bindings {
-                entries.push(wgpu::BindGroupEntry {
-                    binding: *b,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &v.storage.buf,
-                        offset: v.offset,
-                        size: wgpu::BufferSize::new(v.binding_size()),
-                    }),
-                });
-            }
-            self.0.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(l.entry),
-                layout: &pipe.layout,
-                entries: &entries,
-            })
-        });
         if enc.encoder.is_none() {
             enc.encoder = Some(self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae step") }));
         }
@@ -518,23 +622,102 @@ impl Ctx {
         }
         let pass = enc.pass.as_mut().ok_or_else(|| Error::Msg("no compute pass".into()))?;
         pass.set_pipeline(&pipe.pipeline);
-        pass.set_bind_group(0, &*bg, &[slot as u32]);
+        pass.set_bind_group(0, &bg, &[slot as u32]);
         pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
         self.0.dispatches.set(self.0.dispatches.get() + 1);
-        drop(binds);
         drop(enc);
         if self.0.profile.borrow().is_some() {
             let t0 = std::time::Instant::now();
             self.flush()?;
             self.0.gpu.wait()?;
-            let dt = t0.elapsed().as_secs_f64();
-            if let Some(m) = self.0.profile.borrow_mut().as_mut() {
-                let e = m.entry(l.entry).or_default();
-                e.0 += 1;
-                e.1 += dt;
-            }
+            self.profiled(l.entry, t0.elapsed().as_secs_f64());
         }
         Ok(())
+    }
+
+    fn profiled(&self, entry: &'static str, secs: f64) {
+        if let Some(m) = self.0.profile.borrow_mut().as_mut() {
+            let e = m.entry(entry).or_default();
+            e.0 += 1;
+            e.1 += secs;
+        }
+    }
+
+    /// Bind-group keys hashed so far (each non-planned dispatch hashes one; a replayed plan none).
+    pub fn bind_keys_hashed(&self) -> u64 {
+        self.0.hashes.get()
+    }
+
+    // ---- plans: a step recorded once, replayed every step --------------------------------------
+
+    /// Start recording: until [`Ctx::end_plan`], dispatches are built (pipelines, bind groups)
+    /// and kept in order with their Params instead of being encoded. Buffers freed during the
+    /// recording go back to the pool and are reused by later dispatches of the same recording,
+    /// which plans their lifetimes: a buffer is reused once its last reader has been recorded.
+    pub fn begin_plan(&self) -> Result<()> {
+        self.flush()?;
+        let mut r = self.0.recording.borrow_mut();
+        if r.is_some() {
+            return Err(Error::Msg("a plan is already recording".into()));
+        }
+        *r = Some(PlanBuilder::default());
+        Ok(())
+    }
+
+    /// Stop recording and return the plan (also after an error in between: call it anyway).
+    pub fn end_plan(&self) -> Result<Plan> {
+        let b = self.0.recording.borrow_mut().take().ok_or_else(|| Error::Msg("no plan is recording".into()))?;
+        Ok(Plan { peak_bytes: b.buffers.values().sum(), dispatches: b.dispatches, params: b.params, keep: b.keep, slot: self.0.slot_bytes })
+    }
+
+    /// Whether a plan is recording (work then cannot be read back until it is replayed).
+    pub fn recording(&self) -> bool {
+        self.0.recording.borrow().is_some()
+    }
+
+    /// Run a plan: write its Params into the uniform arena and encode its dispatches into one
+    /// pass of one submit. Creates nothing and hashes nothing.
+    pub fn replay(&self, plan: &Plan) -> Result<()> {
+        if self.recording() {
+            return Err(Error::Msg("replay while a plan is recording".into()));
+        }
+        self.flush()?;
+        let slot = self.0.slot_bytes;
+        if self.0.profile.borrow().is_some() {
+            // One dispatch per submit, timed (bench --profile, DAE_SYNC=1).
+            for (i, d) in plan.dispatches.iter().enumerate() {
+                let t0 = std::time::Instant::now();
+                self.0.gpu.queue.write_buffer(&self.0.arena, 0, &plan.params[i * slot as usize..(i + 1) * slot as usize]);
+                let mut e = self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae plan") });
+                {
+                    let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.entry), timestamp_writes: None });
+                    pass.set_pipeline(&d.pipe.pipeline);
+                    pass.set_bind_group(0, &d.bind, &[0]);
+                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                }
+                self.0.gpu.queue.submit([e.finish()]);
+                self.0.gpu.check(|| d.entry.to_string())?;
+                self.0.gpu.wait()?;
+                self.profiled(d.entry, t0.elapsed().as_secs_f64());
+            }
+            self.0.dispatches.set(self.0.dispatches.get() + plan.dispatches.len() as u64);
+            return Ok(());
+        }
+        if !plan.params.is_empty() {
+            self.0.gpu.queue.write_buffer(&self.0.arena, 0, &plan.params);
+        }
+        let mut e = self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae plan") });
+        {
+            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("dae plan"), timestamp_writes: None });
+            for (i, d) in plan.dispatches.iter().enumerate() {
+                pass.set_pipeline(&d.pipe.pipeline);
+                pass.set_bind_group(0, &d.bind, &[(i as u64 * slot) as u32]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        self.0.gpu.queue.submit([e.finish()]);
+        self.0.dispatches.set(self.0.dispatches.get() + plan.dispatches.len() as u64);
+        self.0.gpu.check(|| summarize(&plan.dispatches.iter().map(|d| d.entry).collect::<Vec<_>>()))
     }
 
     /// Submit everything encoded so far (one `queue.submit`). Does not wait.
@@ -555,6 +738,9 @@ impl Ctx {
 
     /// Flush, copy `v` to a mappable buffer and read it back (waits for the GPU).
     pub fn read_bytes(&self, v: &View) -> Result<Vec<u8>> {
+        if self.recording() {
+            return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
+        }
         self.flush()?;
         let size = (v.len as u64 * 4).max(4);
         let dev = &self.0.gpu.device;
@@ -594,8 +780,76 @@ impl Ctx {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
     }
 
+    /// Start reading `v` back without waiting: its copy is queued after the work submitted so
+    /// far and mapped when the GPU gets there; [`Ctx::try_take`] polls, [`Ctx::take`] waits.
+    /// Two staging buffers per size take turns, so a read can start while the previous one is
+    /// still pending (a third would wait for the oldest).
+    pub fn read_async(&self, v: &View) -> Result<PendingRead> {
+        if self.recording() {
+            return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
+        }
+        self.flush()?;
+        let size = (v.len as u64 * 4).max(4);
+        let dev = &self.0.gpu.device;
+        let staging = {
+            let mut cache = self.0.async_staging.borrow_mut();
+            let (turn, bufs) = cache.entry(size).or_insert_with(|| {
+                self.count(|c| c.buffers += 2);
+                let mk = || dev.create_buffer(&wgpu::BufferDescriptor { label: Some("async readback"), size, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+                (0, [mk(), mk()])
+            });
+            *turn = 1 - *turn;
+            bufs[*turn].clone()
+        };
+        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("async readback") });
+        encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
+        self.0.gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(PendingRead { staging, len: v.len, rx })
+    }
+
+    /// The values of a pending read if the GPU has delivered them (never waits).
+    pub fn try_take(&self, p: &PendingRead) -> Result<Option<Vec<f32>>> {
+        self.0.gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        match p.rx.try_recv() {
+            Ok(r) => {
+                r.map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+                Ok(Some(p.finish()?))
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(Error::Msg("readback: map callback dropped".into())),
+        }
+    }
+
+    /// The values of a pending read (waits for the GPU).
+    pub fn take(&self, p: PendingRead) -> Result<Vec<f32>> {
+        self.0.gpu.wait()?;
+        p.rx.recv()
+            .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        p.finish()
+    }
+
     pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    }
+}
+
+/// A read back in flight (see [`Ctx::read_async`]).
+pub struct PendingRead {
+    staging: wgpu::Buffer,
+    len: usize,
+    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl PendingRead {
+    fn finish(&self) -> Result<Vec<f32>> {
+        let data = self.staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
+        self.staging.unmap();
+        Ok(bytemuck::pod_collect_to_vec(&data[..self.len * 4]))
     }
 }
 

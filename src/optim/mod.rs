@@ -49,22 +49,33 @@ impl Optimizer {
         reduce::reduce_final(ctx, &self.partials, 1.0, &self.norm_sq)?;
         self.t += 1;
         let h = &self.hyper;
-        let t = self.t as i32;
-        let p = OptimParams {
+        let mut p = OptimParams {
             len: param.len() as u32,
             has_clip: h.grad_clip.is_some() as u32,
-            lr,
             beta1: h.beta1,
             beta2: h.beta2,
             eps: h.eps,
             weight_decay: h.weight_decay,
-            bias_c1: 1.0 - (h.beta1 as f64).powi(t) as f32,
-            bias_c2_sqrt: (1.0 - (h.beta2 as f64).powi(t)).sqrt() as f32,
             momentum: h.momentum,
             max_norm: h.grad_clip.unwrap_or(0.0),
             ..Default::default()
         };
+        self.per_step(&mut p, lr);
         k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v)
+    }
+
+    /// The values of a step that change with it: the learning rate and Adam's bias corrections
+    /// at step `t`.
+    fn per_step(&self, p: &mut OptimParams, lr: f32) {
+        let t = self.t as i32;
+        p.lr = lr;
+        p.bias_c1 = 1.0 - (self.hyper.beta1 as f64).powi(t) as f32;
+        p.bias_c2_sqrt = (1.0 - (self.hyper.beta2 as f64).powi(t)).sqrt() as f32;
+    }
+
+    /// Set this step's values (at `self.t`) in a recorded plan's optimiser dispatch.
+    pub fn patch(&self, plan: &mut crate::gpu::Plan, lr: f32) {
+        plan.patch::<OptimParams>("optim_step", |_, p| self.per_step(p, lr));
     }
 }
 
