@@ -658,6 +658,40 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         bar.set_position(tr.step_in_epoch as u64);
         let mut window: Vec<(u64, f64)> = Vec::new();
         let mut t0 = Instant::now();
+        let mut pending: Option<(crate::gpu::PendingRead, Vec<(u64, f64)>, f64)> = None;
+        let ckpts = tr.ckpt_dir();
+        // The CSV rows of one window (slot k holds step window[k]'s loss and squared grad
+        // norm), the progress message, and the stop on a non-finite value.
+        let mut log_rows = |vals: &[f32], window: &[(u64, f64)], ips: f64| -> Result<()> {
+            let mut rows = Vec::new();
+            for (k, (st, lr)) in window.iter().enumerate() {
+                let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
+                if !lv.is_finite() || !nsq.is_finite() {
+                    append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
+                    bar.abandon();
+                    return Err(Error::Msg(format!(
+                        "the loss became {} at step {} (epoch {}); stopping. {}{}",
+                        if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
+                        st + 1,
+                        e + 1,
+                        intact_note(&ckpts),
+                        suspects(cfg)
+                    )));
+                }
+                rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
+            }
+            append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
+            if let Some((st, lr)) = window.last() {
+                let lv = vals[2 * (window.len() - 1)];
+                let msg = format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s");
+                if plain && last_line.elapsed().as_secs_f64() >= 10.0 {
+                    eprintln!("epoch {}/{} step {} {msg}", e + 1, cfg.train.epochs, st + 1);
+                    last_line = Instant::now();
+                }
+                bar.set_message(msg);
+            }
+            Ok(())
+        };
         while tr.step_in_epoch < spe {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
@@ -684,39 +718,26 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             // stop_after (tests) acts as a Ctrl-C without touching the process-wide flag.
             let stop = signal::interrupted().or(opts.stop_after.filter(|n| tr.step >= *n).map(|_| 130));
             if window.len() == log_every || end || stop.is_some() {
-                let vals = ctx.read(&log)?;
                 let dt = t0.elapsed().as_secs_f64();
                 ips = (window.len() * b) as f64 / dt.max(1e-9);
                 t0 = Instant::now();
-                let mut rows = Vec::new();
-                for (k, (st, lr)) in window.iter().enumerate() {
-                    let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
-                    if !lv.is_finite() || !nsq.is_finite() {
-                        append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-                        bar.abandon();
-                        return Err(Error::Msg(format!(
-                            "the loss became {} at step {} (epoch {}); stopping. {}{}",
-                            if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
-                            st + 1,
-                            e + 1,
-                            intact_note(&tr.ckpt_dir()),
-                            suspects(cfg)
-                        )));
-                    }
-                    rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
+                // No wait here: the log's copy is queued behind this window's steps and read a
+                // step or two later; the previous window's must be in by now (taken if not).
+                if let Some((p, w, i)) = pending.take() {
+                    log_rows(&ctx.take(p)?, &w, i)?;
                 }
-                append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-                if let Some((_, lr)) = window.last() {
-                    let lv = vals[2 * (window.len() - 1)];
-                    let msg = format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s");
-                    if plain && (last_line.elapsed().as_secs_f64() >= 10.0 || end) {
-                        eprintln!("epoch {}/{} step {}/{} {msg}", e + 1, cfg.train.epochs, tr.step_in_epoch, spe);
-                        last_line = Instant::now();
+                pending = Some((ctx.read_async(&log)?, std::mem::take(&mut window), ips));
+                if end || stop.is_some() {
+                    if let Some((p, w, i)) = pending.take() {
+                        log_rows(&ctx.take(p)?, &w, i)?;
                     }
-                    bar.set_message(msg);
                 }
                 bar.set_position(tr.step_in_epoch as u64);
-                window.clear();
+            } else if let Some((p, w, i)) = &pending {
+                if let Some(vals) = ctx.try_take(p)? {
+                    log_rows(&vals, w, *i)?;
+                    pending = None;
+                }
             }
             if stop.is_some() {
                 interrupted = stop;
