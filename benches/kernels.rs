@@ -14,8 +14,11 @@ fn main() {
     let models = std::env::var("DAE_BENCH_MODELS").unwrap_or_else(|_| "unet16x2,conv16x2".into());
     println!("adapter: {}", ctx.gpu().info.name);
     let mut rows = dae::bench::conv_rows(&ctx, batch, 2, 5).unwrap_or_else(|e| panic!("{e}"));
-    for m in models.split(',').filter(|m| !m.is_empty()) {
-        rows.extend(dae::bench::model_step_rows(&ctx, m.trim(), batch, 2, 5, false).unwrap_or_else(|e| panic!("{e}")));
-    }
+    rows.extend(dae::bench::fft_rows(&ctx, 2, 5).unwrap_or_else(|e| panic!("{e}")));
     print!("{}", dae::bench::table(&rows));
+    let mut steps = Vec::new();
+    for m in models.split(',').filter(|m| !m.is_empty()) {
+        steps.push(dae::bench::model_step(&ctx, m.trim(), batch, 2, 5, false).unwrap_or_else(|e| panic!("{e}")));
+    }
+    print!("{}", dae::bench::train_table(&steps));
 }

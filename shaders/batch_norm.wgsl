@@ -2,6 +2,9 @@
 // channel over (n, hw) (biased variance) and updates the running statistics in place with the
 // unbiased variance, as PyTorch; evaluation normalises with the running statistics.
 // One workgroup per channel for the training entries, one invocation per element for eval.
+// The activation that follows it in a block is fused (ACT, act.wgsl; 6 = none): the forwards
+// write act(pre), pre = xhat * gamma + beta; the backward recomputes pre and scales dy by
+// act'(pre) first.
 //
 // Bindings: 0 params | 1 x | 2 gamma | 3 beta | 4 dy | 5 stats [c*2] (rw: mean, rstd)
 //           | 6 running_mean (rw) | 7 running_var (rw) | 8 y (rw) | 9 dx (rw) | 10 dgamma (rw)
@@ -12,10 +15,11 @@
 struct BatchNormParams {
     n: u32, c: u32, hw: u32, accumulate: u32,
     eps: f32, momentum: f32, write_dx: u32, write_dparams: u32,
-    param_accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    param_accumulate: u32, slope: f32, _pad1: u32, _pad2: u32,
 }
 
 const WG: u32 = 256u;
+override ACT: u32 = 6u;
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -58,7 +62,7 @@ fn batch_norm_forward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     let bt = beta[ch];
     for (var j = lid; j < count; j += WG) {
         let idx = at(ch, j);
-        y[idx] = (x[idx] - mean) * rstd * gm + bt;
+        y[idx] = act_f((x[idx] - mean) * rstd * gm + bt, p.slope);
     }
 }
 
@@ -67,7 +71,7 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * p.c * p.hw) { return; }
     let ch = (i / p.hw) % p.c;
-    y[i] = (x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch];
+    y[i] = act_f((x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
 }
 
 // Training-mode backward: dx = gamma * rstd / M * (M dy - sum(dy) - xhat * sum(dy xhat)),
@@ -79,18 +83,23 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     let count = p.n * p.hw;
     let mean = stats[2u * ch];
     let rstd = stats[2u * ch + 1u];
+    let gm = gamma[ch];
+    let bt = beta[ch];
     var s = vec2<f32>(0.0, 0.0);
     for (var j = lid; j < count; j += WG) {
         let idx = at(ch, j);
-        s += vec2<f32>(dy[idx], dy[idx] * (x[idx] - mean) * rstd);
+        let xhat = (x[idx] - mean) * rstd;
+        let d = dy[idx] * act_df(xhat * gm + bt, p.slope);
+        s += vec2<f32>(d, d * xhat);
     }
     let t = wg_sum2(lid, s);
     if (p.write_dx != 0u) {
-        let k = gamma[ch] * rstd / f32(count);
+        let k = gm * rstd / f32(count);
         for (var j = lid; j < count; j += WG) {
             let idx = at(ch, j);
             let xhat = (x[idx] - mean) * rstd;
-            var v = k * (f32(count) * dy[idx] - t.x - xhat * t.y);
+            let d = dy[idx] * act_df(xhat * gm + bt, p.slope);
+            var v = k * (f32(count) * d - t.x - xhat * t.y);
             if (p.accumulate != 0u) { v += dx[idx]; }
             dx[idx] = v;
         }

@@ -1,4 +1,7 @@
-// group_norm: GroupNorm over NCHW with per-channel affine; instance norm is groups == c.
+// group_norm: GroupNorm over NCHW with per-channel affine; instance norm is groups == c; the
+// activation that follows it in a block is fused (ACT, act.wgsl; 6 = none): the forward writes
+// act(pre) with pre = xhat * gamma + beta, and both backward kernels recompute pre from x and
+// the saved statistics and scale dy by act'(pre) before the norm's own gradient.
 // A group's elements are contiguous (its channels are adjacent), so one workgroup per (n, group)
 // walks [base, base + cpg*hw) with a two-pass mean/variance (biased, like PyTorch).
 // Workgroups of 64: a group holds a few hundred to a few thousand elements, and a smaller
@@ -11,10 +14,11 @@
 
 struct GroupNormParams {
     n: u32, c: u32, hw: u32, groups: u32,
-    eps: f32, accumulate: u32, _pad0: u32, _pad1: u32,
+    eps: f32, accumulate: u32, slope: f32, _pad1: u32,
 }
 
 const WG: u32 = 64u;
+override ACT: u32 = 6u;
 
 @group(0) @binding(0) var<uniform> p: GroupNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -48,7 +52,7 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let c0 = (gi % p.groups) * cpg;
     for (var j = lid; j < count; j += WG) {
         let ch = c0 + j / p.hw;
-        y[base + j] = (x[base + j] - mean) * rstd * gamma[ch] + beta[ch];
+        y[base + j] = act_f((x[base + j] - mean) * rstd * gamma[ch] + beta[ch], p.slope);
     }
 }
 
@@ -65,14 +69,16 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let rstd = stats[2u * gi + 1u];
     var s = vec2<f32>(0.0, 0.0);
     for (var j = lid; j < count; j += WG) {
-        let g = dy[base + j] * gamma[c0 + j / p.hw];
+        let ch = c0 + j / p.hw;
         let xhat = (x[base + j] - mean) * rstd;
+        let g = dy[base + j] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
         s += vec2<f32>(g, g * xhat);
     }
     let m = wg_sum2(lid, s) / f32(count);
     for (var j = lid; j < count; j += WG) {
-        let g = dy[base + j] * gamma[c0 + j / p.hw];
+        let ch = c0 + j / p.hw;
         let xhat = (x[base + j] - mean) * rstd;
+        let g = dy[base + j] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
         var v = rstd * (g - m.x - xhat * m.y);
         if (p.accumulate != 0u) { v += dx[base + j]; }
         dx[base + j] = v;
@@ -92,7 +98,8 @@ fn group_norm_param_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         let idx = (b * p.c + ch) * p.hw + j % p.hw;
         let gi = b * p.groups + g;
         let xhat = (x[idx] - stats[2u * gi]) * stats[2u * gi + 1u];
-        s += vec2<f32>(dy[idx] * xhat, dy[idx]);
+        let d = dy[idx] * act_df(xhat * gamma[ch] + beta[ch], p.slope);
+        s += vec2<f32>(d * xhat, d);
     }
     let t = wg_sum2(lid, s);
     if (lid == 0u) {

@@ -103,16 +103,35 @@ pub fn table(rows: &[BenchRow]) -> String {
     s
 }
 
-/// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
-/// clip, AdamW, EMA), on random [0, 1) data; `spec` like `unet16x2` or `conv64x3`.
-/// With `profile`, one more step follows with every dispatch timed on its own: a row per entry
-/// point (calls, total ms), slowest first.
-pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<Vec<BenchRow>> {
-    use crate::nn::model::{Arch, Fwd};
-    use crate::nn::{Model, ModelConfig, Weights};
-    use crate::ops::optim::OptKind;
-    use crate::optim::{Hyper, Optimizer, ema_update};
-    use crate::tensor::Tensor;
+/// One row of `dae bench --models`: a whole training step of a SPEC model.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainRow {
+    pub model: String,
+    pub batch: usize,
+    pub images_per_s: f64,
+    /// The first step from a cold start: compiling the kernels and recording the plan.
+    pub first_step_s: f64,
+    /// Dispatches per step (the recorded plan's length).
+    pub dispatches: usize,
+    /// Bytes of every buffer the step's plan binds, in MiB: the GPU memory one step needs.
+    pub peak_mem_mb: f64,
+    /// The analytic minimum: parameters, gradients, two Adam moments and the EMA, plus what
+    /// PyTorch saves for backward in the same model and batch (tests/fixtures/torch_saved_tensors.json,
+    /// from tools/torch_saved_tensors.py); `None` for a (model, batch) the fixture lacks.
+    pub min_mem_mb: Option<f64>,
+}
+
+/// PyTorch's saved-tensor counts for the analytic memory minimum.
+const SAVED: &str = include_str!("../tests/fixtures/torch_saved_tensors.json");
+
+fn min_bytes(spec: &str, batch: usize) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(SAVED).ok()?;
+    v["rows"][format!("{spec}@{batch}")]["min_bytes"].as_u64()
+}
+
+/// A SPEC model from `unet16x2` / `conv64x3`.
+fn spec_model(spec: &str) -> Result<crate::nn::ModelConfig> {
+    use crate::nn::model::Arch;
     let bad = || crate::error::Error::Config(format!("--models: {spec:?} is not like unet16x2 or conv64x3"));
     let (arch, rest) = if let Some(r) = spec.strip_prefix("unet") {
         (Arch::Unet, r)
@@ -122,7 +141,23 @@ pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters
         return Err(bad());
     };
     let (b, d) = rest.split_once('x').ok_or_else(bad)?;
-    let mc = ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
+    let mc = crate::nn::ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
+    mc.validate()?;
+    Ok(mc)
+}
+
+/// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
+/// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
+/// `unet16x2` or `conv64x3`. With `profile`, one more step follows with every dispatch timed on
+/// its own: (entry point, calls, seconds), slowest first.
+pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+    use crate::nn::model::Fwd;
+    use crate::nn::{Model, Weights};
+    use crate::ops::optim::OptKind;
+    use crate::optim::{Hyper, Optimizer, ema_update};
+    use crate::tensor::Tensor;
+    let mc = spec_model(spec)?;
+    let t_cold = Instant::now();
     let (model, layout) = Model::new(&mc)?;
     let (p0, b0) = layout.init(1);
     let params = ctx.upload("bench", &p0)?;
@@ -137,30 +172,61 @@ pub fn model_step_rows(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters
     let n = batch * 28 * 28;
     let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
-    let mut step = 0u64;
-    let mut train_step = || -> Result<()> {
+    ctx.begin_plan()?;
+    let encoded = (|| -> Result<()> {
         let mut g = crate::autograd::Graph::new(ctx);
         w.attach(&mut g)?;
-        let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, step), &x)?;
+        let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, 0), &x)?;
         let l = g.mse_loss(&out, &y)?;
         drop(g.backward(&l)?);
         opt.step(ctx, &params, &grads, 2e-4)?;
-        ema_update(ctx, 0.999, &params, &ema)?;
-        step += 1;
-        Ok(())
+        ema_update(ctx, 0.999, &params, &ema)
+    })();
+    let mut plan = ctx.end_plan()?;
+    encoded.map_err(|e| e.limit_in_terms_of("--batch", batch))?;
+    ctx.replay(&plan)?;
+    ctx.gpu().wait()?;
+    let first_step_s = t_cold.elapsed().as_secs_f64();
+    let mut step = || -> Result<()> {
+        opt.t += 1;
+        opt.patch(&mut plan, 2e-4);
+        ctx.replay(&plan)
     };
-    let ms = time(ctx, warmup, iters, &mut train_step)?;
-    let mut rows = vec![BenchRow { name: format!("train step {spec} ({} params) n{batch}: {:.1} img/s", layout.num_params(), batch as f64 * 1e3 / ms), ms, gflops: 0.0 }];
+    let ms = time(ctx, warmup, iters, &mut step)?;
+    let mut prof = Vec::new();
     if profile {
         ctx.set_profile(true)?;
-        let r = train_step();
-        let prof = ctx.profile();
+        let r = step();
+        prof = ctx.profile();
         ctx.set_profile(false)?;
         r?;
+    }
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let row = TrainRow {
+        model: spec.to_string(),
+        batch,
+        images_per_s: batch as f64 * 1e3 / ms,
+        first_step_s,
+        dispatches: plan.len(),
+        peak_mem_mb: mib(plan.peak_bytes),
+        min_mem_mb: min_bytes(spec, batch).map(mib),
+    };
+    Ok((row, prof))
+}
+
+/// The terminal table of training steps (and profiles).
+pub fn train_table(rows: &[(TrainRow, Vec<(&'static str, u64, f64)>)]) -> String {
+    let mut s = format!("{:<12} {:>6} {:>10} {:>14} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "dispatches", "peak MiB", "min MiB", "peak/min");
+    for (r, prof) in rows {
+        let (min, ratio) = match r.min_mem_mb {
+            Some(m) => (format!("{m:.1}"), format!("{:.2}", r.peak_mem_mb / m)),
+            None => ("-".into(), "-".into()),
+        };
+        s += &format!("{:<12} {:>6} {:>10.2} {:>14.2} {:>11} {:>10.1} {:>10} {:>9}\n", r.model, r.batch, r.images_per_s, r.first_step_s, r.dispatches, r.peak_mem_mb, min, ratio);
         let total: f64 = prof.iter().map(|p| p.2).sum();
         for (entry, calls, secs) in prof {
-            rows.push(BenchRow { name: format!("  {entry} x{calls} ({:.1}% of the profiled step)", 100.0 * secs / total), ms: secs * 1e3, gflops: 0.0 });
+            s += &format!("    {entry:<34} x{calls:<4} {:>9.2} ms {:>5.1}%\n", secs * 1e3, 100.0 * secs / total);
         }
     }
-    Ok(rows)
+    s
 }

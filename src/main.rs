@@ -278,17 +278,22 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 }
             }
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
-            let rows = if models.is_empty() {
-                let mut r = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
-                r.extend(dae::bench::fft_rows(&ctx, warmup, iters)?);
-                r
-            } else {
+            if !models.is_empty() {
                 let mut rows = Vec::new();
                 for m in &models {
-                    rows.extend(dae::bench::model_step_rows(&ctx, m, batch, warmup, iters, profile)?);
+                    rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile)?);
                 }
-                rows
-            };
+                if json {
+                    let train: Vec<&dae::bench::TrainRow> = rows.iter().map(|r| &r.0).collect();
+                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "train": train })).map_err(|e| dae::Error::Msg(e.to_string()))?);
+                } else {
+                    eprintln!("adapter: {}", ctx.gpu().info.name);
+                    print!("{}", dae::bench::train_table(&rows));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
+            rows.extend(dae::bench::fft_rows(&ctx, warmup, iters)?);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
             } else {

@@ -36,6 +36,11 @@ fn group_norm_matches_reference() {
 fn batch_norm_matches_reference() {
     family("batch_norm");
 }
+/// The norms with their activation fused in, forward and backward.
+#[test]
+fn fused_norm_activation_matches_reference() {
+    family("fused activation");
+}
 #[test]
 fn activations_match_reference() {
     family("activation");

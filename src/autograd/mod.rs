@@ -175,17 +175,28 @@ impl Graph {
     }
 
     pub fn group_norm(&mut self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps)?;
+        self.group_norm_act(x, groups, gamma, beta, eps, None)
+    }
+
+    /// Group norm with the activation after it fused in (no dispatch of its own either way).
+    pub fn group_norm_act(&mut self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>) -> Result<Tensor> {
+        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act)?;
         self.record(Op::GroupNorm(op), &[x, gamma, beta], &y);
         Ok(y)
     }
 
     #[allow(clippy::too_many_arguments)]
     pub fn batch_norm(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, running_mean: &Tensor, running_var: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
+        self.batch_norm_act(x, gamma, beta, running_mean, running_var, training, momentum, eps, None)
+    }
+
+    /// Batch norm with the activation after it fused in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_act(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, running_mean: &Tensor, running_var: &Tensor, training: bool, momentum: f32, eps: f32, act: Option<Activation>) -> Result<Tensor> {
         if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
             return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
         }
-        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)?;
+        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act)?;
         if let Some(op) = op {
             self.record(Op::BatchNorm(op), &[x, gamma, beta], &y);
         }

@@ -203,6 +203,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d", conv::check_convs),
     ("group_norm", norm::check_group_norm),
     ("batch_norm", norm::check_batch_norm),
+    ("group_norm+batch_norm fused activation", norm::check_norm_act),
     ("activation", pointwise::check_activations),
     ("maxpool2d", shape::check_maxpool),
     ("resize_bilinear", shape::check_resize),

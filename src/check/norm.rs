@@ -21,6 +21,63 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+/// The activations a norm fuses, with their reference twins and a label for the rows.
+fn fused_acts() -> [(Activation, r::activation::Activation, &'static str); 4] {
+    use r::activation::Activation as R;
+    [
+        (Activation::Relu, R::Relu, "relu"),
+        (Activation::LeakyRelu(0.2), R::LeakyRelu(0.2f32 as f64), "leaky_relu"),
+        (Activation::GeluErf, R::GeluErf, "gelu"),
+        (Activation::Silu, R::Silu, "silu"),
+    ]
+}
+
+/// Group norm and batch norm with the activation after them fused in: forward act(norm(x)),
+/// backward through both, against the reference chain norm then activation.
+pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
+    let eps = 1e-5;
+    for ((n, ch, h, w, groups), (a, ra, name)) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 8, 5, 3, 2), (3, 32, 5, 5, 32)].into_iter().zip(fused_acts()) {
+        let (x, xr) = c.leaf(&[n, ch, h, w])?;
+        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+        let (bt, br) = c.leaf(&[ch])?;
+        c.case("group_norm", format!("x{} groups {groups}, fused {name}", dims(&[n, ch, h, w])));
+        let y = c.g.group_norm_act(&x, groups, &gm, &bt, eps as f32, Some(a))?;
+        let (pre, mr, sr) = r::group_norm::group_norm_forward(n, ch, h * w, groups, eps, &xr, &gr, &br);
+        c.cmp_t(&format!("group_norm_forward (ACT {name})"), &y, &r::activation::activation_forward(ra, &pre))?;
+        let (grads, g) = c.backward(&y)?;
+        let dpre = r::activation::activation_backward(ra, &pre, &g);
+        let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &dpre);
+        c.grad(&format!("group_norm_input_grad (ACT {name})"), &grads, &x, &dx)?;
+        c.grad(&format!("group_norm_param_grad (ACT {name})"), &grads, &gm, &dg)?;
+        c.grad(&format!("group_norm_param_grad (ACT {name})"), &grads, &bt, &db)?;
+    }
+    for ((n, ch, h, w), (a, ra, name)) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (4, 4, 5, 5)].into_iter().zip(fused_acts()) {
+        let (x, xr) = c.leaf(&[n, ch, h, w])?;
+        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+        let (bt, br) = c.leaf(&[ch])?;
+        let rm0 = c.rng.vec(ch);
+        let rv0: Vec<f32> = c.rng.vec(ch).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let (rm, rv) = (Tensor::from_slice(c.ctx, &[ch], &rm0)?, Tensor::from_slice(c.ctx, &[ch], &rv0)?);
+        let (epsf, mom) = (1e-5f32, 0.1f32);
+        c.case("batch_norm", format!("x{} train, fused {name}", dims(&[n, ch, h, w])));
+        let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, mom, epsf, Some(a))?;
+        let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
+        let (pre, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, epsf as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
+        c.cmp_t(&format!("batch_norm_forward_train (ACT {name})"), &y, &r::activation::activation_forward(ra, &pre))?;
+        let (grads, g) = c.backward(&y)?;
+        let dpre = r::activation::activation_backward(ra, &pre, &g);
+        let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &dpre);
+        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &x, &dx)?;
+        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &gm, &dg)?;
+        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &bt, &db)?;
+        c.case("batch_norm", format!("x{} eval, fused {name}", dims(&[n, ch, h, w])));
+        let ye = Graph::inference(c.ctx).batch_norm_act(&x, &gm, &bt, &rm, &rv, false, mom, epsf, Some(a))?;
+        let pre_e = r::batch_norm::batch_norm_forward_eval(n, ch, h * w, epsf as f64, &xr, &gr, &br, &rmr, &rvr);
+        c.cmp_t(&format!("batch_norm_forward_eval (ACT {name})"), &ye, &r::activation::activation_forward(ra, &pre_e))?;
+    }
+    Ok(())
+}
+
 pub(super) fn check_batch_norm(c: &mut Checker) -> Result<()> {
     for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3)] {
         let (x, xr) = c.leaf(&[n, ch, h, w])?;

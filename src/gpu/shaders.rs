@@ -15,12 +15,14 @@ macro_rules! wgsl {
 pub const PHILOX: &str = wgsl!("philox");
 /// Workgroup tree sums (wg_sum, wg_sum2) for the kernels that reduce.
 pub const WG_SUM: &str = wgsl!("workgroup_sum");
+/// The activations (act_f, act_df over the ACT override) for the kernels that apply one.
+pub const ACT: &str = wgsl!("act");
 
 pub const SHADERS: &[Shader] = &[
     Shader { family: "conv2d", parts: &[wgsl!("conv2d")] },
-    Shader { family: "group_norm", parts: &[WG_SUM, wgsl!("group_norm")] },
-    Shader { family: "batch_norm", parts: &[WG_SUM, wgsl!("batch_norm")] },
-    Shader { family: "activation", parts: &[wgsl!("activation")] },
+    Shader { family: "group_norm", parts: &[WG_SUM, ACT, wgsl!("group_norm")] },
+    Shader { family: "batch_norm", parts: &[WG_SUM, ACT, wgsl!("batch_norm")] },
+    Shader { family: "activation", parts: &[ACT, wgsl!("activation")] },
     Shader { family: "maxpool2d", parts: &[wgsl!("maxpool2d")] },
     Shader { family: "resize_bilinear", parts: &[wgsl!("resize_bilinear")] },
     Shader { family: "pad2d", parts: &[wgsl!("pad2d")] },
@@ -42,6 +44,8 @@ pub const SHADERS: &[Shader] = &[
 /// the engine can pick, not just its default).
 pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("activation", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+    ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),
     ("optim", "MODE", &[0.0, 1.0, 2.0]),
     ("reduce", "MODE", &[0.0, 1.0]),

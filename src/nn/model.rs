@@ -41,6 +41,16 @@ pub trait Backend {
     #[allow(clippy::too_many_arguments)]
     fn batch_norm(&mut self, x: &Self::T, g: &Self::T, b: &Self::T, rm: &Self::T, rv: &Self::T, training: bool, momentum: f32, eps: f32) -> Result<Self::T>;
     fn act(&mut self, x: &Self::T, a: Activation) -> Result<Self::T>;
+    /// A norm and the activation after it (a backend may fuse the two).
+    fn group_norm_act(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32, a: Activation) -> Result<Self::T> {
+        let h = self.group_norm(x, groups, g, b, eps)?;
+        self.act(&h, a)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_act(&mut self, x: &Self::T, g: &Self::T, b: &Self::T, rm: &Self::T, rv: &Self::T, training: bool, momentum: f32, eps: f32, a: Activation) -> Result<Self::T> {
+        let h = self.batch_norm(x, g, b, rm, rv, training, momentum, eps)?;
+        self.act(&h, a)
+    }
     fn maxpool2d(&mut self, x: &Self::T) -> Result<Self::T>;
     fn resize(&mut self, x: &Self::T, ho: usize, wo: usize, align_corners: bool) -> Result<Self::T>;
     fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize)) -> Result<Self::T>;
@@ -68,6 +78,12 @@ impl Backend for Graph {
     }
     fn act(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
         Graph::activation(self, x, a)
+    }
+    fn group_norm_act(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32, a: Activation) -> Result<Tensor> {
+        Graph::group_norm_act(self, x, groups, g, b, eps, Some(a))
+    }
+    fn batch_norm_act(&mut self, x: &Tensor, g: &Tensor, b: &Tensor, rm: &Tensor, rv: &Tensor, training: bool, momentum: f32, eps: f32, a: Activation) -> Result<Tensor> {
+        Graph::batch_norm_act(self, x, g, b, rm, rv, training, momentum, eps, Some(a))
     }
     fn maxpool2d(&mut self, x: &Tensor) -> Result<Tensor> {
         Graph::max_pool2d(self, x, (2, 2), (2, 2))
@@ -205,12 +221,12 @@ impl Block {
     fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
         let h = self.conv.forward(be, f, x)?;
         let p = f.params;
+        // The norm and the activation after it in one op (the GPU fuses them).
         let h = match self.norm {
-            Norm::None => h,
-            Norm::Group { groups, gamma, beta } => be.group_norm(&h, groups, &p[gamma], &p[beta], 1e-5)?,
-            Norm::Batch { gamma, beta, mean, var } => be.batch_norm(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5)?,
+            Norm::None => be.act(&h, self.act)?,
+            Norm::Group { groups, gamma, beta } => be.group_norm_act(&h, groups, &p[gamma], &p[beta], 1e-5, self.act)?,
+            Norm::Batch { gamma, beta, mean, var } => be.batch_norm_act(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5, self.act)?,
         };
-        let h = be.act(&h, self.act)?;
         if self.dropout > 0.0 && f.training {
             // A distinct Philox stream per (step, dropout layer).
             be.dropout2d(&h, self.dropout, f.seed, f.step.wrapping_mul(64).wrapping_add(self.drop_id))

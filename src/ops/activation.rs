@@ -41,7 +41,15 @@ impl Activation {
         }
     }
 
-    fn slope(self) -> f32 {
+    /// The override a norm kernel fuses this activation with (`None`: no activation).
+    pub fn fused(a: Option<Activation>) -> Overrides {
+        match a {
+            Some(a) => a.overrides(),
+            None => &[("ACT", 6.0)],
+        }
+    }
+
+    pub fn slope(self) -> f32 {
         match self {
             Activation::LeakyRelu(s) => s,
             _ => 0.0,

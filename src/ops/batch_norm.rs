@@ -2,6 +2,7 @@
 //! statistics and running-stat update; eval: running statistics).
 
 use crate::ops::Sink;
+use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -13,19 +14,20 @@ gpu_params! {
     pub struct BatchNormParams {
         pub n: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
         pub eps: f32, pub momentum: f32, pub write_dx: u32, pub write_dparams: u32,
-        pub param_accumulate: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
+        pub param_accumulate: u32, pub slope: f32, pub _pad1: u32, pub _pad2: u32,
     }
 }
 
 const FAMILY: &str = "batch_norm";
 
-fn run(ctx: &Ctx, entry: &'static str, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups })
+fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: Activation::fused(act), params: &p, bindings, groups })
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train(
     ctx: &Ctx,
+    act: Option<Activation>,
     p: BatchNormParams,
     x: &View,
     gamma: &View,
@@ -36,12 +38,13 @@ pub fn batch_norm_forward_train(
     y: &View,
 ) -> Result<()> {
     let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (6, running_mean), (7, running_var), (8, y)];
-    run(ctx, "batch_norm_forward_train", p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+    run(ctx, "batch_norm_forward_train", act, p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_eval(
     ctx: &Ctx,
+    act: Option<Activation>,
     p: BatchNormParams,
     x: &View,
     gamma: &View,
@@ -51,28 +54,31 @@ pub fn batch_norm_forward_eval(
     y: &View,
 ) -> Result<()> {
     let bindings = [(1, x), (2, gamma), (3, beta), (6, running_mean), (7, running_var), (8, y)];
-    run(ctx, "batch_norm_forward_eval", p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
+    run(ctx, "batch_norm_forward_eval", act, p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     ctx: &Ctx,
+    act: Option<Activation>,
     p: BatchNormParams,
     x: &View,
     gamma: &View,
+    beta: &View,
     dy: &View,
     stats: &View,
     dx: &View,
     dgamma: &View,
     dbeta: &View,
 ) -> Result<()> {
-    let bindings = [(1, x), (2, gamma), (4, dy), (5, stats), (9, dx), (10, dgamma), (11, dbeta)];
-    run(ctx, "batch_norm_backward", p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+    let bindings = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (9, dx), (10, dgamma), (11, dbeta)];
+    run(ctx, "batch_norm_backward", act, p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
 }
 
 pub struct BatchNormOp {
     p: BatchNormParams,
     stats: View,
+    act: Option<Activation>,
 }
 
 /// PyTorch's F.batch_norm over NCHW with affine gamma/beta [c] and running stats [c] (updated in
@@ -86,6 +92,7 @@ pub fn batch_norm(
     training: bool,
     momentum: f32,
     eps: f32,
+    act: Option<Activation>,
 ) -> Result<(Tensor, Option<BatchNormOp>)> {
     const OP: &str = "batch_norm";
     let [n, c, h, w] = x.nchw(OP)?;
@@ -100,16 +107,16 @@ pub fn batch_norm(
         x.shape()
     );
     let ctx = x.ctx();
-    let p = BatchNormParams { n: u(n), c: u(c), hw: u(h * w), eps, momentum, ..Default::default() };
+    let p = BatchNormParams { n: u(n), c: u(c), hw: u(h * w), eps, momentum, slope: act.map_or(0.0, |a| a.slope()), ..Default::default() };
     if !training {
         let y = output(OP, x.shape().to_vec(), &[x])?;
-        batch_norm_forward_eval(ctx, p, x.view(), gamma.view(), beta.view(), running_mean.view(), running_var.view(), y.view())?;
+        batch_norm_forward_eval(ctx, act, p, x.view(), gamma.view(), beta.view(), running_mean.view(), running_var.view(), y.view())?;
         return Ok((y, None));
     }
     let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
     let stats = ctx.alloc(OP, c * 2)?;
-    batch_norm_forward_train(ctx, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
-    Ok((y, Some(BatchNormOp { p, stats })))
+    batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
+    Ok((y, Some(BatchNormOp { p, stats, act })))
 }
 
 impl BatchNormOp {
@@ -145,6 +152,6 @@ impl BatchNormOp {
             param_accumulate: flag(param_acc),
             ..self.p
         };
-        batch_norm_backward(&ctx, p, x[0].view(), x[1].view(), dy, &self.stats, &dxv, &dg, &db)
+        batch_norm_backward(&ctx, self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dxv, &dg, &db)
     }
 }

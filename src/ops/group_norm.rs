@@ -2,6 +2,7 @@
 //! groups == channels).
 
 use crate::ops::Sink;
+use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
@@ -12,36 +13,40 @@ gpu_params! {
     /// Keep in sync with `struct GroupNormParams` in shaders/group_norm.wgsl.
     pub struct GroupNormParams {
         pub n: u32, pub c: u32, pub hw: u32, pub groups: u32,
-        pub eps: f32, pub accumulate: u32, pub _pad0: u32, pub _pad1: u32,
+        pub eps: f32, pub accumulate: u32, pub slope: f32, pub _pad1: u32,
     }
 }
 
 const FAMILY: &str = "group_norm";
 
-fn run(ctx: &Ctx, entry: &'static str, p: GroupNormParams, bindings: &[(u32, &View)], groups: usize) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
+fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNormParams, bindings: &[(u32, &View)], groups: usize) -> Result<()> {
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: Activation::fused(act), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
 }
 
-/// y = (x - mean) * rstd * gamma + beta per group; stats [n*groups*2] receives (mean, rstd).
-pub fn group_norm_forward(ctx: &Ctx, p: GroupNormParams, x: &View, gamma: &View, beta: &View, stats: &View, y: &View) -> Result<()> {
-    run(ctx, "group_norm_forward", p, &[(1, x), (2, gamma), (3, beta), (5, stats), (6, y)], (p.n * p.groups) as usize)
+/// y = act((x - mean) * rstd * gamma + beta) per group; stats [n*groups*2] receives (mean, rstd).
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_forward(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, stats: &View, y: &View) -> Result<()> {
+    run(ctx, "group_norm_forward", act, p, &[(1, x), (2, gamma), (3, beta), (5, stats), (6, y)], (p.n * p.groups) as usize)
 }
 
-pub fn group_norm_input_grad(ctx: &Ctx, p: GroupNormParams, x: &View, gamma: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
-    run(ctx, "group_norm_input_grad", p, &[(1, x), (2, gamma), (4, dy), (5, stats), (7, dx)], (p.n * p.groups) as usize)
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_input_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
+    run(ctx, "group_norm_input_grad", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (7, dx)], (p.n * p.groups) as usize)
 }
 
-pub fn group_norm_param_grad(ctx: &Ctx, p: GroupNormParams, x: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
-    run(ctx, "group_norm_param_grad", p, &[(1, x), (4, dy), (5, stats), (8, dgamma), (9, dbeta)], p.c as usize)
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
+    run(ctx, "group_norm_param_grad", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (8, dgamma), (9, dbeta)], p.c as usize)
 }
 
 pub struct GroupNormOp {
     p: GroupNormParams,
     stats: View,
+    act: Option<Activation>,
 }
 
-/// PyTorch's F.group_norm with affine gamma/beta of shape [c].
-pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, GroupNormOp)> {
+/// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given.
+pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>) -> Result<(Tensor, GroupNormOp)> {
     const OP: &str = "group_norm";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -51,16 +56,16 @@ pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps:
     let ctx = x.ctx();
     let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
     let stats = ctx.alloc(OP, n * groups * 2)?;
-    let p = GroupNormParams { n: u(n), c: u(c), hw: u(h * w), groups: u(groups), eps, ..Default::default() };
-    group_norm_forward(ctx, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
-    Ok((y, GroupNormOp { p, stats }))
+    let p = GroupNormParams { n: u(n), c: u(c), hw: u(h * w), groups: u(groups), eps, slope: act.map_or(0.0, |a| a.slope()), ..Default::default() };
+    group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
+    Ok((y, GroupNormOp { p, stats, act }))
 }
 
 impl GroupNormOp {
     pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(&x[0])? {
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_input_grad(sink.ctx(), p, x[0].view(), x[1].view(), dy, &self.stats, &dx)?;
+            group_norm_input_grad(sink.ctx(), self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dx)?;
         }
         let dg = sink.target(&x[1])?;
         let db = sink.target(&x[2])?;
@@ -85,7 +90,7 @@ impl GroupNormOp {
                 crate::ops::elementwise::fill(&ctx, &db, 0.0)?;
             }
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_param_grad(&ctx, p, x[0].view(), dy, &self.stats, &dg, &db)?;
+            group_norm_param_grad(&ctx, self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dg, &db)?;
         }
         Ok(())
     }
