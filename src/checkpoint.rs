@@ -259,6 +259,7 @@ pub fn load_weights(layout: &Layout, file: &Loaded) -> Result<HostWeights> {
             return Err(err(&file.path, format!("tensor {name} is {dt:?}{s:?}, the model needs F32{shape:?}")));
         }
         dst.copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(data));
+        finite(&file.path, name, dst)?;
         seen += 1;
         Ok(())
     };
@@ -283,6 +284,16 @@ pub fn load_weights(layout: &Layout, file: &Loaded) -> Result<HostWeights> {
         return Err(err(&file.path, format!("tensors the model does not have: {extra:?}")));
     }
     Ok(w)
+}
+
+/// A tensor with NaN or infinite values is a damaged checkpoint (training never saves one: its
+/// non-finite guard stops first).
+fn finite(path: &Path, name: &str, v: &[f32]) -> Result<()> {
+    let bad = v.iter().filter(|x| !x.is_finite()).count();
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(err(path, format!("tensor {name} holds {bad} NaN or infinite value(s), the first at flat index {i}: the file is damaged"))),
+    }
 }
 
 /// A model checkpoint file opened for inference: the config it was trained with (from its
@@ -319,7 +330,11 @@ pub fn arena_tensors(named: &[(&str, &[f32])]) -> TensorList {
 
 pub fn arena(file: &Loaded, name: &str, len: usize) -> Result<Vec<f32>> {
     match file.tensors.get(name) {
-        Some((Dtype::F32, s, d)) if s == &[len] => Ok(bytemuck::pod_collect_to_vec(d)),
+        Some((Dtype::F32, s, d)) if s == &[len] => {
+            let v = bytemuck::pod_collect_to_vec(d);
+            finite(&file.path, name, &v)?;
+            Ok(v)
+        }
         Some((dt, s, _)) => Err(err(&file.path, format!("{name} is {dt:?}{s:?}, expected F32[{len}]"))),
         None => Err(err(&file.path, format!("missing tensor {name}"))),
     }
@@ -397,6 +412,13 @@ mod tests {
         let (_, l2) = Model::new(&ModelConfig { base_ch: 16, num_downs: 2, norm_type: crate::nn::model::NormType::Batch, ..Default::default() }).unwrap();
         let e = load_weights(&l2, &f).unwrap_err().to_string();
         assert!(e.contains("inc.double_conv.0.weight"), "{e}");
+        // A NaN in a weight is a damaged file, named with the tensor (never loaded silently).
+        let mut bad = w.clone();
+        let e1 = &l.params[1];
+        bad.params[e1.offset + 2] = f32::NAN;
+        write(&path, weight_tensors(&l, &bad), base_meta("x: 1\n", "test", 5, "raw")).unwrap();
+        let e = load_weights(&l, &read(&path).unwrap()).unwrap_err().to_string();
+        assert!(e.contains(&e1.name) && e.contains("NaN") && e.contains("index 2"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

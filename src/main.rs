@@ -202,10 +202,13 @@ enum Cmd {
     /// PNG), or a safetensors file with tensor `input` [n,c,h,w] in [0, 1] (written as `output`;
     /// tools/torch_check.py uses this).
     Infer {
+        /// Weights file (e.g. <out_dir>/ckpts/best_model.safetensors); its metadata holds the model.
         #[arg(long)]
         ckpt: PathBuf,
+        /// A PNG file, a folder of PNG files, or a safetensors file with tensor `input` [n,c,h,w].
         #[arg(long)]
         input: PathBuf,
+        /// Where the output goes: a PNG file or folder (for PNG input), or a safetensors file.
         #[arg(long)]
         output: PathBuf,
         /// Images per forward pass at most (halved when a chunk does not fit the adapter).

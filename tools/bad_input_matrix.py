@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Try `dae` as a careless user would: bad configs, bad numbers, corrupt data, broken and
+mismatched checkpoints, NaN images, signals, a second run into a busy folder. Each case states
+the exit status it should get (2 usage/config, 1 a failure of the run, 0 handled, 130/143
+interrupted) and a word the message must contain; the tool prints one line per case and the
+counts: clear, handled, unclear (wrong status or the word missing), silent (exit 0 where an error
+was due), panic (exit 101 or "panicked"), data loss (a check after the case failed).
+
+    python3 tools/bad_input_matrix.py [--dae target/release/dae] [--data ../shared/data/mnist] [--keep DIR]
+
+Needs a built binary and the MNIST IDX files; about two minutes on lavapipe.
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--dae", default="target/release/dae")
+ap.add_argument("--data", default=os.environ.get("DAE_DATA_DIR", "../shared/data/mnist"))
+ap.add_argument("--keep", help="work folder to keep (default: a temporary one, removed)")
+args = ap.parse_args()
+DAE = os.path.abspath(args.dae)
+DATA = os.path.abspath(args.data)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = os.path.join(ROOT, "configs", "quick.yaml")
+work = args.keep or tempfile.mkdtemp(prefix="dae-bad-")
+os.makedirs(work, exist_ok=True)
+TINY = ["--set", "model.base_ch=4", "--set", "model.num_downs=1", "--set", "train.epochs=2", "--set", "train.save_every=1",
+        "--set", "train.batch_size=8", "--set", "train.max_steps_per_epoch=3", "--set", "data.val_size=8",
+        "--set", "noise.test_sigmas=[0.3]", "--set", "eval.test_limit=16", "--set", "eval.mode_images=4",
+        "--set", "eval.diversity_images=2", "--set", "eval.diversity_draws=2", "-q"]
+
+
+def path(*p):
+    return os.path.join(work, *p)
+
+
+def run(argv, timeout=300, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([DAE] + argv, capture_output=True, text=True, timeout=timeout, env=e)
+    return p.returncode, p.stdout, p.stderr
+
+
+def train(out, *extra, data=DATA):
+    return ["train", "--config", QUICK, "--out-dir", out, "--data-dir", data] + TINY + list(extra)
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+print(f"work folder: {work}", file=sys.stderr)
+run_dir = path("run")
+rc, _, err = run(train(run_dir, "--overwrite"))
+assert rc == 0, f"the fixture run failed: {err}"
+ckpt = os.path.join(run_dir, "ckpts", "best_model.safetensors")
+other_dir = path("run_base8")
+rc, _, err = run(train(other_dir, "--overwrite", "--set", "model.base_ch=8"))
+assert rc == 0, err
+other = os.path.join(other_dir, "ckpts", "best_model.safetensors")
+
+
+def data_copy(name, mutate=None, drop=None):
+    d = path("data_" + name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for f in os.listdir(DATA):
+        if not f.endswith(".gz") or f == drop:
+            continue
+        shutil.copy(os.path.join(DATA, f), d)
+    if mutate:
+        mutate(d)
+    return d
+
+
+def write_gz(d, name, raw):
+    with gzip.open(os.path.join(d, name), "wb") as f:
+        f.write(raw)
+
+
+def read_gz(d, name):
+    with gzip.open(os.path.join(d, name)) as f:
+        return f.read()
+
+
+def file_bytes(name, raw):
+    p = path(name)
+    with open(p, "wb") as f:
+        f.write(raw)
+    return p
+
+
+ck = open(ckpt, "rb").read()
+hlen = struct.unpack("<Q", ck[:8])[0]
+header = json.loads(ck[8:8 + hlen])
+nan_ckpt = bytearray(ck)
+first = next(k for k in header if k != "__metadata__")
+s0 = 8 + hlen + header[first]["data_offsets"][0]
+nan_ckpt[s0:s0 + 4] = struct.pack("<f", float("nan"))
+
+
+def safetensors(tensors):
+    """tensors: name -> (shape, list of floats)."""
+    h, blob = {}, b""
+    for k, (shape, vals) in tensors.items():
+        b = struct.pack(f"<{len(vals)}f", *vals)
+        h[k] = {"dtype": "F32", "shape": shape, "data_offsets": [len(blob), len(blob) + len(b)]}
+        blob += b
+    hj = json.dumps(h).encode()
+    return struct.pack("<Q", len(hj)) + hj + blob
+
+
+def png(name, w, h, mode="L"):
+    from PIL import Image
+    p = path(name)
+    Image.new(mode, (w, h), 128).save(p)
+    return p
+
+
+imgs = path("imgs")
+os.makedirs(imgs, exist_ok=True)
+png("imgs/a.png", 28, 28)
+empty_dir = path("empty")
+os.makedirs(empty_dir, exist_ok=True)
+bad_yaml = {
+    "list": "- 1\n- 2\n",
+    "scalar": "42\n",
+    "unknown_key": "train:\n  epochz: 3\n",
+    "unknown_section": "trian:\n  epochs: 3\n",
+    "wrong_type": "train:\n  epochs: three\n",
+    "tabs": "train:\n\tepochs: 3\n",
+    "unclosed": "train: {epochs: 3\n",
+    "dataset": "data:\n  dataset: cifar\n",
+    "noise_type": "noise:\n  type: pink\n",
+    "model_name": "model:\n  name: resnet\n",
+    "norm": "model:\n  norm_type: layer\n",
+    "optimizer": "train:\n  optimizer: lion\n",
+    "binary": "\x00\x01\x02\xff\xfe",
+}
+for k, v in bad_yaml.items():
+    file_bytes(f"cfg_{k}.yaml", v.encode("latin-1"))
+
+# ---- cases: (name, argv, expected statuses, word the message must contain, check) ------------
+cases = []
+
+
+def case(name, argv, codes, word=None, env=None, check=None, timeout=300):
+    cases.append((name, argv, codes if isinstance(codes, tuple) else (codes,), word, env, check, timeout))
+
+
+o = path("out")
+for k in bad_yaml:
+    case(f"config {k}", ["train", "--config", path(f"cfg_{k}.yaml"), "--out-dir", o, "--data-dir", DATA], 2, None)
+case("config missing", ["train", "--config", path("nope.yaml"), "--out-dir", o], 2, "nope.yaml")
+case("config is a folder", ["train", "--config", work, "--out-dir", o], 2, None)
+for s, field in [("train.lr=0", "train.lr"), ("train.lr=-1", "train.lr"), ("train.lr=.nan", "train.lr"), ("train.lr=abc", "train.lr"),
+                 ("train.batch_size=0", "batch_size"), ("train.batch_size=-1", "batch_size"), ("train.batch_size=1e12", "batch_size"),
+                 ("train.epochs=0", "epochs"), ("train.ema_decay=1.5", "ema_decay"), ("train.grad_clip=-1", "grad_clip"),
+                 ("train.weight_decay=.nan", "weight_decay"), ("model.base_ch=0", "base_ch"), ("model.num_downs=0", "num_downs"),
+                 ("model.num_downs=12", "num_downs"), ("model.dropout=1", "dropout"), ("model.in_ch=3", "in_ch"),
+                 ("noise.test_sigmas=[.inf]", "test_sigmas"), ("noise.test_sigmas=[.nan]", "test_sigmas"),
+                 ("noise.train_sigma_range=[0, .inf]", "train_sigma_range"), ("noise.train_sigma_range=[0.5, 0.1]", "train_sigma_range"),
+                 ("noise.train_sigmas=[]", "train_sigmas"), ("noise.amount=-0.1", "amount"), ("noise.peak=.inf", "peak"),
+                 ("data.val_size=0", "val_size"), ("data.val_size=100000", "val_size"), ("data.train_limit=0", "train_limit"),
+                 ("eval.batch_size=0", "batch_size"), ("seed=1.5", "seed"), ("nosuch.key=1", "nosuch"), ("train=3", "train"),
+                 ("train.lr", "--set")]:
+    case(f"--set {s}", train(o, "--overwrite", "--set", s), 2, field)
+for a, word in [(["--seed", "-1"], "--seed"), (["--seed", "x"], "--seed"), (["--adapter", "99"], "adapter"), (["--adapter", "nosuchgpu"], "adapter")]:
+    case(f"train {' '.join(a)}", train(o, "--overwrite", *a), 2, word)
+for a, word in [(["--batch", "0"], "--batch"), (["--iters", "0"], "--iters"), (["--warmup", "-1"], "--warmup"),
+                (["--models", "resnet50"], "resnet50"), (["--models", ""], "models"), (["--batch", "nan"], "--batch")]:
+    case(f"bench {' '.join(a)}", ["bench"] + a, 2, word)
+case("devices --adapter 99", ["--adapter", "99", "devices"], 2, "adapter")
+case("gradcheck --only nosuch", ["gradcheck", "--only", "nosuchfamily"], 2, "nosuchfamily")
+case("unknown subcommand", ["trian"], 2, None)
+
+# data
+for name, mut, word in [
+    ("missing file", lambda d: os.remove(os.path.join(d, "train-labels-idx1-ubyte.gz")), "train-labels"),
+    ("truncated gz", lambda d: open(os.path.join(d, "train-images-idx3-ubyte.gz"), "r+b").truncate(1000), "train-images"),
+    ("not gzip", lambda d: open(os.path.join(d, "train-images-idx3-ubyte.gz"), "wb").write(b"hello"), "train-images"),
+    ("wrong magic", lambda d: write_gz(d, "train-images-idx3-ubyte.gz", b"\0\0\x08\x01" + read_gz(d, "train-images-idx3-ubyte.gz")[4:]), "train-images"),
+    ("short body", lambda d: write_gz(d, "train-images-idx3-ubyte.gz", read_gz(d, "train-images-idx3-ubyte.gz")[:100000]), "train-images"),
+    ("count mismatch", lambda d: write_gz(d, "train-labels-idx1-ubyte.gz", read_gz(d, "train-labels-idx1-ubyte.gz")[:8 + 50000]), "label"),
+    ("label 11", lambda d: write_gz(d, "train-labels-idx1-ubyte.gz", read_gz(d, "train-labels-idx1-ubyte.gz")[:8] + b"\x0b" * 60000), "label"),
+]:
+    d = data_copy(name.replace(" ", "_"), mut)
+    case(f"data {name}", train(o, "--overwrite", data=d), 1, word)
+case("data folder missing (no network)", train(o, "--overwrite", data=path("nodata")), (1,), "nodata",
+     env={"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+
+# checkpoints, for eval and infer
+ev = lambda c, *extra: ["eval", "--config", QUICK, "--out-dir", run_dir, "--data-dir", DATA, "--ckpt", c] + TINY + list(extra)
+for name, raw, word in [("empty", b"", None), ("random bytes", os.urandom(5000), None), ("truncated", ck[: len(ck) // 2], None),
+                        ("header too long", struct.pack("<Q", 1 << 40) + b"{}", None), ("NaN weight", bytes(nan_ckpt), "finite")]:
+    p = file_bytes(f"ck_{name.replace(' ', '_')}.safetensors", raw)
+    case(f"eval ckpt {name}", ev(p), (1, 2), word)
+    case(f"infer ckpt {name}", ["infer", "--ckpt", p, "--input", imgs, "--output", path("inf_out")], (1, 2), word)
+case("eval ckpt of another model", ev(other), (1, 2), "base_ch")
+case("eval ckpt missing", ev(path("nope.safetensors")), (1, 2), "nope.safetensors")
+case("eval --sigmas nan", ev(ckpt, "--sigmas", "nan"), 2, "--sigmas")
+case("eval --sigmas empty", ev(ckpt, "--sigmas", ""), 2, "--sigmas")
+case("eval --batch 0", ev(ckpt, "--batch", "0"), 2, "--batch")
+case("eval --noise poisson --sigmas 0", ev(ckpt, "--noise", "poisson", "--sigmas", "0"), 2, "--sigmas")
+case("eval no checkpoint in folder", ["eval", "--config", QUICK, "--out-dir", empty_dir, "--data-dir", DATA] + TINY, (1, 2), "checkpoint")
+case("report no checkpoint in folder", ["report", "--config", QUICK, "--out-dir", empty_dir, "--data-dir", DATA] + TINY, (1, 2), "checkpoint")
+case("viz curves without logs", ["viz", "curves", "--config", QUICK, "--out-dir", empty_dir] + TINY, (1, 2), "log")
+
+# infer inputs
+inf = lambda i, *extra: ["infer", "--ckpt", ckpt, "--input", i, "--output", path("inf_out_" + os.path.basename(i))] + list(extra)
+nan_in = file_bytes("nan_in.safetensors", safetensors({"input": ([2, 1, 28, 28], [0.5] * 1567 + [float("nan")])}))
+inf_in = file_bytes("inf_in.safetensors", safetensors({"input": ([1, 1, 28, 28], [float("inf")] + [0.5] * 783)}))
+wrong_name = file_bytes("wrong_name.safetensors", safetensors({"x": ([1, 1, 28, 28], [0.5] * 784)}))
+wrong_rank = file_bytes("wrong_rank.safetensors", safetensors({"input": ([28, 28], [0.5] * 784)}))
+wrong_ch = file_bytes("wrong_ch.safetensors", safetensors({"input": ([1, 3, 28, 28], [0.5] * 2352)}))
+tiny_img = file_bytes("tiny.safetensors", safetensors({"input": ([1, 1, 1, 1], [0.5])}))
+case("infer NaN input", inf(nan_in), (1, 2), "nan")
+case("infer inf input", inf(inf_in), (1, 2), "inf")
+case("infer no tensor 'input'", inf(wrong_name), (1, 2), "input")
+case("infer 2-D input", inf(wrong_rank), (1, 2), "input")
+case("infer 3 channels into a 1-channel model", inf(wrong_ch), (1, 2), "channel")
+case("infer 1x1 image", inf(tiny_img), (0, 1, 2), None)
+case("infer empty folder", inf(empty_dir), (1, 2), "png")
+case("infer missing input", inf(path("nope.png")), (1, 2), "nope.png")
+rgb = png("rgb.png", 28, 28, "RGB")
+case("infer RGB png (converted)", inf(rgb), 0, None)
+case("infer --batch 0", inf(imgs, "--batch", "0"), 2, "--batch")
+case("infer output under a file", ["infer", "--ckpt", ckpt, "--input", imgs, "--output", os.path.join(nan_in, "x")], (1, 2), None)
+
+# resume
+case("resume with nothing to resume", train(path("fresh"), "--resume"), (1, 2), "checkpoint")
+case("start over an earlier run without --overwrite", train(run_dir), 2, "--overwrite")
+
+
+def no_tmp_left(d):
+    for root, _, files in os.walk(d):
+        for f in files:
+            if f.endswith(".tmp"):
+                return f"stale {f}"
+    return None
+
+
+# ---- signal and concurrency cases (run by hand below) -----------------------------------------
+def signal_case(name, sig, code):
+    out = path("sig_" + name)
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.Popen([DAE] + train(out, "--overwrite", "--set", "train.max_steps_per_epoch=400", "--set", "train.epochs=1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(os.path.join(out, "logs", "train_metrics.csv")):
+        time.sleep(0.2)
+    time.sleep(2)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=300)
+    problem = None
+    if p.returncode == code:
+        if not os.path.exists(os.path.join(out, "ckpts", "last.manifest.json")):
+            problem = "no last checkpoint set after the interrupt"
+        else:
+            r2, _, e2 = run(train(out, "--resume", "--set", "train.max_steps_per_epoch=4", "--set", "train.epochs=1"))
+            if r2 != 0:
+                problem = f"--resume after the interrupt failed: {e2.strip()[-200:]}"
+    return p.returncode, err, problem
+
+
+def busy_case():
+    out = path("busy")
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.Popen([DAE] + train(out, "--overwrite", "--set", "train.max_steps_per_epoch=400", "--set", "train.epochs=1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(os.path.join(out, "logs", "train_metrics.csv")):
+        time.sleep(0.2)
+    r, _, e = run(train(out, "--overwrite"))
+    r3, _, e3 = run(train(out, "--resume"))
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=300)
+    return [(f"second train into a busy folder", r, e, (2, 1), "in use"), ("--resume into a busy folder", r3, e3, (2, 1), "in use")]
+
+
+# ---- run --------------------------------------------------------------------------------------
+counts = {"clear": 0, "handled": 0, "unclear": 0, "silent": 0, "panic": 0, "data loss": 0}
+rows = []
+
+
+def judge(name, rc, err, codes, word, problem=None):
+    last = (err.strip().splitlines() or [""])[-1]
+    if rc == 101 or "panicked" in err:
+        kind = "panic"
+    elif problem:
+        kind = "data loss"
+    elif rc == 0 and 0 not in codes:
+        kind = "silent"
+    elif rc not in codes:
+        kind = "unclear"
+    elif rc == 0:
+        kind = "handled"
+    elif word and word.lower() not in err.lower():
+        kind = "unclear"
+    else:
+        kind = "clear"
+    counts[kind] += 1
+    detail = problem or last
+    rows.append((kind, name, rc, detail))
+    print(f"{kind:9} {rc:>3}  {name:45} {detail[:150]}")
+
+
+for name, argv, codes, word, env, check, timeout in cases:
+    try:
+        rc, _, err = run(argv, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        rc, err = -1, "timed out"
+    judge(name, rc, err, codes, word, check() if check else None)
+for sig, code in [(signal.SIGINT, 130), (signal.SIGTERM, 143)]:
+    rc, err, problem = signal_case(sig.name, sig, code)
+    judge(f"{sig.name} during training, then --resume", rc, err, (code,), None, problem)
+for name, rc, err, codes, word in busy_case():
+    judge(name, rc, err, codes, word)
+problem = no_tmp_left(work)
+judge("no .tmp file left anywhere", 0, "", (0,), None, problem)
+
+print()
+print(f"{len(rows)} cases: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+if not args.keep:
+    shutil.rmtree(work, ignore_errors=True)
+sys.exit(0 if counts["panic"] + counts["silent"] + counts["data loss"] + counts["unclear"] == 0 else 1)
