@@ -9,13 +9,19 @@
 // Bindings: 0 params | 1 x | 2 gamma | 3 beta | 4 dy | 5 stats [c*2] (rw: mean, rstd)
 //           | 6 running_mean (rw) | 7 running_var (rw) | 8 y (rw) | 9 dx (rw) | 10 dgamma (rw)
 //           | 11 dbeta (rw)
+// Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
 // Accumulate rule: batch_norm_backward writes `out = (accumulate ? out : 0) + grad` for dx, and
 // always accumulates into dgamma/dbeta when param_accumulate is set.
 
 struct BatchNormParams {
     n: u32, c: u32, hw: u32, accumulate: u32,
     eps: f32, momentum: f32, write_dx: u32, write_dparams: u32,
-    param_accumulate: u32, slope: f32, _pad1: u32, _pad2: u32,
+    param_accumulate: u32, slope: f32, s_c: u32, s_off: u32,
+    s_total: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+}
+
+fn ys(i: u32) -> u32 {
+    return slice_at(Slice(p.s_c, p.s_off, p.s_total, 0u), i, p.hw);
 }
 
 const WG: u32 = 256u;
@@ -62,7 +68,7 @@ fn batch_norm_forward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     let bt = beta[ch];
     for (var j = lid; j < count; j += WG) {
         let idx = at(ch, j);
-        y[idx] = act_f((x[idx] - mean) * rstd * gm + bt, p.slope);
+        y[ys(idx)] = act_f((x[idx] - mean) * rstd * gm + bt, p.slope);
     }
 }
 
@@ -71,7 +77,7 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * p.c * p.hw) { return; }
     let ch = (i / p.hw) % p.c;
-    y[i] = act_f((x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
+    y[ys(i)] = act_f((x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
 }
 
 // Training-mode backward: dx = gamma * rstd / M * (M dy - sum(dy) - xhat * sum(dy xhat)),
@@ -89,7 +95,7 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var j = lid; j < count; j += WG) {
         let idx = at(ch, j);
         let xhat = (x[idx] - mean) * rstd;
-        let d = dy[idx] * act_df(xhat * gm + bt, p.slope);
+        let d = dy[ys(idx)] * act_df(xhat * gm + bt, p.slope);
         s += vec2<f32>(d, d * xhat);
     }
     let t = wg_sum2(lid, s);
@@ -98,7 +104,7 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         for (var j = lid; j < count; j += WG) {
             let idx = at(ch, j);
             let xhat = (x[idx] - mean) * rstd;
-            let d = dy[idx] * act_df(xhat * gm + bt, p.slope);
+            let d = dy[ys(idx)] * act_df(xhat * gm + bt, p.slope);
             var v = k * (f32(count) * d - t.x - xhat * t.y);
             if (p.accumulate != 0u) { v += dx[idx]; }
             dx[idx] = v;

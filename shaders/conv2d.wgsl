@@ -4,6 +4,9 @@
 //
 // Bindings: 0 params | 1 x [n,cin,h,w] | 2 wt [cout,cin,kh,kw] | 3 bias | 4 dy [n,cout,ho,wo]
 //           | 5 y [n,cout,ho,wo] (rw) | 6 dx [n,cin,h,w] (rw) | 7 dw [cout,cin,kh,kw] (rw)
+// Slices: the input side (x, and dx) may be channels [x_off, x_off + cin) of a buffer with
+// x_total channels per image (conv_transpose2d writing its part of a UNet concat in place, and
+// its backward reading that part of the gradient); x_total = cin, x_off = 0 when it is not.
 // Accumulate rule: every entry writes `out = (accumulate ? out : 0) + result`; the launcher sets
 // accumulate for parameter gradients and for activation gradients that already hold a term.
 // Tiling: none (one invocation per output element, `_naive` in the design's terms); the bias is
@@ -14,6 +17,12 @@ struct Conv2dParams {
     cout: u32, ho: u32, wo: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, has_bias: u32, accumulate: u32, splits: u32,
+    x_off: u32, x_total: u32, _pad0: u32, _pad1: u32,
+}
+
+// The buffer plane of channel `ci` of image `b` on the input side.
+fn xplane(b: u32, ci: u32) -> u32 {
+    return b * p.x_total + p.x_off + ci;
 }
 
 const WG: u32 = 256u;
@@ -37,7 +46,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let b = i / (p.wo * p.ho * p.cout);
     var acc = 0.0;
     for (var ci = 0u; ci < p.cin; ci++) {
-        let xbase = (b * p.cin + ci) * p.h;
+        let xbase = xplane(b, ci) * p.h;
         let wbase = (co * p.cin + ci) * p.kh;
         for (var ky = 0u; ky < p.kh; ky++) {
             let iy = i32(oy * p.sh + ky) - i32(p.ph);
@@ -80,8 +89,9 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     if (p.has_bias != 0u) { acc += bias[ci]; }
-    if (p.accumulate != 0u) { acc += dx[i]; }
-    dx[i] = acc;
+    let di = (xplane(b, ci) * p.h + iy) * p.w + ix;
+    if (p.accumulate != 0u) { acc += dx[di]; }
+    dx[di] = acc;
 }
 
 @compute @workgroup_size(WG)
@@ -97,7 +107,7 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         for (var oy = 0u; oy < p.ho; oy++) {
             let iy = i32(oy * p.sh + ky) - i32(p.ph);
             if (iy < 0 || iy >= i32(p.h)) { continue; }
-            let xrow = ((b * p.cin + ci) * p.h + u32(iy)) * p.w;
+            let xrow = (xplane(b, ci) * p.h + u32(iy)) * p.w;
             let dyrow = ((b * p.cout + co) * p.ho + oy) * p.wo;
             for (var ox = 0u; ox < p.wo; ox++) {
                 let ix = i32(ox * p.sw + kx) - i32(p.pw);
@@ -151,7 +161,7 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(oy * p.sh + ky) - i32(p.ph);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let row = b * p.cin * hw + u32(iy) * p.w;
+        let row = xplane(b, 0u) * hw + u32(iy) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
             let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
@@ -256,7 +266,7 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @built
         if (ci >= p.cin) { break; }
         var bv = 0.0;
         if (p.has_bias != 0u) { bv = bias[ci]; }
-        let row = ((b * p.cin + ci) * p.h + iy) * p.w;
+        let row = (xplane(b, ci) * p.h + iy) * p.w;
         for (var j = 0u; j < 4u; j++) {
             let ix = ix0 + j * p.sw;
             if (ix >= p.w) { break; }
@@ -307,7 +317,7 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
         let oy = r % p.ho;
         let iy = i32(oy * p.sh + ky) - i32(p.ph);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let xrow = b * p.cin * hw + u32(iy) * p.w;
+        let xrow = xplane(b, 0u) * hw + u32(iy) * p.w;
         let drow = b * p.cout * ohw + oy * p.wo;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw + kx - p.pw;

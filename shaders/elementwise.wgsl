@@ -7,7 +7,7 @@
 
 struct ElementwiseParams {
     len: u32, c: u32, hw: u32, accumulate: u32,
-    alpha: f32, _pad0: u32, _pad1: u32, _pad2: u32,
+    alpha: f32, c_off: u32, c_total: u32, _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -77,7 +77,8 @@ fn bias_add_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     out[i] = a[i] + b[(i / p.hw) % p.c];
 }
 
-// db[c] = sum over n, hw of dy; one workgroup per channel. len = n*c*hw.
+// db[c] = sum over n, hw of dy; one workgroup per channel. len = n*c*hw. dy may be channels
+// [c_off, c_off + c) of a buffer with c_total channels (a channel slice; c_total = c if not).
 @compute @workgroup_size(WG)
 fn bias_add_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let ch = wid.x + wid.y * nwg.x;
@@ -87,7 +88,7 @@ fn bias_add_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     var s = 0.0;
     for (var j = lid; j < count; j += WG) {
         let bi = j / p.hw;
-        s += a[(bi * p.c + ch) * p.hw + j % p.hw];
+        s += a[(bi * p.c_total + p.c_off + ch) * p.hw + j % p.hw];
     }
     let t = wg_sum(lid, s);
     if (lid == 0u) { put(ch, t); }

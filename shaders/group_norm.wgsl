@@ -9,12 +9,18 @@
 //
 // Bindings: 0 params | 1 x | 2 gamma [c] | 3 beta [c] | 4 dy | 5 stats [n*groups*2] (rw in
 //           forward: mean, rstd per group) | 6 y (rw) | 7 dx (rw) | 8 dgamma (rw) | 9 dbeta (rw)
+// Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
 // Accumulate rule: group_norm_input_grad and group_norm_param_grad write
 // `out = (accumulate ? out : 0) + grad`; the forward overwrites y and stats.
 
 struct GroupNormParams {
     n: u32, c: u32, hw: u32, groups: u32,
-    eps: f32, accumulate: u32, slope: f32, _pad1: u32,
+    eps: f32, accumulate: u32, slope: f32, s_c: u32,
+    s_off: u32, s_total: u32, _pad0: u32, _pad1: u32,
+}
+
+fn ys(i: u32) -> u32 {
+    return slice_at(Slice(p.s_c, p.s_off, p.s_total, 0u), i, p.hw);
 }
 
 const WG: u32 = 64u;
@@ -52,7 +58,7 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let c0 = (gi % p.groups) * cpg;
     for (var j = lid; j < count; j += WG) {
         let ch = c0 + j / p.hw;
-        y[base + j] = act_f((x[base + j] - mean) * rstd * gamma[ch] + beta[ch], p.slope);
+        y[ys(base + j)] = act_f((x[base + j] - mean) * rstd * gamma[ch] + beta[ch], p.slope);
     }
 }
 
@@ -71,14 +77,14 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     for (var j = lid; j < count; j += WG) {
         let ch = c0 + j / p.hw;
         let xhat = (x[base + j] - mean) * rstd;
-        let g = dy[base + j] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
+        let g = dy[ys(base + j)] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
         s += vec2<f32>(g, g * xhat);
     }
     let m = wg_sum2(lid, s) / f32(count);
     for (var j = lid; j < count; j += WG) {
         let ch = c0 + j / p.hw;
         let xhat = (x[base + j] - mean) * rstd;
-        let g = dy[base + j] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
+        let g = dy[ys(base + j)] * act_df(xhat * gamma[ch] + beta[ch], p.slope) * gamma[ch];
         var v = rstd * (g - m.x - xhat * m.y);
         if (p.accumulate != 0u) { v += dx[base + j]; }
         dx[base + j] = v;
@@ -98,7 +104,7 @@ fn group_norm_param_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         let idx = (b * p.c + ch) * p.hw + j % p.hw;
         let gi = b * p.groups + g;
         let xhat = (x[idx] - stats[2u * gi]) * stats[2u * gi + 1u];
-        let d = dy[idx] * act_df(xhat * gamma[ch] + beta[ch], p.slope);
+        let d = dy[ys(idx)] * act_df(xhat * gamma[ch] + beta[ch], p.slope);
         s += vec2<f32>(d * xhat, d);
     }
     let t = wg_sum2(lid, s);

@@ -5,12 +5,14 @@
 //
 // Bindings: 0 params | 1 x [planes,h,w] | 2 dy [planes,ho,wo] | 3 idx [planes,ho,wo] (rw, u32)
 //           | 4 y (rw) | 5 dx (rw)
+// Slices (slice.wgsl): x and dx may be a channel slice (s_c, s_off, s_total).
 // Accumulate rule: maxpool2d_backward writes `dx = (accumulate ? dx : 0) + grad`.
 
 struct MaxPool2dParams {
     planes: u32, h: u32, w: u32, ho: u32,
     wo: u32, kh: u32, kw: u32, sh: u32,
-    sw: u32, accumulate: u32, _pad0: u32, _pad1: u32,
+    sw: u32, accumulate: u32, s_c: u32, s_off: u32,
+    s_total: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -29,7 +31,7 @@ fn maxpool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let pl = i / (p.wo * p.ho);
-    let base = pl * p.h * p.w;
+    let base = slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl) * p.h * p.w;
     var best_i = (oy * p.sh) * p.w + ox * p.sw;
     var best = x[base + best_i];
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -66,6 +68,7 @@ fn maxpool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             if (idx[o] == k) { g += dy[o]; }
         }
     }
-    if (p.accumulate != 0u) { g += dx[i]; }
-    dx[i] = g;
+    let di = slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl) * p.h * p.w + k;
+    if (p.accumulate != 0u) { g += dx[di]; }
+    dx[di] = g;
 }

@@ -1,11 +1,13 @@
 // pad2d: zero padding of NCHW f32 by (left, right, top, bottom) >= 0; the backward is the crop.
 //
 // Bindings: 0 params | 1 x [planes,h,w] | 2 dy [planes,ho,wo] | 3 y (rw) | 4 dx (rw)
+// Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
 // Accumulate rule: pad2d_backward writes `dx = (accumulate ? dx : 0) + dy[crop]`.
 
 struct Pad2dParams {
     planes: u32, h: u32, w: u32, ho: u32,
     wo: u32, left: u32, top: u32, accumulate: u32,
+    s_c: u32, s_off: u32, s_total: u32, _pad0: u32,
 }
 
 const WG: u32 = 256u;
@@ -27,7 +29,7 @@ fn pad2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (oy >= p.top && oy < p.top + p.h && ox >= p.left && ox < p.left + p.w) {
         v = x[(pl * p.h + oy - p.top) * p.w + ox - p.left];
     }
-    y[i] = v;
+    y[slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl) * p.ho * p.wo + oy * p.wo + ox] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -37,7 +39,7 @@ fn pad2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let ix = i % p.w;
     let iy = (i / p.w) % p.h;
     let pl = i / (p.w * p.h);
-    var g = dy[(pl * p.ho + iy + p.top) * p.wo + ix + p.left];
+    var g = dy[(slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl) * p.ho + iy + p.top) * p.wo + ix + p.left];
     if (p.accumulate != 0u) { g += dx[i]; }
     dx[i] = g;
 }

@@ -5,12 +5,13 @@
 // (a window found by inverting the source-coordinate map) and sums dy * tap weight.
 //
 // Bindings: 0 params | 1 x [planes,h,w] | 2 dy [planes,ho,wo] | 3 y (rw) | 4 dx (rw)
+// Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
 // Accumulate rule: resize_bilinear_backward writes `dx = (accumulate ? dx : 0) + grad`.
 
 struct ResizeBilinearParams {
     planes: u32, h: u32, w: u32, ho: u32,
-    wo: u32, align_corners: u32, accumulate: u32, _pad0: u32,
-    scale_h: f32, scale_w: f32, _pad1: u32, _pad2: u32,
+    wo: u32, align_corners: u32, accumulate: u32, s_c: u32,
+    scale_h: f32, scale_w: f32, s_off: u32, s_total: u32,
 }
 
 const WG: u32 = 256u;
@@ -76,7 +77,7 @@ fn resize_bilinear_forward(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let base = pl * p.h * p.w;
     let r0 = base + ty.i0 * p.w;
     let r1 = base + ty.i1 * p.w;
-    y[i] = ty.l0 * (tx.l0 * x[r0 + tx.i0] + tx.l1 * x[r0 + tx.i1])
+    y[slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl) * p.ho * p.wo + oy * p.wo + ox] = ty.l0 * (tx.l0 * x[r0 + tx.i0] + tx.l1 * x[r0 + tx.i1])
          + ty.l1 * (tx.l0 * x[r1 + tx.i0] + tx.l1 * x[r1 + tx.i1]);
 }
 
@@ -87,6 +88,7 @@ fn resize_bilinear_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let ix = i % p.w;
     let iy = (i / p.w) % p.h;
     let pl = i / (p.w * p.h);
+    let dpl = slice_plane(Slice(p.s_c, p.s_off, p.s_total, 0u), pl);
     let wy = window(iy, p.scale_h, p.ho);
     let wx = window(ix, p.scale_w, p.wo);
     var g = 0.0;
@@ -95,7 +97,7 @@ fn resize_bilinear_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
         if (a == 0.0) { continue; }
         for (var ox = wx.x; ox <= wx.y; ox++) {
             let b = weight_of(taps(ox, p.scale_w, p.w), ix);
-            g += a * b * dy[(pl * p.ho + oy) * p.wo + ox];
+            g += a * b * dy[(dpl * p.ho + oy) * p.wo + ox];
         }
     }
     if (p.accumulate != 0u) { g += dx[i]; }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::gpu::{Ctx, View};
+use crate::ops::Chans;
 use crate::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,7 +46,7 @@ pub const UNET16_CONVS: &[(usize, usize, usize)] = &[(1, 16, 28), (16, 16, 28), 
 pub fn conv_rows(ctx: &Ctx, batch: usize, warmup: usize, iters: usize) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
     for &(cin, cout, hw) in UNET16_CONVS {
-        let g = ConvGeom { n: batch, cin, h: hw, w: hw, cout, ho: hw, wo: hw, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1) };
+        let g = ConvGeom { n: batch, cin, h: hw, w: hw, cout, ho: hw, wo: hw, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
         let x = rand_view(ctx, batch * cin * hw * hw, 1)?;
         let w = rand_view(ctx, cout * cin * 9, 2)?;
         let dy = rand_view(ctx, batch * cout * hw * hw, 3)?;

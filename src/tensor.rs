@@ -12,6 +12,17 @@ pub(crate) struct TensorInner {
     pub(crate) shape: Vec<usize>,
     pub(crate) view: View,
     pub(crate) ctx: Ctx,
+    pub(crate) slice: Option<ChannelSlice>,
+}
+
+/// Where a channel slice's channels live: an NCHW tensor of c channels stored as channels
+/// [off, off + c) of a buffer with `total` channels per image (a part of an in-place
+/// concatenation). With a batch above 1 it is strided, so only the kernels that take a slice
+/// (their launchers say so) accept one; every other op refuses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelSlice {
+    pub off: usize,
+    pub total: usize,
 }
 
 /// Cheap to clone (shared); clones keep the id, which is how a graph knows the tensor.
@@ -31,7 +42,26 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// A tensor over an existing view (a fresh id).
     pub fn wrap(ctx: &Ctx, shape: Vec<usize>, view: View) -> Tensor {
-        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view, ctx: ctx.clone() }))
+        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view, ctx: ctx.clone(), slice: None }))
+    }
+
+    /// Channels [off, off + c) of the NCHW tensor `whole` as a tensor of its own (a fresh id,
+    /// the same storage): what a producer writes in place and a consumer of the part reads.
+    pub fn channel_slice(whole: &Tensor, off: usize, c: usize) -> Result<Tensor> {
+        let [n, total, h, w] = whole.nchw("channel slice")?;
+        if whole.is_slice() || c == 0 || off + c > total {
+            return Err(Error::shape("channel slice", format!("channels [{off}, {}) of {:?}", off + c, whole.shape())));
+        }
+        let inner = TensorInner { id: whole.ctx().next_id(), shape: vec![n, c, h, w], view: whole.view().clone(), ctx: whole.ctx().clone(), slice: Some(ChannelSlice { off, total }) };
+        Ok(Tensor(Rc::new(inner)))
+    }
+
+    /// Some(where) for a channel slice, None for a plain tensor.
+    pub fn slice(&self) -> Option<ChannelSlice> {
+        self.0.slice
+    }
+    pub fn is_slice(&self) -> bool {
+        self.0.slice.is_some()
     }
 
     /// Upload `data` (row-major) as a tensor of `shape`.
@@ -67,19 +97,29 @@ impl Tensor {
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
+    /// Elements of the tensor (of its own channels, for a slice).
     pub fn numel(&self) -> usize {
-        self.0.view.len()
+        numel(&self.0.shape)
     }
     pub fn ctx(&self) -> &Ctx {
         &self.0.ctx
     }
+    /// The buffer behind the tensor: all of it, also for a slice (whose own elements are
+    /// strided through it; see [`ChannelSlice`]).
     pub fn view(&self) -> &View {
         &self.0.view
     }
 
-    /// Read back to the host (flushes and waits).
+    /// Read back to the host (flushes and waits); a slice reads its own channels.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        self.0.ctx.read(&self.0.view)
+        let all = self.0.ctx.read(&self.0.view)?;
+        match (self.0.slice, &self.0.shape[..]) {
+            (Some(s), [n, c, h, w]) => {
+                let hw = h * w;
+                Ok((0..*n).flat_map(|b| all[(b * s.total + s.off) * hw..(b * s.total + s.off + c) * hw].iter().copied()).collect())
+            }
+            _ => Ok(all),
+        }
     }
 
     /// The dims of an NCHW tensor, or a shape error naming `op`.

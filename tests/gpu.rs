@@ -1128,6 +1128,22 @@ fn a_recorded_step_replays_without_creating_or_hashing_anything() {
     }
 }
 
+/// The UNet's skip-concat is written in place: a whole training step of unet16x2 and of unet8x3
+/// (28 -> 14 -> 7 -> 3, so its deepest up block pads 6x6 to 7x7 into the slot) runs no concat
+/// kernel, forward or backward. (The transposed-conv producer is checked in `dae gradcheck`'s
+/// "channel slices" family.)
+#[test]
+fn the_unet_step_runs_no_concat_copy() {
+    let c = ctx();
+    for spec in ["unet16x2", "unet8x3"] {
+        let (row, prof) = dae::bench::model_step(&c, spec, 3, 0, 1, true).unwrap();
+        let entries: Vec<&str> = prof.iter().map(|p| p.0).collect();
+        assert!(entries.contains(&"conv2d_forward_tiled") && entries.contains(&"maxpool2d_backward"), "{spec}: the profile missed the step: {entries:?}");
+        assert!(!entries.iter().any(|e| e.starts_with("concat")), "{spec}: a concat copy ran: {entries:?}");
+        assert!(row.dispatches > 40, "{spec}: {} dispatches", row.dispatches);
+    }
+}
+
 /// Replaying the recorded step computes exactly what encoding every step anew computes
 /// (dropout and batch norm on, across an epoch boundary): the same weights, EMA and moments.
 #[test]

@@ -29,6 +29,8 @@ pub enum Op {
     ResizeBilinear(resize_bilinear::ResizeOp),
     Pad2d(pad2d::Pad2dOp),
     Concat(concat::ConcatOp),
+    /// A concatenation whose parts were written in place (channel slices of its buffer).
+    ConcatInPlace,
     Dropout2d(dropout2d::Dropout2dOp),
     Add,
     Mul,
@@ -58,6 +60,8 @@ pub struct Graph {
     record: bool,
     nodes: Vec<Node>,
     tracked: HashMap<u64, Tracked>,
+    /// Where the next op that can write into a given tensor writes (`write_into`).
+    dest: Option<Tensor>,
 }
 
 /// The gradients `backward` computed for leaves without a grad slot.
@@ -88,7 +92,9 @@ impl Sink for Targets<'_> {
                 if let Some(g) = self.grads.get(&t.id()) {
                     return Ok(Some((g.clone(), true)));
                 }
-                let g = self.ctx.alloc("gradient", t.numel())?;
+                // A channel slice's gradient has its layout: a buffer like the whole concat.
+                let len = if t.is_slice() { t.view().len() } else { t.numel() };
+                let g = self.ctx.alloc("gradient", len)?;
                 self.grads.insert(t.id(), g.clone());
                 Ok(Some((g, false)))
             }
@@ -96,6 +102,17 @@ impl Sink for Targets<'_> {
     }
     fn wants(&self, t: &Tensor) -> bool {
         self.tracked.contains_key(&t.id())
+    }
+    fn alias(&mut self, t: &Tensor, g: &View) -> bool {
+        match self.tracked.get(&t.id()) {
+            None => true,
+            Some(Tracked::Leaf(Some(_))) => false,
+            Some(_) if self.grads.contains_key(&t.id()) => false,
+            Some(_) => {
+                self.grads.insert(t.id(), g.clone());
+                true
+            }
+        }
     }
     fn ctx(&self) -> &Ctx {
         self.ctx
@@ -105,7 +122,7 @@ impl Sink for Targets<'_> {
 impl Graph {
     /// A graph that records (training).
     pub fn new(ctx: &Ctx) -> Graph {
-        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new() }
+        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new(), dest: None }
     }
 
     /// A graph that records nothing (evaluation): ops run, nothing is kept for a backward.
@@ -150,10 +167,55 @@ impl Graph {
     }
 
     fn record(&mut self, op: Op, inputs: &[&Tensor], output: &Tensor) {
+        // A destination the op could not take lapses (the concat then copies).
+        self.dest = None;
         if self.record && inputs.iter().any(|t| self.wants(t)) {
             self.tracked.insert(output.id(), Tracked::Out(self.nodes.len()));
             self.nodes.push(Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), output: output.clone() });
         }
+    }
+
+    // ---- in-place concatenation ----------------------------------------------------------------
+
+    /// Reserve the channel concatenation [n, sum(chans), h, w] of parts to be produced later, and
+    /// return the parts as channel slices of it. Pass a part to `write_into` before the op that
+    /// produces it (norm+activation, activation, pad, bilinear resize and transposed conv take
+    /// it); `concat` of all the parts, in order, is then the reserved tensor with no copy.
+    pub fn concat_slots(&mut self, n: usize, chans: &[usize], h: usize, w: usize) -> Result<Vec<Tensor>> {
+        let total: usize = chans.iter().sum();
+        let whole = Tensor::wrap(&self.ctx, vec![n, total, h, w], self.ctx.alloc("concat", n * total * h * w)?);
+        let mut off = 0;
+        chans
+            .iter()
+            .map(|&c| {
+                off += c;
+                Tensor::channel_slice(&whole, off - c, c)
+            })
+            .collect()
+    }
+
+    /// The next op writes its output into `slot` (a part from `concat_slots`), when it can; an
+    /// op that cannot ignores it, and any other op in between cancels it.
+    pub fn write_into(&mut self, slot: Option<&Tensor>) {
+        self.dest = slot.cloned();
+    }
+
+    /// All parts are the channel slices of one buffer, in order, covering it: the concat is
+    /// that buffer.
+    fn concatenated(parts: &[&Tensor]) -> Option<Vec<usize>> {
+        let first = parts.first()?;
+        let [n, _, h, w] = first.nchw("concat").ok()?;
+        let total = first.slice()?.total;
+        let mut off = 0;
+        for t in parts {
+            let s = t.slice()?;
+            let [tn, c, th, tw] = t.nchw("concat").ok()?;
+            if s.off != off || s.total != total || (tn, th, tw) != (n, h, w) || !t.view().same(first.view()) {
+                return None;
+            }
+            off += c;
+        }
+        (off == total).then_some(vec![n, total, h, w])
     }
 
     // ---- the differentiable ops ------------------------------------------------------------------
@@ -167,7 +229,8 @@ impl Graph {
     }
 
     pub fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize), output_pad: (usize, usize)) -> Result<Tensor> {
-        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad)?;
+        let dest = self.dest.take();
+        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad, dest.as_ref())?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
         self.record(Op::ConvTranspose2d(op), &inputs, &y);
@@ -180,7 +243,8 @@ impl Graph {
 
     /// Group norm with the activation after it fused in (no dispatch of its own either way).
     pub fn group_norm_act(&mut self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>) -> Result<Tensor> {
-        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act)?;
+        let dest = self.dest.take();
+        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act, dest.as_ref())?;
         self.record(Op::GroupNorm(op), &[x, gamma, beta], &y);
         Ok(y)
     }
@@ -196,7 +260,8 @@ impl Graph {
         if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
             return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
         }
-        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act)?;
+        let dest = self.dest.take();
+        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, dest.as_ref())?;
         if let Some(op) = op {
             self.record(Op::BatchNorm(op), &[x, gamma, beta], &y);
         }
@@ -204,7 +269,8 @@ impl Graph {
     }
 
     pub fn activation(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
-        let y = activation::activation(x, a)?;
+        let dest = self.dest.take();
+        let y = activation::activation(x, a, dest.as_ref())?;
         self.record(Op::Activation(a), &[x], &y);
         Ok(y)
     }
@@ -225,7 +291,8 @@ impl Graph {
     }
 
     pub fn resize_bilinear(&mut self, x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<Tensor> {
-        let (y, op) = resize_bilinear::resize_bilinear(x, ho, wo, align_corners)?;
+        let dest = self.dest.take();
+        let (y, op) = resize_bilinear::resize_bilinear(x, ho, wo, align_corners, dest.as_ref())?;
         self.record(Op::ResizeBilinear(op), &[x], &y);
         Ok(y)
     }
@@ -237,12 +304,19 @@ impl Graph {
     }
 
     pub fn pad2d(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
-        let (y, op) = pad2d::pad2d(x, pads)?;
+        let dest = self.dest.take();
+        let (y, op) = pad2d::pad2d(x, pads, dest.as_ref())?;
         self.record(Op::Pad2d(op), &[x], &y);
         Ok(y)
     }
 
+    /// torch.cat(parts, dim=1); no copy when the parts were written in place (`concat_slots`).
     pub fn concat(&mut self, parts: &[&Tensor]) -> Result<Tensor> {
+        if let Some(shape) = Self::concatenated(parts) {
+            let y = Tensor::wrap(&self.ctx, shape, parts[0].view().clone());
+            self.record(Op::ConcatInPlace, parts, &y);
+            return Ok(y);
+        }
         let (y, op) = concat::concat(parts)?;
         self.record(Op::Concat(op), parts, &y);
         Ok(y)
@@ -313,6 +387,9 @@ impl Graph {
         if y.shape() != dy.shape() {
             return Err(Error::Autograd(format!("gradient shape {:?} does not match output shape {:?}", dy.shape(), y.shape())));
         }
+        if y.is_slice() || dy.is_slice() {
+            return Err(Error::Autograd("backward from a channel slice: start from the whole concat, or a plain tensor".into()));
+        }
         let Some(Tracked::Out(last)) = self.tracked.get(&y.id()) else {
             return Err(Error::Autograd("backward from a tensor that does not require a gradient (no input wanted one, or the graph records nothing)".into()));
         };
@@ -365,11 +442,22 @@ fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         Op::ConvTranspose2d(o) => o.backward_conv_transpose(x, dy, sink),
         Op::GroupNorm(o) => o.backward(x, dy, sink),
         Op::BatchNorm(o) => o.backward(x, dy, sink),
-        Op::Activation(a) => activation::backward(*a, &x[0], dy, sink),
+        Op::Activation(a) => activation::backward(*a, &x[0], &node.output, dy, sink),
         Op::MaxPool2d(o) => o.backward(&x[0], dy, sink),
         Op::ResizeBilinear(o) => o.backward(&x[0], dy, sink),
         Op::Pad2d(o) => o.backward(&x[0], dy, sink),
         Op::Concat(o) => o.backward(x, dy, sink),
+        Op::ConcatInPlace => {
+            for t in x {
+                if sink.wants(t) && !sink.alias(t, dy) {
+                    if let Some((g, _)) = sink.target(t)? {
+                        // Both have the concat's layout: adding all of it adds t's channels.
+                        ops::elementwise::copy(sink.ctx(), dy, &g, true)?;
+                    }
+                }
+            }
+            Ok(())
+        }
         Op::Dropout2d(o) => o.backward(&x[0], dy, sink),
         Op::Add => ops::elementwise::add_backward(x, dy, sink),
         Op::Mul => ops::elementwise::mul_backward(x, dy, sink),

@@ -209,6 +209,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("resize_bilinear", shape::check_resize),
     ("pad2d", shape::check_pad),
     ("concat", shape::check_concat),
+    ("channel slices", shape::check_slices),
     ("dropout2d", pointwise::check_dropout),
     ("elementwise", pointwise::check_elementwise),
     ("loss", reduce::check_losses),

@@ -73,3 +73,144 @@ pub(super) fn check_concat(c: &mut Checker) -> Result<()> {
     }
     Ok(())
 }
+
+/// The parts of a reference concat (channels `chans` of `cat`), each as its own tensor.
+fn split(n: usize, hw: usize, chans: &[usize], cat: &[f64]) -> Vec<Vec<f64>> {
+    r::concat::concat_backward(n, hw, chans, cat)
+}
+
+/// Channel slices, the UNet's in-place skip-concat: each producer that can writes its part of
+/// a concat in place at channel offset 2 of a batch of 3 (a strided slice), beside a relu part
+/// at offset 0 that maxpool also reads; the loss sum(cat^2) + sum(maxpool(a)^2) sends both a
+/// gradient slice and maxpool's accumulation into the relu part. Forward, every gradient and
+/// the absence of a copy (the concat is the reserved buffer) against the reference's copies.
+pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
+    use r::activation::Activation as R;
+    let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
+    let hw = h * w;
+    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled"];
+    let prev = c.ctx.tiled();
+    for which in cases {
+        c.ctx.set_tiled(which.ends_with("tiled"));
+        c.fresh();
+        c.case("channel slices", format!("{which} into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));
+        let slots = c.g.concat_slots(n, &[ca, cb], h, w)?;
+        let (xa, xar) = c.leaf(&[n, ca, h, w])?;
+        c.g.write_into(Some(&slots[0]));
+        let a = c.g.relu(&xa)?;
+        let ar = r::activation::activation_forward(R::Relu, &xar);
+        c.g.write_into(Some(&slots[1]));
+        // The part's GPU tensor, its reference value, and a function of its reference gradient
+        // giving (entry, leaf, reference gradient) rows.
+        type Back = Box<dyn Fn(&[f64]) -> Vec<(String, usize, Vec<f64>)>>;
+        let (b, br, leaves, back): (Tensor, Vec<f64>, Vec<Tensor>, Back) = match which {
+            "relu" => {
+                let (x, xr) = c.leaf(&[n, cb, h, w])?;
+                let y = c.g.relu(&x)?;
+                let yr = r::activation::activation_forward(R::Relu, &xr);
+                (y, yr, vec![x], Box::new(move |g| vec![("activation_backward".into(), 0, r::activation::activation_backward(R::Relu, &xr, g))]))
+            }
+            "group_norm+silu" => {
+                let (x, xr) = c.leaf(&[n, cb, h, w])?;
+                let (gm, gr) = c.leaf_in(&[cb], 0.5, 1.5)?;
+                let (bt, btr) = c.leaf(&[cb])?;
+                let y = c.g.group_norm_act(&x, 2, &gm, &bt, 1e-5, Some(Activation::Silu))?;
+                let (pre, mr, sr) = r::group_norm::group_norm_forward(n, cb, hw, 2, 1e-5, &xr, &gr, &btr);
+                let yr = r::activation::activation_forward(R::Silu, &pre);
+                let back: Back = Box::new(move |g| {
+                    let (dx, dg, db) = r::group_norm::group_norm_backward(n, cb, hw, 2, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Silu, &pre, g));
+                    vec![("group_norm_input_grad".into(), 0, dx), ("group_norm_param_grad".into(), 1, dg), ("group_norm_param_grad".into(), 2, db)]
+                });
+                (y, yr, vec![x, gm, bt], back)
+            }
+            "batch_norm+relu" => {
+                let (x, xr) = c.leaf(&[n, cb, h, w])?;
+                let (gm, gr) = c.leaf_in(&[cb], 0.5, 1.5)?;
+                let (bt, btr) = c.leaf(&[cb])?;
+                let (rm, rv) = (Tensor::zeros(c.ctx, &[cb])?, Tensor::full(c.ctx, &[cb], 1.0)?);
+                let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, 0.1, 1e-5, Some(Activation::Relu))?;
+                let (mut rmr, mut rvr) = (vec![0.0; cb], vec![1.0; cb]);
+                let (pre, mr, sr) = r::batch_norm::batch_norm_forward_train(n, cb, hw, 1e-5f32 as f64, 0.1f32 as f64, &xr, &gr, &btr, &mut rmr, &mut rvr);
+                let yr = r::activation::activation_forward(R::Relu, &pre);
+                let back: Back = Box::new(move |g| {
+                    let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, cb, hw, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Relu, &pre, g));
+                    vec![("batch_norm_backward".into(), 0, dx), ("batch_norm_backward".into(), 1, dg), ("batch_norm_backward".into(), 2, db)]
+                });
+                (y, yr, vec![x, gm, bt], back)
+            }
+            "pad2d" => {
+                let pads = (1, 2, 1, 1);
+                let (x, xr) = c.leaf(&[n, cb, 4, 3])?;
+                let y = c.g.pad2d(&x, pads)?;
+                let yr = r::pad2d::pad2d_forward(n, cb, 4, 3, pads, &xr);
+                (y, yr, vec![x], Box::new(move |g| vec![("pad2d_backward".into(), 0, r::pad2d::pad2d_backward(n, cb, 4, 3, pads, g))]))
+            }
+            "resize_bilinear" => {
+                let (x, xr) = c.leaf(&[n, cb, 3, 3])?;
+                let y = c.g.resize_bilinear(&x, h, w, true)?;
+                let yr = r::resize_bilinear::resize_bilinear_forward(n, cb, 3, 3, h, w, true, &xr);
+                (y, yr, vec![x], Box::new(move |g| vec![("resize_bilinear_backward".into(), 0, r::resize_bilinear::resize_bilinear_backward(n, cb, 3, 3, h, w, true, g))]))
+            }
+            _ => {
+                let cin = 5;
+                let (x, xr) = c.leaf(&[n, cin, 3, 3])?;
+                let (wt, wr) = c.leaf(&[cin, cb, 2, 2])?;
+                let (bs, bsr) = c.leaf(&[cb])?;
+                let y = c.g.conv_transpose2d(&x, &wt, Some(&bs), (2, 2), (0, 0), (0, 0))?;
+                let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h: 3, w: 3, cout: cb, kh: 2, kw: 2, stride: (2, 2), pad: (0, 0), output_pad: (0, 0) };
+                let yr = r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, Some(&bsr));
+                let back: Back = Box::new(move |g| {
+                    vec![
+                        ("conv2d_forward (input grad)".into(), 0, r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, g)),
+                        ("conv2d_weight_grad".into(), 1, r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, g)),
+                        ("bias_add_backward".into(), 2, r::elementwise::bias_add_backward(n, cb, hw, g)),
+                    ]
+                });
+                (y, yr, vec![x, wt, bs], back)
+            }
+        };
+        let in_place = a.is_slice() && b.is_slice();
+        let cat = c.g.concat(&[&a, &b])?;
+        let m = c.g.max_pool2d(&a, (2, 2), (2, 2))?;
+        let (l1, l2) = (c.g.sum_sq(&cat)?, c.g.sum_sq(&m)?);
+        let loss = c.g.add(&l1, &l2)?;
+        c.push("written in place (no concat copy)", if in_place && cat.view().same(slots[0].view()) { 0.0 } else { 1.0 }, None);
+        let catr = r::concat::concat_forward(n, hw, &[(&ar[..], ca), (&br[..], cb)]);
+        c.cmp_t("concat (in place)", &cat, &catr)?;
+        let (mr, idx) = r::maxpool2d::maxpool2d_forward(n, ca, h, w, (2, 2), (2, 2), &ar);
+        c.cmp_t("maxpool2d_forward (slice input)", &m, &mr)?;
+        let (grads, g) = c.backward(&loss)?;
+        let dcat: Vec<f64> = catr.iter().map(|v| 2.0 * g[0] * v).collect();
+        let parts = split(n, hw, &[ca, cb], &dcat);
+        let dm: Vec<f64> = mr.iter().map(|v| 2.0 * g[0] * v).collect();
+        let da: Vec<f64> = parts[0].iter().zip(r::maxpool2d::maxpool2d_backward(n, ca, h, w, (2, 2), (2, 2), &idx, &dm)).map(|(p, q)| p + q).collect();
+        c.grad("maxpool2d_backward (slice output) + activation_backward", &grads, &xa, &r::activation::activation_backward(R::Relu, &xar, &da))?;
+        for (entry, k, d) in back(&parts[1]) {
+            c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d)?;
+        }
+    }
+    c.ctx.set_tiled(prev);
+    // Batch norm's eval forward (an inference graph) writing a slice.
+    c.fresh();
+    c.case("channel slices", format!("batch_norm eval+relu into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));
+    let mut gi = Graph::inference(c.ctx);
+    let slots = gi.concat_slots(n, &[ca, cb], h, w)?;
+    let (xa, xar) = c.leaf(&[n, ca, h, w])?;
+    let (x, xr) = c.leaf(&[n, cb, h, w])?;
+    let (gm, gr) = c.leaf_in(&[cb], 0.5, 1.5)?;
+    let (bt, btr) = c.leaf(&[cb])?;
+    let rm0 = c.rng.vec(cb);
+    let rv0: Vec<f32> = c.rng.vec(cb).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let (rm, rv) = (Tensor::from_slice(c.ctx, &[cb], &rm0)?, Tensor::from_slice(c.ctx, &[cb], &rv0)?);
+    gi.write_into(Some(&slots[0]));
+    let a = gi.relu(&xa)?;
+    gi.write_into(Some(&slots[1]));
+    let b = gi.batch_norm_act(&x, &gm, &bt, &rm, &rv, false, 0.1, 1e-5, Some(Activation::Relu))?;
+    let cat = gi.concat(&[&a, &b])?;
+    c.push("written in place (no concat copy)", if cat.view().same(slots[0].view()) { 0.0 } else { 1.0 }, None);
+    let pre = r::batch_norm::batch_norm_forward_eval(n, cb, hw, 1e-5f32 as f64, &xr, &gr, &btr, &f64s(&rm0), &f64s(&rv0));
+    let ar = r::activation::activation_forward(R::Relu, &xar);
+    let br = r::activation::activation_forward(R::Relu, &pre);
+    c.cmp_t("batch_norm_forward_eval (slice output)", &cat, &r::concat::concat_forward(n, hw, &[(&ar[..], ca), (&br[..], cb)]))?;
+    Ok(())
+}

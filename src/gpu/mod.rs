@@ -79,6 +79,11 @@ impl View {
         Ok(View { storage: self.storage.clone(), offset: self.offset + start as u64 * 4, len })
     }
 
+    /// Whether both name exactly the same elements of the same buffer.
+    pub fn same(&self, other: &View) -> bool {
+        Rc::ptr_eq(&self.storage, &other.storage) && self.offset == other.offset && self.len == other.len
+    }
+
     fn binding_size(&self) -> u64 {
         (self.len as u64 * 4).max(4)
     }

@@ -17,15 +17,17 @@ pub const PHILOX: &str = wgsl!("philox");
 pub const WG_SUM: &str = wgsl!("workgroup_sum");
 /// The activations (act_f, act_df over the ACT override) for the kernels that apply one.
 pub const ACT: &str = wgsl!("act");
+/// Channel slices (slice_plane, slice_at) for the kernels that write or read part of a concat.
+pub const SLICE: &str = wgsl!("slice");
 
 pub const SHADERS: &[Shader] = &[
-    Shader { family: "conv2d", parts: &[wgsl!("conv2d")] },
-    Shader { family: "group_norm", parts: &[WG_SUM, ACT, wgsl!("group_norm")] },
-    Shader { family: "batch_norm", parts: &[WG_SUM, ACT, wgsl!("batch_norm")] },
-    Shader { family: "activation", parts: &[ACT, wgsl!("activation")] },
-    Shader { family: "maxpool2d", parts: &[wgsl!("maxpool2d")] },
-    Shader { family: "resize_bilinear", parts: &[wgsl!("resize_bilinear")] },
-    Shader { family: "pad2d", parts: &[wgsl!("pad2d")] },
+    Shader { family: "conv2d", parts: &[SLICE, wgsl!("conv2d")] },
+    Shader { family: "group_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
+    Shader { family: "batch_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
+    Shader { family: "activation", parts: &[ACT, SLICE, wgsl!("activation")] },
+    Shader { family: "maxpool2d", parts: &[SLICE, wgsl!("maxpool2d")] },
+    Shader { family: "resize_bilinear", parts: &[SLICE, wgsl!("resize_bilinear")] },
+    Shader { family: "pad2d", parts: &[SLICE, wgsl!("pad2d")] },
     Shader { family: "concat", parts: &[wgsl!("concat")] },
     Shader { family: "dropout2d", parts: &[PHILOX, wgsl!("dropout2d")] },
     Shader { family: "elementwise", parts: &[WG_SUM, wgsl!("elementwise")] },

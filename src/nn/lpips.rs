@@ -167,7 +167,7 @@ impl Lpips {
         // Evaluation only: the ops run without a graph.
         let ctx = x.ctx();
         let [n, c, ..] = x.nchw("lpips")?;
-        let r = resize_bilinear::resize_bilinear(x, INPUT_SIDE, INPUT_SIDE, false)?.0;
+        let r = resize_bilinear::resize_bilinear(x, INPUT_SIDE, INPUT_SIDE, false, None)?.0;
         let v = ctx.alloc("lpips", n * 3 * INPUT_SIDE * INPUT_SIDE)?;
         k::lpips_input(ctx, r.view(), [n, c, INPUT_SIDE, INPUT_SIDE], affine, self.shift, self.scale, &v)?;
         let mut h = Tensor::wrap(ctx, vec![n, 3, INPUT_SIDE, INPUT_SIDE], v);
@@ -177,7 +177,7 @@ impl Lpips {
             match *l {
                 Layer::Conv(_, _, _, _, s, p) => {
                     let (w, b) = convs.next().ok_or_else(|| Error::Msg("lpips: fewer convs than layers".into()))?;
-                    h = activation::activation(&conv2d::conv2d(&h, w, Some(b), (s, s), (p, p))?.0, activation::Activation::Relu)?;
+                    h = activation::activation(&conv2d::conv2d(&h, w, Some(b), (s, s), (p, p))?.0, activation::Activation::Relu, None)?;
                 }
                 Layer::Pool(kk, s) => h = maxpool2d::max_pool2d(&h, (kk, kk), (s, s))?.0,
                 Layer::Tap => out.push(h.clone()),

@@ -56,6 +56,14 @@ pub trait Backend {
     fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize)) -> Result<Self::T>;
     fn concat(&mut self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
     fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, stream: u64) -> Result<Self::T>;
+    /// Reserve the channel concatenation [n, sum(chans), h, w] of parts produced later: one slot
+    /// per part, to pass to `write_into` before the op producing it. `None` slots (the default,
+    /// the CPU reference's) mean `concat` copies.
+    fn concat_slots(&mut self, _n: usize, chans: &[usize], _h: usize, _w: usize) -> Result<Vec<Option<Self::T>>> {
+        Ok(vec![None; chans.len()])
+    }
+    /// The next op writes its output into `slot` when it can.
+    fn write_into(&mut self, _slot: Option<&Self::T>) {}
 }
 
 /// The GPU ops, recorded by the caller's graph when their inputs want gradients.
@@ -100,6 +108,12 @@ impl Backend for Graph {
     fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
         Graph::dropout2d(self, x, p, seed, stream)
     }
+    fn concat_slots(&mut self, n: usize, chans: &[usize], h: usize, w: usize) -> Result<Vec<Option<Tensor>>> {
+        Ok(Graph::concat_slots(self, n, chans, h, w)?.into_iter().map(Some).collect())
+    }
+    fn write_into(&mut self, slot: Option<&Tensor>) {
+        Graph::write_into(self, slot)
+    }
 }
 
 /// Forward-pass settings: the parameters and buffers to use (in layout order), training or
@@ -120,6 +134,8 @@ impl<'a> Fwd<'a, Tensor> {
 
 #[derive(Clone, Debug)]
 struct Conv {
+    cin: usize,
+    cout: usize,
     w: usize,
     b: Option<usize>,
     stride: usize,
@@ -137,7 +153,7 @@ impl Conv {
         let shape = if transposed { vec![cin, cout, k, k] } else { vec![cout, cin, k, k] };
         let w = l.param(format!("{prefix}.weight"), shape, wi);
         let b = bias.then(|| l.param(format!("{prefix}.bias"), vec![cout], bi));
-        Conv { w, b, stride, pad, transposed }
+        Conv { cin, cout, w, b, stride, pad, transposed }
     }
 
     fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
@@ -218,9 +234,18 @@ impl Builder<'_> {
 }
 
 impl Block {
-    fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+    /// Whether the block's last op is its norm/activation (which can write into a slot).
+    fn ends_in_norm(&self, training: bool) -> bool {
+        !(self.dropout > 0.0 && training)
+    }
+
+    /// `into`: a concat slot the output is written into (see `Backend::concat_slots`).
+    fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T, into: Option<&B::T>) -> Result<B::T> {
         let h = self.conv.forward(be, f, x)?;
         let p = f.params;
+        if self.ends_in_norm(f.training) {
+            be.write_into(into);
+        }
         // The norm and the activation after it in one op (the GPU fuses them).
         let h = match self.norm {
             Norm::None => be.act(&h, self.act)?,
@@ -236,10 +261,11 @@ impl Block {
     }
 }
 
-fn run<B: Backend>(be: &mut B, blocks: &[Block], f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
-    let mut h = blocks[0].forward(be, f, x)?;
-    for b in &blocks[1..] {
-        h = b.forward(be, f, &h)?;
+/// The blocks in turn; the last one's output goes `into` a concat slot when given.
+fn run<B: Backend>(be: &mut B, blocks: &[Block], f: &Fwd<B::T>, x: &B::T, into: Option<&B::T>) -> Result<B::T> {
+    let mut h = x.clone();
+    for (i, b) in blocks.iter().enumerate() {
+        h = b.forward(be, f, &h, if i + 1 == blocks.len() { into } else { None })?;
     }
     Ok(h)
 }
@@ -264,6 +290,20 @@ pub struct UnetDae {
     downs: Vec<[Block; 2]>,
     ups: Vec<Up>,
     outc: Conv,
+}
+
+impl UnetDae {
+    /// The concat slots of level `i` (its skip, then the upsampled part), [n, c, h, w] each:
+    /// none when the skip's last block ends in dropout (the concat then copies).
+    fn slots<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, i: usize, n: usize, h: usize, w: usize) -> Result<Vec<Option<B::T>>> {
+        let last = if i == 0 { &self.inc[1] } else { &self.downs[i - 1][1] };
+        let total = self.ups[self.downs.len() - 1 - i].conv[0].conv.cin;
+        let cs = last.conv.cout;
+        if !last.ends_in_norm(f.training) || total <= cs {
+            return Ok(vec![None, None]);
+        }
+        be.concat_slots(n, &[cs, total - cs], h, w)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -334,42 +374,55 @@ impl Model {
         let [_, _, h, w] = be.dims(x)?;
         match self {
             Model::Conv(m) => {
-                let mut t = run(be, &m.encoder, f, x)?;
-                t = m.bottleneck.forward(be, f, &t)?;
-                for blk in &m.decoder {
-                    t = blk.forward(be, f, &t)?;
-                }
+                let mut t = run(be, &m.encoder, f, x, None)?;
+                t = m.bottleneck.forward(be, f, &t, None)?;
+                t = run(be, &m.decoder, f, &t, None)?;
                 let o = m.out.forward(be, f, &t)?;
                 let y = be.act(&o, Activation::Sigmoid)?;
                 let [_, _, yh, yw] = be.dims(&y)?;
                 if (yh, yw) == (h, w) { Ok(y) } else { be.resize(&y, h, w, false) }
             }
             Model::Unet(m) => {
-                let mut skips = vec![run(be, &m.inc, f, x)?];
-                for d in &m.downs {
+                // Each skip and the upsampled tensor beside it are written straight into their
+                // channels of the concat the up block reads (reserved before the skip is made).
+                let levels = m.downs.len();
+                let n = be.dims(x)?[0];
+                let mut slots = vec![m.slots(be, f, 0, n, h, w)?];
+                let mut skips = vec![run(be, &m.inc, f, x, slots[0][0].as_ref())?];
+                for (i, d) in m.downs.iter().enumerate() {
                     let last = skips.last().ok_or_else(|| Error::Msg("unet: no skip".into()))?.clone();
                     let pooled = be.maxpool2d(&last).map_err(|e| match e {
-                        Error::Shape { message, .. } => Error::shape("model", format!("input {h}x{w} is too small for {} downsamplings: {message}", m.downs.len())),
+                        Error::Shape { message, .. } => Error::shape("model", format!("input {h}x{w} is too small for {levels} downsamplings: {message}")),
                         e => e,
                     })?;
-                    skips.push(run(be, d, f, &pooled)?);
+                    let [_, _, ph, pw] = be.dims(&pooled)?;
+                    slots.push(if i + 1 < levels { m.slots(be, f, i + 1, n, ph, pw)? } else { vec![None, None] });
+                    skips.push(run(be, d, f, &pooled, slots[i + 1][0].as_ref())?);
                 }
                 let mut t = skips.pop().ok_or_else(|| Error::Msg("unet: no bottom".into()))?;
-                for u in &m.ups {
+                for (k, u) in m.ups.iter().enumerate() {
                     let skip = skips.pop().ok_or_else(|| Error::Msg("unet: missing skip".into()))?;
+                    let slot = slots[levels - 1 - k][1].as_ref();
+                    // Both up modes double the size; the padding (odd sizes) writes the slot then.
+                    let [_, _, th, tw] = be.dims(&t)?;
+                    let [_, _, sh, sw] = be.dims(&skip)?;
+                    let (dy, dx) = (sh - 2 * th, sw - 2 * tw);
+                    let padding = dy != 0 || dx != 0;
+                    if !padding {
+                        be.write_into(slot);
+                    }
                     let upx = match &u.up {
                         Some(c) => c.forward(be, f, &t)?,
-                        None => {
-                            let [_, _, th, tw] = be.dims(&t)?;
-                            be.resize(&t, 2 * th, 2 * tw, true)?
-                        }
+                        None => be.resize(&t, 2 * th, 2 * tw, true)?,
                     };
-                    let [_, _, sh, sw] = be.dims(&skip)?;
-                    let [_, _, uh, uw] = be.dims(&upx)?;
-                    let (dy, dx) = (sh - uh, sw - uw);
-                    let padded = if dy == 0 && dx == 0 { upx } else { be.pad(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))? };
+                    let padded = if padding {
+                        be.write_into(slot);
+                        be.pad(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))?
+                    } else {
+                        upx
+                    };
                     let cat = be.concat(&skip, &padded)?;
-                    t = run(be, &u.conv, f, &cat)?;
+                    t = run(be, &u.conv, f, &cat, None)?;
                 }
                 let o = m.outc.forward(be, f, &t)?;
                 be.act(&o, Activation::Sigmoid)

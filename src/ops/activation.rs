@@ -5,13 +5,14 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
     /// Keep in sync with `struct ActivationParams` in shaders/activation.wgsl.
     pub struct ActivationParams {
-        pub len: u32, pub accumulate: u32, pub slope: f32, pub _pad0: u32,
+        pub len: u32, pub accumulate: u32, pub slope: f32, pub hw: u32,
+        pub s_c: u32, pub s_off: u32, pub s_total: u32, pub _pad0: u32,
     }
 }
 
@@ -67,33 +68,46 @@ impl Activation {
     }
 }
 
-fn params(a: Activation, len: usize, accumulate: bool) -> ActivationParams {
-    ActivationParams { len: u(len), accumulate: flag(accumulate), slope: a.slope(), _pad0: 0 }
+/// `hw`: elements per plane, for the layout `ys` of y and dy (a channel slice or plain).
+fn params(a: Activation, len: usize, accumulate: bool, hw: usize, ys: Chans) -> ActivationParams {
+    ActivationParams { len: u(len), accumulate: flag(accumulate), slope: a.slope(), hw: u(hw.max(1)), s_c: ys.c, s_off: ys.off, s_total: ys.total, _pad0: 0 }
 }
 
-pub fn activation_forward(ctx: &Ctx, a: Activation, x: &View, y: &View) -> Result<()> {
-    let p = params(a, x.len(), false);
+/// Elements per plane of an NCHW tensor (any other shape is one plane: only a plain layout).
+fn plane(t: &Tensor) -> usize {
+    match t.shape() {
+        [_, _, h, w] => h * w,
+        _ => 1,
+    }
+}
+
+/// y (laid out as `ys`) = act(x) over x's elements.
+pub fn activation_forward(ctx: &Ctx, a: Activation, x: &View, y: &View, hw: usize, ys: Chans) -> Result<()> {
+    let p = params(a, x.len(), false, hw, ys);
     let groups = grid1d(ctx, a.name(), x.len())?;
     ctx.dispatch(Launch { family: FAMILY, entry: "activation_forward", overrides: a.overrides(), params: &p, bindings: &[(1, x), (3, y)], groups })
 }
 
-pub fn activation_backward(ctx: &Ctx, a: Activation, x: &View, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
-    let p = params(a, x.len(), accumulate);
+/// dx (+)= dy * act'(x), dy laid out as `ys`.
+#[allow(clippy::too_many_arguments)]
+pub fn activation_backward(ctx: &Ctx, a: Activation, x: &View, dy: &View, dx: &View, accumulate: bool, hw: usize, ys: Chans) -> Result<()> {
+    let p = params(a, x.len(), accumulate, hw, ys);
     let groups = grid1d(ctx, a.name(), x.len())?;
     ctx.dispatch(Launch { family: FAMILY, entry: "activation_backward", overrides: a.overrides(), params: &p, bindings: &[(1, x), (2, dy), (4, dx)], groups })
 }
 
-/// Apply `a` elementwise.
-pub fn activation(x: &Tensor, a: Activation) -> Result<Tensor> {
+/// Apply `a` elementwise; into `dest` (e.g. a channel slice of a concat) when given.
+pub fn activation(x: &Tensor, a: Activation, dest: Option<&Tensor>) -> Result<Tensor> {
     nonzero(a.name(), x)?;
-    let y = output(a.name(), x.shape().to_vec(), &[x])?;
-    activation_forward(x.ctx(), a, x.view(), y.view())?;
+    let y = output_to(a.name(), x.shape().to_vec(), &[x], dest)?;
+    activation_forward(x.ctx(), a, x.view(), y.view(), plane(x), Chans::of(&y))?;
     Ok(y)
 }
 
-pub fn backward(a: Activation, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+/// `y` is the forward's output: dy has its layout.
+pub fn backward(a: Activation, x: &Tensor, y: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((dx, acc)) = sink.target(x)? {
-        activation_backward(sink.ctx(), a, x.view(), dy, &dx, acc)?;
+        activation_backward(sink.ctx(), a, x.view(), dy, &dx, acc, plane(x), Chans::of(y))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, grid_groups, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -14,7 +14,8 @@ gpu_params! {
     pub struct BatchNormParams {
         pub n: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
         pub eps: f32, pub momentum: f32, pub write_dx: u32, pub write_dparams: u32,
-        pub param_accumulate: u32, pub slope: f32, pub _pad1: u32, pub _pad2: u32,
+        pub param_accumulate: u32, pub slope: f32, pub s_c: u32, pub s_off: u32,
+        pub s_total: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
     }
 }
 
@@ -82,7 +83,9 @@ pub struct BatchNormOp {
 }
 
 /// PyTorch's F.batch_norm over NCHW with affine gamma/beta [c] and running stats [c] (updated in
-/// place when `training`; momentum as PyTorch, 0.1 by default).
+/// place when `training`; momentum as PyTorch, 0.1 by default), then `act` (fused) when given;
+/// written into `dest` (e.g. a channel slice of a concat) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
@@ -93,6 +96,7 @@ pub fn batch_norm(
     momentum: f32,
     eps: f32,
     act: Option<Activation>,
+    dest: Option<&Tensor>,
 ) -> Result<(Tensor, Option<BatchNormOp>)> {
     const OP: &str = "batch_norm";
     let [n, c, h, w] = x.nchw(OP)?;
@@ -107,13 +111,24 @@ pub fn batch_norm(
         x.shape()
     );
     let ctx = x.ctx();
-    let p = BatchNormParams { n: u(n), c: u(c), hw: u(h * w), eps, momentum, slope: act.map_or(0.0, |a| a.slope()), ..Default::default() };
+    let y = output_to(OP, x.shape().to_vec(), &[x, gamma, beta, running_mean, running_var], dest)?;
+    let ys = Chans::of(&y);
+    let p = BatchNormParams {
+        n: u(n),
+        c: u(c),
+        hw: u(h * w),
+        eps,
+        momentum,
+        slope: act.map_or(0.0, |a| a.slope()),
+        s_c: ys.c,
+        s_off: ys.off,
+        s_total: ys.total,
+        ..Default::default()
+    };
     if !training {
-        let y = output(OP, x.shape().to_vec(), &[x])?;
         batch_norm_forward_eval(ctx, act, p, x.view(), gamma.view(), beta.view(), running_mean.view(), running_var.view(), y.view())?;
         return Ok((y, None));
     }
-    let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
     let stats = ctx.alloc(OP, c * 2)?;
     batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
     Ok((y, Some(BatchNormOp { p, stats, act })))

@@ -5,7 +5,7 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{elementwise, flag, grid1d, nonzero, output, u};
+use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -15,6 +15,7 @@ gpu_params! {
         pub cout: u32, pub ho: u32, pub wo: u32, pub kh: u32,
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
+        pub x_off: u32, pub x_total: u32, pub _pad0: u32, pub _pad1: u32,
     }
 }
 
@@ -34,6 +35,8 @@ pub struct ConvGeom {
     pub kw: usize,
     pub stride: (usize, usize),
     pub pad: (usize, usize),
+    /// The input side's layout (x and dx in conv terms): a channel slice or plain.
+    pub xs: Chans,
 }
 
 impl ConvGeom {
@@ -55,6 +58,10 @@ impl ConvGeom {
             has_bias: flag(has_bias),
             accumulate: flag(accumulate),
             splits: 1,
+            x_off: if self.xs == Chans::PLAIN { 0 } else { self.xs.off },
+            x_total: if self.xs == Chans::PLAIN { u(self.cin) } else { self.xs.total },
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 }
@@ -152,6 +159,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
         kw,
         stride,
         pad,
+        xs: Chans::PLAIN,
     };
     let mut inputs = vec![x, w];
     inputs.extend(b);
@@ -161,7 +169,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
 }
 
 /// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
-/// output (h-1)*s - 2p + k + output_padding.
+/// output (h-1)*s - 2p + k + output_padding. Into `dest` (e.g. a channel slice of a concat)
+/// when given; the backward reads dy in the output's layout.
 pub fn conv_transpose2d(
     x: &Tensor,
     w: &Tensor,
@@ -169,6 +178,7 @@ pub fn conv_transpose2d(
     stride: (usize, usize),
     pad: (usize, usize),
     output_pad: (usize, usize),
+    dest: Option<&Tensor>,
 ) -> Result<(Tensor, Conv2dOp)> {
     const OP: &str = "conv_transpose2d";
     let ([n, cin, h, wd], [wcin, cout, kh, kw]) = check_common(OP, x, w, stride)?;
@@ -190,10 +200,10 @@ pub fn conv_transpose2d(
     }
     let (ho, wo) = (full_h - 2 * pad.0, full_w - 2 * pad.1);
     // In conv terms the transposed conv's output is the input: conv(y) would give back x's size.
-    let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad };
     let mut inputs = vec![x, w];
     inputs.extend(b);
-    let y = output(OP, vec![n, cout, ho, wo], &inputs)?;
+    let y = output_to(OP, vec![n, cout, ho, wo], &inputs, dest)?;
+    let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad, xs: Chans::of(&y) };
     conv2d_input_grad(x.ctx(), &g, w.view(), b.map(|b| b.view()), x.view(), y.view(), false)?;
     Ok((y, Conv2dOp { g }))
 }
@@ -209,7 +219,7 @@ impl Conv2dOp {
         }
         if let Some(b) = x.get(2) {
             if let Some((db, acc)) = sink.target(b)? {
-                elementwise::bias_grad(sink.ctx(), g.n, g.cout, g.ho * g.wo, dy, &db, acc)?;
+                elementwise::bias_grad(sink.ctx(), g.n, g.cout, g.ho * g.wo, dy, Chans::PLAIN, &db, acc)?;
             }
         }
         Ok(())
@@ -226,7 +236,7 @@ impl Conv2dOp {
         }
         if let Some(b) = x.get(2) {
             if let Some((db, acc)) = sink.target(b)? {
-                elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, &db, acc)?;
+                elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, g.xs, &db, acc)?;
             }
         }
         Ok(())

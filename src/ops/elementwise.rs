@@ -4,14 +4,14 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, grid_groups, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, grid_groups, nonzero, output, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
     /// Keep in sync with `struct ElementwiseParams` in shaders/elementwise.wgsl.
     pub struct ElementwiseParams {
         pub len: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
-        pub alpha: f32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
+        pub alpha: f32, pub c_off: u32, pub c_total: u32, pub _pad2: u32,
     }
 }
 
@@ -112,8 +112,11 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// db[c] (+)= sum over n, hw of dy (dy is [n, c, hw]); also the bias gradient of the convs.
-pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, db: &View, accumulate: bool) -> Result<()> {
-    let p = ElementwiseParams { len: u(n * c * hw), c: u(c), hw: u(hw), accumulate: flag(accumulate), ..Default::default() };
+/// db (+)= dy summed over (n, hw) per channel; dy laid out as `dys` (a channel slice or plain).
+#[allow(clippy::too_many_arguments)]
+pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, dys: Chans, db: &View, accumulate: bool) -> Result<()> {
+    let (c_off, c_total) = if dys == Chans::PLAIN { (0, u(c)) } else { (dys.off, dys.total) };
+    let p = ElementwiseParams { len: u(n * c * hw), c: u(c), hw: u(hw), accumulate: flag(accumulate), c_off, c_total, ..Default::default() };
     run(ctx, "bias_add_backward", p, &[(1, dy), (3, db)], grid_groups(ctx, "bias_add", c)?)
 }
 
@@ -123,7 +126,7 @@ pub fn bias_add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result
     }
     if let Some((g, acc)) = sink.target(&x[1])? {
         let [n, c, h, w] = x[0].nchw("bias_add")?;
-        bias_grad(sink.ctx(), n, c, h * w, dy, &g, acc)?;
+        bias_grad(sink.ctx(), n, c, h * w, dy, Chans::PLAIN, &g, acc)?;
     }
     Ok(())
 }

@@ -6,14 +6,15 @@ use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid_groups, nonzero, output, u};
+use crate::ops::{Chans, flag, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
     /// Keep in sync with `struct GroupNormParams` in shaders/group_norm.wgsl.
     pub struct GroupNormParams {
         pub n: u32, pub c: u32, pub hw: u32, pub groups: u32,
-        pub eps: f32, pub accumulate: u32, pub slope: f32, pub _pad1: u32,
+        pub eps: f32, pub accumulate: u32, pub slope: f32, pub s_c: u32,
+        pub s_off: u32, pub s_total: u32, pub _pad0: u32, pub _pad1: u32,
     }
 }
 
@@ -45,8 +46,10 @@ pub struct GroupNormOp {
     act: Option<Activation>,
 }
 
-/// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given.
-pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>) -> Result<(Tensor, GroupNormOp)> {
+/// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given;
+/// written into `dest` (e.g. a channel slice of a concat) when given. The backward reads dy in
+/// the output's layout.
+pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>, dest: Option<&Tensor>) -> Result<(Tensor, GroupNormOp)> {
     const OP: &str = "group_norm";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
@@ -54,9 +57,21 @@ pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps:
     crate::ensure!(gamma.shape() == [c] && beta.shape() == [c], OP, "gamma {:?} and beta {:?} must both be [{c}]", gamma.shape(), beta.shape());
     crate::ensure!(eps >= 0.0, OP, "eps must be >= 0, got {eps}");
     let ctx = x.ctx();
-    let y = output(OP, x.shape().to_vec(), &[x, gamma, beta])?;
+    let y = output_to(OP, x.shape().to_vec(), &[x, gamma, beta], dest)?;
     let stats = ctx.alloc(OP, n * groups * 2)?;
-    let p = GroupNormParams { n: u(n), c: u(c), hw: u(h * w), groups: u(groups), eps, slope: act.map_or(0.0, |a| a.slope()), ..Default::default() };
+    let ys = Chans::of(&y);
+    let p = GroupNormParams {
+        n: u(n),
+        c: u(c),
+        hw: u(h * w),
+        groups: u(groups),
+        eps,
+        slope: act.map_or(0.0, |a| a.slope()),
+        s_c: ys.c,
+        s_off: ys.off,
+        s_total: ys.total,
+        ..Default::default()
+    };
     group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
     Ok((y, GroupNormOp { p, stats, act }))
 }

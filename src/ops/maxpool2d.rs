@@ -4,7 +4,7 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, nonzero, output_any, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -12,7 +12,8 @@ gpu_params! {
     pub struct MaxPool2dParams {
         pub planes: u32, pub h: u32, pub w: u32, pub ho: u32,
         pub wo: u32, pub kh: u32, pub kw: u32, pub sh: u32,
-        pub sw: u32, pub accumulate: u32, pub _pad0: u32, pub _pad1: u32,
+        pub sw: u32, pub accumulate: u32, pub s_c: u32, pub s_off: u32,
+        pub s_total: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
     }
 }
 
@@ -34,7 +35,8 @@ pub struct MaxPool2dOp {
     idx: View,
 }
 
-/// PyTorch's F.max_pool2d(x, kernel, stride) with no padding and floor mode.
+/// PyTorch's F.max_pool2d(x, kernel, stride) with no padding and floor mode. `x` may be a
+/// channel slice (a UNet skip living in its concat); the backward writes dx in x's layout.
 pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Result<(Tensor, MaxPool2dOp)> {
     const OP: &str = "maxpool2d";
     let [n, c, h, w] = x.nchw(OP)?;
@@ -43,7 +45,8 @@ pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) ->
     crate::ensure!(h >= kernel.0 && w >= kernel.1, OP, "kernel {kernel:?} is larger than the input {h}x{w}");
     let (ho, wo) = ((h - kernel.0) / stride.0 + 1, (w - kernel.1) / stride.1 + 1);
     let ctx = x.ctx();
-    let y = output(OP, vec![n, c, ho, wo], &[x])?;
+    let y = output_any(OP, vec![n, c, ho, wo], &[x], None)?;
+    let xs = Chans::of(x);
     let idx = ctx.alloc(OP, n * c * ho * wo)?;
     let p = MaxPool2dParams {
         planes: u(n * c),
@@ -55,6 +58,9 @@ pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) ->
         kw: u(kernel.1),
         sh: u(stride.0),
         sw: u(stride.1),
+        s_c: xs.c,
+        s_off: xs.off,
+        s_total: xs.total,
         ..Default::default()
     };
     maxpool2d_forward(ctx, p, x.view(), &idx, y.view())?;

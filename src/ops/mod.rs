@@ -44,13 +44,31 @@ pub trait Sink {
     fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>>;
     /// Whether `t` wants a gradient.
     fn wants(&self, t: &Tensor) -> bool;
+    /// Make `g` itself `t`'s gradient, with no copy (an in-place concat hands each part the
+    /// concat's gradient, which has the part's layout). False when `t` already has a gradient
+    /// or a slot: the caller then accumulates into `target(t)`.
+    fn alias(&mut self, t: &Tensor, g: &View) -> bool;
     fn ctx(&self) -> &Ctx;
 }
 
-/// A new output tensor of `shape` for `op` (all inputs on one device).
+/// A new output tensor of `shape` for `op` (all inputs on one device, none a channel slice).
 pub(crate) fn output(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor]) -> Result<Tensor> {
+    output_to(op, shape, inputs, None)
+}
+
+/// `output`, or `dest` when given: a channel slice or plain tensor of exactly `shape`, which
+/// the op then writes in place (its kernels take the output's layout).
+pub(crate) fn output_to(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor], dest: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(t) = inputs.iter().find(|t| t.is_slice()) {
+        return Err(Error::shape(op, format!("takes no channel slice (an in-place concat part) as input, got {t:?}")));
+    }
+    output_any(op, shape, inputs, dest)
+}
+
+/// `output_to` for the ops whose kernels also read channel slices.
+pub(crate) fn output_any(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor], dest: Option<&Tensor>) -> Result<Tensor> {
     let ctx = inputs[0].ctx();
-    for t in inputs {
+    for t in inputs.iter().chain(dest.as_ref()) {
         if !std::rc::Rc::ptr_eq(&t.ctx().0, &ctx.0) {
             return Err(Error::shape(op, "inputs live on different devices"));
         }
@@ -58,8 +76,34 @@ pub(crate) fn output(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor]) ->
     if shape.contains(&0) {
         return Err(Error::shape(op, format!("output shape {shape:?} has a zero-sized dimension")));
     }
+    if let Some(d) = dest {
+        if d.shape() != shape {
+            return Err(Error::shape(op, format!("the destination is {:?}, the output {shape:?}", d.shape())));
+        }
+        return Ok(d.clone());
+    }
     let view = ctx.alloc(op, numel(&shape))?;
     Ok(Tensor::wrap(ctx, shape, view))
+}
+
+/// A tensor's channel layout as the kernels' `Slice` (slice.wgsl): channels [off, off + c) of
+/// `total` per image; (1, 0, 1) is a plain tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chans {
+    pub c: u32,
+    pub off: u32,
+    pub total: u32,
+}
+
+impl Chans {
+    pub const PLAIN: Chans = Chans { c: 1, off: 0, total: 1 };
+
+    pub fn of(t: &Tensor) -> Chans {
+        match t.slice() {
+            Some(s) => Chans { c: u(t.shape()[1]), off: u(s.off), total: u(s.total) },
+            None => Chans::PLAIN,
+        }
+    }
 }
 
 /// Reject zero-sized dimensions up front (a dispatch of zero elements would silently do nothing).

@@ -4,7 +4,7 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -12,6 +12,7 @@ gpu_params! {
     pub struct Pad2dParams {
         pub planes: u32, pub h: u32, pub w: u32, pub ho: u32,
         pub wo: u32, pub left: u32, pub top: u32, pub accumulate: u32,
+        pub s_c: u32, pub s_off: u32, pub s_total: u32, pub _pad0: u32,
     }
 }
 
@@ -31,15 +32,30 @@ pub struct Pad2dOp {
     p: Pad2dParams,
 }
 
-/// F.pad(x, (left, right, top, bottom)) with zeros; all pads >= 0.
-pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<(Tensor, Pad2dOp)> {
+/// F.pad(x, (left, right, top, bottom)) with zeros; all pads >= 0. Into `dest` (e.g. a channel
+/// slice of a concat) when given; the backward reads dy in the output's layout.
+pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize), dest: Option<&Tensor>) -> Result<(Tensor, Pad2dOp)> {
     const OP: &str = "pad2d";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
     let (l, r, t, b) = pads;
     let (ho, wo) = (h + t + b, w + l + r);
-    let y = output(OP, vec![n, c, ho, wo], &[x])?;
-    let p = Pad2dParams { planes: u(n * c), h: u(h), w: u(w), ho: u(ho), wo: u(wo), left: u(l), top: u(t), accumulate: 0 };
+    let y = output_to(OP, vec![n, c, ho, wo], &[x], dest)?;
+    let ys = Chans::of(&y);
+    let p = Pad2dParams {
+        planes: u(n * c),
+        h: u(h),
+        w: u(w),
+        ho: u(ho),
+        wo: u(wo),
+        left: u(l),
+        top: u(t),
+        accumulate: 0,
+        s_c: ys.c,
+        s_off: ys.off,
+        s_total: ys.total,
+        _pad0: 0,
+    };
     pad2d_forward(x.ctx(), p, x.view(), y.view())?;
     Ok((y, Pad2dOp { p }))
 }

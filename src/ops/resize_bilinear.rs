@@ -4,15 +4,15 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{flag, grid1d, nonzero, output, u};
+use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
     /// Keep in sync with `struct ResizeBilinearParams` in shaders/resize_bilinear.wgsl.
     pub struct ResizeBilinearParams {
         pub planes: u32, pub h: u32, pub w: u32, pub ho: u32,
-        pub wo: u32, pub align_corners: u32, pub accumulate: u32, pub _pad0: u32,
-        pub scale_h: f32, pub scale_w: f32, pub _pad1: u32, pub _pad2: u32,
+        pub wo: u32, pub align_corners: u32, pub accumulate: u32, pub s_c: u32,
+        pub scale_h: f32, pub scale_w: f32, pub s_off: u32, pub s_total: u32,
     }
 }
 
@@ -41,14 +41,19 @@ pub struct ResizeOp {
     p: ResizeBilinearParams,
 }
 
-/// F.interpolate(x, size=(ho, wo), mode="bilinear", align_corners=...).
-pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<(Tensor, ResizeOp)> {
+/// F.interpolate(x, size=(ho, wo), mode="bilinear", align_corners=...). Into `dest` (e.g. a
+/// channel slice of a concat) when given; the backward reads dy in the output's layout.
+pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool, dest: Option<&Tensor>) -> Result<(Tensor, ResizeOp)> {
     const OP: &str = "resize_bilinear";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;
     crate::ensure!(ho > 0 && wo > 0, OP, "output size {ho}x{wo} must be positive");
-    let y = output(OP, vec![n, c, ho, wo], &[x])?;
+    let y = output_to(OP, vec![n, c, ho, wo], &[x], dest)?;
+    let ys = Chans::of(&y);
     let p = ResizeBilinearParams {
+        s_c: ys.c,
+        s_off: ys.off,
+        s_total: ys.total,
         planes: u(n * c),
         h: u(h),
         w: u(w),
