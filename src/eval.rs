@@ -119,12 +119,19 @@ pub struct Pass<'a> {
     pub batch: usize,
     pub lpips: Option<&'a Lpips>,
     pub hook: Option<&'a mut dyn BatchHook>,
+    /// Encode every batch anew instead of replaying one recorded batch (tests compare the two).
+    pub direct: bool,
 }
 
 /// Score `model` on `set` at each of the pass's levels, `batch` images at a time;
 /// `progress(images done)` after each batch. `None` when interrupted (Ctrl-C / SIGTERM).
+/// Without LPIPS or a hook, the first full batch (gather, and per level: noise, forward,
+/// metrics) is recorded as a plan and every full batch replays it with its image offset and
+/// noise keys patched in; the per-image results stay on the GPU until the pass ends.
 pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet, pass: Pass, progress: &mut dyn FnMut(usize)) -> Result<Option<Vec<LevelScores>>> {
-    let Pass { kind, levels, batch, lpips, mut hook } = pass;
+    let Pass { kind, levels, batch, lpips, mut hook, direct } = pass;
+    let planned = !direct && lpips.is_none() && hook.is_none();
+    let mut plan: Option<crate::gpu::Plan> = None;
     let b = batch.min(set.n).max(1);
     let (sc, sh) = input_affine(cfg.data.normalize);
     // The network input mapped to [0, 1] (metrics) and to [-1, 1] (LPIPS).
@@ -145,20 +152,41 @@ pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet,
             return Ok(None);
         }
         let nb = b.min(set.n - start);
-        let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
-        data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
-        for (li, &level) in levels.iter().enumerate() {
-            let dp = level_params(cfg, kind, level, 0, start, nb);
-            let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
-            image_metrics(ctx, recon.view(), &clean, shape(nb), (1.0, 0.0), &slots[li].0, start)?;
-            // The noisy input scored in [0, 1]: the network input mapped back.
-            image_metrics(ctx, &input, &clean, shape(nb), noisy01, &slots[li].1, start)?;
-            if let Some(lp) = lpips {
-                lpips_batch(ctx, lp, &clean, recon.view(), &input, noisy_pm1, nb, &lp_slots[li], start)?;
+        let mut encode = |start: usize| -> Result<()> {
+            let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
+            data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
+            for (li, &level) in levels.iter().enumerate() {
+                let dp = level_params(cfg, kind, level, 0, start, nb);
+                let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
+                image_metrics(ctx, recon.view(), &clean, shape(nb), (1.0, 0.0), &slots[li].0, start)?;
+                // The noisy input scored in [0, 1]: the network input mapped back.
+                image_metrics(ctx, &input, &clean, shape(nb), noisy01, &slots[li].1, start)?;
+                if let Some(lp) = lpips {
+                    lpips_batch(ctx, lp, &clean, recon.view(), &input, noisy_pm1, nb, &lp_slots[li], start)?;
+                }
+                if let Some(h) = hook.as_mut() {
+                    h.batch(ctx, li, level, start, nb, &clean, recon.view(), &input)?;
+                }
             }
-            if let Some(h) = hook.as_mut() {
-                h.batch(ctx, li, level, start, nb, &clean, recon.view(), &input)?;
+            Ok(())
+        };
+        if planned && nb == b {
+            if plan.is_none() {
+                ctx.begin_plan()?;
+                let encoded = encode(start);
+                let p = ctx.end_plan()?;
+                encoded?;
+                plan = Some(p);
             }
+            let p = plan.as_mut().ok_or_else(|| crate::error::Error::Msg("no eval plan".into()))?;
+            p.patch::<DataParams>("data_gather", |_, d| d.start = start as u32);
+            p.patch::<DataParams>("data_noise", |k, d| *d = level_params(cfg, kind, levels[k], 0, start, nb));
+            for entry in ["metrics_pixel", "ssim_rows", "ssim_image"] {
+                p.patch::<crate::ops::metrics::MetricsParams>(entry, |_, m| m.offset = start as u32);
+            }
+            ctx.replay(p)?;
+        } else {
+            encode(start)?;
         }
         ctx.flush()?;
         start += nb;
@@ -455,7 +483,7 @@ impl Session {
         );
         bar.set_message(format!("{} levels", self.levels.len()));
         let t0 = std::time::Instant::now();
-        let pass = Pass { kind: self.kind, levels: &self.levels, batch: self.batch, lpips: if lpips { self.lpips.as_ref() } else { None }, hook };
+        let pass = Pass { kind: self.kind, levels: &self.levels, batch: self.batch, lpips: if lpips { self.lpips.as_ref() } else { None }, hook, direct: false };
         let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64)).map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
         if r.is_none() {
             bar.abandon();

@@ -479,7 +479,7 @@ impl Trainer {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let levels = eval::eval_levels(&self.cfg);
-        let pass = eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None };
+        let pass = eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None, direct: self.direct };
         let scores = eval::score(&self.ctx, &self.cfg, &self.model, w, &set, pass, &mut |_| {})?;
         Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }

@@ -1145,10 +1145,12 @@ fn the_unet_step_runs_no_concat_copy() {
 }
 
 /// Replaying the recorded step computes exactly what encoding every step anew computes
-/// (dropout and batch norm on, across an epoch boundary): the same weights, EMA and moments.
+/// (dropout and batch norm on, across an epoch boundary): the same weights, EMA and moments;
+/// and the validation pass replaying its recorded batch scores exactly what encoding each
+/// batch scores.
 #[test]
 fn the_recorded_step_matches_encoding_every_step() {
-    let sets = ["model.base_ch=8", "model.norm_type=batch", "model.dropout=0.1", "train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=4", "train.log_every=3", "data.val_size=32", "data.train_limit=256", "noise.test_sigmas=[0.3]"];
+    let sets = ["model.base_ch=8", "model.norm_type=batch", "model.dropout=0.1", "train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=4", "train.log_every=3", "data.val_size=40", "data.train_limit=256", "noise.test_sigmas=[0.3, 0.7]"];
     let (a, b) = (tmp("planned"), tmp("direct"));
     let c = ctx();
     dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
@@ -1158,6 +1160,10 @@ fn the_recorded_step_matches_encoding_every_step() {
     }
     let log = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
     assert_eq!(log(&a), log(&b), "the logged losses differ");
+    // Validation records its first full batch (16 of 40 images, both levels) and replays it
+    // with the next offset; the partial batch of 8 is encoded directly. All must score the same.
+    let val = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/val_metrics.csv")).unwrap();
+    assert_eq!(val(&a), val(&b), "the planned validation pass differs from encoding every batch");
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
 }
