@@ -1,6 +1,7 @@
-//! `cargo bench`: the same measurements as `dae bench` (conv kernels naive vs tiled at the
-//! UNetDAE 16/2 shapes, then training steps of two SPEC models) on the default adapter.
-//! DAE_BENCH_MODELS=unet16x2,conv64x3 and DAE_BENCH_BATCH pick other models and batches.
+//! `cargo bench`: the `dae bench` suite (ceilings, every kernel family at batch 128, training
+//! steps of unet16x2@32, unet64x3@16 and conv64x3@16) on the default adapter.
+//! DAE_BENCH_FILTER=conv2d keeps only matching rows; DAE_BENCH_ALL=1 adds the naive kernels;
+//! DAE_BENCH_RUNS sets the runs per row (median; default 20).
 
 fn main() {
     let ctx = match dae::Ctx::open(std::env::var("DAE_ADAPTER").ok().as_deref()) {
@@ -10,15 +11,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let batch: usize = std::env::var("DAE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
-    let models = std::env::var("DAE_BENCH_MODELS").unwrap_or_else(|_| "unet16x2,conv16x2".into());
-    println!("adapter: {}", ctx.gpu().info.name);
-    let mut rows = dae::bench::conv_rows(&ctx, batch, 2, 5).unwrap_or_else(|e| panic!("{e}"));
-    rows.extend(dae::bench::fft_rows(&ctx, 2, 5).unwrap_or_else(|e| panic!("{e}")));
-    print!("{}", dae::bench::table(&rows));
-    let mut steps = Vec::new();
-    for m in models.split(',').filter(|m| !m.is_empty()) {
-        steps.push(dae::bench::model_step(&ctx, m.trim(), batch, 2, 5, false).unwrap_or_else(|e| panic!("{e}")));
-    }
-    print!("{}", dae::bench::train_table(&steps));
+    let runs: usize = std::env::var("DAE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let suite = dae::bench::Suite {
+        filter: std::env::var("DAE_BENCH_FILTER").ok().filter(|f| !f.is_empty()),
+        all: std::env::var_os("DAE_BENCH_ALL").is_some_and(|v| v != "0"),
+        runs,
+        models: vec![("unet16x2".into(), 32), ("unet64x3".into(), 16), ("conv64x3".into(), 16)],
+        model_runs: (runs / 4).max(3),
+    };
+    let report = dae::bench::suite(&ctx, &suite, &mut |what| eprintln!("measuring {what} ...")).unwrap_or_else(|e| panic!("{e}"));
+    print!("{}", dae::bench::table(&report));
 }

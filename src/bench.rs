@@ -1,6 +1,10 @@
-//! `dae bench`: kernel microbenchmarks and the whole training step, timed on the chosen adapter.
-//! Wall clock around `n` submits of the same work, each followed by a wait (so timings include
-//! the submit and the driver's dispatch cost, as a training step sees them). Median of `iters`.
+//! The benchmark suite behind `dae bench` and `cargo bench`: the adapter's own ceilings (an
+//! FMA chain and a large copy), every kernel family at the denoiser's shapes (batch 128), and
+//! whole training steps of the SPEC models. Kernel times come from GPU timestamp queries around
+//! the compute pass where the adapter has them, else from the wall clock around submit and wait
+//! (the report says which); each is the median of `runs` after warm-up. Every row says which
+//! ceiling bounds it (the roofline: flops at the FMA ceiling or bytes at the copy ceiling,
+//! whichever takes longer) and what % of that bound it reaches.
 
 use std::time::Instant;
 
@@ -11,26 +15,39 @@ use crate::gpu::{Ctx, View};
 use crate::ops::Chans;
 use crate::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 
-#[derive(Clone, Debug, Serialize)]
-pub struct BenchRow {
-    pub name: String,
-    pub ms: f64,
-    pub gflops: f64,
+/// How a timed unit is measured: the GPU's own timestamps or the host's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Gpu,
+    Wall,
 }
 
-fn time(ctx: &Ctx, warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+impl Timer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Timer::Gpu => "gpu timestamps",
+            Timer::Wall => "wall clock (submit + wait)",
+        }
+    }
+}
+
+/// Median milliseconds of `f` (which encodes some work) over `runs`, after `warmup` runs.
+fn time(ctx: &Ctx, timer: Timer, warmup: usize, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     for _ in 0..warmup {
         f()?;
         ctx.flush()?;
         ctx.gpu().wait()?;
     }
-    let mut ts = Vec::with_capacity(iters);
-    for _ in 0..iters {
+    ctx.gpu_seconds()?;
+    let mut ts = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
         let t0 = Instant::now();
         f()?;
         ctx.flush()?;
         ctx.gpu().wait()?;
-        ts.push(t0.elapsed().as_secs_f64() * 1e3);
+        let wall = t0.elapsed().as_secs_f64();
+        let (gpu, passes) = ctx.gpu_seconds()?;
+        ts.push(1e3 * if timer == Timer::Gpu && passes > 0 { gpu } else { wall });
     }
     ts.sort_by(|a, b| a.total_cmp(b));
     Ok(ts[ts.len() / 2])
@@ -40,66 +57,271 @@ fn rand_view(ctx: &Ctx, n: usize, seed: u64) -> Result<View> {
     ctx.upload("bench", &crate::util::rng::Rng::new(seed).vec(n))
 }
 
-/// The conv shapes of UNetDAE base 16 / 2 downs at 28x28 (cin, cout, hw).
-pub const UNET16_CONVS: &[(usize, usize, usize)] = &[(1, 16, 28), (16, 16, 28), (16, 32, 14), (32, 32, 14), (32, 32, 7), (64, 32, 14), (32, 16, 14), (32, 16, 28)];
+/// The adapter's measured ceilings.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Ceilings {
+    /// vec4 f32 FMA chains, 8 independent per invocation.
+    pub gflops: f64,
+    /// A copy of 2 x 128 MiB (read + write counted).
+    pub gbps: f64,
+}
 
-pub fn conv_rows(ctx: &Ctx, batch: usize, warmup: usize, iters: usize) -> Result<Vec<BenchRow>> {
+/// The FMA-chain and copy probes (pinned: vec4 f32, 8 chains per invocation, 64 Ki
+/// invocations x 4096 steps; the copy moves 256 MiB per run).
+pub fn ceilings(ctx: &Ctx, timer: Timer, runs: usize) -> Result<Ceilings> {
+    use crate::ops::probe;
+    let threads = 1 << 16;
+    let steps = 4096;
+    let out = ctx.alloc("bench", 4 * threads)?;
+    let ms = time(ctx, timer, 1, runs, || probe::fma_chain(ctx, threads, steps, &out))?;
+    let gflops = (threads * steps * probe::FLOPS_PER_STEP) as f64 / ms / 1e6;
+    let len = 16 << 20; // 64 MiB of f32
+    let a = ctx.alloc("bench", len)?;
+    let b = ctx.alloc("bench", len)?;
+    crate::ops::elementwise::fill(ctx, &a, 1.0)?;
+    let ms = time(ctx, timer, 1, runs, || {
+        probe::copy_vec4(ctx, &a, &b)?;
+        probe::copy_vec4(ctx, &b, &a)
+    })?;
+    let gbps = (4 * len * 4) as f64 / ms / 1e6;
+    Ok(Ceilings { gflops, gbps })
+}
+
+/// One kernel measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelRow {
+    /// The family: conv2d, conv_transpose2d, group_norm, batch_norm, adamw, ema, fft2.
+    pub name: String,
+    /// tiled (the register-blocked kernels the engine runs) or naive.
+    pub variant: String,
+    /// forward, input_grad, weight_grad or fwd+bwd.
+    pub pass: String,
+    /// A conv's [N, Cin, Cout, H, W] (H, W of its input); a norm's [N, C, H, W]; a flat
+    /// kernel's [elements].
+    pub shape: Vec<usize>,
+    pub median_ms: f64,
+    pub gflops: f64,
+    pub gbps: f64,
+    /// The roofline bound's time over the measured time, in %.
+    pub pct_of_bound: f64,
+    /// "flops" or "bytes": which ceiling bounds the row.
+    pub bound: String,
+}
+
+fn row(c: &Ceilings, name: &str, variant: &str, pass: &str, shape: Vec<usize>, ms: f64, flop: f64, bytes: f64) -> KernelRow {
+    let (tf, tb) = (flop / (c.gflops * 1e6), bytes / (c.gbps * 1e6));
+    KernelRow {
+        name: name.into(),
+        variant: variant.into(),
+        pass: pass.into(),
+        shape,
+        median_ms: ms,
+        gflops: flop / ms / 1e6,
+        gbps: bytes / ms / 1e6,
+        pct_of_bound: 100.0 * tf.max(tb) / ms,
+        bound: if tf >= tb { "flops" } else { "bytes" }.into(),
+    }
+}
+
+/// What the suite runs.
+pub struct Suite {
+    /// Only rows whose family (or model) contains this.
+    pub filter: Option<String>,
+    /// Also the naive variants (fewer runs).
+    pub all: bool,
+    /// Runs per kernel row (median); the naive variants get a quarter.
+    pub runs: usize,
+    /// Training steps: (model, batch); runs per model.
+    pub models: Vec<(String, usize)>,
+    pub model_runs: usize,
+}
+
+/// The kernel rows at the denoiser's shapes, batch 128.
+pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<Vec<KernelRow>> {
+    let keep = |name: &str| s.filter.as_deref().is_none_or(|f| name.contains(f));
+    let n = 128;
     let mut rows = Vec::new();
-    for &(cin, cout, hw) in UNET16_CONVS {
-        let g = ConvGeom { n: batch, cin, h: hw, w: hw, cout, ho: hw, wo: hw, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
-        let x = rand_view(ctx, batch * cin * hw * hw, 1)?;
-        let w = rand_view(ctx, cout * cin * 9, 2)?;
-        let dy = rand_view(ctx, batch * cout * hw * hw, 3)?;
-        let y = ctx.alloc("bench", batch * cout * hw * hw)?;
-        let dx = ctx.alloc("bench", batch * cin * hw * hw)?;
-        let dw = ctx.alloc("bench", cout * cin * 9)?;
-        let flop = 2.0 * (batch * cout * hw * hw * cin * 9) as f64;
-        let name = format!("conv3x3 {cin}->{cout} @{hw} n{batch}");
-        let prev = ctx.tiled();
-        for tiled in [false, true] {
-            ctx.set_tiled(tiled);
-            let v = if tiled { "tiled" } else { "naive" };
-            let ms = time(ctx, warmup, iters, || conv2d_forward(ctx, &g, &x, &w, None, &y, false))?;
-            rows.push(BenchRow { name: format!("{name} forward {v}"), ms, gflops: flop / ms / 1e6 });
-            let ms = time(ctx, warmup, iters, || conv2d_input_grad(ctx, &g, &w, None, &dy, &dx, false))?;
-            rows.push(BenchRow { name: format!("{name} input_grad {v}"), ms, gflops: flop / ms / 1e6 });
-            let ms = time(ctx, warmup, iters, || conv2d_weight_grad(ctx, &g, &x, &dy, &dw, false))?;
-            rows.push(BenchRow { name: format!("{name} weight_grad {v}"), ms, gflops: flop / ms / 1e6 });
+    let variants: &[bool] = if s.all { &[true, false] } else { &[true] };
+    let prev = ctx.tiled();
+    // (family, cin, cout, h, w, k, stride, pad, transposed)
+    let convs = [
+        ("conv2d", 1, 32, 28, 28, 3, 1, 1, false),
+        ("conv2d", 32, 32, 28, 28, 3, 1, 1, false),
+        ("conv2d", 64, 64, 16, 16, 3, 1, 1, false),
+        ("conv2d", 128, 128, 8, 8, 3, 1, 1, false),
+        ("conv2d", 32, 64, 32, 32, 4, 2, 1, false),
+        ("conv_transpose2d", 64, 32, 8, 8, 4, 2, 1, true),
+    ];
+    for (name, cin, cout, h, w, k, st, pd, transposed) in convs {
+        if !keep(name) {
+            continue;
         }
-        ctx.set_tiled(prev);
+        // In conv terms a transposed conv's output is the input side.
+        let (ho, wo) = if transposed { ((h - 1) * st + k - 2 * pd, (w - 1) * st + k - 2 * pd) } else { ((h + 2 * pd - k) / st + 1, (w + 2 * pd - k) / st + 1) };
+        let g = if transposed {
+            ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: w, kh: k, kw: k, stride: (st, st), pad: (pd, pd), xs: Chans::PLAIN }
+        } else {
+            ConvGeom { n, cin, h, w, cout, ho, wo, kh: k, kw: k, stride: (st, st), pad: (pd, pd), xs: Chans::PLAIN }
+        };
+        let xin = rand_view(ctx, n * g.cin * g.h * g.w, 1)?;
+        let wt = rand_view(ctx, g.cout * g.cin * k * k, 2)?;
+        let dy = rand_view(ctx, n * g.cout * g.ho * g.wo, 3)?;
+        let y = ctx.alloc("bench", n * g.cout * g.ho * g.wo)?;
+        let dx = ctx.alloc("bench", n * g.cin * g.h * g.w)?;
+        let dw = ctx.alloc("bench", g.cout * g.cin * k * k)?;
+        let flop = 2.0 * (n * g.cout * g.ho * g.wo * g.cin * k * k) as f64;
+        let (bx, bw, by) = ((4 * n * g.cin * g.h * g.w) as f64, (4 * g.cout * g.cin * k * k) as f64, (4 * n * g.cout * g.ho * g.wo) as f64);
+        let shape = vec![n, cin, cout, h, w];
+        for &tiled in variants {
+            ctx.set_tiled(tiled);
+            let (v, runs) = if tiled { ("tiled", s.runs) } else { ("naive", (s.runs / 4).max(3)) };
+            // The three kernels; for the transposed conv its forward is the conv input grad.
+            let fwd = || if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) };
+            let ig = || if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) };
+            let wg = || conv2d_weight_grad(ctx, &g, &xin, &dy, &dw, false);
+            let (fb, ib) = if transposed { (by + bw + bx, bx + bw + by) } else { (bx + bw + by, by + bw + bx) };
+            rows.push(row(c, name, v, "forward", shape.clone(), time(ctx, timer, 1, runs, &fwd)?, flop, fb));
+            rows.push(row(c, name, v, "input_grad", shape.clone(), time(ctx, timer, 1, runs, &ig)?, flop, ib));
+            rows.push(row(c, name, v, "weight_grad", shape.clone(), time(ctx, timer, 1, runs, &wg)?, flop, bx + by + bw));
+            let all = || -> Result<()> {
+                fwd()?;
+                ig()?;
+                wg()
+            };
+            rows.push(row(c, name, v, "fwd+bwd", shape.clone(), time(ctx, timer, 1, runs, all)?, 3.0 * flop, fb + ib + bx + by + bw));
+        }
+    }
+    ctx.set_tiled(prev);
+    if keep("group_norm") {
+        use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
+        let (ch, hw, groups) = (32, 28 * 28, 8);
+        let len = n * ch * hw;
+        let (x, dy) = (rand_view(ctx, len, 4)?, rand_view(ctx, len, 5)?);
+        let (gm, bt) = (rand_view(ctx, ch, 6)?, rand_view(ctx, ch, 7)?);
+        let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", n * groups * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
+        let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
+        let fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
+        let shape = vec![n, ch, 28, 28];
+        let e = len as f64;
+        rows.push(row(c, "group_norm", "one workgroup per group", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
+        let all = || -> Result<()> {
+            fwd()?;
+            group_norm_input_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx)?;
+            group_norm_param_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dg, &db)
+        };
+        rows.push(row(c, "group_norm", "one workgroup per group", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+    }
+    if keep("batch_norm") {
+        use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
+        let (ch, hw) = (64, 14 * 14);
+        let len = n * ch * hw;
+        let (x, dy) = (rand_view(ctx, len, 8)?, rand_view(ctx, len, 9)?);
+        let (gm, bt) = (rand_view(ctx, ch, 10)?, rand_view(ctx, ch, 11)?);
+        let (rm, rv) = (ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
+        crate::ops::elementwise::fill(ctx, &rm, 0.0)?;
+        crate::ops::elementwise::fill(ctx, &rv, 1.0)?;
+        let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
+        let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: 1, s_total: 1, ..Default::default() };
+        let fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
+        let shape = vec![n, ch, 14, 14];
+        let e = len as f64;
+        rows.push(row(c, "batch_norm", "one workgroup per channel", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
+        let all = || -> Result<()> {
+            fwd()?;
+            batch_norm_backward(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx, &dg, &db)
+        };
+        rows.push(row(c, "batch_norm", "one workgroup per channel", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+    }
+    let params = 4_281_089; // UNetDAE 64/3
+    if keep("adamw") {
+        use crate::optim::{Hyper, Optimizer};
+        let (p, g) = (rand_view(ctx, params, 12)?, rand_view(ctx, params, 13)?);
+        let hyper = Hyper { kind: crate::ops::optim::OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
+        let mut opt = Optimizer::new(ctx, params, hyper)?;
+        let ms = time(ctx, timer, 1, s.runs, || opt.step(ctx, &p, &g, 1e-4))?;
+        // The gradient norm reads g; the fused update reads p, g, m, v and writes p, m, v.
+        let e = params as f64;
+        rows.push(row(c, "adamw", "grad norm + fused update", "step", vec![params], ms, 16.0 * e, 32.0 * e));
+    }
+    if keep("ema") {
+        let (p, ema) = (rand_view(ctx, params, 14)?, rand_view(ctx, params, 15)?);
+        let ms = time(ctx, timer, 1, s.runs, || crate::ops::optim::ema_update(ctx, 0.999, &p, &ema))?;
+        let e = params as f64;
+        rows.push(row(c, "ema", "fused", "step", vec![params], ms, 3.0 * e, 12.0 * e));
+    }
+    if keep("fft2") {
+        use crate::ops::fft::{Fft2d, factors};
+        let (b, hw) = (10_000usize, 28usize);
+        let plan = Fft2d::new(ctx, hw, hw)?;
+        let x = rand_view(ctx, b * hw * hw, 4)?;
+        let spec = ctx.alloc("bench", 2 * b * hw * hw)?;
+        // Mixed-radix stages as 8 n r flops per radix-r stage of length n (complex multiply-adds).
+        let stage_flops: f64 = factors(hw).iter().map(|r| 8.0 * (hw * r) as f64).sum();
+        let ms = time(ctx, timer, 1, s.runs.min(5), || plan.forward(ctx, &x, b, &spec))?;
+        rows.push(row(c, "fft2", "mixed radix", "forward", vec![b, 1, hw, hw], ms, 2.0 * (b * hw) as f64 * stage_flops, (4 * b * hw * hw * 3) as f64));
     }
     Ok(rows)
 }
 
-/// The FFT of 10,000 28x28 images (the test set): forward transform, then magnitude with
-/// fftshift and the radial profiles. GFLOP/s counts the mixed-radix stages as 8 n r flops per
-/// radix-r stage of length n (complex multiply-adds).
-pub fn fft_rows(ctx: &Ctx, warmup: usize, iters: usize) -> Result<Vec<BenchRow>> {
-    use crate::ops::fft::{Fft2d, factors};
-    let (b, hw) = (10_000usize, 28usize);
-    let plan = Fft2d::new(ctx, hw, hw)?;
-    let x = rand_view(ctx, b * hw * hw, 4)?;
-    let spec = ctx.alloc("bench", 2 * b * hw * hw)?;
-    let mag = ctx.alloc("bench", b * hw * hw)?;
-    let prof = ctx.alloc("bench", b * plan.bins())?;
-    let stage_flops: f64 = factors(hw).iter().map(|r| 8.0 * (hw * r) as f64).sum();
-    let flop = 2.0 * (b * hw) as f64 * stage_flops;
-    let ms = time(ctx, warmup, iters, || plan.forward(ctx, &x, b, &spec))?;
-    let mut rows = vec![BenchRow { name: format!("fft2 {b} x {hw}x{hw} (radix {:?})", factors(hw)), ms, gflops: flop / ms / 1e6 }];
-    let ms = time(ctx, warmup, iters, || {
-        plan.forward(ctx, &x, b, &spec)?;
-        plan.magnitude(ctx, &spec, b, &mag)?;
-        plan.radial(ctx, &mag, b, &prof, 0)
-    })?;
-    rows.push(BenchRow { name: format!("fft2 + magnitude + radial profile, {b} x {hw}x{hw}"), ms, gflops: 0.0 });
-    Ok(rows)
+/// The full report (`dae bench --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub adapter: String,
+    pub backend: String,
+    pub driver: String,
+    pub timer: String,
+    pub ceilings: Ceilings,
+    pub kernels: Vec<KernelRow>,
+    pub train: Vec<TrainRow>,
 }
 
-pub fn table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<60} {:>10} {:>9}\n", "kernel / shape", "ms", "GFLOP/s");
-    for r in rows {
-        let g = if r.gflops > 0.0 { format!("{:.2}", r.gflops) } else { "-".into() };
-        s += &format!("{:<60} {:>10.3} {:>9}\n", r.name, r.ms, g);
+/// Ceilings, kernel rows and training steps, in one run on `ctx`.
+pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    let timer = if ctx.set_gpu_timer(true)? { Timer::Gpu } else { Timer::Wall };
+    let result = (|| -> Result<Report> {
+        progress("ceilings");
+        let c = ceilings(ctx, timer, s.runs)?;
+        progress("kernels");
+        let kernels = kernel_rows(ctx, &c, timer, s)?;
+        let mut train = Vec::new();
+        for (m, b) in &s.models {
+            if s.filter.as_deref().is_none_or(|f| m.contains(f)) {
+                progress(m);
+                train.push(model_step_timed(ctx, timer, m, *b, 1, s.model_runs, false)?.0);
+            }
+        }
+        let info = &ctx.gpu().info;
+        Ok(Report {
+            adapter: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            driver: format!("{} {}", info.driver, info.driver_info),
+            timer: timer.name().into(),
+            ceilings: c,
+            kernels,
+            train,
+        })
+    })();
+    ctx.set_gpu_timer(false)?;
+    result
+}
+
+/// The terminal table of a report.
+pub fn table(r: &Report) -> String {
+    let mut s = format!(
+        "adapter: {} ({}, {}); times: {}\nceilings: {:.1} GFLOP/s (vec4 FMA chains), {:.1} GB/s (copy)\n\n",
+        r.adapter, r.backend, r.driver, r.timer, r.ceilings.gflops, r.ceilings.gbps
+    );
+    s += &format!("{:<17} {:<26} {:<11} {:<22} {:>10} {:>9} {:>8} {:>10}\n", "kernel", "variant", "pass", "shape", "median ms", "GFLOP/s", "GB/s", "% of bound");
+    for k in &r.kernels {
+        let shape = format!("{:?}", k.shape);
+        s += &format!(
+            "{:<17} {:<26} {:<11} {:<22} {:>10.3} {:>9.2} {:>8.2} {:>7.1}% {}\n",
+            k.name, k.variant, k.pass, shape, k.median_ms, k.gflops, k.gbps, k.pct_of_bound, k.bound
+        );
+    }
+    if !r.train.is_empty() {
+        s += "\n";
+        s += &train_table(&r.train.iter().map(|t| (t.clone(), Vec::new())).collect::<Vec<_>>());
     }
     s
 }
@@ -152,6 +374,11 @@ fn spec_model(spec: &str) -> Result<crate::nn::ModelConfig> {
 /// `unet16x2` or `conv64x3`. With `profile`, one more step follows with every dispatch timed on
 /// its own: (entry point, calls, seconds), slowest first.
 pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+    model_step_timed(ctx, Timer::Wall, spec, batch, warmup, iters, profile)
+}
+
+/// `model_step` with the step timed by `timer`.
+pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
     use crate::nn::model::Fwd;
     use crate::nn::{Model, Weights};
     use crate::ops::optim::OptKind;
@@ -193,7 +420,7 @@ pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usi
         opt.patch(&mut plan, 2e-4);
         ctx.replay(&plan)
     };
-    let ms = time(ctx, warmup, iters, &mut step)?;
+    let ms = time(ctx, timer, warmup, iters, &mut step)?;
     let mut prof = Vec::new();
     if profile {
         ctx.set_profile(true)?;

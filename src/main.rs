@@ -183,17 +183,28 @@ enum Cmd {
     /// Kernel microbenchmarks (median wall time per submit, GFLOP/s) on this adapter, and whole
     /// training steps of the SPEC models with --models.
     Bench {
+        /// Images per training step with --models.
         #[arg(long, allow_hyphen_values = true, default_value_t = 32)]
         batch: usize,
-        /// Time training steps of these models instead of the conv kernels, e.g. unet16x2,conv64x3.
+        /// Time only training steps of these models, e.g. unet16x2,conv64x3 (without it: the
+        /// ceilings, every kernel family at batch 128, and unet16x2@32, unet64x3@16, conv64x3@16).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
+        /// Untimed runs before the timed ones (--models).
         #[arg(long, allow_hyphen_values = true, default_value_t = 2)]
         warmup: usize,
-        #[arg(long, allow_hyphen_values = true, default_value_t = 5)]
+        /// Timed runs per row (the median is reported); whole training steps in the full suite
+        /// take a quarter of them (at least 3), the naive kernels (--all) too.
+        #[arg(long, allow_hyphen_values = true, default_value_t = 20)]
         iters: usize,
         #[arg(long)]
         json: bool,
+        /// Only the kernel families (and models) whose name contains this, e.g. conv2d.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also the naive kernel variants.
+        #[arg(long)]
+        all: bool,
         /// With --models: time one more step dispatch by dispatch, a row per entry point.
         #[arg(long)]
         profile: bool,
@@ -274,7 +285,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at),
-        Cmd::Bench { batch, models, warmup, iters, json, profile } => {
+        Cmd::Bench { batch, models, warmup, iters, json, filter, all, profile } => {
             for (name, v, lo, hi) in [("--batch", batch, 1, 4096), ("--warmup", warmup, 0, 1000), ("--iters", iters, 1, 10_000)] {
                 if !(lo..=hi).contains(&v) {
                     return Err(dae::Error::Config(format!("{name} must be in {lo}..={hi}, got {v}")));
@@ -295,13 +306,22 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut rows = dae::bench::conv_rows(&ctx, batch, warmup, iters)?;
-            rows.extend(dae::bench::fft_rows(&ctx, warmup, iters)?);
+            let suite = dae::bench::Suite {
+                filter,
+                all,
+                runs: iters,
+                models: vec![("unet16x2".into(), 32), ("unet64x3".into(), 16), ("conv64x3".into(), 16)],
+                model_runs: (iters / 4).max(3),
+            };
+            let report = dae::bench::suite(&ctx, &suite, &mut |what| {
+                if !json {
+                    eprintln!("measuring {what} ...");
+                }
+            })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| dae::Error::Msg(e.to_string()))?);
             } else {
-                eprintln!("adapter: {}", ctx.gpu().info.name);
-                print!("{}", dae::bench::table(&rows));
+                print!("{}", dae::bench::table(&report));
             }
             Ok(ExitCode::SUCCESS)
         }

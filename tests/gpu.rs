@@ -1128,6 +1128,26 @@ fn a_recorded_step_replays_without_creating_or_hashing_anything() {
     }
 }
 
+/// `dae bench --json` prints the documented keys: the adapter, how it timed, the measured
+/// ceilings, and kernel rows with the roofline columns (a filtered, one-run suite).
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let o = dae_cmd(&["bench", "--filter", "ema", "--iters", "1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["adapter", "backend", "driver", "timer", "ceilings", "kernels", "train"] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert!(v["ceilings"]["gflops"].as_f64().unwrap() > 0.0 && v["ceilings"]["gbps"].as_f64().unwrap() > 0.0, "{v}");
+    let k = &v["kernels"][0];
+    for key in ["name", "variant", "pass", "shape", "median_ms", "gflops", "gbps", "pct_of_bound"] {
+        assert!(k.get(key).is_some(), "kernel row lacks {key}: {k}");
+    }
+    assert_eq!(k["name"], "ema");
+    assert!(k["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["train"].as_array().unwrap().len(), 0, "the filter keeps no model");
+}
+
 /// The UNet's skip-concat is written in place: a whole training step of unet16x2 and of unet8x3
 /// (28 -> 14 -> 7 -> 3, so its deepest up block pads 6x6 to 7x7 into the slot) runs no concat
 /// kernel, forward or backward. (The transposed-conv producer is checked in `dae gradcheck`'s

@@ -145,6 +145,18 @@ pub struct CtxInner {
     recording: RefCell<Option<PlanBuilder>>,
     /// Per entry point (calls, seconds) while profiling; `None` otherwise.
     profile: RefCell<Option<HashMap<&'static str, (u64, f64)>>>,
+    /// GPU timestamps around every compute pass while on (`set_gpu_timer`).
+    timer: RefCell<Option<Timer>>,
+}
+
+/// Timestamp queries at the start and end of each compute pass, resolved and read back at each
+/// submit (which then waits: benchmarks only), summed into `ns`.
+struct Timer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    read: wgpu::Buffer,
+    ns: f64,
+    passes: u64,
 }
 
 /// One recorded dispatch: its pipeline, its bind group (Params bound with a dynamic offset) and
@@ -267,13 +279,72 @@ impl Ctx {
             async_staging: RefCell::default(),
             next_id: Cell::new(1),
             poison: Cell::new(false),
-            tiled: Cell::new(true),
+            tiled: Cell::new(std::env::var_os("DAE_NAIVE").is_none_or(|v| v.is_empty() || v == "0")),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
             created: Cell::new(Created::default()),
             hashes: Cell::new(0),
             recording: RefCell::new(None),
+            timer: RefCell::new(None),
         }))
+    }
+
+    /// GPU timing: while on, every compute pass writes a timestamp at its start and end and
+    /// every submit waits for them; [`Ctx::gpu_seconds`] sums the passes. Returns whether the
+    /// adapter has timestamp queries (without them nothing is timed: use the wall clock).
+    pub fn set_gpu_timer(&self, on: bool) -> Result<bool> {
+        self.flush()?;
+        if !on || !self.0.gpu.has_timestamps() {
+            *self.0.timer.borrow_mut() = None;
+            return Ok(false);
+        }
+        let dev = &self.0.gpu.device;
+        let buf = |label, usage| dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: 16, usage, mapped_at_creation: false });
+        *self.0.timer.borrow_mut() = Some(Timer {
+            set: dev.create_query_set(&wgpu::QuerySetDescriptor { label: Some("dae timer"), ty: wgpu::QueryType::Timestamp, count: 2 }),
+            resolve: buf("timer resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            read: buf("timer read", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            ns: 0.0,
+            passes: 0,
+        });
+        Ok(true)
+    }
+
+    /// (seconds, passes) the GPU spent in timed compute passes since the last call.
+    pub fn gpu_seconds(&self) -> Result<(f64, u64)> {
+        self.flush()?;
+        Ok(self.0.timer.borrow_mut().as_mut().map_or((0.0, 0), |t| (std::mem::take(&mut t.ns) * 1e-9, std::mem::take(&mut t.passes))))
+    }
+
+    /// The pass's timestamp writes while timing.
+    fn timestamps<'a>(t: &'a Option<Timer>) -> Option<wgpu::ComputePassTimestampWrites<'a>> {
+        t.as_ref().map(|t| wgpu::ComputePassTimestampWrites { query_set: &t.set, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) })
+    }
+
+    /// Submit `encoder` (its pass ended); while timing, resolve the pass's two timestamps,
+    /// wait, and add the difference.
+    fn submit_timed(&self, mut encoder: wgpu::CommandEncoder) -> Result<()> {
+        let mut timer = self.0.timer.borrow_mut();
+        let Some(t) = timer.as_mut() else {
+            self.0.gpu.queue.submit([encoder.finish()]);
+            return Ok(());
+        };
+        encoder.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
+        encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.read, 0, 16);
+        self.0.gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        t.read.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.0.gpu.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Msg("timer: map callback never ran".into()))?
+            .map_err(|e| Error::Gpu { kernel: "timer".into(), message: e.to_string() })?;
+        let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&t.read.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "timer".into(), message: e.to_string() })?);
+        t.read.unmap();
+        t.ns += stamps[1].saturating_sub(stamps[0]) as f64 * self.0.gpu.queue.get_timestamp_period() as f64;
+        t.passes += 1;
+        Ok(())
     }
 
     /// Open the adapter `wanted` (index or name substring; see [`device::select_adapter`]).
@@ -619,8 +690,9 @@ impl Ctx {
             enc.encoder = Some(self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae step") }));
         }
         if enc.pass.is_none() {
+            let timer = self.0.timer.borrow();
             let pass = enc.encoder.as_mut().map(|e| {
-                e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("dae kernels"), timestamp_writes: None })
+                e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("dae kernels"), timestamp_writes: Ctx::timestamps(&timer) })
                     .forget_lifetime()
             });
             enc.pass = pass;
@@ -713,14 +785,15 @@ impl Ctx {
         }
         let mut e = self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae plan") });
         {
-            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("dae plan"), timestamp_writes: None });
+            let timer = self.0.timer.borrow();
+            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("dae plan"), timestamp_writes: Ctx::timestamps(&timer) });
             for (i, d) in plan.dispatches.iter().enumerate() {
                 pass.set_pipeline(&d.pipe.pipeline);
                 pass.set_bind_group(0, &d.bind, &[(i as u64 * slot) as u32]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
         }
-        self.0.gpu.queue.submit([e.finish()]);
+        self.submit_timed(e)?;
         self.0.dispatches.set(self.0.dispatches.get() + plan.dispatches.len() as u64);
         self.0.gpu.check(|| summarize(&plan.dispatches.iter().map(|d| d.entry).collect::<Vec<_>>()))
     }
@@ -737,7 +810,7 @@ impl Ctx {
         enc.slots = 0;
         let kernels = std::mem::take(&mut enc.kernels);
         drop(enc);
-        self.0.gpu.queue.submit([encoder.finish()]);
+        self.submit_timed(encoder)?;
         self.0.gpu.check(|| summarize(&kernels))
     }
 

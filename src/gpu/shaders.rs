@@ -39,6 +39,7 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "lpips", parts: &[WG_SUM, wgsl!("lpips")] },
     Shader { family: "fft", parts: &[wgsl!("fft")] },
     Shader { family: "analysis", parts: &[WG_SUM, wgsl!("analysis")] },
+    Shader { family: "probe", parts: &[wgsl!("probe")] },
 ];
 
 /// Every value each `override` constant takes in some launch, by (family, name): the portability

@@ -20,6 +20,7 @@ pub mod maxpool2d;
 pub mod metrics;
 pub mod optim;
 pub mod pad2d;
+pub mod probe;
 pub mod reduce;
 pub mod resize_bilinear;
 
@@ -144,5 +145,6 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<lpips::LpipsParams>(),
         info::<fft::FftParams>(),
         info::<analysis::AnalysisParams>(),
+        info::<probe::ProbeParams>(),
     ]
 }
