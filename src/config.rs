@@ -405,6 +405,22 @@ impl ModelConfig {
     }
 
     /// "unet base 64, 3 downs, group norm, relu, bilinear up": the model in the config's words.
+    /// The fields in which two models differ ("model.base_ch: 8 vs 4"), leaving out the ones
+    /// that only set the initial weights (`out_init`, `out_bias`): trained weights fit either.
+    pub fn differences(&self, other: &ModelConfig) -> Vec<String> {
+        const INIT_ONLY: [&str; 2] = ["out_init", "out_bias"];
+        let (ya, yb) = (serde_yaml::to_value(self).unwrap_or_default(), serde_yaml::to_value(other).unwrap_or_default());
+        let (Some(ma), Some(mb)) = (ya.as_mapping(), yb.as_mapping()) else { return vec!["(unreadable)".into()] };
+        let s = |v: &serde_yaml::Value| serde_yaml::to_string(v).unwrap_or_default().trim().to_string();
+        ma.iter()
+            .filter(|(k, _)| !INIT_ONLY.contains(&s(k).as_str()))
+            .filter_map(|(k, va)| {
+                let vb = mb.get(k)?;
+                (va != vb).then(|| format!("model.{}: {} vs {}", s(k), s(va), s(vb)))
+            })
+            .collect()
+    }
+
     pub fn describe(&self) -> String {
         let mut s = format!("{} base {}, {} downs, {} norm, {}", word(&self.name), self.base_ch, self.num_downs, word(&self.norm_type), word(&self.activation));
         if self.name == Arch::Unet {

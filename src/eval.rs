@@ -378,20 +378,6 @@ pub fn resolve_levels(cfg: &Config, kind: NoiseKind, given: Option<&[f32]>) -> R
 }
 
 /// Differences between two model configs, as `field: a vs b`.
-pub fn model_differences(a: &crate::nn::ModelConfig, b: &crate::nn::ModelConfig) -> Vec<String> {
-    let (ya, yb) = (serde_yaml::to_value(a).unwrap_or_default(), serde_yaml::to_value(b).unwrap_or_default());
-    let (Some(ma), Some(mb)) = (ya.as_mapping(), yb.as_mapping()) else { return vec!["(unreadable)".into()] };
-    ma.iter()
-        .filter_map(|(k, va)| {
-            let vb = mb.get(k)?;
-            (va != vb).then(|| {
-                let s = |v: &serde_yaml::Value| serde_yaml::to_string(v).unwrap_or_default().trim().to_string();
-                format!("model.{}: {} vs {}", s(k), s(va), s(vb))
-            })
-        })
-        .collect()
-}
-
 /// What every job after training opens: the checkpoint's model on the GPU (its config checked
 /// against the given one), the test split on the GPU, the levels, LPIPS when configured, and the
 /// evaluation lock of the output folder (training may go on beside it).
@@ -423,7 +409,7 @@ impl Session {
             )));
         }
         let file = crate::checkpoint::load_model(&path)?;
-        let diff = model_differences(&file.config.model, &cfg.model);
+        let diff = file.config.model.differences(&cfg.model);
         if !diff.is_empty() {
             return Err(Error::Config(format!(
                 "the model section of the config differs from the checkpoint's ({}): {}; use the config the model was trained with (its out_dir holds config.resolved.yaml)",

@@ -302,11 +302,12 @@ impl Trainer {
         let [raw, ema, state] = &set.files;
         let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
             .map_err(|e| Error::Msg(format!("--resume: config in {} unreadable: {e}", raw.path.display())))?;
-        if saved.model != self.cfg.model {
+        let diff = saved.model.differences(&self.cfg.model);
+        if !diff.is_empty() {
             return Err(Error::Config(format!(
-                "--resume: the checkpoint's model ({}) differs from the config's ({}); resume with the config the run started with ({})",
+                "--resume: the checkpoint's model ({}) differs from the config's: {} (checkpoint vs config); resume with the config the run started with ({})",
                 saved.model.describe(),
-                self.cfg.model.describe(),
+                diff.join(", "),
                 self.out.join("config.resolved.yaml").display()
             )));
         }

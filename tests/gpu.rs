@@ -327,17 +327,19 @@ fn tmp(name: &str) -> std::path::PathBuf {
 #[test]
 fn quick_training_learns_and_writes_outputs() {
     let out = tmp("quick");
-    let cfg = quick(&out, &["train.epochs=1", "train.max_steps_per_epoch=30", "train.log_every=10", "train.ema_decay=0.8", "data.val_size=96", "noise.test_sigmas=[0.3]"]);
+    // 50 steps: quick.yaml's output conv starts dark (loss ~0.1, the black background), and the
+    // EMA model passes the noisy input by 2 dB after about 45 (at 30 it was +0.4 dB).
+    let cfg = quick(&out, &["train.epochs=1", "train.max_steps_per_epoch=50", "train.log_every=10", "train.ema_decay=0.8", "data.val_size=96", "noise.test_sigmas=[0.3]"]);
     let s = dae::train::train(&ctx(), &cfg, &opts()).unwrap();
-    assert_eq!((s.steps, s.epochs_done, s.interrupted), (30, 1, None));
+    assert_eq!((s.steps, s.epochs_done, s.interrupted), (50, 1, None));
     let v = &s.last_val[0];
-    assert!(v.psnr > v.psnr_noisy + 2.0, "after 30 steps the EMA model should beat the noisy input at sigma 0.3: {v:?}");
+    assert!(v.psnr > v.psnr_noisy + 2.0, "after 50 steps the EMA model should beat the noisy input at sigma 0.3: {v:?}");
     let csv = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows[0], "step,epoch,loss,lr,grad_norm,images_per_s");
-    assert_eq!(rows.len(), 31);
+    assert_eq!(rows.len(), 51);
     let loss = |r: &str| r.split(',').nth(2).unwrap().parse::<f64>().unwrap();
-    assert!(loss(rows[30]) < 0.5 * loss(rows[1]), "loss should fall: {} -> {}", rows[1], rows[30]);
+    assert!(loss(rows[50]) < 0.5 * loss(rows[1]), "loss should fall: {} -> {}", rows[1], rows[50]);
     let val = std::fs::read_to_string(out.join("logs/val_metrics.csv")).unwrap();
     assert_eq!(val.lines().count(), 2);
     for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors", "best_model.safetensors"] {
@@ -671,6 +673,8 @@ fn checkpoints_of_the_first_format_still_resume() {
         std::fs::copy(e.path(), ck.join(e.file_name())).unwrap();
     }
     assert_eq!(dae::checkpoint::read(&ck.join("last.safetensors")).unwrap().meta["format"], "dae-checkpoint-1");
+    // (The fixture was trained before quick.yaml changed its output conv's init: an init-only
+    // difference does not stop a resume.)
     let r = tiny_train_cmd(&out, &["--resume", "--set", "train.epochs=2", "--set", "train.save_every=3"]).output().unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{err}");

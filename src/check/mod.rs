@@ -221,6 +221,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("lpips", eval::check_lpips),
     ("fft", eval::check_fft),
     ("analysis", eval::check_analysis),
+    ("probe", pointwise::check_probe),
     ("model", model::check_models),
     ("torch", model::check_torch),
 ];

@@ -92,3 +92,36 @@ pub(super) fn check_elementwise(c: &mut Checker) -> Result<()> {
     }
     Ok(())
 }
+
+/// The benchmark probes compute what they claim: the FMA chains (against the same recurrence in
+/// f64) and the copy (exactly).
+pub(super) fn check_probe(c: &mut Checker) -> Result<()> {
+    use crate::ops::probe;
+    let (threads, steps) = (300usize, 50usize);
+    c.case("probe", format!("{threads} invocations x {steps} steps"));
+    let out = c.ctx.alloc("check", 4 * threads)?;
+    probe::fma_chain(c.ctx, threads, steps, &out)?;
+    let m = [0.9999f32, 0.9998, 0.9997, 0.9996];
+    let a = [1e-4f32, 2e-4, 3e-4, 4e-4];
+    let mut want = vec![0.0f64; 4 * threads];
+    for i in 0..threads {
+        let s = (i & 1023) as f32 * 1e-6;
+        for k in 0..8 {
+            let init = if k == 0 { s } else { s + 0.1 * k as f32 };
+            for l in 0..4 {
+                let mut x = init as f64;
+                for _ in 0..steps {
+                    x = x * m[l] as f64 + a[l] as f64;
+                }
+                want[4 * i + l] += x;
+            }
+        }
+    }
+    c.cmp("fma_chain", &c.ctx.read(&out)?, &want);
+    let src: Vec<f32> = c.rng.vec(4 * 1000);
+    let a = c.ctx.upload("check", &src)?;
+    let b = c.ctx.alloc("check", src.len())?;
+    probe::copy_vec4(c.ctx, &a, &b)?;
+    c.cmp("copy_vec4", &c.ctx.read(&b)?, &f64s(&src));
+    Ok(())
+}
