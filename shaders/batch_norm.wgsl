@@ -1,23 +1,24 @@
 // batch_norm: BatchNorm2d over NCHW. Training normalises with the batch statistics of each
 // channel over (n, hw) (biased variance) and updates the running statistics in place with the
 // unbiased variance, as PyTorch; evaluation normalises with the running statistics.
-// One workgroup per channel for the training entries, one invocation per element for eval.
+// Training: two-stage reductions over (channel, chunk) workgroups (below), then elementwise
+// passes; eval: one invocation per element.
 // The activation that follows it in a block is fused (ACT, act.wgsl; 6 = none): the forwards
 // write act(pre), pre = xhat * gamma + beta; the backward recomputes pre and scales dy by
 // act'(pre) first.
 //
 // Bindings: 0 params | 1 x | 2 gamma | 3 beta | 4 dy | 5 stats [c*2] (rw: mean, rstd)
 //           | 6 running_mean (rw) | 7 running_var (rw) | 8 y (rw) | 9 dx (rw) | 10 dgamma (rw)
-//           | 11 dbeta (rw)
+//           | 11 dbeta (rw) | 12 partials (rw: per (channel, chunk) sums of the two-stage entries)
 // Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
-// Accumulate rule: batch_norm_backward writes `out = (accumulate ? out : 0) + grad` for dx, and
-// always accumulates into dgamma/dbeta when param_accumulate is set.
+// Accumulate rule: batch_norm_backward_apply writes `dx = (accumulate ? dx : 0) + grad`;
+// batch_norm_backward_final accumulates into dgamma/dbeta when param_accumulate is set.
 
 struct BatchNormParams {
     n: u32, c: u32, hw: u32, accumulate: u32,
     eps: f32, momentum: f32, write_dx: u32, write_dparams: u32,
     param_accumulate: u32, slope: f32, s_c: u32, s_off: u32,
-    s_total: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    s_total: u32, chunks: u32, chunk: u32, _pad2: u32,
 }
 
 fn ys(i: u32) -> u32 {
@@ -39,37 +40,69 @@ override ACT: u32 = 6u;
 @group(0) @binding(9) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(12) var<storage, read_write> partials: array<f32>;
 
 fn at(ch: u32, j: u32) -> u32 {
     return ((j / p.hw) * p.c + ch) * p.hw + j % p.hw;
 }
 
+// Training statistics in two stages, so that a large GPU gets many workgroups even with few
+// channels: batch_norm_stats, one workgroup per (channel, chunk) of the channel's n*hw
+// elements, writes its chunk's (count, mean, M2) (a two-pass mean and sum of squared
+// deviations); batch_norm_stats_final, one invocation per channel, merges the chunks in order
+// (Chan et al.'s pairwise update), writes (mean, rstd) and updates the running statistics;
+// batch_norm_apply then normalises elementwise.
 @compute @workgroup_size(WG)
-fn batch_norm_forward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let ch = wid.x + wid.y * nwg.x;
-    if (ch >= p.c) { return; }
-    let count = p.n * p.hw;
-    let inv = 1.0 / f32(count);
+fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = wid.x + wid.y * nwg.x;
+    if (gi >= p.c * p.chunks) { return; }
+    let ch = gi / p.chunks;
+    let j0 = (gi % p.chunks) * p.chunk;
+    let j1 = min(j0 + p.chunk, p.n * p.hw);
+    let cnt = f32(j1 - j0);
     var s = 0.0;
-    for (var j = lid; j < count; j += WG) { s += x[at(ch, j)]; }
-    let mean = wg_sum(lid, s) * inv;
+    for (var j = j0 + lid; j < j1; j += WG) { s += x[at(ch, j)]; }
+    let mean = wg_sum(lid, s) / cnt;
     var s2 = 0.0;
-    for (var j = lid; j < count; j += WG) { let d = x[at(ch, j)] - mean; s2 += d * d; }
-    let var_b = wg_sum(lid, s2) * inv;
-    let rstd = inverseSqrt(var_b + p.eps);
+    for (var j = j0 + lid; j < j1; j += WG) { let d = x[at(ch, j)] - mean; s2 += d * d; }
+    let m2 = wg_sum(lid, s2);
     if (lid == 0u) {
-        stats[2u * ch] = mean;
-        stats[2u * ch + 1u] = rstd;
-        let unbiased = var_b * f32(count) / f32(count - 1u);
-        running_mean[ch] = (1.0 - p.momentum) * running_mean[ch] + p.momentum * mean;
-        running_var[ch] = (1.0 - p.momentum) * running_var[ch] + p.momentum * unbiased;
+        partials[3u * gi] = cnt;
+        partials[3u * gi + 1u] = mean;
+        partials[3u * gi + 2u] = m2;
     }
-    let gm = gamma[ch];
-    let bt = beta[ch];
-    for (var j = lid; j < count; j += WG) {
-        let idx = at(ch, j);
-        y[ys(idx)] = act_f((x[idx] - mean) * rstd * gm + bt, p.slope);
+}
+
+@compute @workgroup_size(WG)
+fn batch_norm_stats_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = gid.x + gid.y * nwg.x * WG;
+    if (ch >= p.c) { return; }
+    var n_a = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
+    for (var k = 0u; k < p.chunks; k++) {
+        let q = 3u * (ch * p.chunks + k);
+        let n_b = partials[q];
+        let delta = partials[q + 1u] - mean;
+        let n_ab = n_a + n_b;
+        mean += delta * n_b / n_ab;
+        m2 += partials[q + 2u] + delta * delta * n_a * n_b / n_ab;
+        n_a = n_ab;
     }
+    let var_b = m2 / n_a;
+    stats[2u * ch] = mean;
+    stats[2u * ch + 1u] = inverseSqrt(var_b + p.eps);
+    let unbiased = m2 / (n_a - 1.0);
+    running_mean[ch] = (1.0 - p.momentum) * running_mean[ch] + p.momentum * mean;
+    running_var[ch] = (1.0 - p.momentum) * running_var[ch] + p.momentum * unbiased;
+}
+
+@compute @workgroup_size(WG)
+fn batch_norm_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * p.c * p.hw) { return; }
+    let ch = (i / p.hw) % p.c;
+    y[ys(i)] = act_f((x[i] - stats[2u * ch]) * stats[2u * ch + 1u] * gamma[ch] + beta[ch], p.slope);
 }
 
 @compute @workgroup_size(WG)
@@ -80,37 +113,48 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
     y[ys(i)] = act_f((x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
 }
 
-// Training-mode backward: dx = gamma * rstd / M * (M dy - sum(dy) - xhat * sum(dy xhat)),
-// dgamma = sum(dy xhat), dbeta = sum(dy); sums over the channel's M = n*hw elements.
+// Training-mode backward: dx = gamma * rstd / M * (M d - sum(d) - xhat * sum(d xhat)),
+// d = dy * act'(pre), dgamma = sum(d xhat), dbeta = sum(d); sums over the channel's M = n*hw
+// elements. Three stages like the statistics: batch_norm_backward_partial, one workgroup per
+// (channel, chunk), writes its chunk's (sum d, sum d xhat); batch_norm_backward_final, one
+// invocation per channel, adds the chunks in order, writes dgamma / dbeta and leaves the two
+// sums in the channel's first partial slot; batch_norm_backward_apply writes dx elementwise.
+fn d_and_xhat(ch: u32, idx: u32) -> vec2<f32> {
+    let xhat = (x[idx] - stats[2u * ch]) * stats[2u * ch + 1u];
+    return vec2<f32>(dy[ys(idx)] * act_df(xhat * gamma[ch] + beta[ch], p.slope), xhat);
+}
+
 @compute @workgroup_size(WG)
-fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let ch = wid.x + wid.y * nwg.x;
-    if (ch >= p.c) { return; }
-    let count = p.n * p.hw;
-    let mean = stats[2u * ch];
-    let rstd = stats[2u * ch + 1u];
-    let gm = gamma[ch];
-    let bt = beta[ch];
+fn batch_norm_backward_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = wid.x + wid.y * nwg.x;
+    if (gi >= p.c * p.chunks) { return; }
+    let ch = gi / p.chunks;
+    let j0 = (gi % p.chunks) * p.chunk;
+    let j1 = min(j0 + p.chunk, p.n * p.hw);
     var s = vec2<f32>(0.0, 0.0);
-    for (var j = lid; j < count; j += WG) {
-        let idx = at(ch, j);
-        let xhat = (x[idx] - mean) * rstd;
-        let d = dy[ys(idx)] * act_df(xhat * gm + bt, p.slope);
-        s += vec2<f32>(d, d * xhat);
+    for (var j = j0 + lid; j < j1; j += WG) {
+        let dx_ = d_and_xhat(ch, at(ch, j));
+        s += vec2<f32>(dx_.x, dx_.x * dx_.y);
     }
     let t = wg_sum2(lid, s);
-    if (p.write_dx != 0u) {
-        let k = gm * rstd / f32(count);
-        for (var j = lid; j < count; j += WG) {
-            let idx = at(ch, j);
-            let xhat = (x[idx] - mean) * rstd;
-            let d = dy[ys(idx)] * act_df(xhat * gm + bt, p.slope);
-            var v = k * (f32(count) * d - t.x - xhat * t.y);
-            if (p.accumulate != 0u) { v += dx[idx]; }
-            dx[idx] = v;
-        }
+    if (lid == 0u) {
+        partials[2u * gi] = t.x;
+        partials[2u * gi + 1u] = t.y;
     }
-    if (p.write_dparams != 0u && lid == 0u) {
+}
+
+@compute @workgroup_size(WG)
+fn batch_norm_backward_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = gid.x + gid.y * nwg.x * WG;
+    if (ch >= p.c) { return; }
+    var t = vec2<f32>(0.0, 0.0);
+    for (var k = 0u; k < p.chunks; k++) {
+        let q = 2u * (ch * p.chunks + k);
+        t += vec2<f32>(partials[q], partials[q + 1u]);
+    }
+    partials[2u * ch * p.chunks] = t.x;
+    partials[2u * ch * p.chunks + 1u] = t.y;
+    if (p.write_dparams != 0u) {
         if (p.param_accumulate != 0u) {
             dgamma[ch] += t.y;
             dbeta[ch] += t.x;
@@ -119,4 +163,17 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
             dbeta[ch] = t.x;
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn batch_norm_backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * p.c * p.hw) { return; }
+    let ch = (i / p.hw) % p.c;
+    let count = f32(p.n * p.hw);
+    let q = 2u * ch * p.chunks;
+    let dxh = d_and_xhat(ch, i);
+    var v = gamma[ch] * stats[2u * ch + 1u] / count * (count * dxh.x - partials[q] - dxh.y * partials[q + 1u]);
+    if (p.accumulate != 0u) { v += dx[i]; }
+    dx[i] = v;
 }

@@ -9,14 +9,15 @@
 //
 // Bindings: 0 params | 1 x | 2 gamma [c] | 3 beta [c] | 4 dy | 5 stats [n*groups*2] (rw in
 //           forward: mean, rstd per group) | 6 y (rw) | 7 dx (rw) | 8 dgamma (rw) | 9 dbeta (rw)
+//           | 10 partials (rw: per (channel, chunk) sums of the parameter gradient)
 // Slices (slice.wgsl): y and dy may be a channel slice (s_c, s_off, s_total).
-// Accumulate rule: group_norm_input_grad and group_norm_param_grad write
+// Accumulate rule: group_norm_input_grad and group_norm_param_final write
 // `out = (accumulate ? out : 0) + grad`; the forward overwrites y and stats.
 
 struct GroupNormParams {
     n: u32, c: u32, hw: u32, groups: u32,
     eps: f32, accumulate: u32, slope: f32, s_c: u32,
-    s_off: u32, s_total: u32, _pad0: u32, _pad1: u32,
+    s_off: u32, s_total: u32, chunks: u32, chunk: u32,
 }
 
 fn ys(i: u32) -> u32 {
@@ -36,6 +37,7 @@ override ACT: u32 = 6u;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(10) var<storage, read_write> partials: array<f32>;
 
 @compute @workgroup_size(WG)
 fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -91,30 +93,48 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     }
 }
 
-// dgamma[c] = sum dy * xhat, dbeta[c] = sum dy over (n, hw); one workgroup per channel.
+// dgamma[c] = sum d * xhat, dbeta[c] = sum d over (n, hw), d = dy * act'(pre), in two stages
+// so a large GPU gets many workgroups: group_norm_param_partial, one workgroup per (channel,
+// chunk) of the channel's n*hw elements, writes the chunk's two sums; group_norm_param_final,
+// one invocation per channel, adds the chunks in order.
 @compute @workgroup_size(WG)
-fn group_norm_param_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let ch = wid.x + wid.y * nwg.x;
-    if (ch >= p.c) { return; }
+fn group_norm_param_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = wid.x + wid.y * nwg.x;
+    if (gi >= p.c * p.chunks) { return; }
+    let ch = gi / p.chunks;
+    let j0 = (gi % p.chunks) * p.chunk;
+    let j1 = min(j0 + p.chunk, p.n * p.hw);
     let g = ch / (p.c / p.groups);
-    let count = p.n * p.hw;
     var s = vec2<f32>(0.0, 0.0);
-    for (var j = lid; j < count; j += WG) {
+    for (var j = j0 + lid; j < j1; j += WG) {
         let b = j / p.hw;
         let idx = (b * p.c + ch) * p.hw + j % p.hw;
-        let gi = b * p.groups + g;
-        let xhat = (x[idx] - stats[2u * gi]) * stats[2u * gi + 1u];
+        let gi2 = b * p.groups + g;
+        let xhat = (x[idx] - stats[2u * gi2]) * stats[2u * gi2 + 1u];
         let d = dy[ys(idx)] * act_df(xhat * gamma[ch] + beta[ch], p.slope);
         s += vec2<f32>(d * xhat, d);
     }
     let t = wg_sum2(lid, s);
     if (lid == 0u) {
-        if (p.accumulate != 0u) {
-            dgamma[ch] += t.x;
-            dbeta[ch] += t.y;
-        } else {
-            dgamma[ch] = t.x;
-            dbeta[ch] = t.y;
-        }
+        partials[2u * gi] = t.x;
+        partials[2u * gi + 1u] = t.y;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn group_norm_param_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = gid.x + gid.y * nwg.x * WG;
+    if (ch >= p.c) { return; }
+    var t = vec2<f32>(0.0, 0.0);
+    for (var k = 0u; k < p.chunks; k++) {
+        let q = 2u * (ch * p.chunks + k);
+        t += vec2<f32>(partials[q], partials[q + 1u]);
+    }
+    if (p.accumulate != 0u) {
+        dgamma[ch] += t.x;
+        dbeta[ch] += t.y;
+    } else {
+        dgamma[ch] = t.x;
+        dbeta[ch] = t.y;
     }
 }

@@ -203,13 +203,13 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
         let shape = vec![n, ch, 28, 28];
         let e = len as f64;
-        rows.push(row(c, "group_norm", "one workgroup per group", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
+        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
         let all = || -> Result<()> {
             fwd()?;
             group_norm_input_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx)?;
             group_norm_param_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dg, &db)
         };
-        rows.push(row(c, "group_norm", "one workgroup per group", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
     }
     if keep("batch_norm") {
         use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
@@ -225,12 +225,12 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
-        rows.push(row(c, "batch_norm", "one workgroup per channel", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
+        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
         let all = || -> Result<()> {
             fwd()?;
             batch_norm_backward(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx, &dg, &db)
         };
-        rows.push(row(c, "batch_norm", "one workgroup per channel", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
     }
     let params = 4_281_089; // UNetDAE 64/3
     if keep("adamw") {

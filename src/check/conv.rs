@@ -50,7 +50,7 @@ pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
         let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
         c.grad(&wg, &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
         if bias {
-            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }
     }
     Ok(())
@@ -86,7 +86,7 @@ pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
         let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
         c.grad(&wg, &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
         if bias {
-            c.grad("bias_add_backward", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }
     }
     Ok(())

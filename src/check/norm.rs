@@ -3,7 +3,8 @@
 use super::*;
 
 pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
-    for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32)] {
+    // The last splits each channel's parameter gradient into two chunks (1920 values).
+    for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32), (4, 4, 24, 20, 2)] {
         let (x, xr) = c.leaf(&[n, ch, h, w])?;
         let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
         let (bt, br) = c.leaf(&[ch])?;
@@ -15,8 +16,8 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
         let (grads, g) = c.backward(&y)?;
         let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &g);
         c.grad("group_norm_input_grad", &grads, &x, &dx)?;
-        c.grad("group_norm_param_grad", &grads, &gm, &dg)?;
-        c.grad("group_norm_param_grad", &grads, &bt, &db)?;
+        c.grad("group_norm_param_partial+group_norm_param_final", &grads, &gm, &dg)?;
+        c.grad("group_norm_param_partial+group_norm_param_final", &grads, &bt, &db)?;
     }
     Ok(())
 }
@@ -48,8 +49,8 @@ pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
         let dpre = r::activation::activation_backward(ra, &pre, &g);
         let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &dpre);
         c.grad(&format!("group_norm_input_grad (ACT {name})"), &grads, &x, &dx)?;
-        c.grad(&format!("group_norm_param_grad (ACT {name})"), &grads, &gm, &dg)?;
-        c.grad(&format!("group_norm_param_grad (ACT {name})"), &grads, &bt, &db)?;
+        c.grad(&format!("group_norm_param_partial+group_norm_param_final (ACT {name})"), &grads, &gm, &dg)?;
+        c.grad(&format!("group_norm_param_partial+group_norm_param_final (ACT {name})"), &grads, &bt, &db)?;
     }
     for ((n, ch, h, w), (a, ra, name)) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (4, 4, 5, 5)].into_iter().zip(fused_acts()) {
         let (x, xr) = c.leaf(&[n, ch, h, w])?;
@@ -63,13 +64,13 @@ pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
         let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, mom, epsf, Some(a))?;
         let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
         let (pre, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, epsf as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
-        c.cmp_t(&format!("batch_norm_forward_train (ACT {name})"), &y, &r::activation::activation_forward(ra, &pre))?;
+        c.cmp_t(&format!("batch_norm_stats+batch_norm_stats_final+batch_norm_apply (ACT {name})"), &y, &r::activation::activation_forward(ra, &pre))?;
         let (grads, g) = c.backward(&y)?;
         let dpre = r::activation::activation_backward(ra, &pre, &g);
         let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &dpre);
-        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &x, &dx)?;
-        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &gm, &dg)?;
-        c.grad(&format!("batch_norm_backward (ACT {name})"), &grads, &bt, &db)?;
+        c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply (ACT {name})"), &grads, &x, &dx)?;
+        c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply (ACT {name})"), &grads, &gm, &dg)?;
+        c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply (ACT {name})"), &grads, &bt, &db)?;
         c.case("batch_norm", format!("x{} eval, fused {name}", dims(&[n, ch, h, w])));
         let ye = Graph::inference(c.ctx).batch_norm_act(&x, &gm, &bt, &rm, &rv, false, mom, epsf, Some(a))?;
         let pre_e = r::batch_norm::batch_norm_forward_eval(n, ch, h * w, epsf as f64, &xr, &gr, &br, &rmr, &rvr);
@@ -79,7 +80,9 @@ pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
 }
 
 pub(super) fn check_batch_norm(c: &mut Checker) -> Result<()> {
-    for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3)] {
+    // The last two split each channel into several chunks for the two-stage reductions (3 of
+    // 729, 729, 727 elements; 8 of 1024), so the merge of chunk statistics is exercised.
+    for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (5, 3, 19, 23), (8, 2, 32, 32)] {
         let (x, xr) = c.leaf(&[n, ch, h, w])?;
         let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
         let (bt, br) = c.leaf(&[ch])?;
@@ -92,14 +95,14 @@ pub(super) fn check_batch_norm(c: &mut Checker) -> Result<()> {
         let y = c.g.batch_norm(&x, &gm, &bt, &rm, &rv, true, mom, eps)?;
         let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
         let (yr, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, eps as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
-        c.cmp_t("batch_norm_forward_train", &y, &yr)?;
-        c.cmp_t("batch_norm_forward_train", &rm, &rmr)?;
-        c.cmp_t("batch_norm_forward_train", &rv, &rvr)?;
+        c.cmp_t("batch_norm_stats+batch_norm_stats_final+batch_norm_apply", &y, &yr)?;
+        c.cmp_t("batch_norm_stats+batch_norm_stats_final (running mean)", &rm, &rmr)?;
+        c.cmp_t("batch_norm_stats+batch_norm_stats_final (running var)", &rv, &rvr)?;
         let (grads, g) = c.backward(&y)?;
         let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &g);
-        c.grad("batch_norm_backward", &grads, &x, &dx)?;
-        c.grad("batch_norm_backward", &grads, &gm, &dg)?;
-        c.grad("batch_norm_backward", &grads, &bt, &db)?;
+        c.grad("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply", &grads, &x, &dx)?;
+        c.grad("batch_norm_backward_partial+batch_norm_backward_final (dgamma)", &grads, &gm, &dg)?;
+        c.grad("batch_norm_backward_partial+batch_norm_backward_final (dbeta)", &grads, &bt, &db)?;
         c.case("batch_norm", format!("x{} eval", dims(&[n, ch, h, w])));
         let ye = Graph::inference(c.ctx).batch_norm(&x, &gm, &bt, &rm, &rv, false, mom, eps)?;
         c.cmp_t("batch_norm_forward_eval", &ye, &r::batch_norm::batch_norm_forward_eval(n, ch, h * w, eps as f64, &xr, &gr, &br, &rmr, &rvr))?;

@@ -119,7 +119,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let yr = r::activation::activation_forward(R::Silu, &pre);
                 let back: Back = Box::new(move |g| {
                     let (dx, dg, db) = r::group_norm::group_norm_backward(n, cb, hw, 2, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Silu, &pre, g));
-                    vec![("group_norm_input_grad".into(), 0, dx), ("group_norm_param_grad".into(), 1, dg), ("group_norm_param_grad".into(), 2, db)]
+                    vec![("group_norm_input_grad".into(), 0, dx), ("group_norm_param_partial+group_norm_param_final".into(), 1, dg), ("group_norm_param_partial+group_norm_param_final".into(), 2, db)]
                 });
                 (y, yr, vec![x, gm, bt], back)
             }
@@ -134,7 +134,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let yr = r::activation::activation_forward(R::Relu, &pre);
                 let back: Back = Box::new(move |g| {
                     let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, cb, hw, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Relu, &pre, g));
-                    vec![("batch_norm_backward".into(), 0, dx), ("batch_norm_backward".into(), 1, dg), ("batch_norm_backward".into(), 2, db)]
+                    vec![("batch_norm_backward_apply".into(), 0, dx), ("batch_norm_backward_final (dgamma)".into(), 1, dg), ("batch_norm_backward_final (dbeta)".into(), 2, db)]
                 });
                 (y, yr, vec![x, gm, bt], back)
             }
@@ -163,7 +163,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                     vec![
                         ("conv2d_forward (input grad)".into(), 0, r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, g)),
                         ("conv2d_weight_grad".into(), 1, r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, g)),
-                        ("bias_add_backward".into(), 2, r::elementwise::bias_add_backward(n, cb, hw, g)),
+                        ("bias_grad_partial+bias_grad_final".into(), 2, r::elementwise::bias_add_backward(n, cb, hw, g)),
                     ]
                 });
                 (y, yr, vec![x, wt, bs], back)

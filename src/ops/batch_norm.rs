@@ -15,7 +15,7 @@ gpu_params! {
         pub n: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
         pub eps: f32, pub momentum: f32, pub write_dx: u32, pub write_dparams: u32,
         pub param_accumulate: u32, pub slope: f32, pub s_c: u32, pub s_off: u32,
-        pub s_total: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
+        pub s_total: u32, pub chunks: u32, pub chunk: u32, pub _pad2: u32,
     }
 }
 
@@ -38,8 +38,17 @@ pub fn batch_norm_forward_train(
     running_var: &View,
     y: &View,
 ) -> Result<()> {
-    let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (6, running_mean), (7, running_var), (8, y)];
-    run(ctx, "batch_norm_forward_train", act, p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+    let p = chunked(p);
+    let partials = ctx.alloc(FAMILY, 3 * (p.c * p.chunks) as usize)?;
+    run(ctx, "batch_norm_stats", act, p, &[(1, x), (12, &partials)], grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?)?;
+    run(ctx, "batch_norm_stats_final", act, p, &[(5, stats), (6, running_mean), (7, running_var), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
+    let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (8, y)];
+    run(ctx, "batch_norm_apply", act, p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
+}
+
+fn chunked(p: BatchNormParams) -> BatchNormParams {
+    let (chunks, chunk) = crate::ops::reduction_chunks(p.c as usize, (p.n * p.hw) as usize);
+    BatchNormParams { chunks: u(chunks), chunk: u(chunk), ..p }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -72,8 +81,17 @@ pub fn batch_norm_backward(
     dgamma: &View,
     dbeta: &View,
 ) -> Result<()> {
-    let bindings = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (9, dx), (10, dgamma), (11, dbeta)];
-    run(ctx, "batch_norm_backward", act, p, &bindings, grid_groups(ctx, FAMILY, p.c as usize)?)
+    let p = chunked(p);
+    let partials = ctx.alloc(FAMILY, 2 * (p.c * p.chunks) as usize)?;
+    let common = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (12, &partials)];
+    run(ctx, "batch_norm_backward_partial", act, p, &common, grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?)?;
+    run(ctx, "batch_norm_backward_final", act, p, &[(10, dgamma), (11, dbeta), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
+    if p.write_dx != 0 {
+        let mut b = common.to_vec();
+        b.push((9, dx));
+        run(ctx, "batch_norm_backward_apply", act, p, &b, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)?;
+    }
+    Ok(())
 }
 
 pub struct BatchNormOp {

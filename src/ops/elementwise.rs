@@ -11,7 +11,8 @@ gpu_params! {
     /// Keep in sync with `struct ElementwiseParams` in shaders/elementwise.wgsl.
     pub struct ElementwiseParams {
         pub len: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
-        pub alpha: f32, pub c_off: u32, pub c_total: u32, pub _pad2: u32,
+        pub alpha: f32, pub c_off: u32, pub c_total: u32, pub chunks: u32,
+        pub chunk: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
     }
 }
 
@@ -116,8 +117,11 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 #[allow(clippy::too_many_arguments)]
 pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, dys: Chans, db: &View, accumulate: bool) -> Result<()> {
     let (c_off, c_total) = if dys == Chans::PLAIN { (0, u(c)) } else { (dys.off, dys.total) };
-    let p = ElementwiseParams { len: u(n * c * hw), c: u(c), hw: u(hw), accumulate: flag(accumulate), c_off, c_total, ..Default::default() };
-    run(ctx, "bias_add_backward", p, &[(1, dy), (3, db)], grid_groups(ctx, "bias_add", c)?)
+    let (chunks, chunk) = crate::ops::reduction_chunks(c, n * hw);
+    let p = ElementwiseParams { len: u(n * c * hw), c: u(c), hw: u(hw), accumulate: flag(accumulate), c_off, c_total, chunks: u(chunks), chunk: u(chunk), ..Default::default() };
+    let partials = ctx.alloc("bias_add", c * chunks)?;
+    run(ctx, "bias_grad_partial", ElementwiseParams { accumulate: 0, ..p }, &[(1, dy), (3, &partials)], grid_groups(ctx, "bias_add", c * chunks)?)?;
+    run(ctx, "bias_grad_final", p, &[(1, &partials), (3, db)], grid1d(ctx, "bias_add", c)?)
 }
 
 pub fn bias_add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {

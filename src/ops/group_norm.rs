@@ -14,7 +14,7 @@ gpu_params! {
     pub struct GroupNormParams {
         pub n: u32, pub c: u32, pub hw: u32, pub groups: u32,
         pub eps: f32, pub accumulate: u32, pub slope: f32, pub s_c: u32,
-        pub s_off: u32, pub s_total: u32, pub _pad0: u32, pub _pad1: u32,
+        pub s_off: u32, pub s_total: u32, pub chunks: u32, pub chunk: u32,
     }
 }
 
@@ -35,9 +35,15 @@ pub fn group_norm_input_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormPar
     run(ctx, "group_norm_input_grad", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (7, dx)], (p.n * p.groups) as usize)
 }
 
+/// dgamma, dbeta (+)= the sums over (n, hw), in two stages over (channel, chunk) workgroups.
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
-    run(ctx, "group_norm_param_grad", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (8, dgamma), (9, dbeta)], p.c as usize)
+    let (chunks, chunk) = crate::ops::reduction_chunks(p.c as usize, (p.n * p.hw) as usize);
+    let p = GroupNormParams { chunks: u(chunks), chunk: u(chunk), ..p };
+    let partials = ctx.alloc(FAMILY, 2 * p.c as usize * chunks)?;
+    run(ctx, "group_norm_param_partial", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (10, &partials)], p.c as usize * chunks)?;
+    let groups = ctx.grid(FAMILY, p.c as u64, 64)?;
+    ctx.dispatch(Launch { family: FAMILY, entry: "group_norm_param_final", overrides: Activation::fused(act), params: &p, bindings: &[(8, dgamma), (9, dbeta), (10, &partials)], groups })
 }
 
 pub struct GroupNormOp {

@@ -124,6 +124,15 @@ pub(crate) fn grid_groups(ctx: &Ctx, op: &'static str, groups: usize) -> Result<
     ctx.grid(op, groups as u64, 1)
 }
 
+/// (chunks, chunk length) a channel's `count` values are split into for the two-stage
+/// per-channel reductions (batch norm, the group-norm parameter gradient, the bias gradient):
+/// enough for 256 workgroups in all, a large GPU's worth, with no chunk under 1024 values.
+pub fn reduction_chunks(c: usize, count: usize) -> (usize, usize) {
+    let want = 256usize.div_ceil(c.max(1)).clamp(1, count.div_ceil(1024).max(1));
+    let chunk = count.div_ceil(want).max(1);
+    (count.div_ceil(chunk), chunk)
+}
+
 /// Every Params struct of the crate, for the layout test against naga's reflection.
 pub fn all_params() -> Vec<ParamsInfo> {
     vec![
@@ -147,4 +156,21 @@ pub fn all_params() -> Vec<ParamsInfo> {
         info::<analysis::AnalysisParams>(),
         info::<probe::ProbeParams>(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every chunk holds values, the chunks cover the channel, and a channel is split only as
+    /// far as 256 workgroups in all and chunks of at least 1024 values allow.
+    #[test]
+    fn reduction_chunks_cover_every_value() {
+        for c in [1, 2, 3, 19, 64, 300] {
+            for count in [1, 2, 147, 1023, 1024, 1025, 2185, 25088, 100_352] {
+                let (chunks, chunk) = super::reduction_chunks(c, count);
+                assert!(chunks >= 1 && chunk >= 1 && (chunks - 1) * chunk < count && chunks * chunk >= count, "c {c} count {count}: {chunks} x {chunk}");
+                assert!(chunks == 1 || chunk >= 1024 || c * chunks <= 256, "c {c} count {count}: {chunks} x {chunk}");
+                assert!(c * chunks < 256 + c, "c {c} count {count}: {chunks} chunks");
+            }
+        }
+    }
 }
