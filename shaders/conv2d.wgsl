@@ -121,6 +121,24 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 }
 
 // ---- register-blocked versions ---------------------------------------------------------------
+// Which invocation works on what (CHANNEL_BLOCKS, an override): 0 numbers the items (a row's
+// 4-pixel block within an image plane, `per_plane` of them) channel block by channel block over
+// the whole grid; 1 gives each workgroup one channel block and WG consecutive items, so every
+// weight a workgroup loads is the same for all its invocations (a uniform load, which a CPU
+// driver such as lavapipe does once instead of per invocation; the launcher sizes the grid as
+// channel blocks x item blocks). Returns (item in plane, channel block, image, valid).
+override CHANNEL_BLOCKS: u32 = 0u;
+
+fn block_of(wid: vec3<u32>, lid: u32, nwg: vec3<u32>, per_plane: u32, ncb: u32) -> vec4<u32> {
+    let wg = wid.x + wid.y * nwg.x;
+    if (CHANNEL_BLOCKS == 0u) {
+        let i = wg * WG + lid;
+        let cb = (i / per_plane) % ncb;
+        return vec4<u32>(i % per_plane, cb, i / (per_plane * ncb), select(0u, 1u, i < p.n * ncb * per_plane));
+    }
+    let item = (wg / ncb) * WG + lid;
+    return vec4<u32>(item % per_plane, wg % ncb, item / per_plane, select(0u, 1u, item < p.n * per_plane));
+}
 // Same bindings, params and accumulate rule as the naive entries above. Forward and input_grad:
 // each invocation computes 8 output channels x 4 pixels of one row (32 accumulators; every
 // loaded input feeds 8 FMAs, every weight 4; 8 x 4 beat 4 x 4 by 10-30% on lavapipe, while the
@@ -132,15 +150,15 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 // partial sums go to `y` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
 
 @compute @workgroup_size(WG)
-fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let nxb = (p.wo + 3u) / 4u;
     let ncb = (p.cout + 7u) / 8u;
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n * ncb * p.ho * nxb) { return; }
-    let ox0 = (i % nxb) * 4u;
-    let oy = (i / nxb) % p.ho;
-    let co0 = ((i / (nxb * p.ho)) % ncb) * 8u;
-    let b = i / (nxb * p.ho * ncb);
+    let blk = block_of(wid, lid, nwg, p.ho * nxb, ncb);
+    if (blk.w == 0u) { return; }
+    let ox0 = (blk.x % nxb) * 4u;
+    let oy = blk.x / nxb;
+    let co0 = blk.y * 8u;
+    let b = blk.z;
     let cmax = p.cout - 1u;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -204,18 +222,18 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 // either feeds all four or none: taps of the wrong phase are skipped, not masked (a 4x saving
 // for the stride-2 transposed convs of the decoders).
 @compute @workgroup_size(WG)
-fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let per_phase = (p.w + p.sw - 1u) / p.sw;
     let bpp = (per_phase + 3u) / 4u;
     let nxb = p.sw * bpp;
     let ncb = (p.cin + 7u) / 8u;
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n * ncb * p.h * nxb) { return; }
-    let xb = i % nxb;
+    let blk = block_of(wid, lid, nwg, p.h * nxb, ncb);
+    if (blk.w == 0u) { return; }
+    let xb = blk.x % nxb;
     let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
-    let iy = (i / nxb) % p.h;
-    let ci0 = ((i / (nxb * p.h)) % ncb) * 8u;
-    let b = i / (nxb * p.h * ncb);
+    let iy = blk.x / nxb;
+    let ci0 = blk.y * 8u;
+    let b = blk.z;
     let cmax = p.cin - 1u;
     let kk = p.kh * p.kw;
     let cb = vec4<u32>(min(ci0, cmax), min(ci0 + 1u, cmax), min(ci0 + 2u, cmax), min(ci0 + 3u, cmax)) * kk;

@@ -127,7 +127,7 @@ fn row(c: &Ceilings, name: &str, variant: &str, pass: &str, shape: Vec<usize>, m
 pub struct Suite {
     /// Only rows whose family (or model) contains this.
     pub filter: Option<String>,
-    /// Also the naive variants (fewer runs).
+    /// Also the channel-block conv variant and the naive variants (fewer runs).
     pub all: bool,
     /// Runs per kernel row (median); the naive variants get a quarter.
     pub runs: usize,
@@ -141,8 +141,10 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     let keep = |name: &str| s.filter.as_deref().is_none_or(|f| name.contains(f));
     let n = 128;
     let mut rows = Vec::new();
-    let variants: &[bool] = if s.all { &[true, false] } else { &[true] };
-    let prev = ctx.tiled();
+    use crate::gpu::Variant;
+    // The channel-block variant is measured beside the default with --all, like the naive one.
+    let variants: &[Variant] = if s.all { &[Variant::Tiled, Variant::ChannelBlock, Variant::Naive] } else { &[Variant::Tiled] };
+    let prev = ctx.variant();
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
         ("conv2d", 1, 32, 28, 28, 3, 1, 1, false),
@@ -172,9 +174,13 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let flop = 2.0 * (n * g.cout * g.ho * g.wo * g.cin * k * k) as f64;
         let (bx, bw, by) = ((4 * n * g.cin * g.h * g.w) as f64, (4 * g.cout * g.cin * k * k) as f64, (4 * n * g.cout * g.ho * g.wo) as f64);
         let shape = vec![n, cin, cout, h, w];
-        for &tiled in variants {
-            ctx.set_tiled(tiled);
-            let (v, runs) = if tiled { ("tiled", s.runs) } else { ("naive", (s.runs / 4).max(3)) };
+        for &variant in variants {
+            ctx.set_variant(variant);
+            let (v, runs) = match variant {
+                Variant::Tiled => ("tiled", s.runs),
+                Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
+                Variant::Naive => ("naive", (s.runs / 4).max(3)),
+            };
             // The three kernels; for the transposed conv its forward is the conv input grad.
             let fwd = || if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) };
             let ig = || if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) };
@@ -182,7 +188,9 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             let (fb, ib) = if transposed { (by + bw + bx, bx + bw + by) } else { (bx + bw + by, by + bw + bx) };
             rows.push(row(c, name, v, "forward", shape.clone(), time(ctx, timer, 1, runs, &fwd)?, flop, fb));
             rows.push(row(c, name, v, "input_grad", shape.clone(), time(ctx, timer, 1, runs, &ig)?, flop, ib));
-            rows.push(row(c, name, v, "weight_grad", shape.clone(), time(ctx, timer, 1, runs, &wg)?, flop, bx + by + bw));
+            if variant != Variant::ChannelBlock {
+                rows.push(row(c, name, v, "weight_grad", shape.clone(), time(ctx, timer, 1, runs, &wg)?, flop, bx + by + bw));
+            }
             let all = || -> Result<()> {
                 fwd()?;
                 ig()?;
@@ -191,7 +199,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             rows.push(row(c, name, v, "fwd+bwd", shape.clone(), time(ctx, timer, 1, runs, all)?, 3.0 * flop, fb + ib + bx + by + bw));
         }
     }
-    ctx.set_tiled(prev);
+    ctx.set_variant(prev);
     if keep("group_norm") {
         use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
         let (ch, hw, groups) = (32, 28 * 28, 8);

@@ -202,7 +202,7 @@ enum Cmd {
         /// Only the kernel families (and models) whose name contains this, e.g. conv2d.
         #[arg(long)]
         filter: Option<String>,
-        /// Also the naive kernel variants.
+        /// Also the other kernel variants: the channel-block conv (each workgroup one 8-channel block) and the naive ones.
         #[arg(long)]
         all: bool,
         /// With --models: time one more step dispatch by dispatch, a row per entry point.

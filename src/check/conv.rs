@@ -1,23 +1,29 @@
-//! Checks of the convolution kernels (naive and tiled): conv2d and conv_transpose2d, forward and both gradients.
+//! Checks of the convolution kernels (naive, tiled and channel-block): conv2d and
+//! conv_transpose2d, forward and both gradients.
 
 use super::*;
+use crate::gpu::Variant;
 
-/// The entry name of a conv kernel in the variant the context runs.
+/// The entry name of a conv kernel (forward or input grad) in the variant the context runs.
 pub(super) fn ce(c: &Checker, entry: &str) -> String {
-    if c.ctx.tiled() { format!("{entry}_tiled") } else { entry.to_string() }
+    match c.ctx.variant() {
+        Variant::Naive => entry.to_string(),
+        Variant::Tiled => format!("{entry}_tiled"),
+        Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
+    }
 }
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
-    let prev = c.ctx.tiled();
-    for tiled in [false, true] {
-        c.ctx.set_tiled(tiled);
+    let prev = c.ctx.variant();
+    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock] {
+        c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
-            c.ctx.set_tiled(prev);
+            c.ctx.set_variant(prev);
             return r;
         }
     }
-    c.ctx.set_tiled(prev);
+    c.ctx.set_variant(prev);
     Ok(())
 }
 

@@ -88,10 +88,16 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
-    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled"];
-    let prev = c.ctx.tiled();
+    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb"];
+    let prev = c.ctx.variant();
     for which in cases {
-        c.ctx.set_tiled(which.ends_with("tiled"));
+        c.ctx.set_variant(if which.ends_with("tiled") {
+            crate::gpu::Variant::Tiled
+        } else if which.ends_with("cb") {
+            crate::gpu::Variant::ChannelBlock
+        } else {
+            crate::gpu::Variant::Naive
+        });
         c.fresh();
         c.case("channel slices", format!("{which} into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));
         let slots = c.g.concat_slots(n, &[ca, cb], h, w)?;
@@ -189,7 +195,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
             c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d)?;
         }
     }
-    c.ctx.set_tiled(prev);
+    c.ctx.set_variant(prev);
     // Batch norm's eval forward (an inference graph) writing a slice.
     c.fresh();
     c.case("channel slices", format!("batch_norm eval+relu into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));

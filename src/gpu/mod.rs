@@ -89,6 +89,30 @@ impl View {
     }
 }
 
+/// The kernel variants a family may have: the simple ones (one output per invocation), the
+/// register-blocked ones, and the channel-block ones (one pixel per invocation, a block of
+/// channels shared by the workgroup so weights are uniform loads). A family without the asked
+/// variant runs its blocked one. `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb` set the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Naive,
+    Tiled,
+    ChannelBlock,
+}
+
+impl Variant {
+    fn from_env() -> Variant {
+        if std::env::var_os("DAE_NAIVE").is_some_and(|v| !v.is_empty() && v != "0") {
+            return Variant::Naive;
+        }
+        match std::env::var("DAE_KERNELS").as_deref() {
+            Ok("naive") => Variant::Naive,
+            Ok("cb") => Variant::ChannelBlock,
+            _ => Variant::Tiled,
+        }
+    }
+}
+
 /// Pipeline-overridable constants, as WGSL `override` names and values.
 pub type Overrides = &'static [(&'static str, f64)];
 
@@ -138,7 +162,7 @@ pub struct CtxInner {
     async_staging: RefCell<HashMap<u64, (usize, [wgpu::Buffer; 2])>>,
     next_id: Cell<u64>,
     poison: Cell<bool>,
-    tiled: Cell<bool>,
+    variant: Cell<Variant>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
     hashes: Cell<u64>,
@@ -279,7 +303,7 @@ impl Ctx {
             async_staging: RefCell::default(),
             next_id: Cell::new(1),
             poison: Cell::new(false),
-            tiled: Cell::new(std::env::var_os("DAE_NAIVE").is_none_or(|v| v.is_empty() || v == "0")),
+            variant: Cell::new(Variant::from_env()),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
             created: Cell::new(Created::default()),
@@ -381,7 +405,15 @@ impl Ctx {
     /// Use the register-blocked (`_tiled`) kernels where a family has them (default), or the
     /// simple ones (the checks run both; `dae bench` compares them).
     pub fn set_tiled(&self, on: bool) {
-        self.0.tiled.set(on);
+        self.0.variant.set(if on { Variant::Tiled } else { Variant::Naive });
+    }
+
+    /// Which kernel variant the families that have several run.
+    pub fn variant(&self) -> Variant {
+        self.0.variant.get()
+    }
+    pub fn set_variant(&self, v: Variant) {
+        self.0.variant.set(v);
     }
 
     /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of
@@ -401,8 +433,9 @@ impl Ctx {
         v
     }
 
+    /// Whether the blocked kernels run (any variant but the simple one).
     pub fn tiled(&self) -> bool {
-        self.0.tiled.get()
+        self.0.variant.get() != Variant::Naive
     }
 
     /// Dispatches encoded so far (all submits).

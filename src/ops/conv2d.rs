@@ -3,7 +3,7 @@
 
 use crate::ops::Sink;
 use crate::error::Result;
-use crate::gpu::{Ctx, Launch, View};
+use crate::gpu::{Ctx, Launch, Variant, View};
 use crate::gpu_params;
 use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::Tensor;
@@ -70,6 +70,19 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
     ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
 }
 
+/// A register-blocked forward or input grad over `per_plane` items of each of n planes and `ncb`
+/// 8-channel blocks; the channel-block variant gives each workgroup one channel block
+/// (CHANNEL_BLOCKS = 1: uniform weight loads), the other numbers items across blocks.
+fn run_blocked(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], items: usize, ncb: usize) -> Result<()> {
+    let wg = crate::gpu::WG as usize;
+    let (overrides, groups): (crate::gpu::Overrides, usize) = if ctx.variant() == Variant::ChannelBlock {
+        (&[("CHANNEL_BLOCKS", 1.0)], items.div_ceil(wg) * ncb)
+    } else {
+        (&[], (items * ncb).div_ceil(wg))
+    };
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
+}
+
 /// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].
 pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
     let dummy = ctx.dummy()?;
@@ -77,7 +90,7 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
     let p = g.params(b.is_some(), accumulate);
     let bind = [(1, x), (2, w), (3, bias), (5, y)];
     if ctx.tiled() {
-        run(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.cout.div_ceil(8) * g.ho * g.wo.div_ceil(4))
+        run_blocked(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.ho * g.wo.div_ceil(4), g.cout.div_ceil(8))
     } else {
         run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
     }
@@ -91,7 +104,7 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
     if ctx.tiled() {
         let blocks_per_row = g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
-        run(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.cin.div_ceil(8) * g.h * blocks_per_row)
+        run_blocked(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.h * blocks_per_row, g.cin.div_ceil(8))
     } else {
         run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
     }
