@@ -142,8 +142,9 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     let n = 128;
     let mut rows = Vec::new();
     use crate::gpu::Variant;
-    // The channel-block variant is measured beside the default with --all, like the naive one.
-    let variants: &[Variant] = if s.all { &[Variant::Tiled, Variant::ChannelBlock, Variant::Naive] } else { &[Variant::Tiled] };
+    // The default runs what training runs (autotune's pick per shape, listed under the table);
+    // --all also times each blocking pinned, and the naive kernels.
+    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Naive] } else { &[Variant::Auto] };
     let prev = ctx.variant();
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
@@ -177,6 +178,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         for &variant in variants {
             ctx.set_variant(variant);
             let (v, runs) = match variant {
+                Variant::Auto => ("tiled, autotuned", s.runs),
                 Variant::Tiled => ("tiled", s.runs),
                 Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
                 Variant::Naive => ("naive", (s.runs / 4).max(3)),
@@ -281,6 +283,42 @@ pub struct Report {
     pub ceilings: Ceilings,
     pub kernels: Vec<KernelRow>,
     pub train: Vec<TrainRow>,
+    /// Every kernel and shape autotune timed in this run, with each candidate's time.
+    pub tuned: Vec<TunedRow>,
+}
+
+/// One autotune decision of this run: the kernel and shape, each candidate's time (ms, median
+/// of two runs after a warm-up) and the winner.
+#[derive(Clone, Debug, Serialize)]
+pub struct TunedRow {
+    pub kernel: String,
+    pub candidates: Vec<(String, f64)>,
+    pub chosen: String,
+}
+
+/// The autotune decisions `ctx` timed so far.
+pub fn tuned_rows(ctx: &Ctx) -> Vec<TunedRow> {
+    ctx.tuned_times()
+        .into_iter()
+        .map(|(kernel, candidates)| {
+            let chosen = candidates.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0.clone()).unwrap_or_default();
+            TunedRow { kernel, candidates, chosen }
+        })
+        .collect()
+}
+
+/// The autotune table: what was timed in this run and what won (empty when all came from the
+/// cache).
+pub fn tuned_table(rows: &[TunedRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("\nautotune (timed in this run; cache: {}):\n", crate::gpu::tune::cache_path().map_or("none".into(), |p| p.display().to_string()));
+    for r in rows {
+        let c: Vec<String> = r.candidates.iter().map(|(l, ms)| format!("{l} {ms:.2} ms")).collect();
+        s += &format!("  {:<70} {:<16} ({})\n", r.kernel, r.chosen, c.join(", "));
+    }
+    s
 }
 
 /// Ceilings, kernel rows and training steps, in one run on `ctx`.
@@ -307,6 +345,7 @@ pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Rep
             ceilings: c,
             kernels,
             train,
+            tuned: tuned_rows(ctx),
         })
     })();
     ctx.set_gpu_timer(false)?;
@@ -331,6 +370,7 @@ pub fn table(r: &Report) -> String {
         s += "\n";
         s += &train_table(&r.train.iter().map(|t| (t.clone(), Vec::new())).collect::<Vec<_>>());
     }
+    s += &tuned_table(&r.tuned);
     s
 }
 

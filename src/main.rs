@@ -299,10 +299,12 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 }
                 if json {
                     let train: Vec<&dae::bench::TrainRow> = rows.iter().map(|r| &r.0).collect();
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "train": train })).map_err(|e| dae::Error::Msg(e.to_string()))?);
+                    let tuned = dae::bench::tuned_rows(&ctx);
+                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "train": train, "tuned": tuned })).map_err(|e| dae::Error::Msg(e.to_string()))?);
                 } else {
                     eprintln!("adapter: {}", ctx.gpu().info.name);
                     print!("{}", dae::bench::train_table(&rows));
+                    print!("{}", dae::bench::tuned_table(&dae::bench::tuned_rows(&ctx)));
                 }
                 return Ok(ExitCode::SUCCESS);
             }

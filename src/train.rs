@@ -243,6 +243,10 @@ impl Trainer {
         m.insert("epoch".into(), self.epoch.to_string());
         m.insert("step_in_epoch".into(), self.step_in_epoch.to_string());
         m.insert("num_params".into(), self.layout.num_params().to_string());
+        // The autotune choices this run's kernels use; --resume pins them.
+        if let Ok(k) = serde_json::to_string(&self.ctx.tuned_choices()) {
+            m.insert("kernels".into(), k);
+        }
         m
     }
 
@@ -331,6 +335,14 @@ impl Trainer {
         let num = |f: &checkpoint::Loaded, k: &str| -> Result<u64> {
             f.meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Msg(format!("--resume: {} lacks {k}", f.path.display())))
         };
+        // The kernel variants the run used (autotune's choices), so the resumed run computes
+        // what an uninterrupted one would; a checkpoint without them resumes with today's picks.
+        if let Some(k) = raw.meta.get("kernels") {
+            match serde_json::from_str(k) {
+                Ok(choices) => self.ctx.pin_tuned(choices),
+                Err(e) => eprintln!("warning: --resume: the kernel choices in {} are unreadable ({e}); autotune picks again", raw.path.display()),
+            }
+        }
         let w = checkpoint::load_weights(&self.layout, raw)?;
         let e = checkpoint::load_weights(&self.layout, ema)?;
         self.ctx.write(&self.params, &w.params)?;

@@ -23,10 +23,45 @@ fn family(name: &str) -> Vec<CheckRow> {
     rows
 }
 
-/// Both variants (naive and tiled) of the three conv kernels, for conv2d and conv_transpose2d.
+/// Every variant (naive, tiled, channel blocks) of the three conv kernels, for conv2d and
+/// conv_transpose2d.
 #[test]
 fn convs_match_reference() {
     family("conv2d");
+}
+
+/// Autotune's two blockings compute the same bits (each output is one invocation's sum in the
+/// same order; only which invocation computes it differs), so a tuned choice cannot change a
+/// training run; and a conv run under autotune notes its choice for the checkpoint.
+#[test]
+fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
+    use dae::gpu::Variant;
+    use dae::ops::Chans;
+    use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad};
+    let c = ctx();
+    let g = ConvGeom { n: 3, cin: 17, h: 28, w: 28, cout: 19, ho: 28, wo: 28, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
+    let mut rng = dae::util::rng::Rng::new(11);
+    let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
+    let w = c.upload("t", &rng.vec(g.cout * g.cin * 9)).unwrap();
+    let b = c.upload("t", &rng.vec(g.cout)).unwrap();
+    let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
+    let run = |v: Variant| -> (Vec<u32>, Vec<u32>) {
+        c.set_variant(v);
+        let y = c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap();
+        let dx = c.alloc("t", g.n * g.cin * g.h * g.w).unwrap();
+        conv2d_forward(&c, &g, &x, &w, Some(&b), &y, false).unwrap();
+        conv2d_input_grad(&c, &g, &w, None, &dy, &dx, false).unwrap();
+        let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()))
+    };
+    let tiled = run(Variant::Tiled);
+    assert!(tiled.0.iter().any(|&b| b != 0), "the forward wrote nothing");
+    assert!(tiled == run(Variant::ChannelBlock), "the two blockings differ");
+    assert!(tiled == run(Variant::Auto), "the tuned conv differs");
+    let noted = c.tuned_choices();
+    for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled"] {
+        assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
+    }
 }
 #[test]
 fn group_norm_matches_reference() {

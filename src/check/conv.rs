@@ -10,6 +10,7 @@ pub(super) fn ce(c: &Checker, entry: &str) -> String {
         Variant::Naive => entry.to_string(),
         Variant::Tiled => format!("{entry}_tiled"),
         Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
+        Variant::Auto => format!("{entry}_tiled (tuned)"),
     }
 }
 

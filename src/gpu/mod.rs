@@ -10,6 +10,7 @@
 pub mod device;
 pub mod params;
 pub mod shaders;
+pub mod tune;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -90,14 +91,17 @@ impl View {
 }
 
 /// The kernel variants a family may have: the simple ones (one output per invocation), the
-/// register-blocked ones, and the channel-block ones (one pixel per invocation, a block of
-/// channels shared by the workgroup so weights are uniform loads). A family without the asked
-/// variant runs its blocked one. `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb` set the default.
+/// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
+/// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
+/// or the blocked ones with that choice made per shape by autotune (`Auto`, the default). A
+/// family without the asked variant runs its blocked one. `DAE_NAIVE=1` or
+/// `DAE_KERNELS=naive|tiled|cb|auto` set the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Naive,
     Tiled,
     ChannelBlock,
+    Auto,
 }
 
 impl Variant {
@@ -107,8 +111,13 @@ impl Variant {
         }
         match std::env::var("DAE_KERNELS").as_deref() {
             Ok("naive") => Variant::Naive,
+            Ok("tiled") => Variant::Tiled,
             Ok("cb") => Variant::ChannelBlock,
-            _ => Variant::Tiled,
+            Ok("auto") | Ok("") | Err(_) => Variant::Auto,
+            Ok(other) => {
+                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb or auto; using auto");
+                Variant::Auto
+            }
         }
     }
 }
@@ -171,6 +180,7 @@ pub struct CtxInner {
     profile: RefCell<Option<HashMap<&'static str, (u64, f64)>>>,
     /// GPU timestamps around every compute pass while on (`set_gpu_timer`).
     timer: RefCell<Option<Timer>>,
+    tuner: RefCell<tune::Tuner>,
 }
 
 /// Timestamp queries at the start and end of each compute pass, resolved and read back at each
@@ -289,7 +299,9 @@ impl Ctx {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let tuner = RefCell::new(tune::Tuner::new(&gpu.info));
         Ctx(Rc::new(CtxInner {
+            tuner,
             gpu,
             modules: RefCell::default(),
             pipes: RefCell::default(),
@@ -431,6 +443,69 @@ impl Ctx {
         let mut v: Vec<_> = self.0.profile.borrow().iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
         v.sort_by(|a, b| b.2.total_cmp(&a.2));
         v
+    }
+
+    /// Which of `labels` (a kernel's candidates at one shape, first = the default) to run: pinned
+    /// by a checkpoint, else cached for this adapter and driver, else timed now: `run(i)` encodes
+    /// candidate i once (on scratch outputs), and each runs alone on the GPU, once to warm up
+    /// (compile) and twice timed; the fastest wins and is cached. Past the process's tuning
+    /// budget the first label runs, untuned and not cached. A plan being recorded is set aside
+    /// while candidates run, so nothing of the tuning enters it.
+    pub fn tuned(&self, kernel: &str, shape: &str, labels: &[&'static str], mut run: impl FnMut(usize) -> Result<()>) -> Result<usize> {
+        let short = format!("{kernel} | {shape}");
+        let known = self.0.tuner.borrow().known(&short, labels);
+        let pick = match known {
+            Some(i) => i,
+            None if labels.len() < 2 || !self.0.tuner.borrow().has_budget() => 0,
+            None => {
+                let t0 = std::time::Instant::now();
+                let mut times = Vec::with_capacity(labels.len());
+                for (i, label) in labels.iter().enumerate() {
+                    self.run_alone(|| run(i))?;
+                    let best = self.run_alone(|| run(i))?.min(self.run_alone(|| run(i))?);
+                    times.push((label.to_string(), best * 1e3));
+                }
+                let best = times.iter().enumerate().min_by(|a, b| a.1.1.total_cmp(&b.1.1)).map_or(0, |(i, _)| i);
+                self.0.tuner.borrow_mut().record(&short, times, t0.elapsed().as_secs_f64());
+                best
+            }
+        };
+        self.0.tuner.borrow_mut().note_used(&short, labels[pick]);
+        Ok(pick)
+    }
+
+    /// Run `f`'s dispatches on their own (any open recording and GPU timer set aside, earlier
+    /// work submitted and finished first) and return their wall time in seconds.
+    fn run_alone(&self, f: impl FnOnce() -> Result<()>) -> Result<f64> {
+        let rec = self.0.recording.borrow_mut().take();
+        let timer = self.0.timer.borrow_mut().take();
+        let r = (|| {
+            self.flush()?;
+            self.0.gpu.wait()?;
+            let t0 = std::time::Instant::now();
+            f()?;
+            self.flush()?;
+            self.0.gpu.wait()?;
+            Ok(t0.elapsed().as_secs_f64())
+        })();
+        *self.0.recording.borrow_mut() = rec;
+        *self.0.timer.borrow_mut() = timer;
+        r
+    }
+
+    /// The autotune choices this process used, "kernel | shape" -> label (checkpoints keep them).
+    pub fn tuned_choices(&self) -> std::collections::BTreeMap<String, String> {
+        self.0.tuner.borrow().used()
+    }
+
+    /// Every candidate this process timed, "kernel | shape" -> (label, ms).
+    pub fn tuned_times(&self) -> std::collections::BTreeMap<String, Vec<(String, f64)>> {
+        self.0.tuner.borrow().timed()
+    }
+
+    /// Use these choices (from a checkpoint) wherever they name a candidate, before any cache.
+    pub fn pin_tuned(&self, choices: std::collections::BTreeMap<String, String>) {
+        self.0.tuner.borrow_mut().pin(choices);
     }
 
     /// Whether the blocked kernels run (any variant but the simple one).

@@ -71,16 +71,40 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
 }
 
 /// A register-blocked forward or input grad over `per_plane` items of each of n planes and `ncb`
-/// 8-channel blocks; the channel-block variant gives each workgroup one channel block
-/// (CHANNEL_BLOCKS = 1: uniform weight loads), the other numbers items across blocks.
+/// 8-channel blocks. Two blockings: items numbered across the channel blocks ("tiled"), or each
+/// workgroup on one channel block (CHANNEL_BLOCKS = 1: uniform weight loads, "channel blocks").
+/// Which one runs: the context's variant; under `Variant::Auto`, autotune's pick for this entry
+/// and shape (the candidates write a scratch copy of the output, the last binding).
 fn run_blocked(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], items: usize, ncb: usize) -> Result<()> {
     let wg = crate::gpu::WG as usize;
-    let (overrides, groups): (crate::gpu::Overrides, usize) = if ctx.variant() == Variant::ChannelBlock {
-        (&[("CHANNEL_BLOCKS", 1.0)], items.div_ceil(wg) * ncb)
-    } else {
-        (&[], (items * ncb).div_ceil(wg))
+    let launch = |cb: bool, bindings: &[(u32, &View)]| -> Result<()> {
+        let (overrides, groups): (crate::gpu::Overrides, usize) = if cb { (&[("CHANNEL_BLOCKS", 1.0)], items.div_ceil(wg) * ncb) } else { (&[], (items * ncb).div_ceil(wg)) };
+        ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
     };
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
+    let cb = match ctx.variant() {
+        Variant::ChannelBlock => true,
+        Variant::Auto => {
+            let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(false, bindings) };
+            ctx.tuned(entry, &shape_key(&p), &["tiled", "channel blocks"], |i| {
+                let scratch = ctx.alloc("autotune scratch", out.len())?;
+                let mut b = inputs.to_vec();
+                b.push((slot, &scratch));
+                launch(i == 1, &b)
+            })? == 1
+        }
+        Variant::Tiled | Variant::Naive => false,
+    };
+    launch(cb, bindings)
+}
+
+/// A conv's shape for the autotune cache (batch, channels, sizes, kernel, stride, padding, and
+/// the channel-slice total where the input side is a slice).
+fn shape_key(p: &Conv2dParams) -> String {
+    let slice = if p.x_total != p.cin { format!(" of {}", p.x_total) } else { String::new() };
+    format!(
+        "n{} {}{slice}x{}x{} -> {}x{}x{} k{}x{} s{}x{} p{}x{}",
+        p.n, p.cin, p.h, p.w, p.cout, p.ho, p.wo, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw
+    )
 }
 
 /// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].

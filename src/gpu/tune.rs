@@ -1,0 +1,206 @@
+//! Autotune: which variant of a kernel runs fastest at a shape on this adapter. A launcher asks
+//! [`Ctx::tuned`](super::Ctx::tuned) with its candidates' labels and a closure that times one;
+//! the tuner times each once per (adapter, driver, kernel, shape), within a time budget per
+//! process, and keeps the winner in a JSON file:
+//! `DAE_TUNE_CACHE` (a file path) or the platform cache dir (`~/.cache/dae/tune.json` on Linux).
+//! A corrupt cache is ignored with a warning and rewritten. Choices a run must reuse (the ones a
+//! checkpoint recorded) are pinned and win over the cache. The tuner knows no op: keys and labels
+//! are the launcher's strings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Seconds of timing one process may spend before the rest run their first candidate untuned
+/// (and are tuned by a later run). `DAE_TUNE_BUDGET` overrides; 0 turns tuning off.
+const DEFAULT_BUDGET_S: f64 = 3.0;
+
+pub struct Tuner {
+    path: Option<PathBuf>,
+    /// "adapter | driver", the first part of every cache key.
+    device: String,
+    /// "adapter | driver | kernel | shape" -> winning label.
+    cache: BTreeMap<String, String>,
+    /// "kernel | shape" -> label, from a checkpoint: used as is, never timed.
+    pinned: BTreeMap<String, String>,
+    /// "kernel | shape" -> label, what this process used (written into checkpoints).
+    used: BTreeMap<String, String>,
+    /// "kernel | shape" -> (label, ms) of every candidate timed by this process.
+    timed: BTreeMap<String, Vec<(String, f64)>>,
+    spent: f64,
+    budget: f64,
+}
+
+/// The cache file: `DAE_TUNE_CACHE`, else `<platform cache dir>/dae/tune.json`.
+pub fn cache_path() -> Option<PathBuf> {
+    match std::env::var_os("DAE_TUNE_CACHE") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => dirs::cache_dir().map(|d| d.join("dae").join("tune.json")),
+    }
+}
+
+fn budget_from_env() -> f64 {
+    match std::env::var("DAE_TUNE_BUDGET") {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(b) if b.is_finite() && b >= 0.0 => b,
+            _ => {
+                eprintln!("warning: DAE_TUNE_BUDGET={v:?} is not a number of seconds >= 0; using {DEFAULT_BUDGET_S}");
+                DEFAULT_BUDGET_S
+            }
+        },
+        Err(_) => DEFAULT_BUDGET_S,
+    }
+}
+
+/// Read a cache file; a missing file is an empty cache, a corrupt one too (with a warning: it is
+/// rewritten at the next tuning).
+fn load(path: &Path) -> BTreeMap<String, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+        Err(e) => {
+            eprintln!("warning: autotune cache {} unreadable ({e}); tuning again", path.display());
+            return BTreeMap::new();
+        }
+    };
+    match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("warning: autotune cache {} is corrupt ({e}); ignoring it, it will be rewritten", path.display());
+            BTreeMap::new()
+        }
+    }
+}
+
+impl Tuner {
+    pub fn new(info: &wgpu::AdapterInfo) -> Tuner {
+        Tuner::at(cache_path(), &format!("{} | {} {}", info.name, info.driver, info.driver_info), budget_from_env())
+    }
+
+    /// A tuner for `device` keeping its cache in `path` (none: this process only).
+    pub fn at(path: Option<PathBuf>, device: &str, budget: f64) -> Tuner {
+        let cache = path.as_deref().map(load).unwrap_or_default();
+        Tuner {
+            path,
+            device: device.to_string(),
+            cache,
+            pinned: BTreeMap::new(),
+            used: BTreeMap::new(),
+            timed: BTreeMap::new(),
+            spent: 0.0,
+            budget,
+        }
+    }
+
+    fn full_key(&self, short: &str) -> String {
+        format!("{} | {short}", self.device)
+    }
+
+    /// The label to use for `short` ("kernel | shape") among `labels`, if already known (pinned,
+    /// then cached); `None` means: time the candidates.
+    pub fn known(&self, short: &str, labels: &[&str]) -> Option<usize> {
+        let find = |l: &String| labels.iter().position(|c| c == l);
+        self.pinned.get(short).and_then(find).or_else(|| self.cache.get(&self.full_key(short)).and_then(find))
+    }
+
+    pub fn has_budget(&self) -> bool {
+        self.spent < self.budget
+    }
+
+    pub fn note_used(&mut self, short: &str, label: &str) {
+        self.used.insert(short.to_string(), label.to_string());
+    }
+
+    /// Record a timing result: the winner goes into the cache and the file.
+    pub fn record(&mut self, short: &str, times: Vec<(String, f64)>, seconds: f64) {
+        self.spent += seconds;
+        let Some((best, _)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return };
+        let key = self.full_key(short);
+        self.cache.insert(key, best.clone());
+        self.timed.insert(short.to_string(), times);
+        self.save();
+    }
+
+    fn save(&mut self) {
+        let Some(path) = &self.path else { return };
+        // Another process may have tuned other keys meanwhile: merge, ours win.
+        let mut merged = load(path);
+        merged.extend(self.cache.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let bytes = match serde_json::to_vec_pretty(&merged) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            eprintln!("warning: autotune cache {} not written ({e}); the choices hold for this run only", path.display());
+            self.path = None;
+        }
+    }
+
+    pub fn pin(&mut self, choices: BTreeMap<String, String>) {
+        self.pinned = choices;
+    }
+
+    pub fn used(&self) -> BTreeMap<String, String> {
+        self.used.clone()
+    }
+
+    pub fn timed(&self) -> BTreeMap<String, Vec<(String, f64)>> {
+        self.timed.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dae-tune-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("tune.json")
+    }
+
+    #[test]
+    fn the_winner_is_cached_per_device_and_a_pin_wins() {
+        let path = tmp("cache");
+        let mut t = Tuner::at(Some(path.clone()), "gpu A | drv 1", 10.0);
+        assert_eq!(t.known("conv | n1", &["tiled", "cb"]), None);
+        t.record("conv | n1", vec![("tiled".into(), 2.0), ("cb".into(), 1.0)], 0.1);
+        assert_eq!(t.known("conv | n1", &["tiled", "cb"]), Some(1));
+        // A new process on the same device reads it; another device does not.
+        assert_eq!(Tuner::at(Some(path.clone()), "gpu A | drv 1", 10.0).known("conv | n1", &["tiled", "cb"]), Some(1));
+        assert_eq!(Tuner::at(Some(path.clone()), "gpu B | drv 1", 10.0).known("conv | n1", &["tiled", "cb"]), None);
+        // A label that is no longer a candidate is not used.
+        assert_eq!(t.known("conv | n1", &["tiled", "other"]), None);
+        // A checkpoint's pin wins over the cache.
+        t.pin(BTreeMap::from([("conv | n1".to_string(), "tiled".to_string())]));
+        assert_eq!(t.known("conv | n1", &["tiled", "cb"]), Some(0));
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_ignored_and_rewritten() {
+        let path = tmp("corrupt");
+        std::fs::write(&path, b"{\"truncated").unwrap();
+        let mut t = Tuner::at(Some(path.clone()), "gpu | drv", 10.0);
+        assert_eq!(t.known("k | s", &["a", "b"]), None);
+        t.record("k | s", vec![("a".into(), 3.0), ("b".into(), 4.0)], 0.1);
+        let back: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back.get("gpu | drv | k | s").map(String::as_str), Some("a"));
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn the_budget_bounds_the_timing() {
+        let mut t = Tuner::at(None, "gpu | drv", 1.0);
+        assert!(t.has_budget());
+        t.record("k | s", vec![("a".into(), 3.0)], 1.5);
+        assert!(!t.has_budget());
+    }
+}
