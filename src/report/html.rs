@@ -108,8 +108,20 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
                 format!("{} of the clean images' {what}: more than the clean images have (residual noise or artefacts, not smoothing)", pct(r))
             }
         };
+        // The ratios are means of per-image ratios; the t-tests compare the per-image values. A
+        // few images with large ratios can put the mean ratio above 1 while most images lose
+        // detail: say so where the two point in opposite directions.
+        let mut disagree = String::new();
+        for (what, ratio, t, recon, clean) in [("Laplacian", s.hf_ratio, s.hf_t, s.recon_hf, s.clean_hf), ("gradient", s.grad_ratio, s.grad_t, s.recon_grad, s.clean_grad)] {
+            if (ratio - 1.0) * t < 0.0 && clean > 0.0 {
+                disagree += &format!(
+                    " For the {what} the mean of the per-image ratios ({ratio:.3}) and the t-test (t = {t:.1}) point in opposite directions: a few images with large ratios pull the mean; the ratio of the mean values is {:.3}.",
+                    recon / clean
+                );
+            }
+        }
         h += &format!(
-            "<div class=\"reading\">At level {} the reconstructions have {} and {}. The paired t-tests ask whether the per-image differences are systematic ({} for the Laplacian, {} for the gradient; t below 0 means less than clean).</div>\n",
+            "<div class=\"reading\">At level {} the reconstructions have {} and {}. The paired t-tests ask whether the per-image differences are systematic ({} for the Laplacian, {} for the gradient; t below 0 means less than clean).{disagree}</div>\n",
             s.sigma,
             verdict(s.hf_ratio, "high-frequency energy (RMS of the Laplacian)"),
             verdict(s.grad_ratio, "edge strength (mean gradient magnitude)"),
@@ -168,4 +180,35 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
     }
     h += "<p><small>Written by dae. Definitions: SPEC section 5; JSON beside this page.</small></p>\n</body></html>\n";
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick checkpoint's sigma-1 row: the mean per-image gradient ratio is above 1 while the
+    /// paired t-test finds lower gradients; the page says they disagree and gives the ratio of
+    /// the means. A row where both agree gets no such sentence.
+    #[test]
+    fn a_ratio_and_t_test_pointing_apart_are_explained() {
+        let row = |sigma: f32, grad_ratio: f64, grad_t: f64| {
+            format!(
+                r#"{{"sigma": {sigma}, "hf_ratio": 0.88, "grad_ratio": {grad_ratio}, "smoothing_score": 0.12, "recon_hf": 0.3676, "clean_hf": 0.4234,
+                "recon_grad": 0.1099, "clean_grad": 0.1112, "hf_t": -103.7, "hf_p": 0.0, "grad_t": {grad_t}, "grad_p": 1e-10, "images": 10000}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"checkpoint": "c", "weights": "ema", "dataset": "MNIST", "noise": "gaussian", "n_images": 10000,
+            "smoothing": [{}, {}], "smoothing_score": 0.1, "frequency": [[1.0, 0.91]], "high_freq_ratio": 0.95,
+            "diversity": {{"sigma": 0.5, "images": 8, "draws": 16, "mean_pairwise_mse": 0.017, "input_pairwise_mse": 0.16, "diversity_score": 0.07, "collapse": 0.93}},
+            "mode_averaging": {{"sigma": 1.0, "images": 500, "train_images": 60000, "output_nn_distance": 4.1, "real_nn_distance": 4.3, "ratio": 0.95}},
+            "overall_limitation_score": 0.36, "baseline": []}}"#,
+            row(1.0, 1.035, -6.5),
+            row(0.1, 0.97, -41.0)
+        );
+        let lim: Limitations = serde_json::from_str(&json).unwrap();
+        let html = page(&lim, None, &[]);
+        assert_eq!(html.matches("point in opposite directions").count(), 1, "{html}");
+        assert!(html.contains("mean of the per-image ratios (1.035) and the t-test (t = -6.5)") && html.contains("ratio of the mean values is 0.988"), "{html}");
+    }
 }
