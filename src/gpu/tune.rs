@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Seconds of timing one process may spend before the rest run their first candidate untuned
 /// (and are tuned by a later run). `DAE_TUNE_BUDGET` overrides; 0 turns tuning off.
-const DEFAULT_BUDGET_S: f64 = 3.0;
+const DEFAULT_BUDGET_S: f64 = 2.0;
 
 pub struct Tuner {
     path: Option<PathBuf>,
