@@ -133,7 +133,10 @@ impl Tuner {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+            // Unique per process and per save: contexts in several threads may save at once.
+            static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
             std::fs::write(&tmp, &bytes)?;
             std::fs::rename(&tmp, path)
         };
