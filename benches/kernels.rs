@@ -1,6 +1,7 @@
 //! `cargo bench`: the `dae bench` suite (ceilings, every kernel family at batch 128, training
 //! steps of unet16x2@32, unet64x3@16 and conv64x3@16) on the default adapter.
-//! DAE_BENCH_FILTER=conv2d keeps only matching rows; DAE_BENCH_ALL=1 adds the naive kernels;
+//! DAE_BENCH_FILTER=conv2d keeps only matching rows; DAE_BENCH_ALL=1 adds the other variants (each
+//! conv blocking pinned, the naive kernels);
 //! DAE_BENCH_RUNS sets the runs per row (median; default 20).
 
 fn main() {
