@@ -70,7 +70,7 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
     ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
 }
 
-/// A register-blocked forward or input grad over `per_plane` items of each of n planes and `ncb`
+/// A register-blocked forward or input grad over `items` 4-pixel blocks (all images) times `ncb`
 /// 8-channel blocks. Two blockings: items numbered across the channel blocks ("tiled"), or each
 /// workgroup on one channel block (CHANNEL_BLOCKS = 1: uniform weight loads, "channel blocks").
 /// Which one runs: the context's variant; under `Variant::Auto`, autotune's pick for this entry
