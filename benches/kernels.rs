@@ -18,7 +18,7 @@ fn main() {
         all: std::env::var_os("DAE_BENCH_ALL").is_some_and(|v| v != "0"),
         runs,
         models: vec![("unet16x2".into(), 32), ("unet64x3".into(), 16), ("conv64x3".into(), 16)],
-        model_runs: (runs / 4).max(3),
+        model_runs: (runs / 8).max(3),
     };
     let report = dae::bench::suite(&ctx, &suite, &mut |what| eprintln!("measuring {what} ...")).unwrap_or_else(|e| panic!("{e}"));
     print!("{}", dae::bench::table(&report));

@@ -2,7 +2,9 @@
 //! FMA chain and a large copy), every kernel family at the denoiser's shapes (batch 128), and
 //! whole training steps of the SPEC models. Kernel times come from GPU timestamp queries around
 //! the compute pass where the adapter has them, else from the wall clock around submit and wait
-//! (the report says which); each is the median of `runs` after warm-up. Every row says which
+//! (the report says which); each is the median of `runs` after warm-up. A `fwd+bwd` row is the
+//! median over the same runs of the passes' summed times (each pass submitted on its own, so the
+//! suite times every run once instead of once more for the sequence). Every row says which
 //! ceiling bounds it (the roofline: flops at the FMA ceiling or bytes at the copy ceiling,
 //! whichever takes longer) and what % of that bound it reaches.
 
@@ -33,24 +35,44 @@ impl Timer {
 
 /// Median milliseconds of `f` (which encodes some work) over `runs`, after `warmup` runs.
 fn time(ctx: &Ctx, timer: Timer, warmup: usize, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    Ok(time_each(ctx, timer, warmup, runs, &mut [&mut f])?[0])
+}
+
+/// Each of `fs` timed on its own (submitted and waited for) in turn within every run: the median
+/// milliseconds of each over `runs` after `warmup` runs, then the median of the runs' sums (a
+/// sequence's time from the same runs, not from more).
+fn time_each(ctx: &Ctx, timer: Timer, warmup: usize, runs: usize, fs: &mut [&mut dyn FnMut() -> Result<()>]) -> Result<Vec<f64>> {
     for _ in 0..warmup {
-        f()?;
+        for f in fs.iter_mut() {
+            f()?;
+        }
         ctx.flush()?;
         ctx.gpu().wait()?;
     }
     ctx.gpu_seconds()?;
-    let mut ts = Vec::with_capacity(runs);
+    let mut ts = vec![Vec::with_capacity(runs); fs.len() + 1];
     for _ in 0..runs.max(1) {
-        let t0 = Instant::now();
-        f()?;
-        ctx.flush()?;
-        ctx.gpu().wait()?;
-        let wall = t0.elapsed().as_secs_f64();
-        let (gpu, passes) = ctx.gpu_seconds()?;
-        ts.push(1e3 * if timer == Timer::Gpu && passes > 0 { gpu } else { wall });
+        let mut sum = 0.0;
+        for (i, f) in fs.iter_mut().enumerate() {
+            let t0 = Instant::now();
+            f()?;
+            ctx.flush()?;
+            ctx.gpu().wait()?;
+            let wall = t0.elapsed().as_secs_f64();
+            let (gpu, passes) = ctx.gpu_seconds()?;
+            let ms = 1e3 * if timer == Timer::Gpu && passes > 0 { gpu } else { wall };
+            ts[i].push(ms);
+            sum += ms;
+        }
+        ts[fs.len()].push(sum);
     }
-    ts.sort_by(|a, b| a.total_cmp(b));
-    Ok(ts[ts.len() / 2])
+    Ok(ts
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(|a, b| a.total_cmp(b));
+            t[t.len() / 2]
+        })
+        .collect())
 }
 
 fn rand_view(ctx: &Ctx, n: usize, seed: u64) -> Result<View> {
@@ -144,7 +166,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     use crate::gpu::Variant;
     // The default runs what training runs (autotune's pick per shape, listed under the table);
     // --all also times each blocking pinned, and the naive kernels.
-    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Naive] } else { &[Variant::Auto] };
+    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::Naive] } else { &[Variant::Auto] };
     let prev = ctx.variant();
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
@@ -181,24 +203,20 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
                 Variant::Auto => ("tiled, autotuned", s.runs),
                 Variant::Tiled => ("tiled", s.runs),
                 Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
+                Variant::Subgroup => ("tiled, subgroup weights", s.runs),
                 Variant::Naive => ("naive", (s.runs / 4).max(3)),
             };
             // The three kernels; for the transposed conv its forward is the conv input grad.
-            let fwd = || if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) };
-            let ig = || if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) };
-            let wg = || conv2d_weight_grad(ctx, &g, &xin, &dy, &dw, false);
+            // fwd+bwd: the three timed within the same runs, summed.
+            let mut fwd = || if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) };
+            let mut ig = || if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) };
+            let mut wg = || conv2d_weight_grad(ctx, &g, &xin, &dy, &dw, false);
             let (fb, ib) = if transposed { (by + bw + bx, bx + bw + by) } else { (bx + bw + by, by + bw + bx) };
-            rows.push(row(c, name, v, "forward", shape.clone(), time(ctx, timer, 1, runs, &fwd)?, flop, fb));
-            rows.push(row(c, name, v, "input_grad", shape.clone(), time(ctx, timer, 1, runs, &ig)?, flop, ib));
-            if variant != Variant::ChannelBlock {
-                rows.push(row(c, name, v, "weight_grad", shape.clone(), time(ctx, timer, 1, runs, &wg)?, flop, bx + by + bw));
-            }
-            let all = || -> Result<()> {
-                fwd()?;
-                ig()?;
-                wg()
-            };
-            rows.push(row(c, name, v, "fwd+bwd", shape.clone(), time(ctx, timer, 1, runs, all)?, 3.0 * flop, fb + ib + bx + by + bw));
+            let ms = time_each(ctx, timer, 1, runs, &mut [&mut fwd, &mut ig, &mut wg])?;
+            rows.push(row(c, name, v, "forward", shape.clone(), ms[0], flop, fb));
+            rows.push(row(c, name, v, "input_grad", shape.clone(), ms[1], flop, ib));
+            rows.push(row(c, name, v, "weight_grad", shape.clone(), ms[2], flop, bx + by + bw));
+            rows.push(row(c, name, v, "fwd+bwd", shape.clone(), ms[3], 3.0 * flop, fb + ib + bx + by + bw));
         }
     }
     ctx.set_variant(prev);
@@ -210,16 +228,16 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let (gm, bt) = (rand_view(ctx, ch, 6)?, rand_view(ctx, ch, 7)?);
         let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", n * groups * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
-        let fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
-        let shape = vec![n, ch, 28, 28];
-        let e = len as f64;
-        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
-        let all = || -> Result<()> {
-            fwd()?;
+        let mut fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
+        let mut bwd = || -> Result<()> {
             group_norm_input_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx)?;
             group_norm_param_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dg, &db)
         };
-        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+        let shape = vec![n, ch, 28, 28];
+        let e = len as f64;
+        let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
+        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
+        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "fwd+bwd", shape, ms[2], 24.0 * e, 24.0 * e));
     }
     if keep("batch_norm") {
         use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
@@ -232,15 +250,13 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         crate::ops::elementwise::fill(ctx, &rv, 1.0)?;
         let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: 1, s_total: 1, ..Default::default() };
-        let fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
+        let mut fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
+        let mut bwd = || batch_norm_backward(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx, &dg, &db);
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
-        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "forward", shape.clone(), time(ctx, timer, 1, s.runs, &fwd)?, 8.0 * e, 8.0 * e));
-        let all = || -> Result<()> {
-            fwd()?;
-            batch_norm_backward(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx, &dg, &db)
-        };
-        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "fwd+bwd", shape, time(ctx, timer, 1, s.runs, all)?, 24.0 * e, 24.0 * e));
+        let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
+        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
+        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "fwd+bwd", shape, ms[2], 24.0 * e, 24.0 * e));
     }
     let params = 4_281_089; // UNetDAE 64/3
     if keep("adamw") {
@@ -267,7 +283,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let spec = ctx.alloc("bench", 2 * b * hw * hw)?;
         // Mixed-radix stages as 8 n r flops per radix-r stage of length n (complex multiply-adds).
         let stage_flops: f64 = factors(hw).iter().map(|r| 8.0 * (hw * r) as f64).sum();
-        let ms = time(ctx, timer, 1, s.runs.min(5), || plan.forward(ctx, &x, b, &spec))?;
+        let ms = time(ctx, timer, 1, s.runs.min(3), || plan.forward(ctx, &x, b, &spec))?;
         rows.push(row(c, "fft2", "mixed radix", "forward", vec![b, 1, hw, hw], ms, 2.0 * (b * hw) as f64 * stage_flops, (4 * b * hw * hw * 3) as f64));
     }
     Ok(rows)
@@ -321,8 +337,14 @@ pub fn tuned_table(rows: &[TunedRow]) -> String {
     s
 }
 
+/// Seconds of autotune timing the suite allows itself (training's default is 2 s per process,
+/// which batch-128 shapes on a CPU adapter spend on the first shape).
+const BENCH_TUNE_BUDGET_S: f64 = 300.0;
+
 /// Ceilings, kernel rows and training steps, in one run on `ctx`.
 pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    // Rows of untuned shapes would time the first blocking, not what training runs once tuned.
+    ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
     let timer = if ctx.set_gpu_timer(true)? { Timer::Gpu } else { Timer::Wall };
     let result = (|| -> Result<Report> {
         progress("ceilings");

@@ -194,7 +194,7 @@ enum Cmd {
         #[arg(long, allow_hyphen_values = true, default_value_t = 2)]
         warmup: usize,
         /// Timed runs per row (the median is reported); whole training steps in the full suite
-        /// take a quarter of them (at least 3), the naive kernels (--all) too.
+        /// take an eighth of them (at least 3), the naive kernels (--all) a quarter, the FFT at most 3.
         #[arg(long, allow_hyphen_values = true, default_value_t = 20)]
         iters: usize,
         #[arg(long)]
@@ -313,7 +313,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 all,
                 runs: iters,
                 models: vec![("unet16x2".into(), 32), ("unet64x3".into(), 16), ("conv64x3".into(), 16)],
-                model_runs: (iters / 4).max(3),
+                model_runs: (iters / 8).max(3),
             };
             let report = dae::bench::suite(&ctx, &suite, &mut |what| {
                 if !json {

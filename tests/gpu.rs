@@ -39,25 +39,35 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     use dae::ops::Chans;
     use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad};
     let c = ctx();
-    let g = ConvGeom { n: 3, cin: 17, h: 28, w: 28, cout: 19, ho: 28, wo: 28, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
+    // Several channel blocks at stride 1, and a stride-2 4x4 conv on odd sizes (the input grad's
+    // stride phases, rows padded to whole phases in the subgroup kernel).
+    let geoms = [
+        ConvGeom { n: 3, cin: 17, h: 28, w: 28, cout: 19, ho: 28, wo: 28, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN },
+        ConvGeom { n: 2, cin: 9, h: 15, w: 13, cout: 11, ho: 7, wo: 6, kh: 4, kw: 4, stride: (2, 2), pad: (1, 1), xs: Chans::PLAIN },
+    ];
     let mut rng = dae::util::rng::Rng::new(11);
-    let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
-    let w = c.upload("t", &rng.vec(g.cout * g.cin * 9)).unwrap();
-    let b = c.upload("t", &rng.vec(g.cout)).unwrap();
-    let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
-    let run = |v: Variant| -> (Vec<u32>, Vec<u32>) {
-        c.set_variant(v);
-        let y = c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap();
-        let dx = c.alloc("t", g.n * g.cin * g.h * g.w).unwrap();
-        conv2d_forward(&c, &g, &x, &w, Some(&b), &y, false).unwrap();
-        conv2d_input_grad(&c, &g, &w, None, &dy, &dx, false).unwrap();
-        let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-        (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()))
-    };
-    let tiled = run(Variant::Tiled);
-    assert!(tiled.0.iter().any(|&b| b != 0), "the forward wrote nothing");
-    assert!(tiled == run(Variant::ChannelBlock), "the two blockings differ");
-    assert!(tiled == run(Variant::Auto), "the tuned conv differs");
+    for g in geoms {
+        let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
+        let w = c.upload("t", &rng.vec(g.cout * g.cin * g.kh * g.kw)).unwrap();
+        let b = c.upload("t", &rng.vec(g.cout)).unwrap();
+        let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
+        let run = |v: Variant| -> (Vec<u32>, Vec<u32>) {
+            c.set_variant(v);
+            let y = c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap();
+            let dx = c.alloc("t", g.n * g.cin * g.h * g.w).unwrap();
+            conv2d_forward(&c, &g, &x, &w, Some(&b), &y, false).unwrap();
+            conv2d_input_grad(&c, &g, &w, None, &dy, &dx, false).unwrap();
+            let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()))
+        };
+        let tiled = run(Variant::Tiled);
+        assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0), "a kernel wrote nothing");
+        assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");
+        // lavapipe has subgroups of 8 lanes: there the subgroup kernels run (not a fallback).
+        assert!(c.gpu().has_subgroups_of(8) || !c.gpu().info.name.contains("llvmpipe"), "lavapipe without subgroups of 8");
+        assert!(tiled == run(Variant::Subgroup), "the subgroup kernels differ from tiled at {g:?}");
+        assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
+    }
     let noted = c.tuned_choices();
     for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled"] {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");

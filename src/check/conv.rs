@@ -1,4 +1,4 @@
-//! Checks of the convolution kernels (naive, tiled and channel-block): conv2d and
+//! Checks of the convolution kernels (naive, tiled, channel-block and subgroup): conv2d and
 //! conv_transpose2d, forward and both gradients.
 
 use super::*;
@@ -10,13 +10,15 @@ pub(super) fn ce(c: &Checker, entry: &str) -> String {
         Variant::Naive => entry.to_string(),
         Variant::Tiled => format!("{entry}_tiled"),
         Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
+        Variant::Subgroup if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg"),
+        Variant::Subgroup => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
         Variant::Auto => format!("{entry}_tiled (tuned)"),
     }
 }
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
-    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup] {
         c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// Features the engine uses when the adapter has them; none is required.
 const OPTIONAL_FEATURES: wgpu::Features =
-    wgpu::Features::SHADER_F16.union(wgpu::Features::TIMESTAMP_QUERY);
+    wgpu::Features::SHADER_F16.union(wgpu::Features::TIMESTAMP_QUERY).union(wgpu::Features::SUBGROUP);
 
 /// An error with its whole `source()` chain: wgpu's top-level Display is only "Validation Error".
 pub fn error_chain(e: &dyn std::error::Error) -> String {
@@ -179,6 +179,12 @@ impl Gpu {
 
     pub fn has_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether subgroup kernels that broadcast from lanes 0 .. `lanes` may run: the adapter has
+    /// subgroups and none is narrower than `lanes`.
+    pub fn has_subgroups_of(&self, lanes: u32) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= lanes
     }
 
     pub fn has_timestamps(&self) -> bool {

@@ -93,14 +93,16 @@ impl View {
 /// The kernel variants a family may have: the simple ones (one output per invocation), the
 /// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
 /// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
-/// or the blocked ones with that choice made per shape by autotune (`Auto`, the default). A
-/// family without the asked variant runs its blocked one. `DAE_NAIVE=1` or
-/// `DAE_KERNELS=naive|tiled|cb|auto` set the default.
+/// those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
+/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere), or the blocked ones with that choice
+/// made per shape by autotune (`Auto`, the default). A family without the asked variant runs
+/// its blocked one. `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|auto` set the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Naive,
     Tiled,
     ChannelBlock,
+    Subgroup,
     Auto,
 }
 
@@ -113,9 +115,10 @@ impl Variant {
             Ok("naive") => Variant::Naive,
             Ok("tiled") => Variant::Tiled,
             Ok("cb") => Variant::ChannelBlock,
+            Ok("sg") => Variant::Subgroup,
             Ok("auto") | Ok("") | Err(_) => Variant::Auto,
             Ok(other) => {
-                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb or auto; using auto");
+                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg or auto; using auto");
                 Variant::Auto
             }
         }
@@ -501,6 +504,11 @@ impl Ctx {
     /// Every candidate this process timed, "kernel | shape" -> (label, ms).
     pub fn tuned_times(&self) -> std::collections::BTreeMap<String, Vec<(String, f64)>> {
         self.0.tuner.borrow().timed()
+    }
+
+    /// Allow at least `secs` of autotune timing in this process (unless `DAE_TUNE_BUDGET` is set).
+    pub fn widen_tune_budget(&self, secs: f64) {
+        self.0.tuner.borrow_mut().widen_budget(secs);
     }
 
     /// Use these choices (from a checkpoint) wherever they name a candidate, before any cache.

@@ -19,9 +19,12 @@ pub const WG_SUM: &str = wgsl!("workgroup_sum");
 pub const ACT: &str = wgsl!("act");
 /// Channel slices (slice_plane, slice_at) for the kernels that write or read part of a concat.
 pub const SLICE: &str = wgsl!("slice");
+/// The conv kernels' parameters, bindings and helpers (conv2d and conv2d_sg).
+pub const CONV: &str = wgsl!("conv2d_common");
 
 pub const SHADERS: &[Shader] = &[
-    Shader { family: "conv2d", parts: &[SLICE, wgsl!("conv2d")] },
+    Shader { family: "conv2d", parts: &[SLICE, CONV, wgsl!("conv2d")] },
+    Shader { family: "conv2d_sg", parts: &[SLICE, CONV, wgsl!("conv2d_subgroup")] },
     Shader { family: "group_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
     Shader { family: "batch_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
     Shader { family: "activation", parts: &[ACT, SLICE, wgsl!("activation")] },
@@ -68,7 +71,7 @@ pub fn validate(family: &str) -> Result<naga::Module, String> {
 pub fn reflect(family: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let src = source(family).ok_or_else(|| format!("unknown shader family {family}"))?;
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP)
         .validate(&module)
         .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
     Ok((module, info))

@@ -70,31 +70,67 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
     ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
 }
 
-/// A register-blocked forward or input grad over `items` 4-pixel blocks (all images) times `ncb`
-/// 8-channel blocks. Two blockings: items numbered across the channel blocks ("tiled"), or each
-/// workgroup on one channel block (CHANNEL_BLOCKS = 1: uniform weight loads, "channel blocks").
-/// Which one runs: the context's variant; under `Variant::Auto`, autotune's pick for this entry
-/// and shape (the candidates write a scratch copy of the output, the last binding).
-fn run_blocked(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], items: usize, ncb: usize) -> Result<()> {
+/// The blocked kernels of a forward or an input grad and the size of their grids: `items`
+/// 4-pixel blocks (all images) times `ncb` 8-channel blocks; the subgroup kernel's grid
+/// (`sg_items`, same channel blocks) may hold a few more items (rows padded to whole phases).
+struct Blocked {
+    tiled: &'static str,
+    sg: &'static str,
+    items: usize,
+    sg_items: usize,
+    ncb: usize,
+}
+
+/// How a blocked kernel runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocking {
+    /// Items numbered across the channel blocks.
+    Tiled,
+    /// CHANNEL_BLOCKS = 1: each workgroup on one channel block (uniform weight loads).
+    ChannelBlocks,
+    /// conv2d_subgroup.wgsl: channel blocks, weights shared by subgroup broadcast.
+    Subgroup,
+}
+
+/// Lanes the subgroup kernels broadcast from (one per channel of a block).
+const SG_LANES: u32 = 8;
+
+/// Run a blocked forward or input grad. Which blocking: the context's variant; under
+/// `Variant::Auto`, autotune's pick for this entry and shape (the candidates write a scratch copy
+/// of the output, the last binding). Every blocking sums in the same order: identical bits.
+fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
     let wg = crate::gpu::WG as usize;
-    let launch = |cb: bool, bindings: &[(u32, &View)]| -> Result<()> {
-        let (overrides, groups): (crate::gpu::Overrides, usize) = if cb { (&[("CHANNEL_BLOCKS", 1.0)], items.div_ceil(wg) * ncb) } else { (&[], (items * ncb).div_ceil(wg)) };
-        ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
+    let sg = ctx.gpu().has_subgroups_of(SG_LANES);
+    let launch = |how: Blocking, bindings: &[(u32, &View)]| -> Result<()> {
+        let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
+            Blocking::Tiled => (FAMILY, k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
+            Blocking::ChannelBlocks => (FAMILY, k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
+            Blocking::Subgroup => ("conv2d_sg", k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
+        };
+        ctx.dispatch(Launch { family, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
     };
-    let cb = match ctx.variant() {
-        Variant::ChannelBlock => true,
+    let how = match ctx.variant() {
+        Variant::ChannelBlock => Blocking::ChannelBlocks,
+        Variant::Subgroup if sg => Blocking::Subgroup,
+        Variant::Subgroup => Blocking::ChannelBlocks,
         Variant::Auto => {
-            let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(false, bindings) };
-            ctx.tuned(entry, &shape_key(&p), &["tiled", "channel blocks"], |i| {
+            let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
+            let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks")];
+            if sg {
+                candidates.push((Blocking::Subgroup, "subgroup"));
+            }
+            let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
+            let pick = ctx.tuned(k.tiled, &shape_key(&p), &labels, |i| {
                 let scratch = ctx.alloc("autotune scratch", out.len())?;
                 let mut b = inputs.to_vec();
                 b.push((slot, &scratch));
-                launch(i == 1, &b)
-            })? == 1
+                launch(candidates[i].0, &b)
+            })?;
+            candidates[pick].0
         }
-        Variant::Tiled | Variant::Naive => false,
+        Variant::Tiled | Variant::Naive => Blocking::Tiled,
     };
-    launch(cb, bindings)
+    launch(how, bindings)
 }
 
 /// A conv's shape for the autotune cache (batch, channels, sizes, kernel, stride, padding, and
@@ -114,7 +150,9 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
     let p = g.params(b.is_some(), accumulate);
     let bind = [(1, x), (2, w), (3, bias), (5, y)];
     if ctx.tiled() {
-        run_blocked(ctx, "conv2d_forward_tiled", p, &bind, g.n * g.ho * g.wo.div_ceil(4), g.cout.div_ceil(8))
+        let items = g.n * g.ho * g.wo.div_ceil(4);
+        let k = Blocked { tiled: "conv2d_forward_tiled", sg: "conv2d_forward_sg", items, sg_items: items, ncb: g.cout.div_ceil(8) };
+        run_blocked(ctx, &k, p, &bind)
     } else {
         run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
     }
@@ -128,7 +166,14 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
     if ctx.tiled() {
         let blocks_per_row = g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
-        run_blocked(ctx, "conv2d_input_grad_tiled", p, &bind, g.n * g.h * blocks_per_row, g.cin.div_ceil(8))
+        let k = Blocked {
+            tiled: "conv2d_input_grad_tiled",
+            sg: "conv2d_input_grad_sg",
+            items: g.n * g.h * blocks_per_row,
+            sg_items: g.n * g.stride.0 * g.h.div_ceil(g.stride.0) * blocks_per_row,
+            ncb: g.cin.div_ceil(8),
+        };
+        run_blocked(ctx, &k, p, &bind)
     } else {
         run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
     }

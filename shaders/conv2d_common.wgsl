@@ -1,0 +1,43 @@
+// conv2d_common: the parameters, bindings and helpers shared by conv2d.wgsl and
+// conv2d_subgroup.wgsl (the subgroup kernels live in their own module, which only an adapter
+// with the subgroup feature compiles; naga 30 takes subgroup builtins without `enable
+// subgroups`, which it does not parse yet).
+//
+// conv2d: direct 2-D convolution (cross-correlation, zero padding), NCHW f32, and its gradients.
+// The same three kernels serve conv_transpose2d: its forward IS conv2d_input_grad, its input
+// gradient IS conv2d_forward, its weight gradient is conv2d_weight_grad with x and dy swapped.
+//
+// Bindings: 0 params | 1 x [n,cin,h,w] | 2 wt [cout,cin,kh,kw] | 3 bias | 4 dy [n,cout,ho,wo]
+//           | 5 y [n,cout,ho,wo] (rw) | 6 dx [n,cin,h,w] (rw) | 7 dw [cout,cin,kh,kw] (rw)
+// Slices: the input side (x, and dx) may be channels [x_off, x_off + cin) of a buffer with
+// x_total channels per image (conv_transpose2d writing its part of a UNet concat in place, and
+// its backward reading that part of the gradient); x_total = cin, x_off = 0 when it is not.
+// Accumulate rule: every entry writes `out = (accumulate ? out : 0) + result`; the launcher sets
+// accumulate for parameter gradients and for activation gradients that already hold a term.
+// Tiling: none (one invocation per output element, `_naive` in the design's terms); the bias is
+// added by conv2d_forward (over cout) and conv2d_input_grad (over cin, for conv_transpose2d).
+
+struct Conv2dParams {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, ho: u32, wo: u32, kh: u32,
+    kw: u32, sh: u32, sw: u32, ph: u32,
+    pw: u32, has_bias: u32, accumulate: u32, splits: u32,
+    x_off: u32, x_total: u32, _pad0: u32, _pad1: u32,
+}
+
+// The buffer plane of channel `ci` of image `b` on the input side.
+fn xplane(b: u32, ci: u32) -> u32 {
+    return b * p.x_total + p.x_off + ci;
+}
+
+const WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: Conv2dParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dw: array<f32>;
+

@@ -1,0 +1,147 @@
+// conv2d_subgroup: the register-blocked forward and input grad of conv2d.wgsl (8 channels x 4
+// pixels per invocation, each workgroup on one 8-channel block as with CHANNEL_BLOCKS = 1) with
+// the weights shared through the subgroup: lane l loads the weight of channel c0 + l % 8 and
+// subgroupBroadcast hands it to every lane, so one load per channel step replaces eight. On a
+// CPU driver a load costs far more than an FMA (lavapipe: the tiled forward at 64->64@16 ran 3x
+// faster with one weight load per step instead of eight); on a GPU the broadcast is a register
+// shuffle. Needs subgroups of at least 8 lanes (the launcher checks the adapter's minimum) and
+// every lane active at each broadcast: no early return (out-of-range items compute on clamped
+// indices and skip the write), out-of-range taps are masked, and a tap is skipped only when no
+// lane of the subgroup needs it (subgroupAny). The sums run in the tiled kernels' order (taps
+// outside, channels inside), so the results are bit-identical to theirs.
+
+// The 8 weights of a channel step: lane l's load `wl` for channel c0 + l % 8, broadcast.
+fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
+    (*a)[0] += v * subgroupBroadcast(wl, 0u);
+    (*a)[1] += v * subgroupBroadcast(wl, 1u);
+    (*a)[2] += v * subgroupBroadcast(wl, 2u);
+    (*a)[3] += v * subgroupBroadcast(wl, 3u);
+    (*a)[4] += v * subgroupBroadcast(wl, 4u);
+    (*a)[5] += v * subgroupBroadcast(wl, 5u);
+    (*a)[6] += v * subgroupBroadcast(wl, 6u);
+    (*a)[7] += v * subgroupBroadcast(wl, 7u);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+    let nxb = (p.wo + 3u) / 4u;
+    let ncb = (p.cout + 7u) / 8u;
+    let per_plane = p.ho * nxb;
+    let wg = wid.x + wid.y * nwg.x;
+    let item = (wg / ncb) * WG + lid;
+    let it = min(item, p.n * per_plane - 1u);
+    let ox0 = (it % nxb) * 4u;
+    let oy = (it % per_plane) / nxb;
+    let b = it / per_plane;
+    let co0 = (wg % ncb) * 8u;
+    let kk = p.kh * p.kw;
+    let hw = p.h * p.w;
+    let wm = i32(p.w) - 1;
+    let s = i32(p.sw);
+    // This lane's weight row: channel co0 + sl % 8 (clamped; the broadcast of a clamped row only
+    // reaches accumulators that are never written).
+    let wrow = min(co0 + sl % 8u, p.cout - 1u) * p.cin * kk;
+    var a: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        let oky = iy >= 0 && iy < i32(p.h);
+        if (!subgroupAny(oky)) { continue; }
+        let row = xplane(b, 0u) * hw + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
+            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm) & vec4<bool>(oky);
+            let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
+            var t = wrow + ky * p.kw + kx;
+            var off = 0u;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
+                sg_fma(&a, xv, wt[t]);
+                t += kk;
+                off += hw;
+            }
+        }
+    }
+    if (item >= p.n * per_plane) { return; }
+    for (var c = 0u; c < 8u; c++) {
+        let co = co0 + c;
+        if (co >= p.cout) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[co]; }
+        let orow = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var j = 0u; j < 4u; j++) {
+            let ox = ox0 + j;
+            if (ox >= p.wo) { break; }
+            var v = a[c][j] + bv;
+            if (p.accumulate != 0u) { v += y[orow + ox]; }
+            y[orow + ox] = v;
+        }
+    }
+}
+
+// Rows are numbered phase by phase (iy = r / rows_per_phase + (r % rows_per_phase) * sh) and
+// pixels as in the tiled kernel (ix0 = phase + 4 * sw * block), so the lanes of a subgroup
+// mostly share both stride phases and skip the same taps.
+@compute @workgroup_size(WG)
+fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+    let per_phase = (p.w + p.sw - 1u) / p.sw;
+    let bpp = (per_phase + 3u) / 4u;
+    let nxb = p.sw * bpp;
+    let rpp = (p.h + p.sh - 1u) / p.sh;
+    let per_plane = p.sh * rpp * nxb;
+    let ncb = (p.cin + 7u) / 8u;
+    let wg = wid.x + wid.y * nwg.x;
+    let item = (wg / ncb) * WG + lid;
+    let it = min(item, p.n * per_plane - 1u);
+    let xb = it % nxb;
+    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
+    let r = (it % per_plane) / nxb;
+    let iy = r / rpp + (r % rpp) * p.sh;
+    let b = it / per_plane;
+    let ci0 = (wg % ncb) * 8u;
+    let kk = p.kh * p.kw;
+    let ohw = p.ho * p.wo;
+    let wom = i32(p.wo) - 1;
+    let wco = p.cin * kk;
+    let wrow = min(ci0 + sl % 8u, p.cin - 1u) * kk;
+    var a: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = i32(iy + p.ph) - i32(ky);
+        let oy = u32(max(ty, 0)) / p.sh;
+        let oky = ty >= 0 && (u32(ty) % p.sh) == 0u && oy < p.ho && iy < p.h;
+        if (!subgroupAny(oky)) { continue; }
+        let drow = b * p.cout * ohw + min(oy, p.ho - 1u) * p.wo;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            // tx = ix0 + pw - kx must be a multiple of sw (shifted positive for the modulo).
+            let okx = oky && ((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) == 0u;
+            if (!subgroupAny(okx)) { continue; }
+            let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
+            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom) & vec4<bool>(okx);
+            let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
+            var t = wrow + ky * p.kw + kx;
+            var off = 0u;
+            for (var co = 0u; co < p.cout; co++) {
+                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
+                sg_fma(&a, dv, wt[t]);
+                t += wco;
+                off += ohw;
+            }
+        }
+    }
+    if (item >= p.n * per_plane || iy >= p.h) { return; }
+    for (var c = 0u; c < 8u; c++) {
+        let ci = ci0 + c;
+        if (ci >= p.cin) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[ci]; }
+        let orow = (xplane(b, ci) * p.h + iy) * p.w;
+        for (var j = 0u; j < 4u; j++) {
+            let ix = ix0 + j * p.sw;
+            if (ix >= p.w) { break; }
+            var v = a[c][j] + bv;
+            if (p.accumulate != 0u) { v += dx[orow + ix]; }
+            dx[orow + ix] = v;
+        }
+    }
+}
