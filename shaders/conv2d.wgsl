@@ -152,14 +152,14 @@ fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
                 let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
-                a0 += xv * wt[wb.x + t];
-                a1 += xv * wt[wb.y + t];
-                a2 += xv * wt[wb.z + t];
-                a3 += xv * wt[wb.w + t];
-                a4 += xv * wt[wc.x + t];
-                a5 += xv * wt[wc.y + t];
-                a6 += xv * wt[wc.z + t];
-                a7 += xv * wt[wc.w + t];
+                a0 = fma(xv, vec4<f32>(wt[wb.x + t]), a0);
+                a1 = fma(xv, vec4<f32>(wt[wb.y + t]), a1);
+                a2 = fma(xv, vec4<f32>(wt[wb.z + t]), a2);
+                a3 = fma(xv, vec4<f32>(wt[wb.w + t]), a3);
+                a4 = fma(xv, vec4<f32>(wt[wc.x + t]), a4);
+                a5 = fma(xv, vec4<f32>(wt[wc.y + t]), a5);
+                a6 = fma(xv, vec4<f32>(wt[wc.z + t]), a6);
+                a7 = fma(xv, vec4<f32>(wt[wc.w + t]), a7);
                 t += kk;
                 off += hw;
             }
@@ -229,14 +229,14 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
                 let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
-                a0 += dv * wt[wbase + cb.x];
-                a1 += dv * wt[wbase + cb.y];
-                a2 += dv * wt[wbase + cb.z];
-                a3 += dv * wt[wbase + cb.w];
-                a4 += dv * wt[wbase + cc.x];
-                a5 += dv * wt[wbase + cc.y];
-                a6 += dv * wt[wbase + cc.z];
-                a7 += dv * wt[wbase + cc.w];
+                a0 = fma(dv, vec4<f32>(wt[wbase + cb.x]), a0);
+                a1 = fma(dv, vec4<f32>(wt[wbase + cb.y]), a1);
+                a2 = fma(dv, vec4<f32>(wt[wbase + cb.z]), a2);
+                a3 = fma(dv, vec4<f32>(wt[wbase + cb.w]), a3);
+                a4 = fma(dv, vec4<f32>(wt[wbase + cc.x]), a4);
+                a5 = fma(dv, vec4<f32>(wt[wbase + cc.y]), a5);
+                a6 = fma(dv, vec4<f32>(wt[wbase + cc.z]), a6);
+                a7 = fma(dv, vec4<f32>(wt[wbase + cc.w]), a7);
                 wbase += wco;
                 off += ohw;
             }
@@ -305,10 +305,10 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
             let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(x[xo + ci.x * hw], x[xo + ci.y * hw], x[xo + ci.z * hw], x[xo + ci.w * hw]);
             let d = drow + ox;
-            a0 += xv * dy[d + co.x * ohw];
-            a1 += xv * dy[d + co.y * ohw];
-            a2 += xv * dy[d + co.z * ohw];
-            a3 += xv * dy[d + co.w * ohw];
+            a0 = fma(xv, vec4<f32>(dy[d + co.x * ohw]), a0);
+            a1 = fma(xv, vec4<f32>(dy[d + co.y * ohw]), a1);
+            a2 = fma(xv, vec4<f32>(dy[d + co.z * ohw]), a2);
+            a3 = fma(xv, vec4<f32>(dy[d + co.w * ohw]), a3);
         }
     }
     let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
@@ -332,4 +332,172 @@ fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     for (var k = 0u; k < p.splits; k++) { s += dy[k * wsz + i]; }
     if (p.accumulate != 0u) { s += dw[i]; }
     dw[i] = s;
+}
+
+// ---- uniform-buffer weights --------------------------------------------------------------------
+// The blocked forward and input grad with one 8-channel block per dispatch (channels
+// [c_base, c_base + 8)) whose weights come from the uniform binding `wu`, packed by
+// conv2d_pack_weights as [K][8 channels] (two vec4 per step k of the channel loop, k = channel *
+// kh*kw + tap over the summed channels). Every invocation of the dispatch reads the same weight at
+// the same time: a CPU driver does a uniform-buffer load at a uniform offset once (lavapipe,
+// Mesa 22.3, does a storage-buffer load per invocation even when its offset is uniform). The
+// items and sums are the tiled kernels' (bit-identical results); K <= 2048 (the launcher checks).
+
+// Packs the weights for the `_ubo` kernels into `dw`: block cb (8 channels) at cb * stride
+// (`splits` = stride in floats, a multiple of 64 so each block starts 256-byte aligned), element
+// k * 8 + c. mode 0 (forward): channel c0 + c is an output channel, k = ci * kk + tap; mode 1
+// (input grad): c0 + c is an input channel, k = co * kk + tap. Channels past the end read 0.
+@compute @workgroup_size(WG)
+fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    let stride = p.splits;
+    let blocks = select((p.cin + 7u) / 8u, (p.cout + 7u) / 8u, p.mode == 0u);
+    if (i >= blocks * stride) { return; }
+    let kk = p.kh * p.kw;
+    let r = i % stride;
+    let k = r / 8u;
+    let ch = (i / stride) * 8u + r % 8u;
+    var v = 0.0;
+    if (p.mode == 0u) {
+        if (k < p.cin * kk && ch < p.cout) { v = wt[ch * p.cin * kk + k]; }
+    } else {
+        if (k < p.cout * kk && ch < p.cin) { v = wt[((k / kk) * p.cin + ch) * kk + k % kk]; }
+    }
+    dw[i] = v;
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let nxb = (p.wo + 3u) / 4u;
+    let per_plane = p.ho * nxb;
+    let item = gid.x + gid.y * nwg.x * WG;
+    if (item >= p.n * per_plane) { return; }
+    let ox0 = (item % nxb) * 4u;
+    let oy = (item % per_plane) / nxb;
+    let b = item / per_plane;
+    let co0 = p.c_base;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    let kk = p.kh * p.kw;
+    let hw = p.h * p.w;
+    let s = i32(p.sw);
+    let wm = i32(p.w) - 1;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let row = xplane(b, 0u) * hw + u32(iy) * p.w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
+            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
+            var t = 2u * (ky * p.kw + kx);
+            var off = 0u;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
+                let w0 = wu[t];
+                let w1 = wu[t + 1u];
+                a0 = fma(xv, vec4<f32>(w0.x), a0);
+                a1 = fma(xv, vec4<f32>(w0.y), a1);
+                a2 = fma(xv, vec4<f32>(w0.z), a2);
+                a3 = fma(xv, vec4<f32>(w0.w), a3);
+                a4 = fma(xv, vec4<f32>(w1.x), a4);
+                a5 = fma(xv, vec4<f32>(w1.y), a5);
+                a6 = fma(xv, vec4<f32>(w1.z), a6);
+                a7 = fma(xv, vec4<f32>(w1.w), a7);
+                t += 2u * kk;
+                off += hw;
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var c = 0u; c < 8u; c++) {
+        let co = co0 + c;
+        if (co >= p.cout) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[co]; }
+        let orow = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var j = 0u; j < 4u; j++) {
+            let ox = ox0 + j;
+            if (ox >= p.wo) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += y[orow + ox]; }
+            y[orow + ox] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_phase = (p.w + p.sw - 1u) / p.sw;
+    let bpp = (per_phase + 3u) / 4u;
+    let nxb = p.sw * bpp;
+    let item = gid.x + gid.y * nwg.x * WG;
+    if (item >= p.n * p.h * nxb) { return; }
+    let xb = item % nxb;
+    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
+    let iy = (item / nxb) % p.h;
+    let b = item / (nxb * p.h);
+    let ci0 = p.c_base;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    let kk = p.kh * p.kw;
+    let ohw = p.ho * p.wo;
+    let wom = i32(p.wo) - 1;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = i32(iy + p.ph) - i32(ky);
+        if (ty < 0 || (u32(ty) % p.sh) != 0u) { continue; }
+        let oy = u32(ty) / p.sh;
+        if (oy >= p.ho) { continue; }
+        let drow = b * p.cout * ohw + oy * p.wo;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
+            let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
+            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
+            var t = 2u * (ky * p.kw + kx);
+            var off = 0u;
+            for (var co = 0u; co < p.cout; co++) {
+                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
+                let w0 = wu[t];
+                let w1 = wu[t + 1u];
+                a0 = fma(dv, vec4<f32>(w0.x), a0);
+                a1 = fma(dv, vec4<f32>(w0.y), a1);
+                a2 = fma(dv, vec4<f32>(w0.z), a2);
+                a3 = fma(dv, vec4<f32>(w0.w), a3);
+                a4 = fma(dv, vec4<f32>(w1.x), a4);
+                a5 = fma(dv, vec4<f32>(w1.y), a5);
+                a6 = fma(dv, vec4<f32>(w1.z), a6);
+                a7 = fma(dv, vec4<f32>(w1.w), a7);
+                t += 2u * kk;
+                off += ohw;
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var c = 0u; c < 8u; c++) {
+        let ci = ci0 + c;
+        if (ci >= p.cin) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[ci]; }
+        let orow = (xplane(b, ci) * p.h + iy) * p.w;
+        for (var j = 0u; j < 4u; j++) {
+            let ix = ix0 + j * p.sw;
+            if (ix >= p.w) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += dx[orow + ix]; }
+            dx[orow + ix] = v;
+        }
+    }
 }

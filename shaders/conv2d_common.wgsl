@@ -22,7 +22,7 @@ struct Conv2dParams {
     cout: u32, ho: u32, wo: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, has_bias: u32, accumulate: u32, splits: u32,
-    x_off: u32, x_total: u32, _pad0: u32, _pad1: u32,
+    x_off: u32, x_total: u32, c_base: u32, mode: u32,
 }
 
 // The buffer plane of channel `ci` of image `b` on the input side.
@@ -40,4 +40,8 @@ const WG: u32 = 256u;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
+// One 8-channel block of packed weights (conv2d_pack_weights), 64 KiB: the `_ubo` kernels read
+// their weights from a uniform buffer, whose loads a CPU driver does once per workgroup step
+// where a storage load is done per invocation.
+@group(0) @binding(8) var<uniform> wu: array<vec4<f32>, 4096>;
 

@@ -12,14 +12,14 @@
 
 // The 8 weights of a channel step: lane l's load `wl` for channel c0 + l % 8, broadcast.
 fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
-    (*a)[0] += v * subgroupBroadcast(wl, 0u);
-    (*a)[1] += v * subgroupBroadcast(wl, 1u);
-    (*a)[2] += v * subgroupBroadcast(wl, 2u);
-    (*a)[3] += v * subgroupBroadcast(wl, 3u);
-    (*a)[4] += v * subgroupBroadcast(wl, 4u);
-    (*a)[5] += v * subgroupBroadcast(wl, 5u);
-    (*a)[6] += v * subgroupBroadcast(wl, 6u);
-    (*a)[7] += v * subgroupBroadcast(wl, 7u);
+    (*a)[0] = fma(v, vec4<f32>(subgroupBroadcast(wl, 0u)), (*a)[0]);
+    (*a)[1] = fma(v, vec4<f32>(subgroupBroadcast(wl, 1u)), (*a)[1]);
+    (*a)[2] = fma(v, vec4<f32>(subgroupBroadcast(wl, 2u)), (*a)[2]);
+    (*a)[3] = fma(v, vec4<f32>(subgroupBroadcast(wl, 3u)), (*a)[3]);
+    (*a)[4] = fma(v, vec4<f32>(subgroupBroadcast(wl, 4u)), (*a)[4]);
+    (*a)[5] = fma(v, vec4<f32>(subgroupBroadcast(wl, 5u)), (*a)[5]);
+    (*a)[6] = fma(v, vec4<f32>(subgroupBroadcast(wl, 6u)), (*a)[6]);
+    (*a)[7] = fma(v, vec4<f32>(subgroupBroadcast(wl, 7u)), (*a)[7]);
 }
 
 @compute @workgroup_size(WG)

@@ -66,6 +66,8 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         // lavapipe has subgroups of 8 lanes: there the subgroup kernels run (not a fallback).
         assert!(c.gpu().has_subgroups_of(8) || !c.gpu().info.name.contains("llvmpipe"), "lavapipe without subgroups of 8");
         assert!(tiled == run(Variant::Subgroup), "the subgroup kernels differ from tiled at {g:?}");
+        assert!(c.gpu().has_uniform_binding_of(65_536), "no 64 KiB uniform bindings");
+        assert!(tiled == run(Variant::Uniform), "the uniform-weight kernels differ from tiled at {g:?}");
         assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
     }
     let noted = c.tuned_choices();

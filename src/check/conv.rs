@@ -1,4 +1,4 @@
-//! Checks of the convolution kernels (naive, tiled, channel-block and subgroup): conv2d and
+//! Checks of the convolution kernels (naive, tiled, channel-block, subgroup and uniform-weight): conv2d and
 //! conv_transpose2d, forward and both gradients.
 
 use super::*;
@@ -12,13 +12,15 @@ pub(super) fn ce(c: &Checker, entry: &str) -> String {
         Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
         Variant::Subgroup if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg"),
         Variant::Subgroup => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
+        Variant::Uniform if c.ctx.gpu().has_uniform_binding_of(65_536) => format!("conv2d_pack_weights+{entry}_ubo"),
+        Variant::Uniform => format!("{entry}_tiled (CHANNEL_BLOCKS 1; uniform bindings under 64 KiB here)"),
         Variant::Auto => format!("{entry}_tiled (tuned)"),
     }
 }
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
-    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::Uniform] {
         c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {

@@ -105,6 +105,8 @@ fn required_limits(a: &wgpu::Limits) -> wgpu::Limits {
     l.max_compute_workgroup_size_z = a.max_compute_workgroup_size_z;
     l.max_compute_workgroups_per_dimension = a.max_compute_workgroups_per_dimension;
     l.max_bind_groups = a.max_bind_groups.min(4);
+    // The conv's uniform weight blocks (64 KiB) where the adapter allows them.
+    l.max_uniform_buffer_binding_size = a.max_uniform_buffer_binding_size;
     l
 }
 
@@ -185,6 +187,11 @@ impl Gpu {
     /// subgroups and none is narrower than `lanes`.
     pub fn has_subgroups_of(&self, lanes: u32) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= lanes
+    }
+
+    /// Whether a uniform binding of `bytes` is within the device's limit.
+    pub fn has_uniform_binding_of(&self, bytes: u64) -> bool {
+        self.limits.max_uniform_buffer_binding_size >= bytes
     }
 
     pub fn has_timestamps(&self) -> bool {

@@ -94,15 +94,17 @@ impl View {
 /// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
 /// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
 /// those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
-/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere), or the blocked ones with that choice
+/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere), one channel block per dispatch with
+/// its weights in a uniform buffer (`Uniform`, where they fit), or the blocked ones with that choice
 /// made per shape by autotune (`Auto`, the default). A family without the asked variant runs
-/// its blocked one. `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|auto` set the default.
+/// its blocked one. `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|ubo|auto` set the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Naive,
     Tiled,
     ChannelBlock,
     Subgroup,
+    Uniform,
     Auto,
 }
 
@@ -116,9 +118,10 @@ impl Variant {
             Ok("tiled") => Variant::Tiled,
             Ok("cb") => Variant::ChannelBlock,
             Ok("sg") => Variant::Subgroup,
+            Ok("ubo") => Variant::Uniform,
             Ok("auto") | Ok("") | Err(_) => Variant::Auto,
             Ok(other) => {
-                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg or auto; using auto");
+                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg, ubo or auto; using auto");
                 Variant::Auto
             }
         }
@@ -557,7 +560,8 @@ impl Ctx {
                 let buf = self.0.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(op),
                     size: bytes,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    // UNIFORM too: the conv's packed weight blocks are bound as uniform buffers.
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 self.count(|c| c.buffers += 1);
@@ -684,6 +688,11 @@ impl Ctx {
                     shaders::BindingKind::Params => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
                         has_dynamic_offset: true,
+                        min_binding_size: None,
+                    },
+                    shaders::BindingKind::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
                         min_binding_size: None,
                     },
                     shaders::BindingKind::Storage { read_only } => wgpu::BindingType::Buffer {

@@ -79,8 +79,10 @@ pub fn reflect(family: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), 
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingKind {
-    /// The Params struct, bound with a dynamic offset into the per-submit uniform arena.
+    /// The Params struct (binding 0), bound with a dynamic offset into the per-submit uniform arena.
     Params,
+    /// Any other uniform binding: a view of a pool buffer, like the storage ones.
+    Uniform,
     Storage { read_only: bool },
 }
 
@@ -95,7 +97,8 @@ pub fn entry_bindings(module: &naga::Module, info: &naga::valid::ModuleInfo, ent
             continue;
         }
         let kind = match gv.space {
-            naga::AddressSpace::Uniform => BindingKind::Params,
+            naga::AddressSpace::Uniform if rb.binding == 0 => BindingKind::Params,
+            naga::AddressSpace::Uniform => BindingKind::Uniform,
             naga::AddressSpace::Storage { access } => BindingKind::Storage { read_only: !access.contains(naga::StorageAccess::STORE) },
             _ => continue,
         };
@@ -179,7 +182,7 @@ mod tests {
                 .sum();
             assert!(wg <= need("max_compute_workgroup_storage_size"), "{}.wgsl declares {wg} bytes of workgroup memory", s.family);
             for ep in &module.entry_points {
-                let n = entry_bindings(&module, &info, &ep.name).unwrap().iter().filter(|(_, k)| *k != BindingKind::Params).count() as u64;
+                let n = entry_bindings(&module, &info, &ep.name).unwrap().iter().filter(|(_, k)| matches!(k, BindingKind::Storage { .. })).count() as u64;
                 assert!(n <= need("max_storage_buffers_per_shader_stage"), "{} binds {n} storage buffers", ep.name);
             }
         }

@@ -15,7 +15,7 @@ gpu_params! {
         pub cout: u32, pub ho: u32, pub wo: u32, pub kh: u32,
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
-        pub x_off: u32, pub x_total: u32, pub _pad0: u32, pub _pad1: u32,
+        pub x_off: u32, pub x_total: u32, pub c_base: u32, pub mode: u32,
     }
 }
 
@@ -60,8 +60,8 @@ impl ConvGeom {
             splits: 1,
             x_off: if self.xs == Chans::PLAIN { 0 } else { self.xs.off },
             x_total: if self.xs == Chans::PLAIN { u(self.cin) } else { self.xs.total },
-            _pad0: 0,
-            _pad1: 0,
+            c_base: 0,
+            mode: 0,
         }
     }
 }
@@ -76,9 +76,16 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
 struct Blocked {
     tiled: &'static str,
     sg: &'static str,
+    ubo: &'static str,
     items: usize,
     sg_items: usize,
     ncb: usize,
+    /// The weights' binding (2), and the pack mode for the `_ubo` kernel: 0 forward (blocks of
+    /// output channels), 1 input grad (blocks of input channels).
+    wt: View,
+    mode: u32,
+    /// Steps of the summed channel loop (summed channels x taps): the `_ubo` kernels need <= 2048.
+    steps: usize,
 }
 
 /// How a blocked kernel runs.
@@ -90,7 +97,12 @@ enum Blocking {
     ChannelBlocks,
     /// conv2d_subgroup.wgsl: channel blocks, weights shared by subgroup broadcast.
     Subgroup,
+    /// One dispatch per channel block, weights packed into a uniform buffer.
+    Uniform,
 }
+
+/// Floats of one packed weight block (the `_ubo` kernels' `wu`: 4096 vec4, 64 KiB).
+const UBO_FLOATS: usize = 16_384;
 
 /// Lanes the subgroup kernels broadcast from (one per channel of a block).
 const SG_LANES: u32 = 8;
@@ -101,23 +113,29 @@ const SG_LANES: u32 = 8;
 fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
     let wg = crate::gpu::WG as usize;
     let sg = ctx.gpu().has_subgroups_of(SG_LANES);
+    let ubo = k.steps * 8 <= UBO_FLOATS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let launch = |how: Blocking, bindings: &[(u32, &View)]| -> Result<()> {
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (FAMILY, k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (FAMILY, k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
             Blocking::Subgroup => ("conv2d_sg", k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
+            Blocking::Uniform => return run_ubo(ctx, k, p, bindings),
         };
         ctx.dispatch(Launch { family, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
     };
     let how = match ctx.variant() {
         Variant::ChannelBlock => Blocking::ChannelBlocks,
         Variant::Subgroup if sg => Blocking::Subgroup,
-        Variant::Subgroup => Blocking::ChannelBlocks,
+        Variant::Uniform if ubo => Blocking::Uniform,
+        Variant::Subgroup | Variant::Uniform => Blocking::ChannelBlocks,
         Variant::Auto => {
             let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
             let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks")];
             if sg {
                 candidates.push((Blocking::Subgroup, "subgroup"));
+            }
+            if ubo {
+                candidates.push((Blocking::Uniform, "uniform weights"));
             }
             let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
             let pick = ctx.tuned(k.tiled, &shape_key(&p), &labels, |i| {
@@ -131,6 +149,25 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         Variant::Tiled | Variant::Naive => Blocking::Tiled,
     };
     launch(how, bindings)
+}
+
+/// The `_ubo` kernel: pack the weights into 256-byte-aligned blocks of 8 channels, then one
+/// dispatch per block with its block bound as the uniform `wu` (the last block's binding runs
+/// past its data into padding, so every binding is a whole 64 KiB).
+fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
+    let stride = (k.steps * 8).div_ceil(64) * 64;
+    let packed = ctx.alloc("conv2d weights (uniform blocks)", (k.ncb - 1) * stride + UBO_FLOATS)?;
+    let pp = Conv2dParams { splits: u(stride), mode: k.mode, ..p };
+    run(ctx, "conv2d_pack_weights", pp, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
+    let per = bindings.iter().filter(|(slot, _)| *slot != 2);
+    for cb in 0..k.ncb {
+        let block = packed.slice(cb * stride, UBO_FLOATS)?;
+        let mut b: Vec<(u32, &View)> = per.clone().copied().collect();
+        b.push((8, &block));
+        let pc = Conv2dParams { c_base: u(cb * 8), ..p };
+        ctx.dispatch(Launch { family: FAMILY, entry: k.ubo, overrides: &[], params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+    }
+    Ok(())
 }
 
 /// A conv's shape for the autotune cache (batch, channels, sizes, kernel, stride, padding, and
@@ -151,7 +188,17 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
     let bind = [(1, x), (2, w), (3, bias), (5, y)];
     if ctx.tiled() {
         let items = g.n * g.ho * g.wo.div_ceil(4);
-        let k = Blocked { tiled: "conv2d_forward_tiled", sg: "conv2d_forward_sg", items, sg_items: items, ncb: g.cout.div_ceil(8) };
+        let k = Blocked {
+            tiled: "conv2d_forward_tiled",
+            sg: "conv2d_forward_sg",
+            ubo: "conv2d_forward_ubo",
+            items,
+            sg_items: items,
+            ncb: g.cout.div_ceil(8),
+            wt: w.clone(),
+            mode: 0,
+            steps: g.cin * g.kh * g.kw,
+        };
         run_blocked(ctx, &k, p, &bind)
     } else {
         run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
@@ -169,9 +216,13 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
         let k = Blocked {
             tiled: "conv2d_input_grad_tiled",
             sg: "conv2d_input_grad_sg",
+            ubo: "conv2d_input_grad_ubo",
             items: g.n * g.h * blocks_per_row,
             sg_items: g.n * g.stride.0 * g.h.div_ceil(g.stride.0) * blocks_per_row,
             ncb: g.cin.div_ceil(8),
+            wt: w.clone(),
+            mode: 1,
+            steps: g.cout * g.kh * g.kw,
         };
         run_blocked(ctx, &k, p, &bind)
     } else {
