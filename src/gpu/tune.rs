@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Seconds of timing one process may spend before the rest run their first candidate untuned
 /// (and are tuned by a later run). `DAE_TUNE_BUDGET` overrides; 0 turns tuning off.
-const DEFAULT_BUDGET_S: f64 = 2.0;
+const DEFAULT_BUDGET_S: f64 = 1.0;
 
 pub struct Tuner {
     path: Option<PathBuf>,
@@ -119,6 +119,17 @@ impl Tuner {
     }
 
     /// Record a timing result: the winner goes into the cache and the file.
+    /// Count `seconds` of timing that decided nothing for the cache (a shape whose candidates the
+    /// budget cut short: a later run times them all).
+    pub fn spend(&mut self, seconds: f64) {
+        self.spent += seconds;
+    }
+
+    /// Whether `seconds` more of timing stay within the budget.
+    pub fn fits(&self, seconds: f64) -> bool {
+        self.spent + seconds < self.budget
+    }
+
     pub fn record(&mut self, short: &str, times: Vec<(String, f64)>, seconds: f64) {
         self.spent += seconds;
         let Some((best, _)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return };
@@ -213,5 +224,10 @@ mod tests {
         assert!(t.has_budget());
         t.record("k | s", vec![("a".into(), 3.0)], 1.5);
         assert!(!t.has_budget());
+        // Timing cut short by the budget counts, but caches nothing.
+        let mut t = Tuner::at(None, "gpu | drv", 1.0);
+        assert!(t.fits(0.5) && !t.fits(1.5));
+        t.spend(0.6);
+        assert!(!t.fits(0.5) && t.known("k | s", &["a"]).is_none());
     }
 }
