@@ -260,12 +260,17 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
 }
 
 // Partial weight gradients over `splits` slices of the (n, oy) rows, divided
-// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw.
+// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw. WGRAD_CO (an override)
+// output channels x 4 input channels per invocation: 4, or 8 (32 accumulators; each pixel's 4
+// input loads then feed 32 FMAs instead of 16). The sums per weight run in the same order either
+// way, and the slices come from the launcher, so both give identical bits.
+override WGRAD_CO: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let splits = p.splits;
     let kk = p.kh * p.kw;
-    let ncb = (p.cout + 3u) / 4u;
+    let ncb = (p.cout + WGRAD_CO - 1u) / WGRAD_CO;
     let nib = (p.cin + 3u) / 4u;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= splits * ncb * nib * kk) { return; }
@@ -273,7 +278,7 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let ky = tap / p.kw;
     let kx = tap % p.kw;
     let ci0 = ((i / kk) % nib) * 4u;
-    let co0 = ((i / (kk * nib)) % ncb) * 4u;
+    let co0 = ((i / (kk * nib)) % ncb) * WGRAD_CO;
     let sp = i / (kk * nib * ncb);
     let rows = p.n * p.ho;
     let per = (rows + splits - 1u) / splits;
@@ -282,11 +287,16 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let cm = p.cout - 1u;
     let im = p.cin - 1u;
     let co = vec4<u32>(min(co0, cm), min(co0 + 1u, cm), min(co0 + 2u, cm), min(co0 + 3u, cm));
+    let cq = vec4<u32>(min(co0 + 4u, cm), min(co0 + 5u, cm), min(co0 + 6u, cm), min(co0 + 7u, cm));
     let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
     // The output columns whose input column ox*sw + kx - pw lies inside [0, w).
@@ -309,11 +319,17 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
             a1 = fma(xv, vec4<f32>(dy[d + co.y * ohw]), a1);
             a2 = fma(xv, vec4<f32>(dy[d + co.z * ohw]), a2);
             a3 = fma(xv, vec4<f32>(dy[d + co.w * ohw]), a3);
+            if (WGRAD_CO == 8u) {
+                a4 = fma(xv, vec4<f32>(dy[d + cq.x * ohw]), a4);
+                a5 = fma(xv, vec4<f32>(dy[d + cq.y * ohw]), a5);
+                a6 = fma(xv, vec4<f32>(dy[d + cq.z * ohw]), a6);
+                a7 = fma(xv, vec4<f32>(dy[d + cq.w * ohw]), a7);
+            }
         }
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     let wsz = p.cout * p.cin * kk;
-    for (var c = 0u; c < 4u; c++) {
+    for (var c = 0u; c < WGRAD_CO; c++) {
         if (co0 + c >= p.cout) { break; }
         for (var j = 0u; j < 4u; j++) {
             if (ci0 + j >= p.cin) { break; }

@@ -37,7 +37,7 @@ fn convs_match_reference() {
 fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     use dae::gpu::Variant;
     use dae::ops::Chans;
-    use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad};
+    use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
     let c = ctx();
     // Several channel blocks at stride 1, and a stride-2 4x4 conv on odd sizes (the input grad's
     // stride phases, rows padded to whole phases in the subgroup kernel).
@@ -51,17 +51,20 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         let w = c.upload("t", &rng.vec(g.cout * g.cin * g.kh * g.kw)).unwrap();
         let b = c.upload("t", &rng.vec(g.cout)).unwrap();
         let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
-        let run = |v: Variant| -> (Vec<u32>, Vec<u32>) {
+        let run = |v: Variant| -> (Vec<u32>, Vec<u32>, Vec<u32>) {
             c.set_variant(v);
             let y = c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap();
             let dx = c.alloc("t", g.n * g.cin * g.h * g.w).unwrap();
+            let dw = c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap();
             conv2d_forward(&c, &g, &x, &w, Some(&b), &y, false).unwrap();
             conv2d_input_grad(&c, &g, &w, None, &dy, &dx, false).unwrap();
+            conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
             let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-            (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()))
+            (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()), bits(c.read(&dw).unwrap()))
         };
+        // Tiled runs the 4 x 4 weight gradient, the other pinned variants the 8 x 4 one.
         let tiled = run(Variant::Tiled);
-        assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0), "a kernel wrote nothing");
+        assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0) && tiled.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
         assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");
         // lavapipe has subgroups of 8 lanes: there the subgroup kernels run (not a fallback).
         assert!(c.gpu().has_subgroups_of(8) || !c.gpu().info.name.contains("llvmpipe"), "lavapipe without subgroups of 8");
@@ -71,7 +74,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
     }
     let noted = c.tuned_choices();
-    for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled"] {
+    for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled", "conv2d_weight_grad_tiled"] {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
     }
 }

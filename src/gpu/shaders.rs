@@ -51,6 +51,7 @@ pub const SHADERS: &[Shader] = &[
 pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("activation", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
     ("conv2d", "CHANNEL_BLOCKS", &[0.0, 1.0]),
+    ("conv2d", "WGRAD_CO", &[4.0, 8.0]),
     ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),

@@ -234,7 +234,9 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
 /// of lavapipe's threads) even for layers with few weights.
 const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 
-/// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x.
+/// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x: split-K partials over slices of the
+/// (n, oy) rows (4 or 8 output x 4 input channels of one tap per invocation, autotuned), then a
+/// reduce.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
     if !ctx.tiled() {
         return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
@@ -244,7 +246,27 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let wsz = g.cout * g.cin * g.kh * g.kw;
     let partials = ctx.alloc("conv2d_weight_grad", splits * wsz)?;
     let p = Conv2dParams { splits: u(splits), ..g.params(false, accumulate) };
-    run(ctx, "conv2d_weight_grad_tiled", p, &[(1, x), (4, dy), (5, &partials)], splits * blocks)?;
+    // 4 or 8 output channels per invocation (WGRAD_CO); the slices stay those of the 4-channel
+    // blocking, so both sum in the same order.
+    let entry = "conv2d_weight_grad_tiled";
+    let launch = |co: usize, out: &View| -> Result<()> {
+        let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(4) * g.kh * g.kw;
+        let overrides: crate::gpu::Overrides = if co == 8 { &[("WGRAD_CO", 8.0)] } else { &[] };
+        ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
+    };
+    let co = match ctx.variant() {
+        Variant::Auto => {
+            let pick = ctx.tuned(entry, &shape_key(&p), &["4 x 4 channels", "8 x 4 channels"], |i| {
+                let scratch = ctx.alloc("autotune scratch", partials.len())?;
+                launch(4 << i, &scratch)
+            })?;
+            4 << pick
+        }
+        // The pinned channel-block variants take the 8-channel blocking; tiled keeps 4 x 4.
+        Variant::ChannelBlock | Variant::Subgroup | Variant::Uniform => 8,
+        Variant::Tiled | Variant::Naive => 4,
+    };
+    launch(co, &partials)?;
     run(ctx, "conv2d_weight_grad_reduce", p, &[(4, &partials), (7, dw)], wsz)
 }
 
