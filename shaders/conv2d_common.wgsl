@@ -9,13 +9,15 @@
 //
 // Bindings: 0 params | 1 x [n,cin,h,w] | 2 wt [cout,cin,kh,kw] | 3 bias | 4 dy [n,cout,ho,wo]
 //           | 5 y [n,cout,ho,wo] (rw) | 6 dx [n,cin,h,w] (rw) | 7 dw [cout,cin,kh,kw] (rw)
+//           | 8 wu (uniform: one packed 8-channel weight block, the `_ubo` kernels)
 // Slices: the input side (x, and dx) may be channels [x_off, x_off + cin) of a buffer with
 // x_total channels per image (conv_transpose2d writing its part of a UNet concat in place, and
 // its backward reading that part of the gradient); x_total = cin, x_off = 0 when it is not.
 // Accumulate rule: every entry writes `out = (accumulate ? out : 0) + result`; the launcher sets
 // accumulate for parameter gradients and for activation gradients that already hold a term.
-// Tiling: none (one invocation per output element, `_naive` in the design's terms); the bias is
-// added by conv2d_forward (over cout) and conv2d_input_grad (over cin, for conv_transpose2d).
+// Variants: the simple entries (one invocation per output element, `_naive` in the design's
+// terms) and the register-blocked ones (`_tiled`, `_sg`, `_ubo`; see each section); the bias is
+// added by the forward (over cout) and the input grad (over cin, for conv_transpose2d).
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
