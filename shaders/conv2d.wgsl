@@ -166,20 +166,7 @@ fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    for (var c = 0u; c < 8u; c++) {
-        let co = co0 + c;
-        if (co >= p.cout) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[co]; }
-        let row = ((b * p.cout + co) * p.ho + oy) * p.wo;
-        for (var j = 0u; j < 4u; j++) {
-            let ox = ox0 + j;
-            if (ox >= p.wo) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += y[row + ox]; }
-            y[row + ox] = v;
-        }
-    }
+    store_y(acc, b, co0, oy, ox0);
 }
 
 // The 4 pixels of an invocation are `sw` apart (one phase of the stride), so for each kx the tap
@@ -243,20 +230,7 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    for (var c = 0u; c < 8u; c++) {
-        let ci = ci0 + c;
-        if (ci >= p.cin) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[ci]; }
-        let row = (xplane(b, ci) * p.h + iy) * p.w;
-        for (var j = 0u; j < 4u; j++) {
-            let ix = ix0 + j * p.sw;
-            if (ix >= p.w) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += dx[row + ix]; }
-            dx[row + ix] = v;
-        }
-    }
+    store_dx(acc, b, ci0, iy, ix0);
 }
 
 // Partial weight gradients over `splits` slices of the (n, oy) rows, divided
@@ -432,20 +406,7 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    for (var c = 0u; c < 8u; c++) {
-        let co = co0 + c;
-        if (co >= p.cout) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[co]; }
-        let orow = ((b * p.cout + co) * p.ho + oy) * p.wo;
-        for (var j = 0u; j < 4u; j++) {
-            let ox = ox0 + j;
-            if (ox >= p.wo) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += y[orow + ox]; }
-            y[orow + ox] = v;
-        }
-    }
+    store_y(acc, b, co0, oy, ox0);
 }
 
 @compute @workgroup_size(WG)
@@ -502,18 +463,5 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    for (var c = 0u; c < 8u; c++) {
-        let ci = ci0 + c;
-        if (ci >= p.cin) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[ci]; }
-        let orow = (xplane(b, ci) * p.h + iy) * p.w;
-        for (var j = 0u; j < 4u; j++) {
-            let ix = ix0 + j * p.sw;
-            if (ix >= p.w) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += dx[orow + ix]; }
-            dx[orow + ix] = v;
-        }
-    }
+    store_dx(acc, b, ci0, iy, ix0);
 }

@@ -47,3 +47,42 @@ const WG: u32 = 256u;
 // where a storage load is done per invocation.
 @group(0) @binding(8) var<uniform> wu: array<vec4<f32>, 4096>;
 
+
+// The blocked forward kernels' write: an 8-channel x 4-pixel block (channels co0 .., row oy,
+// pixels ox0 .. ox0 + 3), bias and accumulate rule applied, out-of-range channels and pixels
+// skipped.
+fn store_y(acc: array<vec4<f32>, 8>, b: u32, co0: u32, oy: u32, ox0: u32) {
+    for (var c = 0u; c < 8u; c++) {
+        let co = co0 + c;
+        if (co >= p.cout) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[co]; }
+        let row = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var j = 0u; j < 4u; j++) {
+            let ox = ox0 + j;
+            if (ox >= p.wo) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += y[row + ox]; }
+            y[row + ox] = v;
+        }
+    }
+}
+
+// The blocked input-grad kernels' write: 8 channels (ci0 ..) x 4 pixels one stride apart
+// (ix0, ix0 + sw, ..) of row iy.
+fn store_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
+    for (var c = 0u; c < 8u; c++) {
+        let ci = ci0 + c;
+        if (ci >= p.cin) { break; }
+        var bv = 0.0;
+        if (p.has_bias != 0u) { bv = bias[ci]; }
+        let row = (xplane(b, ci) * p.h + iy) * p.w;
+        for (var j = 0u; j < 4u; j++) {
+            let ix = ix0 + j * p.sw;
+            if (ix >= p.w) { break; }
+            var v = acc[c][j] + bv;
+            if (p.accumulate != 0u) { v += dx[row + ix]; }
+            dx[row + ix] = v;
+        }
+    }
+}

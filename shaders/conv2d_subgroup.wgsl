@@ -63,20 +63,7 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         }
     }
     if (item >= p.n * per_plane) { return; }
-    for (var c = 0u; c < 8u; c++) {
-        let co = co0 + c;
-        if (co >= p.cout) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[co]; }
-        let orow = ((b * p.cout + co) * p.ho + oy) * p.wo;
-        for (var j = 0u; j < 4u; j++) {
-            let ox = ox0 + j;
-            if (ox >= p.wo) { break; }
-            var v = a[c][j] + bv;
-            if (p.accumulate != 0u) { v += y[orow + ox]; }
-            y[orow + ox] = v;
-        }
-    }
+    store_y(a, b, co0, oy, ox0);
 }
 
 // Rows are numbered phase by phase (iy = r / rows_per_phase + (r % rows_per_phase) * sh) and
@@ -130,18 +117,5 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         }
     }
     if (item >= p.n * per_plane || iy >= p.h) { return; }
-    for (var c = 0u; c < 8u; c++) {
-        let ci = ci0 + c;
-        if (ci >= p.cin) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[ci]; }
-        let orow = (xplane(b, ci) * p.h + iy) * p.w;
-        for (var j = 0u; j < 4u; j++) {
-            let ix = ix0 + j * p.sw;
-            if (ix >= p.w) { break; }
-            var v = a[c][j] + bv;
-            if (p.accumulate != 0u) { v += dx[orow + ix]; }
-            dx[orow + ix] = v;
-        }
-    }
+    store_dx(a, b, ci0, iy, ix0);
 }
