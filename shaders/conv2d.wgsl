@@ -18,7 +18,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             for (var kx = 0u; kx < p.kw; kx++) {
                 let ix = i32(ox * p.sw + kx) - i32(p.pw);
                 if (ix < 0 || ix >= i32(p.w)) { continue; }
-                acc += x[(xbase + u32(iy)) * p.w + u32(ix)] * wt[(wbase + ky) * p.kw + kx];
+                acc += lx((xbase + u32(iy)) * p.w + u32(ix)) * lwt((wbase + ky) * p.kw + kx);
             }
         }
     }
@@ -48,7 +48,7 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             let ox = u32(tx) / p.sw;
             if (ox >= p.wo) { continue; }
             for (var co = 0u; co < p.cout; co++) {
-                acc += dy[((b * p.cout + co) * p.ho + oy) * p.wo + ox] * wt[((co * p.cin + ci) * p.kh + ky) * p.kw + kx];
+                acc += ldy(((b * p.cout + co) * p.ho + oy) * p.wo + ox) * lwt(((co * p.cin + ci) * p.kh + ky) * p.kw + kx);
             }
         }
     }
@@ -76,7 +76,7 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             for (var ox = 0u; ox < p.wo; ox++) {
                 let ix = i32(ox * p.sw + kx) - i32(p.pw);
                 if (ix < 0 || ix >= i32(p.w)) { continue; }
-                acc += dy[dyrow + ox] * x[xrow + u32(ix)];
+                acc += ldy(dyrow + ox) * lx(xrow + u32(ix));
             }
         }
     }
@@ -151,15 +151,15 @@ fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             var t = ky * p.kw + kx;
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
-                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
-                a0 = fma(xv, vec4<f32>(wt[wb.x + t]), a0);
-                a1 = fma(xv, vec4<f32>(wt[wb.y + t]), a1);
-                a2 = fma(xv, vec4<f32>(wt[wb.z + t]), a2);
-                a3 = fma(xv, vec4<f32>(wt[wb.w + t]), a3);
-                a4 = fma(xv, vec4<f32>(wt[wc.x + t]), a4);
-                a5 = fma(xv, vec4<f32>(wt[wc.y + t]), a5);
-                a6 = fma(xv, vec4<f32>(wt[wc.z + t]), a6);
-                a7 = fma(xv, vec4<f32>(wt[wc.w + t]), a7);
+                let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
+                a0 = fma(xv, vec4<f32>(lwt(wb.x + t)), a0);
+                a1 = fma(xv, vec4<f32>(lwt(wb.y + t)), a1);
+                a2 = fma(xv, vec4<f32>(lwt(wb.z + t)), a2);
+                a3 = fma(xv, vec4<f32>(lwt(wb.w + t)), a3);
+                a4 = fma(xv, vec4<f32>(lwt(wc.x + t)), a4);
+                a5 = fma(xv, vec4<f32>(lwt(wc.y + t)), a5);
+                a6 = fma(xv, vec4<f32>(lwt(wc.z + t)), a6);
+                a7 = fma(xv, vec4<f32>(lwt(wc.w + t)), a7);
                 t += kk;
                 off += hw;
             }
@@ -215,15 +215,15 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             var wbase = ky * p.kw + kx;
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
-                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
-                a0 = fma(dv, vec4<f32>(wt[wbase + cb.x]), a0);
-                a1 = fma(dv, vec4<f32>(wt[wbase + cb.y]), a1);
-                a2 = fma(dv, vec4<f32>(wt[wbase + cb.z]), a2);
-                a3 = fma(dv, vec4<f32>(wt[wbase + cb.w]), a3);
-                a4 = fma(dv, vec4<f32>(wt[wbase + cc.x]), a4);
-                a5 = fma(dv, vec4<f32>(wt[wbase + cc.y]), a5);
-                a6 = fma(dv, vec4<f32>(wt[wbase + cc.z]), a6);
-                a7 = fma(dv, vec4<f32>(wt[wbase + cc.w]), a7);
+                let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
+                a0 = fma(dv, vec4<f32>(lwt(wbase + cb.x)), a0);
+                a1 = fma(dv, vec4<f32>(lwt(wbase + cb.y)), a1);
+                a2 = fma(dv, vec4<f32>(lwt(wbase + cb.z)), a2);
+                a3 = fma(dv, vec4<f32>(lwt(wbase + cb.w)), a3);
+                a4 = fma(dv, vec4<f32>(lwt(wbase + cc.x)), a4);
+                a5 = fma(dv, vec4<f32>(lwt(wbase + cc.y)), a5);
+                a6 = fma(dv, vec4<f32>(lwt(wbase + cc.z)), a6);
+                a7 = fma(dv, vec4<f32>(lwt(wbase + cc.w)), a7);
                 wbase += wco;
                 off += ohw;
             }
@@ -287,17 +287,17 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
         let drow = b * p.cout * ohw + oy * p.wo;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw + kx - p.pw;
-            let xv = vec4<f32>(x[xo + ci.x * hw], x[xo + ci.y * hw], x[xo + ci.z * hw], x[xo + ci.w * hw]);
+            let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
             let d = drow + ox;
-            a0 = fma(xv, vec4<f32>(dy[d + co.x * ohw]), a0);
-            a1 = fma(xv, vec4<f32>(dy[d + co.y * ohw]), a1);
-            a2 = fma(xv, vec4<f32>(dy[d + co.z * ohw]), a2);
-            a3 = fma(xv, vec4<f32>(dy[d + co.w * ohw]), a3);
+            a0 = fma(xv, vec4<f32>(ldy(d + co.x * ohw)), a0);
+            a1 = fma(xv, vec4<f32>(ldy(d + co.y * ohw)), a1);
+            a2 = fma(xv, vec4<f32>(ldy(d + co.z * ohw)), a2);
+            a3 = fma(xv, vec4<f32>(ldy(d + co.w * ohw)), a3);
             if (WGRAD_CO == 8u) {
-                a4 = fma(xv, vec4<f32>(dy[d + cq.x * ohw]), a4);
-                a5 = fma(xv, vec4<f32>(dy[d + cq.y * ohw]), a5);
-                a6 = fma(xv, vec4<f32>(dy[d + cq.z * ohw]), a6);
-                a7 = fma(xv, vec4<f32>(dy[d + cq.w * ohw]), a7);
+                a4 = fma(xv, vec4<f32>(ldy(d + cq.x * ohw)), a4);
+                a5 = fma(xv, vec4<f32>(ldy(d + cq.y * ohw)), a5);
+                a6 = fma(xv, vec4<f32>(ldy(d + cq.z * ohw)), a6);
+                a7 = fma(xv, vec4<f32>(ldy(d + cq.w * ohw)), a7);
             }
         }
     }
@@ -312,14 +312,14 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     }
 }
 
-// dw (+)= sum over splits of the partials in `dy` (bound to the partial buffer here).
+// dw (+)= sum over splits of the partials in `y` (bound to the partial buffer here).
 @compute @workgroup_size(WG)
 fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let wsz = p.cout * p.cin * p.kh * p.kw;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= wsz) { return; }
     var s = 0.0;
-    for (var k = 0u; k < p.splits; k++) { s += dy[k * wsz + i]; }
+    for (var k = 0u; k < p.splits; k++) { s += y[k * wsz + i]; }
     if (p.accumulate != 0u) { s += dw[i]; }
     dw[i] = s;
 }
@@ -349,9 +349,9 @@ fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let ch = (i / stride) * 8u + r % 8u;
     var v = 0.0;
     if (p.mode == 0u) {
-        if (k < p.cin * kk && ch < p.cout) { v = wt[ch * p.cin * kk + k]; }
+        if (k < p.cin * kk && ch < p.cout) { v = lwt(ch * p.cin * kk + k); }
     } else {
-        if (k < p.cout * kk && ch < p.cin) { v = wt[((k / kk) * p.cin + ch) * kk + k % kk]; }
+        if (k < p.cout * kk && ch < p.cin) { v = lwt(((k / kk) * p.cin + ch) * kk + k % kk); }
     }
     dw[i] = v;
 }
@@ -389,7 +389,7 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             var t = 2u * (ky * p.kw + kx);
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
-                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
+                let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
                 let w0 = wu[t];
                 let w1 = wu[t + 1u];
                 a0 = fma(xv, vec4<f32>(w0.x), a0);
@@ -446,7 +446,7 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
             var t = 2u * (ky * p.kw + kx);
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
-                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
+                let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
                 let w0 = wu[t];
                 let w1 = wu[t + 1u];
                 a0 = fma(dv, vec4<f32>(w0.x), a0);

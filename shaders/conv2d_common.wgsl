@@ -3,11 +3,13 @@
 // with the subgroup feature compiles; naga 30 takes subgroup builtins without `enable
 // subgroups`, which it does not parse yet).
 //
-// conv2d: direct 2-D convolution (cross-correlation, zero padding), NCHW f32, and its gradients.
+// conv2d: direct 2-D convolution (cross-correlation, zero padding), NCHW f32 (f16 operands in the
+// `_h` families), and its gradients.
 // The same three kernels serve conv_transpose2d: its forward IS conv2d_input_grad, its input
 // gradient IS conv2d_forward, its weight gradient is conv2d_weight_grad with x and dy swapped.
 //
 // Bindings: 0 params | 1 x [n,cin,h,w] | 2 wt [cout,cin,kh,kw] | 3 bias | 4 dy [n,cout,ho,wo]
+//           (1, 2, 4: XT, f32 or f16; everything else f32)
 //           | 5 y [n,cout,ho,wo] (rw) | 6 dx [n,cin,h,w] (rw) | 7 dw [cout,cin,kh,kw] (rw)
 //           | 8 wu (uniform: one packed 8-channel weight block, the `_ubo` kernels)
 // Slices: the input side (x, and dx) may be channels [x_off, x_off + cin) of a buffer with
@@ -35,13 +37,22 @@ fn xplane(b: u32, ci: u32) -> u32 {
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<XT>;
+@group(0) @binding(2) var<storage, read> wt: array<XT>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<XT>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
+// The GEMM operands x, wt and dy are read through these, as f32: XT (declared by the module's
+// head, gpu/shaders.rs) is f32, or f16 for the half-precision families (`train.amp`), whose
+// operands are packed f16 copies (amp.wgsl's amp_cast_f16). A product of two f16 values is exact
+// in f32, so a half family computes the f32 kernel's sums, in the same order, of f16-rounded
+// operands: f16 operands, f32 accumulation and output.
+fn lx(i: u32) -> f32 { return f32(x[i]); }
+fn lwt(i: u32) -> f32 { return f32(wt[i]); }
+fn ldy(i: u32) -> f32 { return f32(dy[i]); }
+
 // One 8-channel block of packed weights (conv2d_pack_weights), 64 KiB: the `_ubo` kernels read
 // their weights from a uniform buffer, whose loads a CPU driver does once per workgroup step
 // where a storage load is done per invocation.

@@ -55,8 +55,8 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             var t = wrow + ky * p.kw + kx;
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
-                let xv = select(vec4<f32>(0.0), vec4<f32>(x[o.x + off], x[o.y + off], x[o.z + off], x[o.w + off]), ok);
-                sg_fma(&a, xv, wt[t]);
+                let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
+                sg_fma(&a, xv, lwt(t));
                 t += kk;
                 off += hw;
             }
@@ -109,8 +109,8 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             var t = wrow + ky * p.kw + kx;
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
-                let dv = select(vec4<f32>(0.0), vec4<f32>(dy[o.x + off], dy[o.y + off], dy[o.z + off], dy[o.w + off]), ok);
-                sg_fma(&a, dv, wt[t]);
+                let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
+                sg_fma(&a, dv, lwt(t));
                 t += wco;
                 off += ohw;
             }

@@ -245,9 +245,15 @@ pub struct TrainConfig {
     pub loss: String,
     pub perceptual: Option<PerceptualConfig>,
     pub ema_decay: f32,
-    /// Mixed precision (f16 where the adapter has shader-f16): not implemented yet; true trains
-    /// in f32 with a warning.
+    /// Mixed precision: the convolutions' GEMM operands (activations, weights, output
+    /// gradients) in f16 with f32 accumulation, everything else in f32 (master weights,
+    /// optimiser state, norms, loss), and dynamic loss scaling. Where the adapter lacks
+    /// shader-f16: a warning and f32.
     pub amp: bool,
+    /// The loss scale amp starts from (a power of two; torch's GradScaler: 65536).
+    pub amp_init_scale: f32,
+    /// Applied steps in a row after which amp doubles the loss scale (torch's: 2000).
+    pub amp_growth_interval: u32,
     pub save_every: usize,
     pub viz_every: usize,
     /// Cap on optimiser steps per epoch (short runs, CI); null = the whole training split.
@@ -276,6 +282,8 @@ impl Default for TrainConfig {
             perceptual: None,
             ema_decay: 0.999,
             amp: false,
+            amp_init_scale: 65536.0,
+            amp_growth_interval: 2000,
             save_every: 5,
             viz_every: 5,
             max_steps_per_epoch: None,
@@ -609,6 +617,11 @@ impl Config {
         need(t.betas.iter().all(|b| (0.0..1.0).contains(b)), format!("train.betas must be in [0, 1), got {}", list(&t.betas)));
         need(t.eps > 0.0 && t.eps.is_finite(), format!("train.eps must be > 0 and finite, got {}", t.eps));
         need((0.0..1.0).contains(&t.momentum), format!("train.momentum must be in [0, 1), got {}", t.momentum));
+        need(
+            t.amp_init_scale >= 1.0 && t.amp_init_scale <= 4294967296.0 && (t.amp_init_scale.log2().fract() == 0.0),
+            format!("train.amp_init_scale must be a power of two from 1 to 2^32, got {}", t.amp_init_scale),
+        );
+        need(t.amp_growth_interval > 0, "train.amp_growth_interval must be at least 1".to_string());
         need(t.grad_clip.is_none_or(|c| c > 0.0 && c.is_finite()), format!("train.grad_clip must be > 0 and finite, or null, got {}", opt(t.grad_clip)));
         need(t.warmup_epochs >= 0.0 && t.warmup_epochs.is_finite(), format!("train.warmup_epochs must be >= 0 and finite, got {}", t.warmup_epochs));
         need(t.gamma > 0.0 && t.gamma.is_finite(), format!("train.gamma must be > 0 and finite, got {}", t.gamma));

@@ -27,7 +27,7 @@ use crate::ops::dropout2d::Dropout2dParams;
 use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
 use crate::autograd::Graph;
 use crate::optim::schedule::Schedule;
-use crate::optim::{Hyper, Optimizer, ema_update};
+use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped};
 use crate::tensor::Tensor;
 use crate::util::signal;
 
@@ -59,6 +59,8 @@ pub struct Summary {
     pub last_val: Vec<ValRow>,
     pub best_psnr: f64,
     pub images_per_s: f64,
+    /// Under amp: the loss scale at the end and the steps the scaler skipped (whole run).
+    pub amp: Option<(f32, u64)>,
 }
 
 /// Everything the run keeps on the GPU, and where it is in the run.
@@ -168,7 +170,10 @@ impl Trainer {
             momentum: t.momentum,
             grad_clip: t.grad_clip,
         };
-        let opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
+        let mut opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
+        if t.amp && ctx.gpu().has_f16() {
+            opt.scaler = Some(LossScaler::new(ctx, t.amp_init_scale, t.amp_growth_interval)?);
+        }
         let train_w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
         let ema_w = Weights::views(ctx, &layout, &ema, None, &ema_buffers)?;
         let raw_w = Weights::views(ctx, &layout, &params, None, &buffers)?;
@@ -261,6 +266,14 @@ impl Trainer {
         // A finite loss does not prove finite weights (the last update of an epoch is checked by
         // no loss): never replace a good checkpoint with a broken one.
         self.refuse_non_finite(stem, &[("weights", &raw.params), ("batch-norm running statistics", &raw.buffers), ("EMA weights", &ema.params), ("Adam moments", &m), ("Adam moments", &v)])?;
+        let scaler = match &self.opt.scaler {
+            Some(s) => Some(self.ctx.read(&s.state)?),
+            None => None,
+        };
+        let mut arenas: Vec<(&str, &[f32])> = vec![("m", &m), ("v", &v)];
+        if let Some(s) = &scaler {
+            arenas.push(("amp_scaler", s));
+        }
         let mut state_meta = self.meta("state");
         state_meta.insert("opt_t".into(), self.opt.t.to_string());
         state_meta.insert("best_psnr".into(), self.best_psnr.to_string());
@@ -272,7 +285,7 @@ impl Trainer {
             [
                 (checkpoint::weight_tensors(&self.layout, &raw), self.meta("raw")),
                 (checkpoint::weight_tensors(&self.layout, &ema), self.meta("ema")),
-                (checkpoint::arena_tensors(&[("m", &m), ("v", &v)]), state_meta),
+                (checkpoint::arena_tensors(&arenas), state_meta),
             ],
         )
     }
@@ -353,6 +366,13 @@ impl Trainer {
         self.ctx.write(&self.opt.m, &checkpoint::arena(state, "m", len)?)?;
         self.ctx.write(&self.opt.v, &checkpoint::arena(state, "v", len)?)?;
         self.opt.t = num(state, "opt_t")?;
+        if let Some(s) = &self.opt.scaler {
+            if state.tensors.contains_key("amp_scaler") {
+                self.ctx.write(&s.state, &checkpoint::arena(state, "amp_scaler", crate::ops::amp::STATE_LEN)?)?;
+            } else {
+                eprintln!("warning: --resume: {} has no loss-scaler state (saved without train.amp); amp starts from train.amp_init_scale", state.path.display());
+            }
+        }
         self.step = num(state, "step")?;
         self.epoch = num(state, "epoch")? as usize;
         self.step_in_epoch = num(state, "step_in_epoch")? as usize;
@@ -394,6 +414,9 @@ impl Trainer {
         let x = Tensor::wrap(&ctx, shape.clone(), input);
         let y = Tensor::wrap(&ctx, shape, clean);
         let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
+        // Under amp the convs take f16 operands until the backward is encoded (the guard turns
+        // that off on every way out), and the backward starts from the loss scale.
+        let _half = HalfGuard::set(&ctx, self.opt.scaler.as_ref().map(|s| s.flag.clone()));
         // The step's graph: dropped (with everything it saved) on any early return.
         let mut g = Graph::new(&ctx);
         self.train_w.attach(&mut g)?;
@@ -414,12 +437,18 @@ impl Trainer {
             });
         }
         let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
-        drop(g.backward(&l)?);
+        let seed = match &self.opt.scaler {
+            Some(s) => Tensor::wrap(&ctx, vec![1], s.state.slice(crate::ops::amp::SCALE, 1)?),
+            None => Tensor::full(&ctx, &[1], 1.0)?,
+        };
+        drop(g.backward_with(&l, &seed)?);
+        drop(_half);
         let lr = self.schedule.lr(self.step) as f32;
         self.opt.step(&ctx, &self.params, &self.grads, lr)?;
-        ema_update(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema)?;
+        let scaler = self.opt.scaler.as_ref().map(|s| &s.state);
+        ema_update_unless_skipped(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema, scaler)?;
         if !self.layout.buffers.is_empty() {
-            ema_update(&ctx, self.cfg.train.ema_decay, &self.buffers, &self.ema_buffers)?;
+            ema_update_unless_skipped(&ctx, self.cfg.train.ema_decay, &self.buffers, &self.ema_buffers, scaler)?;
         }
         copy_offset(&ctx, l.view(), log, 2 * slot)?;
         copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)
@@ -480,6 +509,14 @@ impl Trainer {
         Ok(())
     }
 
+    /// Under amp, the loss scale and the steps skipped so far (waits for the GPU).
+    pub fn scaler_state(&self) -> Result<Option<(f32, u64)>> {
+        use crate::ops::amp::{SCALE, SKIPPED};
+        let Some(s) = &self.opt.scaler else { return Ok(None) };
+        let st = self.ctx.read(&s.state)?;
+        Ok(Some((st[SCALE], st[SKIPPED] as u64)))
+    }
+
     /// Dispatches per training step and the bytes of GPU memory its plan binds (after the first
     /// step).
     pub fn plan_stats(&self) -> Option<(usize, u64)> {
@@ -499,6 +536,22 @@ impl Trainer {
 }
 
 /// The config fields that can make a loss non-finite, when they are set that way.
+/// Half precision for as long as it lives (`Ctx::set_half`).
+struct HalfGuard(Ctx);
+
+impl HalfGuard {
+    fn set(ctx: &Ctx, flag: Option<View>) -> HalfGuard {
+        ctx.set_half(flag);
+        HalfGuard(ctx.clone())
+    }
+}
+
+impl Drop for HalfGuard {
+    fn drop(&mut self) {
+        self.0.set_half(None);
+    }
+}
+
 fn suspects(cfg: &Config) -> String {
     let mut s = Vec::new();
     if cfg.train.lr > 0.05 {
@@ -525,6 +578,10 @@ fn intact_note(dir: &Path) -> String {
 
 const TRAIN_CSV: &str = "train_metrics.csv";
 const VAL_CSV: &str = "val_metrics.csv";
+/// Skipped amp steps in a row that stop a run: from the default scale 2^16 they take it below
+/// 2^-20, where the overflow no longer comes from the scaling.
+const MAX_SKIPS_IN_A_ROW: usize = 37;
+
 const TRAIN_HEADER: &str = "step,epoch,loss,lr,grad_norm,images_per_s";
 const VAL_HEADER: &str = "epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy";
 
@@ -640,10 +697,14 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         cfg.train.batch_size
     ));
     if cfg.train.amp {
-        eprintln!(
-            "warning: train.amp is set but dae has no f16 kernels yet (adapter shader-f16: {}); training in f32",
-            ctx.gpu().has_f16()
-        );
+        if tr.opt.scaler.is_some() {
+            say(&format!(
+                "amp: f16 conv operands with f32 accumulation, f32 elsewhere; dynamic loss scale from {} (doubling after {} clean steps)",
+                cfg.train.amp_init_scale, cfg.train.amp_growth_interval
+            ));
+        } else {
+            eprintln!("warning: train.amp is set but this adapter has no shader-f16; training in f32");
+        }
     }
     if opts.resume {
         say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
@@ -658,6 +719,8 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let mut ips = 0.0;
     let mut interrupted: Option<u8> = None;
     let b = cfg.train.batch_size;
+    let amp_on = tr.opt.scaler.is_some();
+    let skips_in_a_row = std::cell::Cell::new(0usize);
     while tr.epoch < cfg.train.epochs {
         let e = tr.epoch;
         tr.write_perm(e)?;
@@ -674,12 +737,27 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         let mut pending: Option<(crate::gpu::PendingRead, Vec<(u64, f64)>, f64)> = None;
         let ckpts = tr.ckpt_dir();
         // The CSV rows of one window (slot k holds step window[k]'s loss and squared grad
-        // norm), the progress message, and the stop on a non-finite value.
+        // norm), the progress message, and the stop on a non-finite value. Under amp a finite
+        // loss with an infinite norm is a step the loss scaler skipped (logged with grad_norm
+        // inf); only a long run of them stops training.
         let mut log_rows = |vals: &[f32], window: &[(u64, f64)], ips: f64| -> Result<()> {
             let mut rows = Vec::new();
             for (k, (st, lr)) in window.iter().enumerate() {
                 let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
-                if !lv.is_finite() || !nsq.is_finite() {
+                let skipped = amp_on && lv.is_finite() && nsq == f32::INFINITY;
+                skips_in_a_row.set(if skipped { skips_in_a_row.get() + 1 } else { 0 });
+                if skips_in_a_row.get() >= MAX_SKIPS_IN_A_ROW {
+                    append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
+                    bar.abandon();
+                    return Err(Error::Msg(format!(
+                        "amp: {MAX_SKIPS_IN_A_ROW} steps in a row overflowed (up to step {}, epoch {}), the loss scale halving each time: the gradients are not finite even unscaled; stopping. {}{}",
+                        st + 1,
+                        e + 1,
+                        intact_note(&ckpts),
+                        suspects(cfg)
+                    )));
+                }
+                if !skipped && (!lv.is_finite() || !nsq.is_finite()) {
                     append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
                     bar.abandon();
                     return Err(Error::Msg(format!(
@@ -787,7 +865,11 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             .collect();
         append(&logs.join(VAL_CSV), VAL_HEADER, &rows)?;
         let line = val.iter().map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim)).collect::<Vec<_>>().join(" | ");
-        say(&format!("epoch {}/{} val {} | {:.0} img/s", tr.epoch, cfg.train.epochs, line, ips));
+        let amp = match tr.scaler_state()? {
+            Some((scale, skipped)) => format!(" | amp: loss scale {scale}, {skipped} steps skipped"),
+            None => String::new(),
+        };
+        say(&format!("epoch {}/{} val {} | {:.0} img/s{amp}", tr.epoch, cfg.train.epochs, line, ips));
         if mean_psnr > tr.best_psnr {
             tr.best_psnr = mean_psnr;
             tr.save_best(!opts.no_ema, mean_psnr)?;
@@ -801,5 +883,6 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         }
         last_val = val;
     }
-    Ok(Summary { steps: tr.step, epochs_done: tr.epoch, interrupted, last_val, best_psnr: tr.best_psnr, images_per_s: ips })
+    let amp = tr.scaler_state()?;
+    Ok(Summary { steps: tr.step, epochs_done: tr.epoch, interrupted, last_val, best_psnr: tr.best_psnr, images_per_s: ips, amp })
 }

@@ -27,7 +27,18 @@ fn family(name: &str) -> Vec<CheckRow> {
 /// conv_transpose2d.
 #[test]
 fn convs_match_reference() {
-    family("conv2d");
+    let rows = family("conv2d");
+    // Lavapipe has shader-f16: the half-precision (amp) convs must have run too.
+    if ctx().gpu().has_f16() {
+        assert!(rows.iter().filter(|r| r.entry.ends_with(" f16")).count() >= 100, "the f16 conv checks did not run");
+    }
+}
+
+/// Mixed precision's f16 cast (bit for bit, overflow flag) and the loss scaler driving AdamW
+/// and the EMA through applied and skipped steps.
+#[test]
+fn amp_cast_and_loss_scaler_match_reference() {
+    family("loss scaler");
 }
 
 /// Autotune's two blockings compute the same bits (each output is one invocation's sum in the
@@ -439,6 +450,49 @@ fn resume_is_bit_identical() {
     }
     let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().count();
     assert_eq!(rows(&a), rows(&b), "the resumed run's log has the same rows");
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}
+
+/// train.amp from a loss scale of 2^32: the first steps overflow f16 and are skipped (logged
+/// with grad_norm inf, counted, the scale halving) and training goes on; a run cut at step 7
+/// and resumed ends bit-identical to a straight one, the scaler's state included.
+#[test]
+fn amp_skips_overflowing_steps_and_resumes_bit_identically() {
+    let sets = [
+        "model.base_ch=8",
+        "train.amp=true",
+        "train.amp_init_scale=4294967296",
+        "train.amp_growth_interval=3",
+        "train.batch_size=16",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=5",
+        "train.log_every=3",
+        "data.val_size=32",
+        "data.train_limit=256",
+        "noise.test_sigmas=[0.3]",
+    ];
+    let c = ctx();
+    assert!(c.gpu().has_f16(), "this test needs an adapter with shader-f16 (lavapipe has it)");
+    let (a, b) = (tmp("amp-a"), tmp("amp-b"));
+    let sa = dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
+    assert_eq!(sa.steps, 10);
+    let (scale, skipped) = sa.amp.expect("amp is on");
+    let csv = std::fs::read_to_string(a.join("logs/train_metrics.csv")).unwrap();
+    let inf_rows = csv.lines().filter(|r| r.split(',').nth(4) == Some("inf")).count() as u64;
+    assert!((1..10).contains(&skipped) && inf_rows == skipped, "skipped {skipped}, inf rows {inf_rows}:\n{csv}");
+    assert!(scale < 4294967296.0, "the scale should have fallen: {scale}");
+    assert!(sa.last_val[0].psnr.is_finite());
+    let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, &sets), &cut).unwrap();
+    assert!(sb.interrupted == Some(130) && sb.steps == 7, "{sb:?}");
+    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, &sets), &resumed).unwrap();
+    assert_eq!((sb.steps, sb.amp), (10, sa.amp));
+    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
+        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
+    }
+    assert!(tensors(&a.join("ckpts/last.state.safetensors")).iter().any(|(k, _)| k == "amp_scaler"));
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
 }

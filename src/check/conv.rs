@@ -4,8 +4,20 @@
 use super::*;
 use crate::gpu::Variant;
 
-/// The entry name of a conv kernel (forward or input grad) in the variant the context runs.
+/// The entry name of a conv kernel (forward or input grad) in the variant the context runs
+/// (" f16": the half-precision family, after amp_cast_f16 of its operands).
 pub(super) fn ce(c: &Checker, entry: &str) -> String {
+    let name = ce32(c, entry);
+    if c.ctx.half().is_some() { format!("{name} f16") } else { name }
+}
+
+/// The weight-gradient kernels' name.
+fn wg(c: &Checker) -> String {
+    let name = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce" } else { "conv2d_weight_grad" };
+    if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }
+}
+
+fn ce32(c: &Checker, entry: &str) -> String {
     match c.ctx.variant() {
         Variant::Naive => entry.to_string(),
         Variant::Tiled => format!("{entry}_tiled"),
@@ -32,6 +44,37 @@ pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+/// The conv checks again with f16 operands (`train.amp`), where the adapter has shader-f16:
+/// every kernel against the reference on the same f16-rounded operands at the f32 bounds (the
+/// products are exact, the sums f32), and against the exact operands at the stated F16 bounds.
+/// The channel-block variant shares the tiled kernels' code and is left out.
+pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
+    if !c.ctx.gpu().has_f16() {
+        eprintln!("note: this adapter has no shader-f16: the f16 conv checks do not apply (train.amp trains in f32 here)");
+        return Ok(());
+    }
+    let flag = c.ctx.alloc("check", 1)?;
+    crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
+    let prev = c.ctx.variant();
+    c.ctx.set_half(Some(flag.clone()));
+    let mut r = Ok(());
+    for v in [Variant::Naive, Variant::Tiled, Variant::Subgroup, Variant::Uniform] {
+        c.ctx.set_variant(v);
+        r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
+        if r.is_err() {
+            break;
+        }
+    }
+    c.ctx.set_half(None);
+    c.ctx.set_variant(prev);
+    r?;
+    // Values in [-1, 1) never overflow f16: the flag must still be clear.
+    c.case("amp_cast_f16", "every operand of the f16 conv checks".into());
+    let raised = c.ctx.read_u32(&flag)?[0];
+    c.push("amp_cast_f16 overflow flag", if raised == 0 { 0.0 } else { f64::INFINITY }, (raised != 0).then(|| format!("flag {raised} with no value out of range")));
+    Ok(())
+}
+
 pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
     // (n, cin, h, w, cout, k, stride, pad, bias)
     let cases = [
@@ -53,13 +96,12 @@ pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
         c.case("conv2d", format!("x{} w{} s{:?} p{:?}{}", dims(&[n, cin, h, w]), dims(wt.shape()), s, p, if bias { " bias" } else { "" }));
         let y = c.g.conv2d(&x, &wt, bias.then_some(&b), s, p)?;
         let rs = r::conv2d::Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p };
-        let yr = r::conv2d::conv2d_forward(&rs, &xr, &wr, bias.then_some(&br[..]));
-        c.cmp_t(&ce(c, "conv2d_forward"), &y, &yr)?;
+        let fwd = |x: &[f64], w: &[f64]| r::conv2d::conv2d_forward(&rs, x, w, bias.then_some(&br[..]));
+        c.cmp_q(&ce(c, "conv2d_forward"), &y, [&xr, &wr], fwd)?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad(&ce(c, "conv2d_input_grad"), &grads, &x, &r::conv2d::conv2d_input_grad(&rs, &wr, &g))?;
-        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
-        c.grad(&wg, &grads, &wt, &r::conv2d::conv2d_weight_grad(&rs, &xr, &g))?;
+        c.grad_q(&ce(c, "conv2d_input_grad"), &grads, &x, [&wr, &g], |w, g| r::conv2d::conv2d_input_grad(&rs, w, g))?;
+        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv2d::conv2d_weight_grad(&rs, x, g))?;
         if bias {
             c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }
@@ -90,12 +132,11 @@ pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
         );
         let y = c.g.conv_transpose2d(&x, &wt, bias.then_some(&b), s, p, op)?;
         let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
-        c.cmp_t(&ce(c, "conv2d_input_grad"), &y, &r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, bias.then_some(&br[..])))?;
+        c.cmp_q(&ce(c, "conv2d_input_grad"), &y, [&xr, &wr], |x, w| r::conv_transpose2d::conv_transpose2d_forward(&rs, x, w, bias.then_some(&br[..])))?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad(&ce(c, "conv2d_forward"), &grads, &x, &r::conv_transpose2d::conv_transpose2d_input_grad(&rs, &wr, &g))?;
-        let wg = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce".to_string() } else { "conv2d_weight_grad".to_string() };
-        c.grad(&wg, &grads, &wt, &r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, &xr, &g))?;
+        c.grad_q(&ce(c, "conv2d_forward"), &grads, &x, [&wr, &g], |w, g| r::conv_transpose2d::conv_transpose2d_input_grad(&rs, w, g))?;
+        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, x, g))?;
         if bias {
             c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
         }

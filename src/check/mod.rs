@@ -15,6 +15,7 @@
 //! One file per group of families (conv, norm, pointwise, shape, reduce, train, model, eval);
 //! this one holds the harness: tolerances, the comparison, the [`Checker`], the family table.
 
+mod amp;
 mod conv;
 mod eval;
 mod model;
@@ -52,6 +53,10 @@ pub struct Tol {
 
 /// f32 kernels against the f64 reference, element by element.
 pub const F32: Tol = Tol { rel_l2: TOL_F32, rtol: 1e-3, atol: 1e-5 };
+
+/// A GEMM of f16-rounded operands (`train.amp`'s convs) against the reference on the exact
+/// f32 operands: each operand carries a relative rounding error up to 2^-11.
+pub const F16_OPERANDS: Tol = Tol { rel_l2: 2e-3, rtol: 2e-2, atol: 2e-3 };
 
 /// Whole-model steps (tens of kernels chained: errors compound): the same relative L2 bound,
 /// a looser per-element one.
@@ -187,6 +192,36 @@ impl Checker<'_> {
         self.leaves.clear();
     }
 
+    /// A two-operand kernel's output against `reference(a, b)`. Under half precision
+    /// (`ctx.half()`) twice: against the reference on the f16-rounded operands at the current
+    /// bounds, and on the exact operands at `F16_OPERANDS` (entry + " vs exact").
+    fn cmp_q(&mut self, entry: &str, gpu: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
+        let v = gpu.to_vec()?;
+        self.cmp_q_vec(entry, &v, ops, reference);
+        Ok(())
+    }
+
+    fn cmp_q_vec(&mut self, entry: &str, gpu: &[f32], [a, b]: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) {
+        if self.ctx.half().is_none() {
+            return self.cmp(entry, gpu, &reference(a, b));
+        }
+        let q = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| r::amp::round_f16(x as f32) as f64).collect() };
+        self.cmp(entry, gpu, &reference(&q(a), &q(b)));
+        let tol = std::mem::replace(&mut self.tol, F16_OPERANDS);
+        self.cmp(&format!("{entry} vs exact"), gpu, &reference(a, b));
+        self.tol = tol;
+    }
+
+    /// `grad` for a two-operand kernel, as `cmp_q`.
+    fn grad_q(&mut self, entry: &str, grads: &Grads, t: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
+        let v = match grads.get(t) {
+            Some(g) => g.to_vec()?,
+            None => vec![f32::NAN],
+        };
+        self.cmp_q_vec(entry, &v, ops, reference);
+        Ok(())
+    }
+
     fn grad(&mut self, entry: &str, grads: &Grads, t: &Tensor, reference: &[f64]) -> Result<()> {
         match grads.get(t) {
             Some(g) => self.cmp_t(entry, &g, reference),
@@ -201,6 +236,8 @@ impl Checker<'_> {
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d", conv::check_convs),
+    ("conv2d+conv_transpose2d f16 (amp)", conv::check_convs_f16),
+    ("loss scaler+f16 cast (amp)", amp::check_amp),
     ("group_norm", norm::check_group_norm),
     ("batch_norm", norm::check_batch_norm),
     ("group_norm+batch_norm fused activation", norm::check_norm_act),

@@ -133,6 +133,7 @@ pub type Overrides = &'static [(&'static str, f64)];
 
 #[derive(Hash, PartialEq, Eq, Clone)]
 struct PipeKey {
+    family: &'static str,
     entry: &'static str,
     overrides: Vec<(&'static str, u64)>,
 }
@@ -178,6 +179,9 @@ pub struct CtxInner {
     next_id: Cell<u64>,
     poison: Cell<bool>,
     variant: Cell<Variant>,
+    /// While set, the families that have a half-precision twin run it (`train.amp`), and their
+    /// f16 casts raise this flag buffer on overflow (see `set_half`).
+    half: RefCell<Option<View>>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
     hashes: Cell<u64>,
@@ -322,6 +326,7 @@ impl Ctx {
             next_id: Cell::new(1),
             poison: Cell::new(false),
             variant: Cell::new(Variant::from_env()),
+            half: RefCell::new(None),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
             created: Cell::new(Created::default()),
@@ -432,6 +437,18 @@ impl Ctx {
     }
     pub fn set_variant(&self, v: Variant) {
         self.0.variant.set(v);
+    }
+
+    /// Half precision for the launches that follow: Some(flag) makes the families with an f16
+    /// twin take f16 operands (cast from f32 by their launchers, which raise `flag`, a one-word
+    /// buffer, when a value is outside f16's range); None returns to f32. The caller checks
+    /// `gpu().has_f16()` first.
+    pub fn set_half(&self, flag: Option<View>) {
+        *self.0.half.borrow_mut() = flag;
+    }
+    /// The overflow flag while half precision is on.
+    pub fn half(&self) -> Option<View> {
+        self.0.half.borrow().clone()
     }
 
     /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of
@@ -681,7 +698,7 @@ impl Ctx {
     }
 
     fn pipe(&self, family: &'static str, entry: &'static str, overrides: Overrides) -> Result<Rc<Pipe>> {
-        let key = PipeKey { entry, overrides: overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect() };
+        let key = PipeKey { family, entry, overrides: overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect() };
         if let Some(p) = self.0.pipes.borrow().get(&key) {
             return Ok(p.clone());
         }

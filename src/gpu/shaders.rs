@@ -21,10 +21,17 @@ pub const ACT: &str = wgsl!("act");
 pub const SLICE: &str = wgsl!("slice");
 /// The conv kernels' parameters, bindings and helpers (conv2d and conv2d_sg).
 pub const CONV: &str = wgsl!("conv2d_common");
+/// The conv kernels' operand type: f32, or f16 for the half families (`train.amp`), which only
+/// an adapter with shader-f16 compiles (`enable` must open the module).
+pub const OPERANDS_F32: &str = "alias XT = f32;\n";
+pub const OPERANDS_F16: &str = "enable f16;\nalias XT = f16;\n";
 
 pub const SHADERS: &[Shader] = &[
-    Shader { family: "conv2d", parts: &[SLICE, CONV, wgsl!("conv2d")] },
-    Shader { family: "conv2d_sg", parts: &[SLICE, CONV, wgsl!("conv2d_subgroup")] },
+    Shader { family: "conv2d", parts: &[OPERANDS_F32, SLICE, CONV, wgsl!("conv2d")] },
+    Shader { family: "conv2d_sg", parts: &[OPERANDS_F32, SLICE, CONV, wgsl!("conv2d_subgroup")] },
+    Shader { family: "conv2d_h", parts: &[OPERANDS_F16, SLICE, CONV, wgsl!("conv2d")] },
+    Shader { family: "conv2d_sg_h", parts: &[OPERANDS_F16, SLICE, CONV, wgsl!("conv2d_subgroup")] },
+    Shader { family: "amp", parts: &[wgsl!("amp")] },
     Shader { family: "group_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
     Shader { family: "batch_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
     Shader { family: "activation", parts: &[ACT, SLICE, wgsl!("activation")] },
@@ -52,6 +59,8 @@ pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("activation", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
     ("conv2d", "CHANNEL_BLOCKS", &[0.0, 1.0]),
     ("conv2d", "WGRAD_CO", &[4.0, 8.0]),
+    ("conv2d_h", "CHANNEL_BLOCKS", &[0.0, 1.0]),
+    ("conv2d_h", "WGRAD_CO", &[4.0, 8.0]),
     ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),
@@ -72,7 +81,7 @@ pub fn validate(family: &str) -> Result<naga::Module, String> {
 pub fn reflect(family: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let src = source(family).ok_or_else(|| format!("unknown shader family {family}"))?;
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP)
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16)
         .validate(&module)
         .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
     Ok((module, info))
@@ -156,7 +165,9 @@ mod tests {
                     let msl_opts = msl::Options { lang_version: (2, 1), ..Default::default() };
                     let msl_pipe = msl::PipelineOptions { entry_point: Some((naga::ShaderStage::Compute, ep.name.clone())), ..Default::default() };
                     msl::write_string(&m, &i, &msl_opts, &msl_pipe).unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
-                    let hlsl_opts = hlsl::Options { shader_model: hlsl::ShaderModel::V6_0, ..Default::default() };
+                    // f16 needs shader model 6.2 (DX12 reports shader-f16 only there).
+                    let sm = if s.parts.contains(&OPERANDS_F16) { hlsl::ShaderModel::V6_2 } else { hlsl::ShaderModel::V6_0 };
+                    let hlsl_opts = hlsl::Options { shader_model: sm, ..Default::default() };
                     let hlsl_pipe = hlsl::PipelineOptions { entry_point: Some((naga::ShaderStage::Compute, ep.name.clone())) };
                     let mut out = String::new();
                     hlsl::Writer::new(&mut out, &hlsl_opts, &hlsl_pipe).write(&m, &i, None).unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));

@@ -5,7 +5,7 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Variant, View};
 use crate::gpu_params;
-use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
+use crate::ops::{Chans, amp, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -20,6 +20,25 @@ gpu_params! {
 }
 
 const FAMILY: &str = "conv2d";
+
+/// The family of the plain kernels: f32 operands, or f16 under half precision (`Ctx::set_half`).
+fn family(ctx: &Ctx) -> &'static str {
+    if ctx.half().is_some() { "conv2d_h" } else { FAMILY }
+}
+
+/// The subgroup kernels' family, likewise.
+fn sg_family(ctx: &Ctx) -> &'static str {
+    if ctx.half().is_some() { "conv2d_sg_h" } else { "conv2d_sg" }
+}
+
+/// A GEMM operand as the kernels read it: under half precision the packed f16 copy of `v` (`n`
+/// images of `c` channels of `hw` values, laid out as `chans`), else `v` itself.
+fn operand(ctx: &Ctx, v: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<View> {
+    match ctx.half() {
+        Some(flag) => amp::cast_f16(ctx, v, n, c, hw, chans, &flag),
+        None => Ok(v.clone()),
+    }
+}
 
 /// The geometry of a convolution in conv terms: x [n,cin,h,w] * w [cout,cin,kh,kw] -> [n,cout,ho,wo].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +86,7 @@ impl ConvGeom {
 }
 
 fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], threads: usize) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
+    ctx.dispatch(Launch { family: family(ctx), entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
 }
 
 /// The blocked kernels of a forward or an input grad and the size of their grids: `items`
@@ -116,9 +135,9 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
     let ubo = k.steps * 8 <= UBO_FLOATS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let launch = |how: Blocking, bindings: &[(u32, &View)]| -> Result<()> {
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
-            Blocking::Tiled => (FAMILY, k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
-            Blocking::ChannelBlocks => (FAMILY, k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Subgroup => ("conv2d_sg", k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
+            Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
+            Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
+            Blocking::Subgroup => (sg_family(ctx), k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
             Blocking::Uniform => return run_ubo(ctx, k, p, bindings),
         };
         ctx.dispatch(Launch { family, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
@@ -138,7 +157,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
                 candidates.push((Blocking::Uniform, "uniform weights"));
             }
             let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
-            let pick = ctx.tuned(k.tiled, &shape_key(&p), &labels, |i| {
+            let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| {
                 let scratch = ctx.alloc("autotune scratch", out.len())?;
                 let mut b = inputs.to_vec();
                 b.push((slot, &scratch));
@@ -165,23 +184,29 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -
         let mut b: Vec<(u32, &View)> = per.clone().copied().collect();
         b.push((8, &block));
         let pc = Conv2dParams { c_base: u(cb * 8), ..p };
-        ctx.dispatch(Launch { family: FAMILY, entry: k.ubo, overrides: &[], params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+        ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides: &[], params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
     }
     Ok(())
 }
 
 /// A conv's shape for the autotune cache (batch, channels, sizes, kernel, stride, padding, and
-/// the channel-slice total where the input side is a slice).
-fn shape_key(p: &Conv2dParams) -> String {
+/// the channel-slice total where the input side is a slice; " f16" for the half kernels).
+fn shape_key(ctx: &Ctx, p: &Conv2dParams) -> String {
     let slice = if p.x_total != p.cin { format!(" of {}", p.x_total) } else { String::new() };
+    let half = if ctx.half().is_some() { " f16" } else { "" };
     format!(
-        "n{} {}{slice}x{}x{} -> {}x{}x{} k{}x{} s{}x{} p{}x{}",
+        "n{} {}{slice}x{}x{} -> {}x{}x{} k{}x{} s{}x{} p{}x{}{half}",
         p.n, p.cin, p.h, p.w, p.cout, p.ho, p.wo, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw
     )
 }
 
 /// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].
 pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
+    let (x, w, g) = match ctx.half() {
+        // The f16 copy of a channel slice is plain.
+        Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, w, 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
+        None => (x, w, g),
+    };
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
     let p = g.params(b.is_some(), accumulate);
@@ -207,6 +232,8 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
 
 /// dx [n,cin,h,w] (+)= conv^T(dy, w) + b[cin] (the bias only for conv_transpose2d's forward).
 pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
+    let w = &operand(ctx, w, 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
+    let dy = &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
     let p = g.params(b.is_some(), accumulate);
@@ -238,6 +265,10 @@ const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 /// (n, oy) rows (4 or 8 output x 4 input channels of one tap per invocation, autotuned), then a
 /// reduce.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
+    let (x, dy, g) = match ctx.half() {
+        Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
+        None => (x, dy, g),
+    };
     if !ctx.tiled() {
         return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
     }
@@ -252,11 +283,11 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let launch = |co: usize, out: &View| -> Result<()> {
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(4) * g.kh * g.kw;
         let overrides: crate::gpu::Overrides = if co == 8 { &[("WGRAD_CO", 8.0)] } else { &[] };
-        ctx.dispatch(Launch { family: FAMILY, entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
+        ctx.dispatch(Launch { family: family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
     };
     let co = match ctx.variant() {
         Variant::Auto => {
-            let pick = ctx.tuned(entry, &shape_key(&p), &["4 x 4 channels", "8 x 4 channels"], |i| {
+            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &["4 x 4 channels", "8 x 4 channels"], |i| {
                 let scratch = ctx.alloc("autotune scratch", partials.len())?;
                 launch(4 << i, &scratch)
             })?;
@@ -267,7 +298,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
         Variant::Tiled | Variant::Naive => 4,
     };
     launch(co, &partials)?;
-    run(ctx, "conv2d_weight_grad_reduce", p, &[(4, &partials), (7, dw)], wsz)
+    run(ctx, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
 }
 
 pub struct Conv2dOp {

@@ -5,6 +5,7 @@
 //! the graph is the autograd's business (`autograd::Graph`), a layer above.
 
 pub mod activation;
+pub mod amp;
 pub mod analysis;
 pub mod batch_norm;
 pub mod concat;
@@ -137,6 +138,7 @@ pub fn reduction_chunks(c: usize, count: usize) -> (usize, usize) {
 pub fn all_params() -> Vec<ParamsInfo> {
     vec![
         info::<conv2d::Conv2dParams>(),
+        info::<amp::AmpParams>(),
         info::<group_norm::GroupNormParams>(),
         info::<batch_norm::BatchNormParams>(),
         info::<activation::ActivationParams>(),

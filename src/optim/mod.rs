@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::{Ctx, View};
 use crate::ops::optim::{self as k, OptKind, OptimParams};
 use crate::ops::reduce::{self, ReduceKind};
+use crate::ops::amp as k_amp;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hyper {
@@ -31,6 +32,25 @@ pub struct Optimizer {
     partials: View,
     /// Steps taken (Adam's t after the next step is t + 1).
     pub t: u64,
+    /// Mixed precision's dynamic loss scaler, when on.
+    pub scaler: Option<LossScaler>,
+}
+
+/// The dynamic loss scaler of `train.amp` (amp.wgsl): its state on the GPU, the overflow flag
+/// the f16 casts raise, and how many clean steps in a row double the scale.
+pub struct LossScaler {
+    pub state: View,
+    pub flag: View,
+    pub growth_interval: u32,
+}
+
+impl LossScaler {
+    pub fn new(ctx: &Ctx, init_scale: f32, growth_interval: u32) -> Result<LossScaler> {
+        let state = ctx.upload("loss scaler", &k_amp::initial_state(init_scale))?;
+        let flag = ctx.alloc("loss scaler", 1)?;
+        crate::ops::elementwise::fill(ctx, &flag, 0.0)?;
+        Ok(LossScaler { state, flag, growth_interval })
+    }
 }
 
 impl Optimizer {
@@ -40,13 +60,18 @@ impl Optimizer {
             crate::ops::elementwise::fill(ctx, &v, 0.0)?;
             Ok(v)
         };
-        Ok(Optimizer { hyper, m: zeros(len)?, v: zeros(len)?, norm_sq: zeros(1)?, partials: ctx.alloc("optimizer", reduce::num_partials(len))?, t: 0 })
+        Ok(Optimizer { hyper, m: zeros(len)?, v: zeros(len)?, norm_sq: zeros(1)?, partials: ctx.alloc("optimizer", reduce::num_partials(len))?, t: 0, scaler: None })
     }
 
-    /// Clip (if on) and update `param` from `grad` (consumed) at learning rate `lr`.
+    /// Clip (if on) and update `param` from `grad` (consumed) at learning rate `lr`. With a
+    /// loss scaler, `grad` holds scaled gradients: the scaler's update decides (on the GPU)
+    /// whether the step is applied and unscales the norm.
     pub fn step(&mut self, ctx: &Ctx, param: &View, grad: &View, lr: f32) -> Result<()> {
         reduce::reduce_partial(ctx, ReduceKind::SumSq, grad, &self.partials)?;
         reduce::reduce_final(ctx, &self.partials, 1.0, &self.norm_sq)?;
+        if let Some(s) = &self.scaler {
+            k_amp::update(ctx, s.growth_interval, self.hyper.beta1, self.hyper.beta2, &s.flag, &self.norm_sq, &s.state)?;
+        }
         self.t += 1;
         let h = &self.hyper;
         let mut p = OptimParams {
@@ -61,7 +86,7 @@ impl Optimizer {
             ..Default::default()
         };
         self.per_step(&mut p, lr);
-        k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v)
+        k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v, self.scaler.as_ref().map(|s| &s.state))
     }
 
     /// The values of a step that change with it: the learning rate and Adam's bias corrections
@@ -79,4 +104,4 @@ impl Optimizer {
     }
 }
 
-pub use k::ema_update;
+pub use k::{ema_update, ema_update_unless_skipped};

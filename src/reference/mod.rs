@@ -7,6 +7,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 pub mod activation;
+pub mod amp;
 pub mod analysis;
 pub mod batch_norm;
 pub mod concat;
