@@ -156,6 +156,9 @@ pub struct Suite {
     /// Training steps: (model, batch); runs per model.
     pub models: Vec<(String, usize)>,
     pub model_runs: usize,
+    /// Also the convs with f16 operands and the training steps under `train.amp` (adapters
+    /// with shader-f16).
+    pub amp: bool,
 }
 
 /// The kernel rows at the denoiser's shapes, batch 128.
@@ -197,9 +200,17 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let flop = 2.0 * (n * g.cout * g.ho * g.wo * g.cin * k * k) as f64;
         let (bx, bw, by) = ((4 * n * g.cin * g.h * g.w) as f64, (4 * g.cout * g.cin * k * k) as f64, (4 * n * g.cout * g.ho * g.wo) as f64);
         let shape = vec![n, cin, cout, h, w];
-        for &variant in variants {
+        // Under --amp, autotune's pick once more with f16 operands (the casts included: what
+        // a training step pays; the flop and byte counts stay those of the f32 passes).
+        let mut passes: Vec<(Variant, Option<View>)> = variants.iter().map(|&v| (v, None)).collect();
+        if s.amp && ctx.gpu().has_f16() {
+            passes.push((Variant::Auto, Some(ctx.alloc("bench", 1)?)));
+        }
+        for (variant, flag) in passes {
             ctx.set_variant(variant);
+            let half = ctx.half_scope(flag);
             let (v, runs) = match variant {
+                Variant::Auto if ctx.half().is_some() => ("tiled, autotuned, f16", s.runs),
                 Variant::Auto => ("tiled, autotuned", s.runs),
                 Variant::Tiled => ("tiled", s.runs),
                 Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
@@ -218,6 +229,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             rows.push(row(c, name, v, "input_grad", shape.clone(), ms[1], flop, ib));
             rows.push(row(c, name, v, "weight_grad", shape.clone(), ms[2], flop, bx + by + bw));
             rows.push(row(c, name, v, "fwd+bwd", shape.clone(), ms[3], 3.0 * flop, fb + ib + bx + by + bw));
+            drop(half);
         }
     }
     ctx.set_variant(prev);
@@ -356,7 +368,11 @@ pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Rep
         for (m, b) in &s.models {
             if s.filter.as_deref().is_none_or(|f| m.contains(f)) {
                 progress(m);
-                train.push(model_step_timed(ctx, timer, m, *b, 1, s.model_runs, false)?.0);
+                train.push(model_step_timed(ctx, timer, m, *b, 1, s.model_runs, false, false)?.0);
+                if s.amp && ctx.gpu().has_f16() {
+                    progress(&format!("{m} (amp)"));
+                    train.push(model_step_timed(ctx, timer, m, *b, 1, s.model_runs, false, true)?.0);
+                }
             }
         }
         let info = &ctx.gpu().info;
@@ -402,6 +418,8 @@ pub fn table(r: &Report) -> String {
 pub struct TrainRow {
     pub model: String,
     pub batch: usize,
+    /// Under `train.amp` (f16 conv operands, loss scaling).
+    pub amp: bool,
     pub images_per_s: f64,
     /// The first step from a cold start: compiling the kernels and recording the plan.
     pub first_step_s: f64,
@@ -443,17 +461,20 @@ fn spec_model(spec: &str) -> Result<crate::nn::ModelConfig> {
 /// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
 /// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
 /// `unet16x2` or `conv64x3`. With `profile`, one more step follows with every dispatch timed on
-/// its own: (entry point, calls, seconds), slowest first.
-pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
-    model_step_timed(ctx, Timer::Wall, spec, batch, warmup, iters, profile)
+/// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
+/// error where the adapter lacks shader-f16).
+#[allow(clippy::type_complexity)]
+pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool, amp: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+    model_step_timed(ctx, Timer::Wall, spec, batch, warmup, iters, profile, amp)
 }
 
 /// `model_step` with the step timed by `timer`.
-pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool, amp: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
     use crate::nn::model::Fwd;
     use crate::nn::{Model, Weights};
     use crate::ops::optim::OptKind;
-    use crate::optim::{Hyper, Optimizer, ema_update};
+    use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
     use crate::tensor::Tensor;
     let mc = spec_model(spec)?;
     let t_cold = Instant::now();
@@ -467,19 +488,27 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
     let w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
     let hyper = Hyper { kind: OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
     let mut opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
+    if amp {
+        if !ctx.gpu().has_f16() {
+            return Err(crate::error::Error::Msg("--amp: this adapter has no shader-f16 (train.amp would train in f32)".into()));
+        }
+        opt.scaler = Some(LossScaler::new(ctx, 65536.0, 2000)?);
+    }
     let mut rng = crate::util::rng::Rng::new(9);
     let n = batch * 28 * 28;
     let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     ctx.begin_plan()?;
     let encoded = (|| -> Result<()> {
+        let half = ctx.half_scope(opt.scaler.as_ref().map(|s| s.flag.clone()));
         let mut g = crate::autograd::Graph::new(ctx);
         w.attach(&mut g)?;
         let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, 0), &x)?;
         let l = g.mse_loss(&out, &y)?;
-        drop(g.backward(&l)?);
+        drop(g.backward_with(&l, &loss_seed(ctx, opt.scaler.as_ref())?)?);
+        drop(half);
         opt.step(ctx, &params, &grads, 2e-4)?;
-        ema_update(ctx, 0.999, &params, &ema)
+        ema_update_unless_skipped(ctx, 0.999, &params, &ema, opt.scaler.as_ref().map(|s| &s.state))
     })();
     let mut plan = ctx.end_plan()?;
     encoded.map_err(|e| e.limit_in_terms_of("--batch", batch))?;
@@ -504,6 +533,7 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
     let row = TrainRow {
         model: spec.to_string(),
         batch,
+        amp,
         images_per_s: batch as f64 * 1e3 / ms,
         first_step_s,
         dispatches: plan.len(),
@@ -515,13 +545,14 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
 
 /// The terminal table of training steps (and profiles).
 pub fn train_table(rows: &[(TrainRow, Vec<(&'static str, u64, f64)>)]) -> String {
-    let mut s = format!("{:<12} {:>6} {:>10} {:>14} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "dispatches", "peak MiB", "min MiB", "peak/min");
+    let mut s = format!("{:<16} {:>6} {:>10} {:>14} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "dispatches", "peak MiB", "min MiB", "peak/min");
     for (r, prof) in rows {
         let (min, ratio) = match r.min_mem_mb {
             Some(m) => (format!("{m:.1}"), format!("{:.2}", r.peak_mem_mb / m)),
             None => ("-".into(), "-".into()),
         };
-        s += &format!("{:<12} {:>6} {:>10.2} {:>14.2} {:>11} {:>10.1} {:>10} {:>9}\n", r.model, r.batch, r.images_per_s, r.first_step_s, r.dispatches, r.peak_mem_mb, min, ratio);
+        let model = if r.amp { format!("{} amp", r.model) } else { r.model.clone() };
+        s += &format!("{:<16} {:>6} {:>10.2} {:>14.2} {:>11} {:>10.1} {:>10} {:>9}\n", model, r.batch, r.images_per_s, r.first_step_s, r.dispatches, r.peak_mem_mb, min, ratio);
         let total: f64 = prof.iter().map(|p| p.2).sum();
         for (entry, calls, secs) in prof {
             s += &format!("    {entry:<34} x{calls:<4} {:>9.2} ms {:>5.1}%\n", secs * 1e3, 100.0 * secs / total);

@@ -208,6 +208,10 @@ enum Cmd {
         /// With --models: time one more step dispatch by dispatch, a row per entry point.
         #[arg(long)]
         profile: bool,
+        /// Also time mixed precision (train.amp): the convs with f16 operands beside f32, and each
+        /// training step under amp beside its f32 row (adapters with shader-f16).
+        #[arg(long)]
+        amp: bool,
     },
     /// Denoise your own images with a checkpoint: a PNG file or a folder of them (written as
     /// PNG), or a safetensors file with tensor `input` [n,c,h,w] in [0, 1] (written as `output`;
@@ -285,7 +289,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
         Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at),
-        Cmd::Bench { batch, models, warmup, iters, json, filter, all, profile } => {
+        Cmd::Bench { batch, models, warmup, iters, json, filter, all, profile, amp } => {
             for (name, v, lo, hi) in [("--batch", batch, 1, 4096), ("--warmup", warmup, 0, 1000), ("--iters", iters, 1, 10_000)] {
                 if !(lo..=hi).contains(&v) {
                     return Err(dae::Error::Config(format!("{name} must be in {lo}..={hi}, got {v}")));
@@ -295,7 +299,10 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             if !models.is_empty() {
                 let mut rows = Vec::new();
                 for m in &models {
-                    rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile)?);
+                    rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, false)?);
+                    if amp {
+                        rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, true)?);
+                    }
                 }
                 if json {
                     let train: Vec<&dae::bench::TrainRow> = rows.iter().map(|r| &r.0).collect();
@@ -314,6 +321,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 runs: iters,
                 models: vec![("unet16x2".into(), 32), ("unet64x3".into(), 16), ("conv64x3".into(), 16)],
                 model_runs: (iters / 8).max(3),
+                amp,
             };
             let report = dae::bench::suite(&ctx, &suite, &mut |what| {
                 if !json {

@@ -27,7 +27,7 @@ use crate::ops::dropout2d::Dropout2dParams;
 use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
 use crate::autograd::Graph;
 use crate::optim::schedule::Schedule;
-use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped};
+use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
 use crate::tensor::Tensor;
 use crate::util::signal;
 
@@ -416,7 +416,7 @@ impl Trainer {
         let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
         // Under amp the convs take f16 operands until the backward is encoded (the guard turns
         // that off on every way out), and the backward starts from the loss scale.
-        let _half = HalfGuard::set(&ctx, self.opt.scaler.as_ref().map(|s| s.flag.clone()));
+        let half = ctx.half_scope(self.opt.scaler.as_ref().map(|s| s.flag.clone()));
         // The step's graph: dropped (with everything it saved) on any early return.
         let mut g = Graph::new(&ctx);
         self.train_w.attach(&mut g)?;
@@ -437,12 +437,8 @@ impl Trainer {
             });
         }
         let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
-        let seed = match &self.opt.scaler {
-            Some(s) => Tensor::wrap(&ctx, vec![1], s.state.slice(crate::ops::amp::SCALE, 1)?),
-            None => Tensor::full(&ctx, &[1], 1.0)?,
-        };
-        drop(g.backward_with(&l, &seed)?);
-        drop(_half);
+        drop(g.backward_with(&l, &loss_seed(&ctx, self.opt.scaler.as_ref())?)?);
+        drop(half);
         let lr = self.schedule.lr(self.step) as f32;
         self.opt.step(&ctx, &self.params, &self.grads, lr)?;
         let scaler = self.opt.scaler.as_ref().map(|s| &s.state);
@@ -536,22 +532,6 @@ impl Trainer {
 }
 
 /// The config fields that can make a loss non-finite, when they are set that way.
-/// Half precision for as long as it lives (`Ctx::set_half`).
-struct HalfGuard(Ctx);
-
-impl HalfGuard {
-    fn set(ctx: &Ctx, flag: Option<View>) -> HalfGuard {
-        ctx.set_half(flag);
-        HalfGuard(ctx.clone())
-    }
-}
-
-impl Drop for HalfGuard {
-    fn drop(&mut self) {
-        self.0.set_half(None);
-    }
-}
-
 fn suspects(cfg: &Config) -> String {
     let mut s = Vec::new();
     if cfg.train.lr > 0.05 {

@@ -1266,7 +1266,7 @@ fn bench_json_has_the_documented_keys() {
 fn the_unet_step_runs_no_concat_copy() {
     let c = ctx();
     for spec in ["unet16x2", "unet8x3"] {
-        let (row, prof) = dae::bench::model_step(&c, spec, 3, 0, 1, true).unwrap();
+        let (row, prof) = dae::bench::model_step(&c, spec, 3, 0, 1, true, false).unwrap();
         let entries: Vec<&str> = prof.iter().map(|p| p.0).collect();
         assert!(entries.contains(&"conv2d_forward_tiled") && entries.contains(&"maxpool2d_backward"), "{spec}: the profile missed the step: {entries:?}");
         assert!(!entries.iter().any(|e| e.starts_with("concat")), "{spec}: a concat copy ran: {entries:?}");

@@ -223,6 +223,15 @@ struct PlanBuilder {
     keep: Vec<View>,
 }
 
+/// Half precision until dropped (`Ctx::half_scope`).
+pub struct HalfScope(Ctx);
+
+impl Drop for HalfScope {
+    fn drop(&mut self) {
+        self.0.set_half(None);
+    }
+}
+
 /// A recorded sequence of dispatches (a training step, an evaluation batch), replayed with
 /// [`Ctx::replay`]. Between replays only its Params change ([`Plan::patch`]): the learning rate,
 /// the step, the noise keys, offsets.
@@ -449,6 +458,13 @@ impl Ctx {
     /// The overflow flag while half precision is on.
     pub fn half(&self) -> Option<View> {
         self.0.half.borrow().clone()
+    }
+
+    /// `set_half(flag)` for as long as the returned guard lives (f32 again when it drops, also
+    /// on an early return).
+    pub fn half_scope(&self, flag: Option<View>) -> HalfScope {
+        self.set_half(flag);
+        HalfScope(self.clone())
     }
 
     /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of

@@ -44,6 +44,15 @@ pub struct LossScaler {
     pub growth_interval: u32,
 }
 
+/// The gradient a backward starts from: the loss scale under a scaler (read by the GPU when
+/// the step runs, so a recorded plan follows the scale), else 1.
+pub fn loss_seed(ctx: &Ctx, scaler: Option<&LossScaler>) -> Result<crate::tensor::Tensor> {
+    match scaler {
+        Some(s) => Ok(crate::tensor::Tensor::wrap(ctx, vec![1], s.state.slice(k_amp::SCALE, 1)?)),
+        None => crate::tensor::Tensor::full(ctx, &[1], 1.0),
+    }
+}
+
 impl LossScaler {
     pub fn new(ctx: &Ctx, init_scale: f32, growth_interval: u32) -> Result<LossScaler> {
         let state = ctx.upload("loss scaler", &k_amp::initial_state(init_scale))?;
