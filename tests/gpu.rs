@@ -427,31 +427,35 @@ fn resume_is_bit_identical() {
         "model.base_ch=8",
         "model.norm_type=batch",
         "model.dropout=0.1",
-        "train.batch_size=16",
-        "train.epochs=2",
-        "train.max_steps_per_epoch=5",
-        "train.log_every=3",
-        "data.val_size=32",
-        "data.train_limit=256",
-        "noise.test_sigmas=[0.3]",
     ];
-    let (a, b) = (tmp("resume-a"), tmp("resume-b"));
-    let c = ctx();
-    let sa = dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
-    assert_eq!(sa.steps, 10);
-    let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
-    let sb = dae::train::train(&c, &quick(&b, &sets), &cut).unwrap();
-    assert!(sb.interrupted == Some(130) && sb.steps == 7, "{sb:?}");
-    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
-    let sb = dae::train::train(&c, &quick(&b, &sets), &resumed).unwrap();
-    assert_eq!((sb.steps, sb.interrupted), (10, None));
-    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
-        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
-    }
+    let (a, b, _) = straight_and_resumed("resume", &sets);
     let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().count();
     assert_eq!(rows(&a), rows(&b), "the resumed run's log has the same rows");
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
+}
+
+/// A 10-step run (2 epochs of 5 steps of 16 images, quick.yaml plus `extra`) straight (folder
+/// a) and cut at step 7 then resumed (folder b), asserting the two end with identical `last`
+/// files; the folders and both summaries.
+fn straight_and_resumed(name: &str, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, [dae::train::Summary; 2]) {
+    let mut sets = vec!["train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=5", "train.log_every=3", "data.val_size=32", "data.train_limit=256", "noise.test_sigmas=[0.3]"];
+    sets.extend_from_slice(extra);
+    let sets = &sets[..];
+    let (a, b) = (tmp(&format!("{name}-a")), tmp(&format!("{name}-b")));
+    let c = ctx();
+    let sa = dae::train::train(&c, &quick(&a, sets), &opts()).unwrap();
+    assert_eq!(sa.steps, 10);
+    let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, sets), &cut).unwrap();
+    assert!(sb.interrupted == Some(130) && sb.steps == 7, "{sb:?}");
+    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
+    let sb = dae::train::train(&c, &quick(&b, sets), &resumed).unwrap();
+    assert_eq!((sb.steps, sb.interrupted), (10, None));
+    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
+        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
+    }
+    (a, b, [sa, sb])
 }
 
 /// train.amp from a loss scale of 2^32: the first steps overflow f16 and are skipped (logged
@@ -464,34 +468,16 @@ fn amp_skips_overflowing_steps_and_resumes_bit_identically() {
         "train.amp=true",
         "train.amp_init_scale=4294967296",
         "train.amp_growth_interval=3",
-        "train.batch_size=16",
-        "train.epochs=2",
-        "train.max_steps_per_epoch=5",
-        "train.log_every=3",
-        "data.val_size=32",
-        "data.train_limit=256",
-        "noise.test_sigmas=[0.3]",
     ];
-    let c = ctx();
-    assert!(c.gpu().has_f16(), "this test needs an adapter with shader-f16 (lavapipe has it)");
-    let (a, b) = (tmp("amp-a"), tmp("amp-b"));
-    let sa = dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
-    assert_eq!(sa.steps, 10);
+    assert!(ctx().gpu().has_f16(), "this test needs an adapter with shader-f16 (lavapipe has it)");
+    let (a, b, [sa, sb]) = straight_and_resumed("amp", &sets);
     let (scale, skipped) = sa.amp.expect("amp is on");
     let csv = std::fs::read_to_string(a.join("logs/train_metrics.csv")).unwrap();
     let inf_rows = csv.lines().filter(|r| r.split(',').nth(4) == Some("inf")).count() as u64;
     assert!((1..10).contains(&skipped) && inf_rows == skipped, "skipped {skipped}, inf rows {inf_rows}:\n{csv}");
     assert!(scale < 4294967296.0, "the scale should have fallen: {scale}");
     assert!(sa.last_val[0].psnr.is_finite());
-    let cut = dae::train::TrainOptions { stop_after: Some(7), ..opts() };
-    let sb = dae::train::train(&c, &quick(&b, &sets), &cut).unwrap();
-    assert!(sb.interrupted == Some(130) && sb.steps == 7, "{sb:?}");
-    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
-    let sb = dae::train::train(&c, &quick(&b, &sets), &resumed).unwrap();
-    assert_eq!((sb.steps, sb.amp), (10, sa.amp));
-    for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
-        assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the straight and the resumed run");
-    }
+    assert_eq!(sb.amp, sa.amp, "the resumed run's scaler state");
     assert!(tensors(&a.join("ckpts/last.state.safetensors")).iter().any(|(k, _)| k == "amp_scaler"));
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
