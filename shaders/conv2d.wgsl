@@ -234,24 +234,27 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
 }
 
 // Partial weight gradients over `splits` slices of the (n, oy) rows, divided
-// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw. WGRAD_CO (an override)
-// output channels x 4 input channels per invocation: 4, or 8 (32 accumulators; each pixel's 4
-// input loads then feed 32 FMAs instead of 16). The sums per weight run in the same order either
-// way, and the slices come from the launcher, so both give identical bits.
+// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw. WGRAD_CO x WGRAD_CI (two
+// overrides) output x input channels of one tap per invocation: 4 x 4, 8 x 4 or 8 x 8 (64
+// accumulators; each pixel's 8 + 8 loads then feed 64 FMAs instead of 4 + 4 feeding 16; on
+// lavapipe a load whose address differs per invocation costs far more than an FMA). The sums per
+// weight run in the same order in every blocking, and the slices come from the launcher, so all
+// give identical bits.
 override WGRAD_CO: u32 = 4u;
+override WGRAD_CI: u32 = 4u;
 
 @compute @workgroup_size(WG)
 fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let splits = p.splits;
     let kk = p.kh * p.kw;
     let ncb = (p.cout + WGRAD_CO - 1u) / WGRAD_CO;
-    let nib = (p.cin + 3u) / 4u;
+    let nib = (p.cin + WGRAD_CI - 1u) / WGRAD_CI;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= splits * ncb * nib * kk) { return; }
     let tap = i % kk;
     let ky = tap / p.kw;
     let kx = tap % p.kw;
-    let ci0 = ((i / kk) % nib) * 4u;
+    let ci0 = ((i / kk) % nib) * WGRAD_CI;
     let co0 = ((i / (kk * nib)) % ncb) * WGRAD_CO;
     let sp = i / (kk * nib * ncb);
     let rows = p.n * p.ho;
@@ -263,6 +266,8 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let co = vec4<u32>(min(co0, cm), min(co0 + 1u, cm), min(co0 + 2u, cm), min(co0 + 3u, cm));
     let cq = vec4<u32>(min(co0 + 4u, cm), min(co0 + 5u, cm), min(co0 + 6u, cm), min(co0 + 7u, cm));
     let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
+    let cj = vec4<u32>(min(ci0 + 4u, im), min(ci0 + 5u, im), min(ci0 + 6u, im), min(ci0 + 7u, im));
+    // a*: input channels ci0..ci0+3, b*: ci0+4..ci0+7 (WGRAD_CI == 8); index = output channel.
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -271,6 +276,14 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    var b4 = vec4<f32>(0.0);
+    var b5 = vec4<f32>(0.0);
+    var b6 = vec4<f32>(0.0);
+    var b7 = vec4<f32>(0.0);
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
     // The output columns whose input column ox*sw + kx - pw lies inside [0, w).
@@ -289,11 +302,35 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
             let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
             let d = drow + ox;
-            a0 = fma(xv, vec4<f32>(ldy(d + co.x * ohw)), a0);
-            a1 = fma(xv, vec4<f32>(ldy(d + co.y * ohw)), a1);
-            a2 = fma(xv, vec4<f32>(ldy(d + co.z * ohw)), a2);
-            a3 = fma(xv, vec4<f32>(ldy(d + co.w * ohw)), a3);
-            if (WGRAD_CO == 8u) {
+            let d0 = ldy(d + co.x * ohw);
+            let d1 = ldy(d + co.y * ohw);
+            let d2 = ldy(d + co.z * ohw);
+            let d3 = ldy(d + co.w * ohw);
+            a0 = fma(xv, vec4<f32>(d0), a0);
+            a1 = fma(xv, vec4<f32>(d1), a1);
+            a2 = fma(xv, vec4<f32>(d2), a2);
+            a3 = fma(xv, vec4<f32>(d3), a3);
+            if (WGRAD_CI == 8u) {
+                let xw = vec4<f32>(lx(xo + cj.x * hw), lx(xo + cj.y * hw), lx(xo + cj.z * hw), lx(xo + cj.w * hw));
+                b0 = fma(xw, vec4<f32>(d0), b0);
+                b1 = fma(xw, vec4<f32>(d1), b1);
+                b2 = fma(xw, vec4<f32>(d2), b2);
+                b3 = fma(xw, vec4<f32>(d3), b3);
+                if (WGRAD_CO == 8u) {
+                    let d4 = ldy(d + cq.x * ohw);
+                    let d5 = ldy(d + cq.y * ohw);
+                    let d6 = ldy(d + cq.z * ohw);
+                    let d7 = ldy(d + cq.w * ohw);
+                    a4 = fma(xv, vec4<f32>(d4), a4);
+                    a5 = fma(xv, vec4<f32>(d5), a5);
+                    a6 = fma(xv, vec4<f32>(d6), a6);
+                    a7 = fma(xv, vec4<f32>(d7), a7);
+                    b4 = fma(xw, vec4<f32>(d4), b4);
+                    b5 = fma(xw, vec4<f32>(d5), b5);
+                    b6 = fma(xw, vec4<f32>(d6), b6);
+                    b7 = fma(xw, vec4<f32>(d7), b7);
+                }
+            } else if (WGRAD_CO == 8u) {
                 a4 = fma(xv, vec4<f32>(ldy(d + cq.x * ohw)), a4);
                 a5 = fma(xv, vec4<f32>(ldy(d + cq.y * ohw)), a5);
                 a6 = fma(xv, vec4<f32>(ldy(d + cq.z * ohw)), a6);
@@ -301,13 +338,13 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
             }
         }
     }
-    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let acc = array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7);
     let wsz = p.cout * p.cin * kk;
     for (var c = 0u; c < WGRAD_CO; c++) {
         if (co0 + c >= p.cout) { break; }
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < WGRAD_CI; j++) {
             if (ci0 + j >= p.cin) { break; }
-            y[sp * wsz + ((co0 + c) * p.cin + ci0 + j) * kk + tap] = acc[c][j];
+            y[sp * wsz + ((co0 + c) * p.cin + ci0 + j) * kk + tap] = acc[c + 8u * (j / 4u)][j % 4u];
         }
     }
 }

@@ -13,7 +13,11 @@ pub(super) fn ce(c: &Checker, entry: &str) -> String {
 
 /// The weight-gradient kernels' name.
 fn wg(c: &Checker) -> String {
-    let name = if c.ctx.tiled() { "conv2d_weight_grad_tiled+conv2d_weight_grad_reduce" } else { "conv2d_weight_grad" };
+    let name = match (c.ctx.tiled(), crate::ops::conv2d::weight_grad_blocking(c.ctx.variant())) {
+        (false, _) => "conv2d_weight_grad".to_string(),
+        (true, Some((co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
+        (true, None) => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
+    };
     if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }
 }
 

@@ -91,15 +91,17 @@ impl Tuner {
         }
     }
 
-    fn full_key(&self, short: &str) -> String {
-        format!("{} | {short}", self.device)
+    /// The cache key: the device, "kernel | shape" and the candidates, so that a winner chosen
+    /// among other candidates (an older build's) is timed again against the current ones.
+    fn full_key(&self, short: &str, labels: &[&str]) -> String {
+        format!("{} | {short} | of {}", self.device, labels.join(", "))
     }
 
     /// The label to use for `short` ("kernel | shape") among `labels`, if already known (pinned,
     /// then cached); `None` means: time the candidates.
     pub fn known(&self, short: &str, labels: &[&str]) -> Option<usize> {
         let find = |l: &String| labels.iter().position(|c| c == l);
-        self.pinned.get(short).and_then(find).or_else(|| self.cache.get(&self.full_key(short)).and_then(find))
+        self.pinned.get(short).and_then(find).or_else(|| self.cache.get(&self.full_key(short, labels)).and_then(find))
     }
 
     /// Raise the budget to at least `secs` unless `DAE_TUNE_BUDGET` set it (the benchmark suite,
@@ -133,7 +135,8 @@ impl Tuner {
     pub fn record(&mut self, short: &str, times: Vec<(String, f64)>, seconds: f64) {
         self.spent += seconds;
         let Some((best, _)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return };
-        let key = self.full_key(short);
+        let labels: Vec<&str> = times.iter().map(|(l, _)| l.as_str()).collect();
+        let key = self.full_key(short, &labels);
         self.cache.insert(key, best.clone());
         self.timed.insert(short.to_string(), times);
         self.save();
@@ -200,6 +203,8 @@ mod tests {
         assert_eq!(Tuner::at(Some(path.clone()), "gpu B | drv 1", 10.0).known("conv | n1", &["tiled", "cb"]), None);
         // A label that is no longer a candidate is not used.
         assert_eq!(t.known("conv | n1", &["tiled", "other"]), None);
+        // Nor a winner chosen among other candidates: a new candidate gets its chance.
+        assert_eq!(t.known("conv | n1", &["tiled", "cb", "new"]), None);
         // A checkpoint's pin wins over the cache.
         t.pin(BTreeMap::from([("conv | n1".to_string(), "tiled".to_string())]));
         assert_eq!(t.known("conv | n1", &["tiled", "cb"]), Some(0));
@@ -214,7 +219,7 @@ mod tests {
         assert_eq!(t.known("k | s", &["a", "b"]), None);
         t.record("k | s", vec![("a".into(), 3.0), ("b".into(), 4.0)], 0.1);
         let back: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(back.get("gpu | drv | k | s").map(String::as_str), Some("a"));
+        assert_eq!(back.get("gpu | drv | k | s | of a, b").map(String::as_str), Some("a"));
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 

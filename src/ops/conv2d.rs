@@ -261,9 +261,23 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
 /// of lavapipe's threads) even for layers with few weights.
 const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 
+/// The split-K weight gradient's (output, input) channels per invocation, autotune's candidates.
+const WEIGHT_GRAD_BLOCKINGS: [(usize, usize); 3] = [(4, 4), (8, 4), (8, 8)];
+
+/// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
+/// spread the three blockings so the checks run each; tiled keeps 4 x 4.
+pub fn weight_grad_blocking(v: Variant) -> Option<(usize, usize)> {
+    match v {
+        Variant::Auto => None,
+        Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0]),
+        Variant::ChannelBlock | Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[1]),
+        Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2]),
+    }
+}
+
 /// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x: split-K partials over slices of the
-/// (n, oy) rows (4 or 8 output x 4 input channels of one tap per invocation, autotuned), then a
-/// reduce.
+/// (n, oy) rows (4 x 4, 8 x 4 or 8 x 8 output x input channels of one tap per invocation,
+/// autotuned), then a reduce.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
     let (x, dy, g) = match ctx.half() {
         Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
@@ -277,27 +291,29 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let wsz = g.cout * g.cin * g.kh * g.kw;
     let partials = ctx.alloc("conv2d_weight_grad", splits * wsz)?;
     let p = Conv2dParams { splits: u(splits), ..g.params(false, accumulate) };
-    // 4 or 8 output channels per invocation (WGRAD_CO); the slices stay those of the 4-channel
-    // blocking, so both sum in the same order.
+    // (output, input) channels per invocation: 4 x 4, 8 x 4 or 8 x 8 (WGRAD_CO, WGRAD_CI); the
+    // slices stay those of the 4 x 4 blocking, so all sum in the same order.
     let entry = "conv2d_weight_grad_tiled";
-    let launch = |co: usize, out: &View| -> Result<()> {
-        let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(4) * g.kh * g.kw;
-        let overrides: crate::gpu::Overrides = if co == 8 { &[("WGRAD_CO", 8.0)] } else { &[] };
+    let launch = |(co, ci): (usize, usize), out: &View| -> Result<()> {
+        let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
+        let overrides: crate::gpu::Overrides = match (co, ci) {
+            (8, 8) => &[("WGRAD_CO", 8.0), ("WGRAD_CI", 8.0)],
+            (8, _) => &[("WGRAD_CO", 8.0)],
+            _ => &[],
+        };
         ctx.dispatch(Launch { family: family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
     };
-    let co = match ctx.variant() {
-        Variant::Auto => {
-            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &["4 x 4 channels", "8 x 4 channels"], |i| {
+    let blocking = match weight_grad_blocking(ctx.variant()) {
+        Some(b) => b,
+        None => {
+            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &["4 x 4 channels", "8 x 4 channels", "8 x 8 channels"], |i| {
                 let scratch = ctx.alloc("autotune scratch", partials.len())?;
-                launch(4 << i, &scratch)
+                launch(WEIGHT_GRAD_BLOCKINGS[i], &scratch)
             })?;
-            4 << pick
+            WEIGHT_GRAD_BLOCKINGS[pick]
         }
-        // The pinned channel-block variants take the 8-channel blocking; tiled keeps 4 x 4.
-        Variant::ChannelBlock | Variant::Subgroup | Variant::Uniform => 8,
-        Variant::Tiled | Variant::Naive => 4,
     };
-    launch(co, &partials)?;
+    launch(blocking, &partials)?;
     run(ctx, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
 }
 
