@@ -369,6 +369,10 @@ fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // the same time: a CPU driver does a uniform-buffer load at a uniform offset once (lavapipe,
 // Mesa 22.3, does a storage-buffer load per invocation even when its offset is uniform). The
 // items and sums are the tiled kernels' (bit-identical results); K <= 2048 (the launcher checks).
+// UBO_CH = 16 (an override): two blocks per dispatch, the second from `wv` (channels
+// [c_base + 8, c_base + 16)), 16 channels x 4 pixels per invocation: each input load then feeds
+// 64 FMAs instead of 32.
+override UBO_CH: u32 = 8u;
 
 // Packs the weights for the `_ubo` kernels into `dw`: block cb (8 channels) at cb * stride
 // (`splits` = stride in floats, a multiple of 64 so each block starts 256-byte aligned), element
@@ -411,6 +415,14 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    var b4 = vec4<f32>(0.0);
+    var b5 = vec4<f32>(0.0);
+    var b6 = vec4<f32>(0.0);
+    var b7 = vec4<f32>(0.0);
     let kk = p.kh * p.kw;
     let hw = p.h * p.w;
     let s = i32(p.sw);
@@ -437,6 +449,18 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
                 a5 = fma(xv, vec4<f32>(w1.y), a5);
                 a6 = fma(xv, vec4<f32>(w1.z), a6);
                 a7 = fma(xv, vec4<f32>(w1.w), a7);
+                if (UBO_CH == 16u) {
+                    let w2 = wv[t];
+                    let w3 = wv[t + 1u];
+                    b0 = fma(xv, vec4<f32>(w2.x), b0);
+                    b1 = fma(xv, vec4<f32>(w2.y), b1);
+                    b2 = fma(xv, vec4<f32>(w2.z), b2);
+                    b3 = fma(xv, vec4<f32>(w2.w), b3);
+                    b4 = fma(xv, vec4<f32>(w3.x), b4);
+                    b5 = fma(xv, vec4<f32>(w3.y), b5);
+                    b6 = fma(xv, vec4<f32>(w3.z), b6);
+                    b7 = fma(xv, vec4<f32>(w3.w), b7);
+                }
                 t += 2u * kk;
                 off += hw;
             }
@@ -444,6 +468,9 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     store_y(acc, b, co0, oy, ox0);
+    if (UBO_CH == 16u) {
+        store_y(array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7), b, co0 + 8u, oy, ox0);
+    }
 }
 
 @compute @workgroup_size(WG)
@@ -466,6 +493,14 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    var b4 = vec4<f32>(0.0);
+    var b5 = vec4<f32>(0.0);
+    var b6 = vec4<f32>(0.0);
+    var b7 = vec4<f32>(0.0);
     let kk = p.kh * p.kw;
     let ohw = p.ho * p.wo;
     let wom = i32(p.wo) - 1;
@@ -494,6 +529,18 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
                 a5 = fma(dv, vec4<f32>(w1.y), a5);
                 a6 = fma(dv, vec4<f32>(w1.z), a6);
                 a7 = fma(dv, vec4<f32>(w1.w), a7);
+                if (UBO_CH == 16u) {
+                    let w2 = wv[t];
+                    let w3 = wv[t + 1u];
+                    b0 = fma(dv, vec4<f32>(w2.x), b0);
+                    b1 = fma(dv, vec4<f32>(w2.y), b1);
+                    b2 = fma(dv, vec4<f32>(w2.z), b2);
+                    b3 = fma(dv, vec4<f32>(w2.w), b3);
+                    b4 = fma(dv, vec4<f32>(w3.x), b4);
+                    b5 = fma(dv, vec4<f32>(w3.y), b5);
+                    b6 = fma(dv, vec4<f32>(w3.z), b6);
+                    b7 = fma(dv, vec4<f32>(w3.w), b7);
+                }
                 t += 2u * kk;
                 off += ohw;
             }
@@ -501,4 +548,7 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     store_dx(acc, b, ci0, iy, ix0);
+    if (UBO_CH == 16u) {
+        store_dx(array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7), b, ci0 + 8u, iy, ix0);
+    }
 }

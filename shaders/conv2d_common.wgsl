@@ -57,6 +57,9 @@ fn ldy(i: u32) -> f32 { return f32(dy[i]); }
 // their weights from a uniform buffer, whose loads a CPU driver does once per workgroup step
 // where a storage load is done per invocation.
 @group(0) @binding(8) var<uniform> wu: array<vec4<f32>, 4096>;
+// The next 8-channel block, for the 16-channel `_ubo` kernels (UBO_CH = 16); the 8-channel ones
+// bind `wu`'s block here too.
+@group(0) @binding(9) var<uniform> wv: array<vec4<f32>, 4096>;
 
 
 // The blocked forward kernels' write: an 8-channel x 4-pixel block (channels co0 .., row oy,

@@ -118,6 +118,8 @@ enum Blocking {
     Subgroup,
     /// One dispatch per channel block, weights packed into a uniform buffer.
     Uniform,
+    /// The same with two blocks (16 channels) per dispatch, the second bound as `wv`.
+    UniformWide,
 }
 
 /// Floats of one packed weight block (the `_ubo` kernels' `wu`: 4096 vec4, 64 KiB).
@@ -138,7 +140,8 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
             Blocking::Subgroup => (sg_family(ctx), k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
-            Blocking::Uniform => return run_ubo(ctx, k, p, bindings),
+            Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
+            Blocking::UniformWide => return run_ubo(ctx, k, p, bindings, true),
         };
         ctx.dispatch(Launch { family, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
     };
@@ -146,7 +149,8 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         Variant::ChannelBlock => Blocking::ChannelBlocks,
         Variant::Subgroup if sg => Blocking::Subgroup,
         Variant::Uniform if ubo => Blocking::Uniform,
-        Variant::Subgroup | Variant::Uniform => Blocking::ChannelBlocks,
+        Variant::UniformWide if ubo => Blocking::UniformWide,
+        Variant::Subgroup | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
         Variant::Auto => {
             let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
             let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks")];
@@ -155,6 +159,9 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
             }
             if ubo {
                 candidates.push((Blocking::Uniform, "uniform weights"));
+                if k.ncb > 1 {
+                    candidates.push((Blocking::UniformWide, "uniform weights x16"));
+                }
             }
             let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
             let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| {
@@ -171,20 +178,25 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
 }
 
 /// The `_ubo` kernel: pack the weights into 256-byte-aligned blocks of 8 channels, then one
-/// dispatch per block with its block bound as the uniform `wu` (the last block's binding runs
-/// past its data into padding, so every binding is a whole 64 KiB).
-fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
+/// dispatch per block (`wide`: per two blocks, UBO_CH = 16) with its block bound as the uniform
+/// `wu` (and the next as `wv`; the 8-channel kernel binds its own block there too). A binding
+/// may run past the packed data into padding (one spare block), so every binding is a whole
+/// 64 KiB.
+fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], wide: bool) -> Result<()> {
     let stride = (k.steps * 8).div_ceil(64) * 64;
-    let packed = ctx.alloc("conv2d weights (uniform blocks)", (k.ncb - 1) * stride + UBO_FLOATS)?;
+    let packed = ctx.alloc("conv2d weights (uniform blocks)", k.ncb * stride + UBO_FLOATS)?;
     let pp = Conv2dParams { splits: u(stride), mode: k.mode, ..p };
     run(ctx, "conv2d_pack_weights", pp, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
     let per = bindings.iter().filter(|(slot, _)| *slot != 2);
-    for cb in 0..k.ncb {
+    let (step, overrides): (usize, crate::gpu::Overrides) = if wide { (2, &[("UBO_CH", 16.0)]) } else { (1, &[]) };
+    for cb in (0..k.ncb).step_by(step) {
         let block = packed.slice(cb * stride, UBO_FLOATS)?;
+        let next = packed.slice((cb + step - 1) * stride, UBO_FLOATS)?;
         let mut b: Vec<(u32, &View)> = per.clone().copied().collect();
         b.push((8, &block));
+        b.push((9, &next));
         let pc = Conv2dParams { c_base: u(cb * 8), ..p };
-        ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides: &[], params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+        ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
     }
     Ok(())
 }
@@ -271,7 +283,7 @@ pub fn weight_grad_blocking(v: Variant) -> Option<(usize, usize)> {
         Variant::Auto => None,
         Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0]),
         Variant::ChannelBlock | Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[1]),
-        Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2]),
+        Variant::Uniform | Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[2]),
     }
 }
 
