@@ -368,16 +368,21 @@ fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // kh*kw + tap over the summed channels). Every invocation of the dispatch reads the same weight at
 // the same time: a CPU driver does a uniform-buffer load at a uniform offset once (lavapipe,
 // Mesa 22.3, does a storage-buffer load per invocation even when its offset is uniform). The
-// items and sums are the tiled kernels' (bit-identical results); K <= 2048 (the launcher checks).
+// items and sums are the tiled kernels' (bit-identical results). K <= 2048 per dispatch: a longer
+// loop runs as several dispatches over ranges of taps [tap_lo, tap_hi) (the kernels loop taps
+// outside, channels inside, so tap ranges keep the tiled kernels' order of summation); a range
+// that does not end the taps leaves its raw sums in `dw` (bound to a scratch copy of the output),
+// and one that does not start them begins from those sums.
 // UBO_CH = 16 (an override): two blocks per dispatch, the second from `wv` (channels
 // [c_base + 8, c_base + 16)), 16 channels x 4 pixels per invocation: each input load then feeds
 // 64 FMAs instead of 32.
 override UBO_CH: u32 = 8u;
 
-// Packs the weights for the `_ubo` kernels into `dw`: block cb (8 channels) at cb * stride
-// (`splits` = stride in floats, a multiple of 64 so each block starts 256-byte aligned), element
-// k * 8 + c. mode 0 (forward): channel c0 + c is an output channel, k = ci * kk + tap; mode 1
-// (input grad): c0 + c is an input channel, k = co * kk + tap. Channels past the end read 0.
+// Packs the weights of taps [tap_lo, tap_hi) for the `_ubo` kernels into `dw`: block cb
+// (8 channels) at cb * stride (`splits` = stride in floats, a multiple of 64 so each block starts
+// 256-byte aligned), element k * 8 + c, k = summed channel * nt + tap - tap_lo (nt taps). mode 0
+// (forward): channel c0 + c is an output channel, the summed one an input channel; mode 1 (input
+// grad): c0 + c is an input channel, the summed one an output channel. Channels past the end read 0.
 @compute @workgroup_size(WG)
 fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
@@ -385,16 +390,58 @@ fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let blocks = select((p.cin + 7u) / 8u, (p.cout + 7u) / 8u, p.mode == 0u);
     if (i >= blocks * stride) { return; }
     let kk = p.kh * p.kw;
+    let nt = p.tap_hi - p.tap_lo;
     let r = i % stride;
     let k = r / 8u;
     let ch = (i / stride) * 8u + r % 8u;
+    let sc = k / nt;
+    let tap = p.tap_lo + k % nt;
     var v = 0.0;
     if (p.mode == 0u) {
-        if (k < p.cin * kk && ch < p.cout) { v = lwt(ch * p.cin * kk + k); }
+        if (sc < p.cin && ch < p.cout) { v = lwt((ch * p.cin + sc) * kk + tap); }
     } else {
-        if (k < p.cout * kk && ch < p.cin) { v = lwt(((k / kk) * p.cin + ch) * kk + k % kk); }
+        if (sc < p.cout && ch < p.cin) { v = lwt((sc * p.cin + ch) * kk + tap); }
     }
     dw[i] = v;
+}
+
+// Raw sums of a tap range that does not end the taps, kept in `dw` (a scratch buffer laid out as
+// the dense output, [n, cout, ho, wo] or [n, cin, h, w]) for the next range to start from; reads
+// and writes of channels or pixels past the end are clamped or skipped.
+fn part_y(b: u32, co: u32, oy: u32, ox0: u32) -> vec4<f32> {
+    let row = ((b * p.cout + min(co, p.cout - 1u)) * p.ho + oy) * p.wo;
+    let m = p.wo - 1u;
+    return vec4<f32>(dw[row + min(ox0, m)], dw[row + min(ox0 + 1u, m)], dw[row + min(ox0 + 2u, m)], dw[row + min(ox0 + 3u, m)]);
+}
+
+fn keep_y(acc: array<vec4<f32>, 8>, b: u32, co0: u32, oy: u32, ox0: u32) {
+    for (var c = 0u; c < 8u; c++) {
+        if (co0 + c >= p.cout) { break; }
+        let row = ((b * p.cout + co0 + c) * p.ho + oy) * p.wo;
+        for (var j = 0u; j < 4u; j++) {
+            if (ox0 + j >= p.wo) { break; }
+            dw[row + ox0 + j] = acc[c][j];
+        }
+    }
+}
+
+fn part_dx(b: u32, ci: u32, iy: u32, ix0: u32) -> vec4<f32> {
+    let row = ((b * p.cin + min(ci, p.cin - 1u)) * p.h + iy) * p.w;
+    let m = p.w - 1u;
+    let s = p.sw;
+    return vec4<f32>(dw[row + min(ix0, m)], dw[row + min(ix0 + s, m)], dw[row + min(ix0 + 2u * s, m)], dw[row + min(ix0 + 3u * s, m)]);
+}
+
+fn keep_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
+    for (var c = 0u; c < 8u; c++) {
+        if (ci0 + c >= p.cin) { break; }
+        let row = ((b * p.cin + ci0 + c) * p.h + iy) * p.w;
+        for (var j = 0u; j < 4u; j++) {
+            let ix = ix0 + j * p.sw;
+            if (ix >= p.w) { break; }
+            dw[row + ix] = acc[c][j];
+        }
+    }
 }
 
 @compute @workgroup_size(WG)
@@ -424,6 +471,15 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var b6 = vec4<f32>(0.0);
     var b7 = vec4<f32>(0.0);
     let kk = p.kh * p.kw;
+    let nt = p.tap_hi - p.tap_lo;
+    if (p.tap_lo > 0u) {
+        a0 = part_y(b, co0, oy, ox0); a1 = part_y(b, co0 + 1u, oy, ox0); a2 = part_y(b, co0 + 2u, oy, ox0); a3 = part_y(b, co0 + 3u, oy, ox0);
+        a4 = part_y(b, co0 + 4u, oy, ox0); a5 = part_y(b, co0 + 5u, oy, ox0); a6 = part_y(b, co0 + 6u, oy, ox0); a7 = part_y(b, co0 + 7u, oy, ox0);
+        if (UBO_CH == 16u) {
+            b0 = part_y(b, co0 + 8u, oy, ox0); b1 = part_y(b, co0 + 9u, oy, ox0); b2 = part_y(b, co0 + 10u, oy, ox0); b3 = part_y(b, co0 + 11u, oy, ox0);
+            b4 = part_y(b, co0 + 12u, oy, ox0); b5 = part_y(b, co0 + 13u, oy, ox0); b6 = part_y(b, co0 + 14u, oy, ox0); b7 = part_y(b, co0 + 15u, oy, ox0);
+        }
+    }
     let hw = p.h * p.w;
     let s = i32(p.sw);
     let wm = i32(p.w) - 1;
@@ -432,10 +488,12 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         if (iy < 0 || iy >= i32(p.h)) { continue; }
         let row = xplane(b, 0u) * hw + u32(iy) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
+            let tap = ky * p.kw + kx;
+            if (tap < p.tap_lo || tap >= p.tap_hi) { continue; }
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
             let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
-            var t = 2u * (ky * p.kw + kx);
+            var t = 2u * (tap - p.tap_lo);
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
                 let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
@@ -461,15 +519,21 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
                     b6 = fma(xv, vec4<f32>(w3.z), b6);
                     b7 = fma(xv, vec4<f32>(w3.w), b7);
                 }
-                t += 2u * kk;
+                t += 2u * nt;
                 off += hw;
             }
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let acc2 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
+    if (p.tap_hi < kk) {
+        keep_y(acc, b, co0, oy, ox0);
+        if (UBO_CH == 16u) { keep_y(acc2, b, co0 + 8u, oy, ox0); }
+        return;
+    }
     store_y(acc, b, co0, oy, ox0);
     if (UBO_CH == 16u) {
-        store_y(array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7), b, co0 + 8u, oy, ox0);
+        store_y(acc2, b, co0 + 8u, oy, ox0);
     }
 }
 
@@ -502,6 +566,15 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     var b6 = vec4<f32>(0.0);
     var b7 = vec4<f32>(0.0);
     let kk = p.kh * p.kw;
+    let nt = p.tap_hi - p.tap_lo;
+    if (p.tap_lo > 0u) {
+        a0 = part_dx(b, ci0, iy, ix0); a1 = part_dx(b, ci0 + 1u, iy, ix0); a2 = part_dx(b, ci0 + 2u, iy, ix0); a3 = part_dx(b, ci0 + 3u, iy, ix0);
+        a4 = part_dx(b, ci0 + 4u, iy, ix0); a5 = part_dx(b, ci0 + 5u, iy, ix0); a6 = part_dx(b, ci0 + 6u, iy, ix0); a7 = part_dx(b, ci0 + 7u, iy, ix0);
+        if (UBO_CH == 16u) {
+            b0 = part_dx(b, ci0 + 8u, iy, ix0); b1 = part_dx(b, ci0 + 9u, iy, ix0); b2 = part_dx(b, ci0 + 10u, iy, ix0); b3 = part_dx(b, ci0 + 11u, iy, ix0);
+            b4 = part_dx(b, ci0 + 12u, iy, ix0); b5 = part_dx(b, ci0 + 13u, iy, ix0); b6 = part_dx(b, ci0 + 14u, iy, ix0); b7 = part_dx(b, ci0 + 15u, iy, ix0);
+        }
+    }
     let ohw = p.ho * p.wo;
     let wom = i32(p.wo) - 1;
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -511,11 +584,13 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         if (oy >= p.ho) { continue; }
         let drow = b * p.cout * ohw + oy * p.wo;
         for (var kx = 0u; kx < p.kw; kx++) {
+            let tap = ky * p.kw + kx;
+            if (tap < p.tap_lo || tap >= p.tap_hi) { continue; }
             if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
             let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
             let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
-            var t = 2u * (ky * p.kw + kx);
+            var t = 2u * (tap - p.tap_lo);
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
                 let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
@@ -541,14 +616,20 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
                     b6 = fma(dv, vec4<f32>(w3.z), b6);
                     b7 = fma(dv, vec4<f32>(w3.w), b7);
                 }
-                t += 2u * kk;
+                t += 2u * nt;
                 off += ohw;
             }
         }
     }
     let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let acc2 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
+    if (p.tap_hi < kk) {
+        keep_dx(acc, b, ci0, iy, ix0);
+        if (UBO_CH == 16u) { keep_dx(acc2, b, ci0 + 8u, iy, ix0); }
+        return;
+    }
     store_dx(acc, b, ci0, iy, ix0);
     if (UBO_CH == 16u) {
-        store_dx(array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7), b, ci0 + 8u, iy, ix0);
+        store_dx(acc2, b, ci0 + 8u, iy, ix0);
     }
 }

@@ -11,7 +11,7 @@
 // Bindings: 0 params | 1 x [n,cin,h,w] | 2 wt [cout,cin,kh,kw] | 3 bias | 4 dy [n,cout,ho,wo]
 //           (1, 2, 4: XT, f32 or f16; everything else f32)
 //           | 5 y [n,cout,ho,wo] (rw) | 6 dx [n,cin,h,w] (rw) | 7 dw [cout,cin,kh,kw] (rw)
-//           | 8 wu (uniform: one packed 8-channel weight block, the `_ubo` kernels)
+//           | 8 wu, 9 wv (uniform: packed 8-channel weight blocks, the `_ubo` kernels)
 // Slices: the input side (x, and dx) may be channels [x_off, x_off + cin) of a buffer with
 // x_total channels per image (conv_transpose2d writing its part of a UNet concat in place, and
 // its backward reading that part of the gradient); x_total = cin, x_off = 0 when it is not.
@@ -27,6 +27,7 @@ struct Conv2dParams {
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, has_bias: u32, accumulate: u32, splits: u32,
     x_off: u32, x_total: u32, c_base: u32, mode: u32,
+    tap_lo: u32, tap_hi: u32, pad0: u32, pad1: u32,
 }
 
 // The buffer plane of channel `ci` of image `b` on the input side.

@@ -50,11 +50,14 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     use dae::ops::Chans;
     use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
     let c = ctx();
-    // Several channel blocks at stride 1, and a stride-2 4x4 conv on odd sizes (the input grad's
-    // stride phases, rows padded to whole phases in the subgroup kernel).
+    // Several channel blocks at stride 1, a stride-2 4x4 conv on odd sizes (the input grad's
+    // stride phases, rows padded to whole phases in the subgroup kernel), and a conv whose
+    // uniform-weight kernels run over two ranges of taps.
     let geoms = [
         ConvGeom { n: 3, cin: 17, h: 28, w: 28, cout: 19, ho: 28, wo: 28, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN },
         ConvGeom { n: 2, cin: 9, h: 15, w: 13, cout: 11, ho: 7, wo: 6, kh: 4, kw: 4, stride: (2, 2), pad: (1, 1), xs: Chans::PLAIN },
+        // Past 2048 summed channels x taps: the uniform kernels run over ranges of taps.
+        ConvGeom { n: 1, cin: 240, h: 5, w: 5, cout: 230, ho: 5, wo: 5, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN },
     ];
     let mut rng = dae::util::rng::Rng::new(11);
     for g in geoms {

@@ -93,6 +93,10 @@ pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
         (3, 17, 28, 28, 19, (3, 3), (1, 1), (1, 1), true),
         // Split-K with about four rows per split (729 blocks -> 23 splits over 32 rows).
         (2, 33, 16, 16, 35, (3, 3), (1, 1), (1, 1), false),
+        // Summed channels x taps past the uniform kernels' 2048 per dispatch: two tap ranges
+        // each way (240 and 230 summed channels), and five in the forward (700).
+        (1, 240, 5, 5, 230, (3, 3), (1, 1), (1, 1), true),
+        (1, 700, 3, 3, 9, (3, 3), (1, 1), (1, 1), false),
     ];
     for (n, cin, h, w, cout, k, s, p, bias) in cases {
         let (x, xr) = c.leaf(&[n, cin, h, w])?;

@@ -16,6 +16,7 @@ gpu_params! {
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
         pub x_off: u32, pub x_total: u32, pub c_base: u32, pub mode: u32,
+        pub tap_lo: u32, pub tap_hi: u32, pub pad0: u32, pub pad1: u32,
     }
 }
 
@@ -81,6 +82,10 @@ impl ConvGeom {
             x_total: if self.xs == Chans::PLAIN { u(self.cin) } else { self.xs.total },
             c_base: 0,
             mode: 0,
+            tap_lo: 0,
+            tap_hi: u(self.kh * self.kw),
+            pad0: 0,
+            pad1: 0,
         }
     }
 }
@@ -103,8 +108,13 @@ struct Blocked {
     /// output channels), 1 input grad (blocks of input channels).
     wt: View,
     mode: u32,
-    /// Steps of the summed channel loop (summed channels x taps): the `_ubo` kernels need <= 2048.
-    steps: usize,
+    /// The summed channels (input channels for the forward, output channels for the input
+    /// grad) and the taps: the `_ubo` kernels take at most 2048 channel x tap steps per dispatch,
+    /// so up to 2048 summed channels, over as many tap ranges as that takes.
+    summed: usize,
+    taps: usize,
+    /// Floats of the output as the `_ubo` kernels keep a tap range's raw sums ([n, C, H, W]).
+    out_len: usize,
 }
 
 /// How a blocked kernel runs.
@@ -134,7 +144,7 @@ const SG_LANES: u32 = 8;
 fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
     let wg = crate::gpu::WG as usize;
     let sg = ctx.gpu().has_subgroups_of(SG_LANES);
-    let ubo = k.steps * 8 <= UBO_FLOATS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
+    let ubo = k.summed * 8 <= UBO_FLOATS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let launch = |how: Blocking, bindings: &[(u32, &View)]| -> Result<()> {
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
@@ -181,22 +191,29 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
 /// dispatch per block (`wide`: per two blocks, UBO_CH = 16) with its block bound as the uniform
 /// `wu` (and the next as `wv`; the 8-channel kernel binds its own block there too). A binding
 /// may run past the packed data into padding (one spare block), so every binding is a whole
-/// 64 KiB.
+/// 64 KiB. Where the summed channels x taps pass 2048 this runs once per range of taps, the
+/// ranges before the last keeping their raw sums in a scratch copy of the output (binding 7).
 fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], wide: bool) -> Result<()> {
-    let stride = (k.steps * 8).div_ceil(64) * 64;
-    let packed = ctx.alloc("conv2d weights (uniform blocks)", k.ncb * stride + UBO_FLOATS)?;
-    let pp = Conv2dParams { splits: u(stride), mode: k.mode, ..p };
-    run(ctx, "conv2d_pack_weights", pp, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
-    let per = bindings.iter().filter(|(slot, _)| *slot != 2);
+    let per = (UBO_FLOATS / 8 / k.summed).min(k.taps);
+    let ranges = k.taps.div_ceil(per);
+    let per = k.taps.div_ceil(ranges);
+    let scratch = ctx.alloc("conv2d partial sums (uniform blocks)", if ranges > 1 { k.out_len } else { 1 })?;
     let (step, overrides): (usize, crate::gpu::Overrides) = if wide { (2, &[("UBO_CH", 16.0)]) } else { (1, &[]) };
-    for cb in (0..k.ncb).step_by(step) {
-        let block = packed.slice(cb * stride, UBO_FLOATS)?;
-        let next = packed.slice((cb + step - 1) * stride, UBO_FLOATS)?;
-        let mut b: Vec<(u32, &View)> = per.clone().copied().collect();
-        b.push((8, &block));
-        b.push((9, &next));
-        let pc = Conv2dParams { c_base: u(cb * 8), ..p };
-        ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+    for r in 0..ranges {
+        let (lo, hi) = (r * per, ((r + 1) * per).min(k.taps));
+        let stride = (k.summed * (hi - lo) * 8).div_ceil(64) * 64;
+        let packed = ctx.alloc("conv2d weights (uniform blocks)", k.ncb * stride + UBO_FLOATS)?;
+        let pr = Conv2dParams { tap_lo: u(lo), tap_hi: u(hi), ..p };
+        run(ctx, "conv2d_pack_weights", Conv2dParams { splits: u(stride), mode: k.mode, ..pr }, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
+        let per_block = bindings.iter().filter(|(slot, _)| *slot != 2);
+        for cb in (0..k.ncb).step_by(step) {
+            let block = packed.slice(cb * stride, UBO_FLOATS)?;
+            let next = packed.slice((cb + step - 1) * stride, UBO_FLOATS)?;
+            let mut b: Vec<(u32, &View)> = per_block.clone().copied().collect();
+            b.extend([(7, &scratch), (8, &block), (9, &next)]);
+            let pc = Conv2dParams { c_base: u(cb * 8), ..pr };
+            ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+        }
     }
     Ok(())
 }
@@ -234,7 +251,9 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
             ncb: g.cout.div_ceil(8),
             wt: w.clone(),
             mode: 0,
-            steps: g.cin * g.kh * g.kw,
+            summed: g.cin,
+            taps: g.kh * g.kw,
+            out_len: g.n * g.cout * g.ho * g.wo,
         };
         run_blocked(ctx, &k, p, &bind)
     } else {
@@ -261,7 +280,9 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
             ncb: g.cin.div_ceil(8),
             wt: w.clone(),
             mode: 1,
-            steps: g.cout * g.kh * g.kw,
+            summed: g.cout,
+            taps: g.kh * g.kw,
+            out_len: g.n * g.cin * g.h * g.w,
         };
         run_blocked(ctx, &k, p, &bind)
     } else {
