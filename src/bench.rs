@@ -88,12 +88,13 @@ pub struct Ceilings {
     pub gbps: f64,
 }
 
-/// The FMA-chain and copy probes (pinned: vec4 f32, 8 chains per invocation, 64 Ki
-/// invocations x 4096 steps; the copy moves 256 MiB per run).
+/// The FMA-chain and copy probes (pinned: vec4 f32, 8 chains per invocation, 256 Ki
+/// invocations (1024 workgroups, enough to fill a large GPU) x 512 steps; the copy moves 256 MiB
+/// per run).
 pub fn ceilings(ctx: &Ctx, timer: Timer, runs: usize) -> Result<Ceilings> {
     use crate::ops::probe;
-    let threads = 1 << 16;
-    let steps = 4096;
+    let threads = 1 << 18;
+    let steps = 512;
     let out = ctx.alloc("bench", 4 * threads)?;
     let ms = time(ctx, timer, 1, runs, || probe::fma_chain(ctx, threads, steps, &out))?;
     let gflops = (threads * steps * probe::FLOPS_PER_STEP) as f64 / ms / 1e6;
