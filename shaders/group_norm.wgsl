@@ -72,6 +72,12 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     }
 }
 
+// (g, xhat) of element i of x (dy's element at j): g = dy * act'(pre) * gamma.
+fn g_xhat(i: u32, j: u32, mean: f32, rstd: f32, gm: f32, bt: f32) -> vec2<f32> {
+    let xhat = (x[i] - mean) * rstd;
+    return vec2<f32>(dy[j] * act_df(xhat * gm + bt, p.slope) * gm, xhat);
+}
+
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma, means over the group.
 @compute @workgroup_size(WG)
 fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -91,9 +97,8 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         let xo = base + k * p.hw;
         let yo = ys(xo);
         for (var q = lid; q < p.hw; q += WG) {
-            let xhat = (x[xo + q] - mean) * rstd;
-            let g = dy[yo + q] * act_df(xhat * gm + bt, p.slope) * gm;
-            s += vec2<f32>(g, g * xhat);
+            let gx = g_xhat(xo + q, yo + q, mean, rstd, gm, bt);
+            s += vec2<f32>(gx.x, gx.x * gx.y);
         }
     }
     let m = wg_sum2(lid, s) / f32(count);
@@ -103,9 +108,8 @@ fn group_norm_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         let xo = base + k * p.hw;
         let yo = ys(xo);
         for (var q = lid; q < p.hw; q += WG) {
-            let xhat = (x[xo + q] - mean) * rstd;
-            let g = dy[yo + q] * act_df(xhat * gm + bt, p.slope) * gm;
-            var v = rstd * (g - m.x - xhat * m.y);
+            let gx = g_xhat(xo + q, yo + q, mean, rstd, gm, bt);
+            var v = rstd * (gx.x - m.x - gx.y * m.y);
             if (p.accumulate != 0u) { v += dx[xo + q]; }
             dx[xo + q] = v;
         }

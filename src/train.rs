@@ -505,7 +505,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Under amp, the loss scale and the steps skipped so far (waits for the GPU).
+    /// Under amp, the loss scale and how many optimiser steps the scaler has dropped for overflow
+    /// so far (reads the scaler's state back from the GPU; once per epoch).
     pub fn scaler_state(&self) -> Result<Option<(f32, u64)>> {
         use crate::ops::amp::{SCALE, SKIPPED};
         let Some(s) = &self.opt.scaler else { return Ok(None) };
