@@ -377,6 +377,9 @@ fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // [c_base + 8, c_base + 16)), 16 channels x 4 pixels per invocation: each input load then feeds
 // 64 FMAs instead of 32.
 override UBO_CH: u32 = 8u;
+// Invocations per workgroup of the `_ubo` kernels (an override): fewer where a dispatch has few
+// items, so that it still spreads over several workgroups.
+override UBO_WG: u32 = 256u;
 
 // Packs the weights of taps [tap_lo, tap_hi) for the `_ubo` kernels into `dw`: block cb
 // (8 channels) at cb * stride (`splits` = stride in floats, a multiple of 64 so each block starts
@@ -444,11 +447,11 @@ fn keep_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(UBO_WG)
 fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let nxb = (p.wo + 3u) / 4u;
     let per_plane = p.ho * nxb;
-    let item = gid.x + gid.y * nwg.x * WG;
+    let item = gid.x + gid.y * nwg.x * UBO_WG;
     if (item >= p.n * per_plane) { return; }
     let ox0 = (item % nxb) * 4u;
     let oy = (item % per_plane) / nxb;
@@ -537,12 +540,12 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(UBO_WG)
 fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let per_phase = (p.w + p.sw - 1u) / p.sw;
     let bpp = (per_phase + 3u) / 4u;
     let nxb = p.sw * bpp;
-    let item = gid.x + gid.y * nwg.x * WG;
+    let item = gid.x + gid.y * nwg.x * UBO_WG;
     if (item >= p.n * p.h * nxb) { return; }
     let xb = item % nxb;
     let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
@@ -631,5 +634,138 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     store_dx(acc, b, ci0, iy, ix0);
     if (UBO_CH == 16u) {
         store_dx(acc2, b, ci0 + 8u, iy, ix0);
+    }
+}
+
+// ---- weight gradient with uniform dy ---------------------------------------------------------
+// The split-K weight gradient the other way round: the output gradient is the shared operand.
+// conv2d_pack_dy copies dy into 16-channel blocks, [block][row r = (b, oy)][ox][16 channels]
+// (rows padded to a multiple of 4 pixels, so every row starts 256-byte aligned); each dispatch of
+// conv2d_weight_grad_ubo binds the rows [tap_lo, tap_hi) of one block as the uniform `wu` (at most
+// 1024 pixels, 64 KiB) and gives each invocation one input channel of one tap (the tap is the
+// workgroup's, so the loops are uniform): per pixel one input load feeds 16 FMAs whose dy values
+// every invocation reads at the same offset. The row range lies inside one of the `splits` row
+// slices the other blockings use, and walks it in their order (rows, then columns, skipping the
+// same terms); mode 1 continues from the partial a previous range of the slice left in `y`. So the
+// partials, and the reduce's sums, are bit-identical to the 4 x 4 blocking's.
+@compute @workgroup_size(WG)
+fn conv2d_pack_dy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    let wop = (p.wo + 3u) / 4u * 4u;
+    let rows = p.n * p.ho;
+    let blocks = (p.cout + 15u) / 16u;
+    if (i >= blocks * rows * wop * 16u) { return; }
+    let c = i % 16u;
+    let ox = (i / 16u) % wop;
+    let r = (i / (16u * wop)) % rows;
+    let co = (i / (16u * wop * rows)) * 16u + c;
+    var v = 0.0;
+    if (ox < p.wo && co < p.cout) { v = ldy(((r / p.ho * p.cout + co) * p.ho + r % p.ho) * p.wo + ox); }
+    dw[i] = v;
+}
+
+// The partials of weights (co, ci .. ci + 3 clamped, tap) as a previous row range of the slice
+// left them in `y` (at0: the slice's and the tap's offset).
+fn part_w(at0: u32, co: u32, ci: vec4<u32>) -> vec4<f32> {
+    let kk = p.kh * p.kw;
+    let c = at0 + min(co, p.cout - 1u) * p.cin * kk;
+    return vec4<f32>(y[c + ci.x * kk], y[c + ci.y * kk], y[c + ci.z * kk], y[c + ci.w * kk]);
+}
+
+@compute @workgroup_size(UBO_WG)
+fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let ci0 = (wid.x * UBO_WG + lid.x) * 4u;
+    let tap = wid.y;
+    let kk = p.kh * p.kw;
+    let ky = tap / p.kw;
+    let kx = tap % p.kw;
+    let im = p.cin - 1u;
+    let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
+    let co0 = p.c_base;
+    let ra = p.tap_lo;
+    let rb = p.tap_hi;
+    let wsz = p.cout * p.cin * kk;
+    let wop = (p.wo + 3u) / 4u * 4u;
+    let hw = p.h * p.w;
+    // a{c}: output channel co0 + c, input channels ci0 .. ci0 + 3.
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    var a8 = vec4<f32>(0.0);
+    var a9 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0);
+    var a14 = vec4<f32>(0.0);
+    var a15 = vec4<f32>(0.0);
+    let at0 = p.split * wsz + tap;
+    if (p.mode != 0u) {
+        a0 = part_w(at0, co0 + 0u, ci);
+        a1 = part_w(at0, co0 + 1u, ci);
+        a2 = part_w(at0, co0 + 2u, ci);
+        a3 = part_w(at0, co0 + 3u, ci);
+        a4 = part_w(at0, co0 + 4u, ci);
+        a5 = part_w(at0, co0 + 5u, ci);
+        a6 = part_w(at0, co0 + 6u, ci);
+        a7 = part_w(at0, co0 + 7u, ci);
+        a8 = part_w(at0, co0 + 8u, ci);
+        a9 = part_w(at0, co0 + 9u, ci);
+        a10 = part_w(at0, co0 + 10u, ci);
+        a11 = part_w(at0, co0 + 11u, ci);
+        a12 = part_w(at0, co0 + 12u, ci);
+        a13 = part_w(at0, co0 + 13u, ci);
+        a14 = part_w(at0, co0 + 14u, ci);
+        a15 = part_w(at0, co0 + 15u, ci);
+    }
+    let lo = i32(p.pw) - i32(kx);
+    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
+    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
+    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
+    for (var r = ra; r < rb; r++) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xrow = xplane(b, 0u) * hw + u32(iy) * p.w + kx - p.pw;
+        var k = (r - ra) * wop * 4u + ox_lo * 4u;
+        for (var ox = ox_lo; ox < ox_hi; ox++) {
+            let xo = xrow + ox * p.sw;
+            let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
+            let d0 = wu[k + 0u];
+            a0 = fma(xv, vec4<f32>(d0.x), a0);
+            a1 = fma(xv, vec4<f32>(d0.y), a1);
+            a2 = fma(xv, vec4<f32>(d0.z), a2);
+            a3 = fma(xv, vec4<f32>(d0.w), a3);
+            let d1 = wu[k + 1u];
+            a4 = fma(xv, vec4<f32>(d1.x), a4);
+            a5 = fma(xv, vec4<f32>(d1.y), a5);
+            a6 = fma(xv, vec4<f32>(d1.z), a6);
+            a7 = fma(xv, vec4<f32>(d1.w), a7);
+            let d2 = wu[k + 2u];
+            a8 = fma(xv, vec4<f32>(d2.x), a8);
+            a9 = fma(xv, vec4<f32>(d2.y), a9);
+            a10 = fma(xv, vec4<f32>(d2.z), a10);
+            a11 = fma(xv, vec4<f32>(d2.w), a11);
+            let d3 = wu[k + 3u];
+            a12 = fma(xv, vec4<f32>(d3.x), a12);
+            a13 = fma(xv, vec4<f32>(d3.y), a13);
+            a14 = fma(xv, vec4<f32>(d3.z), a14);
+            a15 = fma(xv, vec4<f32>(d3.w), a15);
+            k += 4u;
+        }
+    }
+    let acc = array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+    for (var c = 0u; c < 16u; c++) {
+        if (co0 + c >= p.cout) { break; }
+        for (var j = 0u; j < 4u; j++) {
+            if (ci0 + j >= p.cin) { break; }
+            y[at0 + ((co0 + c) * p.cin + ci0 + j) * kk] = acc[c][j];
+        }
     }
 }

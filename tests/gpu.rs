@@ -76,7 +76,8 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
             let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
             (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()), bits(c.read(&dw).unwrap()))
         };
-        // Tiled runs the 4 x 4 weight gradient, cb and sg the 8 x 4 one, ubo and ubo16 the 8 x 8 one.
+        // Tiled runs the 4 x 4 weight gradient, cb and sg the 8 x 4 one, ubo the 8 x 8 one, ubo16
+        // the uniform-dy one.
         let tiled = run(Variant::Tiled);
         assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0) && tiled.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
         assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");
@@ -90,6 +91,22 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         assert!(tiled == run(Variant::UniformWide), "the 16-channel uniform-weight kernels differ from tiled at {g:?}");
         assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
     }
+    // The uniform-dy weight gradient where a row slice holds more pixels than one 64 KiB uniform
+    // block of dy: 34 x 32 channels of 3x3 make 26 slices of 3 rows (58 rows), a block holds
+    // 1024 / 520 = 1 row, so each slice runs as 3 dispatches per 16-channel block, the later two
+    // continuing the partial (and 34 channels leave a partial third block).
+    let g = ConvGeom { n: 1, cin: 32, h: 58, w: 520, cout: 34, ho: 58, wo: 520, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
+    let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
+    let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
+    let wgrad = |v: Variant| -> Vec<u32> {
+        c.set_variant(v);
+        let dw = c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap();
+        conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+        c.read(&dw).unwrap().iter().map(|f| f.to_bits()).collect()
+    };
+    let tiled = wgrad(Variant::Tiled);
+    assert!(tiled.iter().all(|&b| b != 0), "the weight gradient left zeros");
+    assert!(tiled == wgrad(Variant::UniformWide), "the uniform-dy weight gradient differs from tiled over row ranges");
     let noted = c.tuned_choices();
     for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled", "conv2d_weight_grad_tiled"] {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");

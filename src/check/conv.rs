@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::gpu::Variant;
+use crate::ops::conv2d::WeightGradBlocking;
 
 /// The entry name of a conv kernel (forward or input grad) in the variant the context runs
 /// (" f16": the half-precision family, after amp_cast_f16 of its operands).
@@ -15,7 +16,9 @@ pub(super) fn ce(c: &Checker, entry: &str) -> String {
 fn wg(c: &Checker) -> String {
     let name = match (c.ctx.tiled(), crate::ops::conv2d::weight_grad_blocking(c.ctx.variant())) {
         (false, _) => "conv2d_weight_grad".to_string(),
-        (true, Some((co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
+        (true, Some(WeightGradBlocking::Split(co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
+        (true, Some(WeightGradBlocking::UniformDy)) if c.ctx.gpu().has_uniform_binding_of(65_536) => "conv2d_pack_dy+conv2d_weight_grad_ubo+conv2d_weight_grad_reduce".to_string(),
+        (true, Some(WeightGradBlocking::UniformDy)) => "conv2d_weight_grad_tiled (8 x 8; uniform bindings under 64 KiB here)+conv2d_weight_grad_reduce".to_string(),
         (true, None) => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
     };
     if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }

@@ -16,7 +16,7 @@ gpu_params! {
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
         pub x_off: u32, pub x_total: u32, pub c_base: u32, pub mode: u32,
-        pub tap_lo: u32, pub tap_hi: u32, pub pad0: u32, pub pad1: u32,
+        pub tap_lo: u32, pub tap_hi: u32, pub split: u32, pub pad1: u32,
     }
 }
 
@@ -84,7 +84,7 @@ impl ConvGeom {
             mode: 0,
             tap_lo: 0,
             tap_hi: u(self.kh * self.kw),
-            pad0: 0,
+            split: 0,
             pad1: 0,
         }
     }
@@ -187,6 +187,20 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
     launch(how, bindings)
 }
 
+/// The `_ubo` kernels' workgroup sizes (UBO_WG), widest first, and the workgroups a dispatch
+/// should have at least.
+const UBO_WGS: [u32; 6] = [256, 128, 64, 32, 16, 8];
+const UBO_MIN_GROUPS: usize = 16;
+static UBO_OVERRIDES: [[(&str, f64); 1]; 6] = [[("UBO_WG", 256.0)], [("UBO_WG", 128.0)], [("UBO_WG", 64.0)], [("UBO_WG", 32.0)], [("UBO_WG", 16.0)], [("UBO_WG", 8.0)]];
+static UBO_OVERRIDES_WIDE: [[(&str, f64); 2]; 6] = [
+    [("UBO_CH", 16.0), ("UBO_WG", 256.0)],
+    [("UBO_CH", 16.0), ("UBO_WG", 128.0)],
+    [("UBO_CH", 16.0), ("UBO_WG", 64.0)],
+    [("UBO_CH", 16.0), ("UBO_WG", 32.0)],
+    [("UBO_CH", 16.0), ("UBO_WG", 16.0)],
+    [("UBO_CH", 16.0), ("UBO_WG", 8.0)],
+];
+
 /// The `_ubo` kernel: pack the weights into 256-byte-aligned blocks of 8 channels, then one
 /// dispatch per block (`wide`: per two blocks, UBO_CH = 16) with its block bound as the uniform
 /// `wu` (and the next as `wv`; the 8-channel kernel binds its own block there too). A binding
@@ -198,7 +212,12 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
     let ranges = k.taps.div_ceil(per);
     let per = k.taps.div_ceil(ranges);
     let scratch = ctx.alloc("conv2d partial sums (uniform blocks)", if ranges > 1 { k.out_len } else { 1 })?;
-    let (step, overrides): (usize, crate::gpu::Overrides) = if wide { (2, &[("UBO_CH", 16.0)]) } else { (1, &[]) };
+    let step = if wide { 2 } else { 1 };
+    // The widest workgroup that still gives the dispatch UBO_MIN_GROUPS workgroups (a 4x4
+    // layer at batch 16 has 64 items: one workgroup of 256 would leave all but one core idle).
+    let wgi = UBO_WGS.iter().position(|&wg| k.items.div_ceil(wg as usize) >= UBO_MIN_GROUPS).unwrap_or(UBO_WGS.len() - 1);
+    let wg = UBO_WGS[wgi];
+    let overrides: crate::gpu::Overrides = if wide { &UBO_OVERRIDES_WIDE[wgi] } else { &UBO_OVERRIDES[wgi] };
     for r in 0..ranges {
         let (lo, hi) = (r * per, ((r + 1) * per).min(k.taps));
         let stride = (k.summed * (hi - lo) * 8).div_ceil(64) * 64;
@@ -212,7 +231,7 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
             let mut b: Vec<(u32, &View)> = per_block.clone().copied().collect();
             b.extend([(7, &scratch), (8, &block), (9, &next)]);
             let pc = Conv2dParams { c_base: u(cb * 8), ..pr };
-            ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(crate::gpu::WG as usize) as u64, 1)? })?;
+            ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(wg as usize) as u64, 1)? })?;
         }
     }
     Ok(())
@@ -294,23 +313,42 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
 /// of lavapipe's threads) even for layers with few weights.
 const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 
-/// The split-K weight gradient's (output, input) channels per invocation, autotune's candidates.
-const WEIGHT_GRAD_BLOCKINGS: [(usize, usize); 3] = [(4, 4), (8, 4), (8, 8)];
+/// How the split-K weight gradient runs (autotune's candidates; all sum in the same order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightGradBlocking {
+    /// conv2d_weight_grad_tiled: (output, input) channels of one tap per invocation.
+    Split(usize, usize),
+    /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, one input
+    /// channel of one tap per invocation.
+    UniformDy,
+}
+
+const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 4] = [
+    (WeightGradBlocking::Split(4, 4), "4 x 4 channels"),
+    (WeightGradBlocking::Split(8, 4), "8 x 4 channels"),
+    (WeightGradBlocking::Split(8, 8), "8 x 8 channels"),
+    (WeightGradBlocking::UniformDy, "uniform dy x16"),
+];
+
+/// Pixels of one 16-channel dy block the uniform binding holds (64 KiB).
+const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the three blockings so the checks run each; tiled keeps 4 x 4.
-pub fn weight_grad_blocking(v: Variant) -> Option<(usize, usize)> {
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb and sg 8 x 4, ubo 8 x 8,
+/// ubo16 uniform dy (8 x 8 where the adapter lacks 64 KiB uniform bindings).
+pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
     match v {
         Variant::Auto => None,
-        Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0]),
-        Variant::ChannelBlock | Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[1]),
-        Variant::Uniform | Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[2]),
+        Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
+        Variant::ChannelBlock | Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
+        Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
+        Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[3].0),
     }
 }
 
 /// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x: split-K partials over slices of the
-/// (n, oy) rows (4 x 4, 8 x 4 or 8 x 8 output x input channels of one tap per invocation,
-/// autotuned), then a reduce.
+/// (n, oy) rows (4 x 4, 8 x 4 or 8 x 8 output x input channels of one tap per invocation, or
+/// dy in uniform blocks; autotuned), then a reduce.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
     let (x, dy, g) = match ctx.half() {
         Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
@@ -320,14 +358,20 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
         return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
     }
     let blocks = g.cout.div_ceil(4) * g.cin.div_ceil(4) * g.kh * g.kw;
-    let splits = WEIGHT_GRAD_TARGET_THREADS.div_ceil(blocks).clamp(1, g.n * g.ho);
+    let rows = g.n * g.ho;
+    let splits = WEIGHT_GRAD_TARGET_THREADS.div_ceil(blocks).clamp(1, rows);
     let wsz = g.cout * g.cin * g.kh * g.kw;
     let partials = ctx.alloc("conv2d_weight_grad", splits * wsz)?;
     let p = Conv2dParams { splits: u(splits), ..g.params(false, accumulate) };
-    // (output, input) channels per invocation: 4 x 4, 8 x 4 or 8 x 8 (WGRAD_CO, WGRAD_CI); the
-    // slices stay those of the 4 x 4 blocking, so all sum in the same order.
+    // The slices stay those of the 4 x 4 blocking whatever runs, so all sum in the same order.
     let entry = "conv2d_weight_grad_tiled";
-    let launch = |(co, ci): (usize, usize), out: &View| -> Result<()> {
+    let wop = g.wo.div_ceil(4) * 4;
+    let uniform_dy = wop <= UBO_DY_PIXELS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
+    let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
+        let (co, ci) = match how {
+            WeightGradBlocking::Split(co, ci) => (co, ci),
+            WeightGradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, g, p, x, dy, out),
+        };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
         let overrides: crate::gpu::Overrides = match (co, ci) {
             (8, 8) => &[("WGRAD_CO", 8.0), ("WGRAD_CI", 8.0)],
@@ -337,17 +381,59 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
         ctx.dispatch(Launch { family: family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
     };
     let blocking = match weight_grad_blocking(ctx.variant()) {
+        Some(WeightGradBlocking::UniformDy) if !uniform_dy => WEIGHT_GRAD_BLOCKINGS[2].0,
         Some(b) => b,
         None => {
-            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &["4 x 4 channels", "8 x 4 channels", "8 x 8 channels"], |i| {
+            let offered = if uniform_dy { &WEIGHT_GRAD_BLOCKINGS[..] } else { &WEIGHT_GRAD_BLOCKINGS[..3] };
+            let labels: Vec<&'static str> = offered.iter().map(|c| c.1).collect();
+            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &labels, |i| {
                 let scratch = ctx.alloc("autotune scratch", partials.len())?;
-                launch(WEIGHT_GRAD_BLOCKINGS[i], &scratch)
+                launch(offered[i].0, &scratch)
             })?;
-            WEIGHT_GRAD_BLOCKINGS[pick]
+            offered[pick].0
         }
     };
     launch(blocking, &partials)?;
     run(ctx, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
+}
+
+/// The uniform-dy weight gradient's partials into `out` ([splits][cout, cin, kh, kw]): dy packed
+/// into 16-channel blocks, then per block one dispatch per range of at most 1024 pixels' rows
+/// inside each of the row slices (a range after the first of its slice continues its partial).
+fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy: &View, out: &View) -> Result<()> {
+    let rows = g.n * g.ho;
+    let splits = p.splits as usize;
+    let per = rows.div_ceil(splits);
+    let wop = g.wo.div_ceil(4) * 4;
+    let nb = g.cout.div_ceil(16);
+    let packed_len = nb * rows * wop * 16;
+    let packed = ctx.alloc("conv2d dy (uniform blocks)", packed_len + UBO_FLOATS)?;
+    run(ctx, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
+    let chunk = UBO_DY_PIXELS / wop;
+    // An invocation per 4 input channels; workgroups of at most 64 (fewer for few channels).
+    let lanes = g.cin.div_ceil(4);
+    let wgi = UBO_WGS.iter().position(|&wg| (wg as usize) < 2 * lanes.max(8) && wg <= 64).unwrap_or(UBO_WGS.len() - 1);
+    let wg = UBO_WGS[wgi] as usize;
+    let entry = "conv2d_weight_grad_ubo";
+    let groups = [u(lanes.div_ceil(wg)), u(g.kh * g.kw), 1];
+    for sp in 0..splits {
+        let (r0, r1) = ((sp * per).min(rows), ((sp + 1) * per).min(rows));
+        let mut ra = r0;
+        // An empty slice still writes its (zero) partials, as the other blockings do.
+        loop {
+            let rb = (ra + chunk).min(r1);
+            for cb in 0..nb {
+                let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
+                let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), mode: u32::from(ra > r0), split: u(sp), ..p };
+                ctx.dispatch(Launch { family: family(ctx), entry, overrides: &UBO_OVERRIDES[wgi], params: &pc, bindings: &[(1, x), (5, out), (8, &block)], groups })?;
+            }
+            ra = rb;
+            if ra >= r1 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub struct Conv2dOp {
