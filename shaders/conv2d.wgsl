@@ -642,8 +642,8 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 // conv2d_pack_dy copies dy into 16-channel blocks, [block][row r = (b, oy)][ox][16 channels]
 // (rows padded to a multiple of 4 pixels, so every row starts 256-byte aligned); each dispatch of
 // conv2d_weight_grad_ubo binds the rows [tap_lo, tap_hi) of one block as the uniform `wu` (at most
-// 1024 pixels, 64 KiB) and gives each invocation one input channel of one tap (the tap is the
-// workgroup's, so the loops are uniform): per pixel one input load feeds 16 FMAs whose dy values
+// 1024 pixels, 64 KiB) and gives each invocation 4 input channels of one tap (the tap is the
+// workgroup's, so the loops are uniform): per pixel 4 input loads feed 64 FMAs whose 16 dy values
 // every invocation reads at the same offset. The row range lies inside one of the `splits` row
 // slices the other blockings use, and walks it in their order (rows, then columns, skipping the
 // same terms); mode 1 continues from the partial a previous range of the slice left in `y`. So the

@@ -318,8 +318,8 @@ const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
 pub enum WeightGradBlocking {
     /// conv2d_weight_grad_tiled: (output, input) channels of one tap per invocation.
     Split(usize, usize),
-    /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, one input
-    /// channel of one tap per invocation.
+    /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, 16 output x 4
+    /// input channels of one tap per invocation.
     UniformDy,
 }
 
