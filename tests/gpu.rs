@@ -92,10 +92,11 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
     }
     // The uniform-dy weight gradient where a row slice holds more pixels than one 64 KiB uniform
-    // block of dy: 34 x 32 channels of 3x3 make 26 slices of 3 rows (58 rows), a block holds
-    // 1024 / 520 = 1 row, so each slice runs as 3 dispatches per 16-channel block, the later two
-    // continuing the partial (and 34 channels leave a partial third block).
-    let g = ConvGeom { n: 1, cin: 32, h: 58, w: 520, cout: 34, ho: 58, wo: 520, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
+    // block of dy: 18 x 128 channels of 3x3 make 12 slices of 2 rows (24 rows), a block holds
+    // 1024 / 520 = 1 row, so each slice runs as 2 dispatches per 16-channel block, the second
+    // continuing the partial (48 dispatches, within the kernel's 64; the 18 channels leave a
+    // partial second block).
+    let g = ConvGeom { n: 1, cin: 128, h: 24, w: 520, cout: 18, ho: 24, wo: 520, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
     let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
     let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
     let wgrad = |v: Variant| -> Vec<u32> {

@@ -366,7 +366,9 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     // The slices stay those of the 4 x 4 blocking whatever runs, so all sum in the same order.
     let entry = "conv2d_weight_grad_tiled";
     let wop = g.wo.div_ceil(4) * 4;
-    let uniform_dy = wop <= UBO_DY_PIXELS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
+    let uniform_dy = wop <= UBO_DY_PIXELS
+        && uniform_dy_dispatches(g, splits) <= UNIFORM_DY_MAX_DISPATCHES
+        && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
             WeightGradBlocking::Split(co, ci) => (co, ci),
@@ -397,6 +399,25 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     run(ctx, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
 }
 
+/// At most this many dispatches for one uniform-dy weight gradient (a recorded step holds at
+/// most 4096; a batch-128 layer at 28x28 would otherwise take hundreds).
+const UNIFORM_DY_MAX_DISPATCHES: usize = 64;
+
+/// The uniform-dy weight gradient's row ranges (one per slice, more where a slice's rows pass a
+/// 64 KiB block) and 16-channel blocks: (ranges, blocks, rows per range at most).
+fn uniform_dy_ranges(g: &ConvGeom, splits: usize) -> (usize, usize, usize) {
+    let rows = g.n * g.ho;
+    let per = rows.div_ceil(splits);
+    let chunk = (UBO_DY_PIXELS / (g.wo.div_ceil(4) * 4)).max(1);
+    let ranges = (0..splits).map(|sp| ((sp + 1) * per).min(rows).saturating_sub(sp * per).div_ceil(chunk).max(1)).sum();
+    (ranges, g.cout.div_ceil(16), chunk)
+}
+
+fn uniform_dy_dispatches(g: &ConvGeom, splits: usize) -> usize {
+    let (ranges, blocks, _) = uniform_dy_ranges(g, splits);
+    ranges * blocks
+}
+
 /// The uniform-dy weight gradient's partials into `out` ([splits][cout, cin, kh, kw]): dy packed
 /// into 16-channel blocks, then per block one dispatch per range of at most 1024 pixels' rows
 /// inside each of the row slices (a range after the first of its slice continues its partial).
@@ -409,7 +430,7 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
     let packed_len = nb * rows * wop * 16;
     let packed = ctx.alloc("conv2d dy (uniform blocks)", packed_len + UBO_FLOATS)?;
     run(ctx, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
-    let chunk = UBO_DY_PIXELS / wop;
+    let (_, _, chunk) = uniform_dy_ranges(g, splits);
     // An invocation per 4 input channels; workgroups of at most 64 (fewer for few channels).
     let lanes = g.cin.div_ceil(4);
     let wgi = UBO_WGS.iter().position(|&wg| (wg as usize) < 2 * lanes.max(8) && wg <= 64).unwrap_or(UBO_WGS.len() - 1);
