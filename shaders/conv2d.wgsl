@@ -644,10 +644,11 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 // conv2d_weight_grad_ubo binds the rows [tap_lo, tap_hi) of one block as the uniform `wu` (at most
 // 1024 pixels, 64 KiB) and gives each invocation 4 input channels of one tap (the tap is the
 // workgroup's, so the loops are uniform): per pixel 4 input loads feed 64 FMAs whose 16 dy values
-// every invocation reads at the same offset. The row range lies inside one of the `splits` row
-// slices the other blockings use, and walks it in their order (rows, then columns, skipping the
-// same terms); mode 1 continues from the partial a previous range of the slice left in `y`. So the
-// partials, and the reduce's sums, are bit-identical to the 4 x 4 blocking's.
+// every invocation reads at the same offset. The rows run through the `splits` row slices the
+// other blockings use, in their order (rows, then columns, skipping the same terms): a range
+// that starts inside a slice continues the partial a previous range left in `y`, and each slice
+// boundary stores one slice's partial and starts the next from zero. So the partials, and the
+// reduce's sums, are bit-identical to the 4 x 4 blocking's.
 @compute @workgroup_size(WG)
 fn conv2d_pack_dy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
@@ -672,6 +673,19 @@ fn part_w(at0: u32, co: u32, ci: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(y[c + ci.x * kk], y[c + ci.y * kk], y[c + ci.z * kk], y[c + ci.w * kk]);
 }
 
+// Store the partials acc[c][j] of weights (co0 + c, ci0 + j, tap) at `at0`, channels past the
+// ends skipped.
+fn keep_w(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 16>) {
+    let kk = p.kh * p.kw;
+    for (var c = 0u; c < 16u; c++) {
+        if (co0 + c >= p.cout) { break; }
+        for (var j = 0u; j < 4u; j++) {
+            if (ci0 + j >= p.cin) { break; }
+            y[at0 + ((co0 + c) * p.cin + ci0 + j) * kk] = acc[c][j];
+        }
+    }
+}
+
 @compute @workgroup_size(UBO_WG)
 fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let ci0 = (wid.x * UBO_WG + lid.x) * 4u;
@@ -684,10 +698,12 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     let co0 = p.c_base;
     let ra = p.tap_lo;
     let rb = p.tap_hi;
+    let rows = p.n * p.ho;
+    let per = (rows + p.splits - 1u) / p.splits;
     let wsz = p.cout * p.cin * kk;
     let wop = (p.wo + 3u) / 4u * 4u;
     let hw = p.h * p.w;
-    // a{c}: output channel co0 + c, input channels ci0 .. ci0 + 3.
+    // a{c}: output channel co0 + c, input channels ci0 .. ci0 + 3, of slice sp.
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -704,8 +720,9 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     var a13 = vec4<f32>(0.0);
     var a14 = vec4<f32>(0.0);
     var a15 = vec4<f32>(0.0);
-    let at0 = p.split * wsz + tap;
-    if (p.mode != 0u) {
+    var sp = ra / per;
+    if (ra % per != 0u) {
+        let at0 = sp * wsz + tap;
         a0 = part_w(at0, co0 + 0u, ci);
         a1 = part_w(at0, co0 + 1u, ci);
         a2 = part_w(at0, co0 + 2u, ci);
@@ -728,6 +745,26 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
     let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
     for (var r = ra; r < rb; r++) {
+        if (r != ra && r % per == 0u) {
+            keep_w(sp * wsz + tap, co0, ci0, array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15));
+            sp += 1u;
+            a0 = vec4<f32>(0.0);
+            a1 = vec4<f32>(0.0);
+            a2 = vec4<f32>(0.0);
+            a3 = vec4<f32>(0.0);
+            a4 = vec4<f32>(0.0);
+            a5 = vec4<f32>(0.0);
+            a6 = vec4<f32>(0.0);
+            a7 = vec4<f32>(0.0);
+            a8 = vec4<f32>(0.0);
+            a9 = vec4<f32>(0.0);
+            a10 = vec4<f32>(0.0);
+            a11 = vec4<f32>(0.0);
+            a12 = vec4<f32>(0.0);
+            a13 = vec4<f32>(0.0);
+            a14 = vec4<f32>(0.0);
+            a15 = vec4<f32>(0.0);
+        }
         let b = r / p.ho;
         let oy = r % p.ho;
         let iy = i32(oy * p.sh + ky) - i32(p.ph);
@@ -761,11 +798,12 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
         }
     }
     let acc = array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
-    for (var c = 0u; c < 16u; c++) {
-        if (co0 + c >= p.cout) { break; }
-        for (var j = 0u; j < 4u; j++) {
-            if (ci0 + j >= p.cin) { break; }
-            y[at0 + ((co0 + c) * p.cin + ci0 + j) * kk] = acc[c][j];
+    keep_w(sp * wsz + tap, co0, ci0, acc);
+    // The slices past the last row (when `splits` does not divide the rows evenly) hold no rows:
+    // their partials are zero, as the other blockings write them.
+    if (rb == rows) {
+        for (var e = sp + 1u; e < p.splits; e++) {
+            keep_w(e * wsz + tap, co0, ci0, array<vec4<f32>, 16>());
         }
     }
 }

@@ -27,10 +27,9 @@ struct Conv2dParams {
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, has_bias: u32, accumulate: u32, splits: u32,
     x_off: u32, x_total: u32, c_base: u32, mode: u32,
-    tap_lo: u32, tap_hi: u32, split: u32, pad1: u32,
+    tap_lo: u32, tap_hi: u32, pad0: u32, pad1: u32,
 }
-// conv2d_weight_grad_ubo reads tap_lo, tap_hi as its range of rows (n, oy), `split` as the row
-// slice (of `splits`) that holds them, and mode 1 as "continue that slice's partial".
+// conv2d_weight_grad_ubo reads tap_lo, tap_hi as its range of rows (n, oy).
 
 // The buffer plane of channel `ci` of image `b` on the input side.
 fn xplane(b: u32, ci: u32) -> u32 {

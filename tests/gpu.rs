@@ -95,7 +95,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     // block of dy: 18 x 128 channels of 3x3 make 12 slices of 2 rows (24 rows), a block holds
     // 1024 / 520 = 1 row, so each slice runs as 2 dispatches per 16-channel block, the second
     // continuing the partial (48 dispatches, within the kernel's 64; the 18 channels leave a
-    // partial second block).
+    // partial second block). The geometries above cover ranges that cross slice boundaries.
     let g = ConvGeom { n: 1, cin: 128, h: 24, w: 520, cout: 18, ho: 24, wo: 520, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
     let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
     let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();

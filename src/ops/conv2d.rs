@@ -16,7 +16,7 @@ gpu_params! {
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
         pub x_off: u32, pub x_total: u32, pub c_base: u32, pub mode: u32,
-        pub tap_lo: u32, pub tap_hi: u32, pub split: u32, pub pad1: u32,
+        pub tap_lo: u32, pub tap_hi: u32, pub pad0: u32, pub pad1: u32,
     }
 }
 
@@ -84,7 +84,7 @@ impl ConvGeom {
             mode: 0,
             tap_lo: 0,
             tap_hi: u(self.kh * self.kw),
-            split: 0,
+            pad0: 0,
             pad1: 0,
         }
     }
@@ -367,7 +367,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let entry = "conv2d_weight_grad_tiled";
     let wop = g.wo.div_ceil(4) * 4;
     let uniform_dy = wop <= UBO_DY_PIXELS
-        && uniform_dy_dispatches(g, splits) <= UNIFORM_DY_MAX_DISPATCHES
+        && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
         && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
@@ -403,55 +403,37 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
 /// most 4096; a batch-128 layer at 28x28 would otherwise take hundreds).
 const UNIFORM_DY_MAX_DISPATCHES: usize = 64;
 
-/// The uniform-dy weight gradient's row ranges (one per slice, more where a slice's rows pass a
-/// 64 KiB block) and 16-channel blocks: (ranges, blocks, rows per range at most).
-fn uniform_dy_ranges(g: &ConvGeom, splits: usize) -> (usize, usize, usize) {
-    let rows = g.n * g.ho;
-    let per = rows.div_ceil(splits);
+/// The uniform-dy weight gradient's rows per dispatch (as many as a 64 KiB block of 16 channels
+/// holds) and dispatches (row ranges x 16-channel blocks).
+fn uniform_dy_ranges(g: &ConvGeom) -> (usize, usize) {
     let chunk = (UBO_DY_PIXELS / (g.wo.div_ceil(4) * 4)).max(1);
-    let ranges = (0..splits).map(|sp| ((sp + 1) * per).min(rows).saturating_sub(sp * per).div_ceil(chunk).max(1)).sum();
-    (ranges, g.cout.div_ceil(16), chunk)
-}
-
-fn uniform_dy_dispatches(g: &ConvGeom, splits: usize) -> usize {
-    let (ranges, blocks, _) = uniform_dy_ranges(g, splits);
-    ranges * blocks
+    (chunk, (g.n * g.ho).div_ceil(chunk) * g.cout.div_ceil(16))
 }
 
 /// The uniform-dy weight gradient's partials into `out` ([splits][cout, cin, kh, kw]): dy packed
 /// into 16-channel blocks, then per block one dispatch per range of at most 1024 pixels' rows
-/// inside each of the row slices (a range after the first of its slice continues its partial).
+/// (the kernel stores a slice's partial at each slice boundary and continues one a range starts
+/// inside).
 fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy: &View, out: &View) -> Result<()> {
     let rows = g.n * g.ho;
-    let splits = p.splits as usize;
-    let per = rows.div_ceil(splits);
     let wop = g.wo.div_ceil(4) * 4;
     let nb = g.cout.div_ceil(16);
     let packed_len = nb * rows * wop * 16;
     let packed = ctx.alloc("conv2d dy (uniform blocks)", packed_len + UBO_FLOATS)?;
     run(ctx, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
-    let (_, _, chunk) = uniform_dy_ranges(g, splits);
+    let (chunk, _) = uniform_dy_ranges(g);
     // An invocation per 4 input channels; workgroups of at most 64 (fewer for few channels).
     let lanes = g.cin.div_ceil(4);
     let wgi = UBO_WGS.iter().position(|&wg| (wg as usize) < 2 * lanes.max(8) && wg <= 64).unwrap_or(UBO_WGS.len() - 1);
     let wg = UBO_WGS[wgi] as usize;
     let entry = "conv2d_weight_grad_ubo";
     let groups = [u(lanes.div_ceil(wg)), u(g.kh * g.kw), 1];
-    for sp in 0..splits {
-        let (r0, r1) = ((sp * per).min(rows), ((sp + 1) * per).min(rows));
-        let mut ra = r0;
-        // An empty slice still writes its (zero) partials, as the other blockings do.
-        loop {
-            let rb = (ra + chunk).min(r1);
-            for cb in 0..nb {
-                let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
-                let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), mode: u32::from(ra > r0), split: u(sp), ..p };
-                ctx.dispatch(Launch { family: family(ctx), entry, overrides: &UBO_OVERRIDES[wgi], params: &pc, bindings: &[(1, x), (5, out), (8, &block)], groups })?;
-            }
-            ra = rb;
-            if ra >= r1 {
-                break;
-            }
+    for ra in (0..rows).step_by(chunk) {
+        let rb = (ra + chunk).min(rows);
+        for cb in 0..nb {
+            let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
+            let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), ..p };
+            ctx.dispatch(Launch { family: family(ctx), entry, overrides: &UBO_OVERRIDES[wgi], params: &pc, bindings: &[(1, x), (5, out), (8, &block)], groups })?;
         }
     }
     Ok(())
