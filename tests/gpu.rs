@@ -113,6 +113,43 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
     }
 }
+/// Group norm's workgroup sizes (autotune's candidates) compute the same bits: every sum runs
+/// over the same 64 slots in the same order whichever size runs it.
+#[test]
+fn group_norm_workgroup_sizes_agree_bit_for_bit() {
+    use dae::ops::activation::Activation;
+    use dae::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
+    let c = ctx();
+    let prev = c.variant();
+    c.set_variant(dae::gpu::Variant::Auto);
+    let mut rng = dae::util::rng::Rng::new(12);
+    // One-channel groups of 575 pixels whose parameter-gradient chunks start inside an image;
+    // 2-channel groups of 25; 3 channels a group of 49 with a fused activation.
+    for (n, ch, hw, groups, act) in [(3, 2, 575, 2, None), (2, 64, 25, 32, None), (4, 6, 49, 2, Some(Activation::Silu))] {
+        let x = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
+        let gamma = c.upload("t", &rng.vec(ch)).unwrap();
+        let beta = c.upload("t", &rng.vec(ch)).unwrap();
+        let dy = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
+        let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, slope: 0.0, s_c: ch as u32, s_off: 0, s_total: ch as u32, ..Default::default() };
+        let run = |wg: usize| -> Vec<Vec<u32>> {
+            c.force_tuned(Some(wg));
+            let stats = c.alloc("t", n * groups * 2).unwrap();
+            let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
+            let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
+            group_norm_forward(&c, act, p, &x, &gamma, &beta, &stats, &y).unwrap();
+            group_norm_input_grad(&c, act, p, &x, &gamma, &beta, &dy, &stats, &dx).unwrap();
+            group_norm_param_grad(&c, act, p, &x, &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
+            c.force_tuned(None);
+            [stats, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
+        };
+        let first = run(0);
+        assert!(first.iter().all(|v| v.iter().any(|&b| b != 0)), "a kernel wrote nothing");
+        for wg in 1..4 {
+            assert!(first == run(wg), "workgroup-size candidate {wg} differs from the first at n {n}, {ch} channels, {hw} pixels, {groups} groups");
+        }
+    }
+    c.set_variant(prev);
+}
 #[test]
 fn group_norm_matches_reference() {
     family("group_norm");

@@ -2,24 +2,47 @@
 
 use super::*;
 
-pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
-    // The last splits each channel's parameter gradient into two chunks (1920 values).
-    for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32), (4, 4, 24, 20, 2)] {
-        let (x, xr) = c.leaf(&[n, ch, h, w])?;
-        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
-        let (bt, br) = c.leaf(&[ch])?;
-        c.case("group_norm", format!("x{} groups {groups}", dims(&[n, ch, h, w])));
-        let eps = 1e-5;
-        let y = c.g.group_norm(&x, groups, &gm, &bt, eps as f32)?;
-        let (yr, mr, sr) = r::group_norm::group_norm_forward(n, ch, h * w, groups, eps, &xr, &gr, &br);
-        c.cmp_t("group_norm_forward", &y, &yr)?;
-        let (grads, g) = c.backward(&y)?;
-        let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &g);
-        c.grad("group_norm_input_grad", &grads, &x, &dx)?;
-        c.grad("group_norm_param_partial+group_norm_param_final", &grads, &gm, &dg)?;
-        c.grad("group_norm_param_partial+group_norm_param_final", &grads, &bt, &db)?;
+/// Group norm's workgroup sizes (autotune's candidates, in their order) as row suffixes.
+const GN_THREADS: [&str; 4] = ["", " (THREADS 32)", " (THREADS 16)", " (THREADS 8)"];
+
+/// Run `f` once per group-norm workgroup size, every tuned launch forced to that candidate.
+fn each_gn_workgroup(c: &mut Checker, mut f: impl FnMut(&mut Checker, &str) -> Result<()>) -> Result<()> {
+    let prev = c.ctx.variant();
+    c.ctx.set_variant(crate::gpu::Variant::Auto);
+    let mut r = Ok(());
+    for (i, suffix) in GN_THREADS.iter().enumerate() {
+        c.ctx.force_tuned(Some(i));
+        r = f(c, suffix);
+        if r.is_err() {
+            break;
+        }
     }
-    Ok(())
+    c.ctx.force_tuned(None);
+    c.ctx.set_variant(prev);
+    r
+}
+
+pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
+    // The last two split each channel's parameter gradient into two chunks: 1920 values, at an
+    // image boundary, and 1725, the second chunk starting inside image 1.
+    each_gn_workgroup(c, |c, wg| {
+        for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32), (4, 4, 24, 20, 2), (3, 2, 25, 23, 1)] {
+            let (x, xr) = c.leaf(&[n, ch, h, w])?;
+            let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+            let (bt, br) = c.leaf(&[ch])?;
+            c.case("group_norm", format!("x{} groups {groups}", dims(&[n, ch, h, w])));
+            let eps = 1e-5;
+            let y = c.g.group_norm(&x, groups, &gm, &bt, eps as f32)?;
+            let (yr, mr, sr) = r::group_norm::group_norm_forward(n, ch, h * w, groups, eps, &xr, &gr, &br);
+            c.cmp_t(&format!("group_norm_forward{wg}"), &y, &yr)?;
+            let (grads, g) = c.backward(&y)?;
+            let (dx, dg, db) = r::group_norm::group_norm_backward(n, ch, h * w, groups, &xr, &gr, &mr, &sr, &g);
+            c.grad(&format!("group_norm_input_grad{wg}"), &grads, &x, &dx)?;
+            c.grad(&format!("group_norm_param_partial+group_norm_param_final{wg}"), &grads, &gm, &dg)?;
+            c.grad(&format!("group_norm_param_partial+group_norm_param_final{wg}"), &grads, &bt, &db)?;
+        }
+        Ok(())
+    })
 }
 
 /// The activations a norm fuses, with their reference twins and a label for the rows.

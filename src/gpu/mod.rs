@@ -194,6 +194,8 @@ pub struct CtxInner {
     /// GPU timestamps around every compute pass while on (`set_gpu_timer`).
     timer: RefCell<Option<Timer>>,
     tuner: RefCell<tune::Tuner>,
+    /// Candidate every tuned launch takes, untimed (the checks run each in turn).
+    forced: Cell<Option<usize>>,
 }
 
 /// Timestamp queries at the start and end of each compute pass, resolved and read back at each
@@ -338,6 +340,7 @@ impl Ctx {
             next_id: Cell::new(1),
             poison: Cell::new(false),
             variant: Cell::new(Variant::from_env()),
+            forced: Cell::new(None),
             half: RefCell::new(None),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
@@ -494,6 +497,9 @@ impl Ctx {
     /// budget the first label runs, untuned and not cached. A plan being recorded is set aside
     /// while candidates run, so nothing of the tuning enters it.
     pub fn tuned(&self, kernel: &str, shape: &str, labels: &[&'static str], mut run: impl FnMut(usize) -> Result<()>) -> Result<usize> {
+        if let Some(i) = self.0.forced.get() {
+            return Ok(i.min(labels.len() - 1));
+        }
         let short = format!("{kernel} | {shape}");
         let known = self.0.tuner.borrow().known(&short, labels);
         let pick = match known {
@@ -554,6 +560,12 @@ impl Ctx {
         *self.0.recording.borrow_mut() = rec;
         *self.0.timer.borrow_mut() = timer;
         r
+    }
+
+    /// Make every tuned launch take candidate `i` (the last where it has fewer), untimed and
+    /// unrecorded, until `None`: how a check runs each candidate of a family.
+    pub fn force_tuned(&self, i: Option<usize>) {
+        self.0.forced.set(i);
     }
 
     /// The autotune choices this process used, "kernel | shape" -> label (checkpoints keep them).
