@@ -25,7 +25,13 @@ fn ys(i: u32) -> u32 {
     return slice_at(Slice(p.s_c, p.s_off, p.s_total, 0u), i, p.hw);
 }
 
+// WG: the elementwise entries' workgroup size, and the number of slots (partial sums) of the
+// two reductions, batch_norm_stats and batch_norm_backward_partial: slot k adds the chunk's
+// elements k, k + WG, ... in turn, and wg_total adds the slots in one
+// order. Those two run THREADS invocations (an override: 256, 64, 32 or 16, autotune's pick per
+// shape), each filling the slots lid, lid + THREADS, ...: every size computes the same bits.
 const WG: u32 = 256u;
+override THREADS: u32 = 256u;
 override ACT: u32 = 6u;
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
@@ -42,9 +48,6 @@ override ACT: u32 = 6u;
 @group(0) @binding(11) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(12) var<storage, read_write> partials: array<f32>;
 
-fn at(ch: u32, j: u32) -> u32 {
-    return ((j / p.hw) * p.c + ch) * p.hw + j % p.hw;
-}
 
 // Training statistics in two stages, so that a large GPU gets many workgroups even with few
 // channels: batch_norm_stats, one workgroup per (channel, chunk) of the channel's n*hw
@@ -52,7 +55,7 @@ fn at(ch: u32, j: u32) -> u32 {
 // deviations); batch_norm_stats_final, one invocation per channel, merges the chunks in order
 // (Chan et al.'s pairwise update), writes (mean, rstd) and updates the running statistics;
 // batch_norm_apply then normalises elementwise.
-@compute @workgroup_size(WG)
+@compute @workgroup_size(THREADS)
 fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gi = wid.x + wid.y * nwg.x;
     if (gi >= p.c * p.chunks) { return; }
@@ -60,12 +63,38 @@ fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     let j0 = (gi % p.chunks) * p.chunk;
     let j1 = min(j0 + p.chunk, p.n * p.hw);
     let cnt = f32(j1 - j0);
-    var s = 0.0;
-    for (var j = j0 + lid; j < j1; j += WG) { s += x[at(ch, j)]; }
-    let mean = wg_sum(lid, s) / cnt;
-    var s2 = 0.0;
-    for (var j = j0 + lid; j < j1; j += WG) { let d = x[at(ch, j)] - mean; s2 += d * d; }
-    let m2 = wg_sum(lid, s2);
+    // Slot k walks j = j0 + k, j0 + k + WG, ... (image b, pixel q), stepping b and q without a
+    // division per element.
+    for (var k = lid; k < WG; k += THREADS) {
+        var s = 0.0;
+        var j = j0 + k;
+        var q = j % p.hw;
+        var xo = (j / p.hw * p.c + ch) * p.hw;
+        while (j < j1) {
+            s += x[xo + q];
+            j += WG;
+            q += WG;
+            while (q >= p.hw) { q -= p.hw; xo += p.c * p.hw; }
+        }
+        wg_red[k] = s;
+    }
+    let mean = wg_total(lid) / cnt;
+    workgroupBarrier();
+    for (var k = lid; k < WG; k += THREADS) {
+        var s2 = 0.0;
+        var j = j0 + k;
+        var q = j % p.hw;
+        var xo = (j / p.hw * p.c + ch) * p.hw;
+        while (j < j1) {
+            let d = x[xo + q] - mean;
+            s2 += d * d;
+            j += WG;
+            q += WG;
+            while (q >= p.hw) { q -= p.hw; xo += p.c * p.hw; }
+        }
+        wg_red[k] = s2;
+    }
+    let m2 = wg_total(lid);
     if (lid == 0u) {
         partials[3u * gi] = cnt;
         partials[3u * gi + 1u] = mean;
@@ -119,24 +148,38 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
 // (channel, chunk), writes its chunk's (sum d, sum d xhat); batch_norm_backward_final, one
 // invocation per channel, adds the chunks in order, writes dgamma / dbeta and leaves the two
 // sums in the channel's first partial slot; batch_norm_backward_apply writes dx elementwise.
-fn d_and_xhat(ch: u32, idx: u32) -> vec2<f32> {
-    let xhat = (x[idx] - stats[2u * ch]) * stats[2u * ch + 1u];
-    return vec2<f32>(dy[ys(idx)] * act_df(xhat * gamma[ch] + beta[ch], p.slope), xhat);
+// (d, xhat) of element i of x (dy's element at j).
+fn d_and_xhat(ch: u32, i: u32, j: u32) -> vec2<f32> {
+    let xhat = (x[i] - stats[2u * ch]) * stats[2u * ch + 1u];
+    return vec2<f32>(dy[j] * act_df(xhat * gamma[ch] + beta[ch], p.slope), xhat);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(THREADS)
 fn batch_norm_backward_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gi = wid.x + wid.y * nwg.x;
     if (gi >= p.c * p.chunks) { return; }
     let ch = gi / p.chunks;
     let j0 = (gi % p.chunks) * p.chunk;
     let j1 = min(j0 + p.chunk, p.n * p.hw);
-    var s = vec2<f32>(0.0, 0.0);
-    for (var j = j0 + lid; j < j1; j += WG) {
-        let dx_ = d_and_xhat(ch, at(ch, j));
-        s += vec2<f32>(dx_.x, dx_.x * dx_.y);
+    // As batch_norm_stats; dy's plane (a channel slice: s_c divides c) steps by ystep.
+    let ystep = p.c / p.s_c * p.s_total * p.hw;
+    for (var k = lid; k < WG; k += THREADS) {
+        var s = vec2<f32>(0.0, 0.0);
+        var j = j0 + k;
+        var q = j % p.hw;
+        var xo = (j / p.hw * p.c + ch) * p.hw;
+        var yo = ys(xo);
+        while (j < j1) {
+            let dx_ = d_and_xhat(ch, xo + q, yo + q);
+            s += vec2<f32>(dx_.x, dx_.x * dx_.y);
+            j += WG;
+            q += WG;
+            while (q >= p.hw) { q -= p.hw; xo += p.c * p.hw; yo += ystep; }
+        }
+        wg_red[k] = s.x;
+        wg_red2[k] = s.y;
     }
-    let t = wg_sum2(lid, s);
+    let t = wg_total2(lid);
     if (lid == 0u) {
         partials[2u * gi] = t.x;
         partials[2u * gi + 1u] = t.y;
@@ -172,7 +215,7 @@ fn batch_norm_backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     let ch = (i / p.hw) % p.c;
     let count = f32(p.n * p.hw);
     let q = 2u * ch * p.chunks;
-    let dxh = d_and_xhat(ch, i);
+    let dxh = d_and_xhat(ch, i, ys(i));
     var v = gamma[ch] * stats[2u * ch + 1u] / count * (count * dxh.x - partials[q] - dxh.y * partials[q + 1u]);
     if (p.accumulate != 0u) { v += dx[i]; }
     dx[i] = v;

@@ -66,39 +66,68 @@ fn ldy(i: u32) -> f32 { return f32(dy[i]); }
 
 // The blocked forward kernels' write: an 8-channel x 4-pixel block (channels co0 .., row oy,
 // pixels ox0 .. ox0 + 3), bias and accumulate rule applied, out-of-range channels and pixels
-// skipped.
+// skipped. Unrolled with constant indices: a CPU driver keeps an array indexed by a loop
+// counter in memory and reads each element lane by lane.
 fn store_y(acc: array<vec4<f32>, 8>, b: u32, co0: u32, oy: u32, ox0: u32) {
-    for (var c = 0u; c < 8u; c++) {
-        let co = co0 + c;
-        if (co >= p.cout) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[co]; }
-        let row = ((b * p.cout + co) * p.ho + oy) * p.wo;
-        for (var j = 0u; j < 4u; j++) {
-            let ox = ox0 + j;
-            if (ox >= p.wo) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += y[row + ox]; }
-            y[row + ox] = v;
-        }
-    }
+    store_y4(acc[0], b, co0, oy, ox0);
+    store_y4(acc[1], b, co0 + 1u, oy, ox0);
+    store_y4(acc[2], b, co0 + 2u, oy, ox0);
+    store_y4(acc[3], b, co0 + 3u, oy, ox0);
+    store_y4(acc[4], b, co0 + 4u, oy, ox0);
+    store_y4(acc[5], b, co0 + 5u, oy, ox0);
+    store_y4(acc[6], b, co0 + 6u, oy, ox0);
+    store_y4(acc[7], b, co0 + 7u, oy, ox0);
+}
+
+// One channel's 4 pixels of store_y.
+fn store_y4(v: vec4<f32>, b: u32, co: u32, oy: u32, ox0: u32) {
+    if (co >= p.cout || ox0 >= p.wo) { return; }
+    var bv = 0.0;
+    if (p.has_bias != 0u) { bv = bias[co]; }
+    let t = v + vec4<f32>(bv);
+    let i = ((b * p.cout + co) * p.ho + oy) * p.wo + ox0;
+    let n = p.wo - ox0;
+    put_y(i, t.x);
+    if (n > 1u) { put_y(i + 1u, t.y); }
+    if (n > 2u) { put_y(i + 2u, t.z); }
+    if (n > 3u) { put_y(i + 3u, t.w); }
+}
+
+fn put_y(i: u32, v: f32) {
+    var u = v;
+    if (p.accumulate != 0u) { u += y[i]; }
+    y[i] = u;
 }
 
 // The blocked input-grad kernels' write: 8 channels (ci0 ..) x 4 pixels one stride apart
-// (ix0, ix0 + sw, ..) of row iy.
+// (ix0, ix0 + sw, ..) of row iy, unrolled as store_y.
 fn store_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
-    for (var c = 0u; c < 8u; c++) {
-        let ci = ci0 + c;
-        if (ci >= p.cin) { break; }
-        var bv = 0.0;
-        if (p.has_bias != 0u) { bv = bias[ci]; }
-        let row = (xplane(b, ci) * p.h + iy) * p.w;
-        for (var j = 0u; j < 4u; j++) {
-            let ix = ix0 + j * p.sw;
-            if (ix >= p.w) { break; }
-            var v = acc[c][j] + bv;
-            if (p.accumulate != 0u) { v += dx[row + ix]; }
-            dx[row + ix] = v;
-        }
-    }
+    store_dx4(acc[0], b, ci0, iy, ix0);
+    store_dx4(acc[1], b, ci0 + 1u, iy, ix0);
+    store_dx4(acc[2], b, ci0 + 2u, iy, ix0);
+    store_dx4(acc[3], b, ci0 + 3u, iy, ix0);
+    store_dx4(acc[4], b, ci0 + 4u, iy, ix0);
+    store_dx4(acc[5], b, ci0 + 5u, iy, ix0);
+    store_dx4(acc[6], b, ci0 + 6u, iy, ix0);
+    store_dx4(acc[7], b, ci0 + 7u, iy, ix0);
+}
+
+// One channel's 4 pixels of store_dx.
+fn store_dx4(v: vec4<f32>, b: u32, ci: u32, iy: u32, ix0: u32) {
+    if (ci >= p.cin || ix0 >= p.w) { return; }
+    var bv = 0.0;
+    if (p.has_bias != 0u) { bv = bias[ci]; }
+    let t = v + vec4<f32>(bv);
+    let i = (xplane(b, ci) * p.h + iy) * p.w + ix0;
+    let s = p.sw;
+    put_dx(i, t.x);
+    if (ix0 + s < p.w) { put_dx(i + s, t.y); }
+    if (ix0 + 2u * s < p.w) { put_dx(i + 2u * s, t.z); }
+    if (ix0 + 3u * s < p.w) { put_dx(i + 3u * s, t.w); }
+}
+
+fn put_dx(i: u32, v: f32) {
+    var u = v;
+    if (p.accumulate != 0u) { u += dx[i]; }
+    dx[i] = u;
 }

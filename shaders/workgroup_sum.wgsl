@@ -11,7 +11,7 @@ var<workgroup> wg_red: array<f32, WG>;
 var<workgroup> wg_red2: array<f32, WG>;
 
 // The total of wg_red's WG slots, already written (a barrier after the last read of an earlier
-// total, then each slot by its invocation).
+// total, then each slot by its invocation). Needs at least WG / 16 invocations.
 fn wg_total(lid: u32) -> f32 {
     workgroupBarrier();
     if (lid < WG / 16u) {

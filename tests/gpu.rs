@@ -113,10 +113,10 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
     }
 }
-/// Group norm's workgroup sizes (autotune's candidates) compute the same bits: every sum runs
-/// over the same 64 slots in the same order whichever size runs it.
+/// The norms' workgroup sizes (autotune's candidates) compute the same bits: every sum runs
+/// over the same slots (group norm 64, batch norm 256) in the same order whichever size runs it.
 #[test]
-fn group_norm_workgroup_sizes_agree_bit_for_bit() {
+fn norm_workgroup_sizes_agree_bit_for_bit() {
     use dae::ops::activation::Activation;
     use dae::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
     let c = ctx();
@@ -146,6 +146,31 @@ fn group_norm_workgroup_sizes_agree_bit_for_bit() {
         assert!(first.iter().all(|v| v.iter().any(|&b| b != 0)), "a kernel wrote nothing");
         for wg in 1..4 {
             assert!(first == run(wg), "workgroup-size candidate {wg} differs from the first at n {n}, {ch} channels, {hw} pixels, {groups} groups");
+        }
+    }
+    // Batch norm's two reductions: channels of 2185 values in 3 chunks that start inside images,
+    // and of 8192 in 8.
+    use dae::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
+    for (n, ch, hw) in [(5, 3, 437), (8, 2, 1024)] {
+        let x = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
+        let gamma = c.upload("t", &rng.vec(ch)).unwrap();
+        let beta = c.upload("t", &rng.vec(ch)).unwrap();
+        let dy = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
+        let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: ch as u32, s_total: ch as u32, ..Default::default() };
+        let run = |wg: usize| -> Vec<Vec<u32>> {
+            c.force_tuned(Some(wg));
+            let (stats, rm, rv) = (c.alloc("t", 2 * ch).unwrap(), c.upload("t", &vec![0.0; ch]).unwrap(), c.upload("t", &vec![1.0; ch]).unwrap());
+            let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
+            let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
+            batch_norm_forward_train(&c, None, p, &x, &gamma, &beta, &stats, &rm, &rv, &y).unwrap();
+            batch_norm_backward(&c, None, p, &x, &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
+            c.force_tuned(None);
+            [stats, rm, rv, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
+        };
+        let first = run(0);
+        assert!(first.iter().all(|v| v.iter().any(|&b| b != 0)), "a batch-norm kernel wrote nothing");
+        for wg in 1..4 {
+            assert!(first == run(wg), "batch norm's workgroup-size candidate {wg} differs from the first at n {n}, {ch} channels, {hw} pixels");
         }
     }
     c.set_variant(prev);

@@ -2,15 +2,16 @@
 
 use super::*;
 
-/// Group norm's workgroup sizes (autotune's candidates, in their order) as row suffixes.
+/// The norms' reduction workgroup sizes (autotune's candidates, in their order) as row suffixes.
 const GN_THREADS: [&str; 4] = ["", " (THREADS 32)", " (THREADS 16)", " (THREADS 8)"];
+const BN_THREADS: [&str; 4] = ["", " (THREADS 64)", " (THREADS 32)", " (THREADS 16)"];
 
-/// Run `f` once per group-norm workgroup size, every tuned launch forced to that candidate.
-fn each_gn_workgroup(c: &mut Checker, mut f: impl FnMut(&mut Checker, &str) -> Result<()>) -> Result<()> {
+/// Run `f` once per workgroup size (`suffixes`), every tuned launch forced to that candidate.
+fn each_workgroup(c: &mut Checker, suffixes: &[&str], mut f: impl FnMut(&mut Checker, &str) -> Result<()>) -> Result<()> {
     let prev = c.ctx.variant();
     c.ctx.set_variant(crate::gpu::Variant::Auto);
     let mut r = Ok(());
-    for (i, suffix) in GN_THREADS.iter().enumerate() {
+    for (i, suffix) in suffixes.iter().enumerate() {
         c.ctx.force_tuned(Some(i));
         r = f(c, suffix);
         if r.is_err() {
@@ -25,7 +26,7 @@ fn each_gn_workgroup(c: &mut Checker, mut f: impl FnMut(&mut Checker, &str) -> R
 pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
     // The last two split each channel's parameter gradient into two chunks: 1920 values, at an
     // image boundary, and 1725, the second chunk starting inside image 1.
-    each_gn_workgroup(c, |c, wg| {
+    each_workgroup(c, &GN_THREADS, |c, wg| {
         for (n, ch, h, w, groups) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 4, 3, 3, 1), (3, 64, 5, 5, 32), (4, 4, 24, 20, 2), (3, 2, 25, 23, 1)] {
             let (x, xr) = c.leaf(&[n, ch, h, w])?;
             let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
@@ -105,30 +106,32 @@ pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
 pub(super) fn check_batch_norm(c: &mut Checker) -> Result<()> {
     // The last two split each channel into several chunks for the two-stage reductions (3 of
     // 729, 729, 727 elements; 8 of 1024), so the merge of chunk statistics is exercised.
-    for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (5, 3, 19, 23), (8, 2, 32, 32)] {
-        let (x, xr) = c.leaf(&[n, ch, h, w])?;
-        let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
-        let (bt, br) = c.leaf(&[ch])?;
-        let rm0 = c.rng.vec(ch);
-        let rv0: Vec<f32> = c.rng.vec(ch).iter().map(|v| 1.0 + 0.5 * v).collect();
-        let rm = Tensor::from_slice(c.ctx, &[ch], &rm0)?;
-        let rv = Tensor::from_slice(c.ctx, &[ch], &rv0)?;
-        let (eps, mom) = (1e-5f32, 0.1f32);
-        c.case("batch_norm", format!("x{} train", dims(&[n, ch, h, w])));
-        let y = c.g.batch_norm(&x, &gm, &bt, &rm, &rv, true, mom, eps)?;
-        let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
-        let (yr, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, eps as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
-        c.cmp_t("batch_norm_stats+batch_norm_stats_final+batch_norm_apply", &y, &yr)?;
-        c.cmp_t("batch_norm_stats+batch_norm_stats_final (running mean)", &rm, &rmr)?;
-        c.cmp_t("batch_norm_stats+batch_norm_stats_final (running var)", &rv, &rvr)?;
-        let (grads, g) = c.backward(&y)?;
-        let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &g);
-        c.grad("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply", &grads, &x, &dx)?;
-        c.grad("batch_norm_backward_partial+batch_norm_backward_final (dgamma)", &grads, &gm, &dg)?;
-        c.grad("batch_norm_backward_partial+batch_norm_backward_final (dbeta)", &grads, &bt, &db)?;
-        c.case("batch_norm", format!("x{} eval", dims(&[n, ch, h, w])));
-        let ye = Graph::inference(c.ctx).batch_norm(&x, &gm, &bt, &rm, &rv, false, mom, eps)?;
-        c.cmp_t("batch_norm_forward_eval", &ye, &r::batch_norm::batch_norm_forward_eval(n, ch, h * w, eps as f64, &xr, &gr, &br, &rmr, &rvr))?;
-    }
-    Ok(())
+    each_workgroup(c, &BN_THREADS, |c, wg| {
+        for (n, ch, h, w) in [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (5, 3, 19, 23), (8, 2, 32, 32)] {
+            let (x, xr) = c.leaf(&[n, ch, h, w])?;
+            let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+            let (bt, br) = c.leaf(&[ch])?;
+            let rm0 = c.rng.vec(ch);
+            let rv0: Vec<f32> = c.rng.vec(ch).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let rm = Tensor::from_slice(c.ctx, &[ch], &rm0)?;
+            let rv = Tensor::from_slice(c.ctx, &[ch], &rv0)?;
+            let (eps, mom) = (1e-5f32, 0.1f32);
+            c.case("batch_norm", format!("x{} train", dims(&[n, ch, h, w])));
+            let y = c.g.batch_norm(&x, &gm, &bt, &rm, &rv, true, mom, eps)?;
+            let (mut rmr, mut rvr) = (f64s(&rm0), f64s(&rv0));
+            let (yr, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, eps as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
+            c.cmp_t(&format!("batch_norm_stats+batch_norm_stats_final+batch_norm_apply{wg}"), &y, &yr)?;
+            c.cmp_t(&format!("batch_norm_stats+batch_norm_stats_final (running mean){wg}"), &rm, &rmr)?;
+            c.cmp_t(&format!("batch_norm_stats+batch_norm_stats_final (running var){wg}"), &rv, &rvr)?;
+            let (grads, g) = c.backward(&y)?;
+            let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, ch, h * w, &xr, &gr, &mr, &sr, &g);
+            c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply{wg}"), &grads, &x, &dx)?;
+            c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final (dgamma){wg}"), &grads, &gm, &dg)?;
+            c.grad(&format!("batch_norm_backward_partial+batch_norm_backward_final (dbeta){wg}"), &grads, &bt, &db)?;
+            c.case("batch_norm", format!("x{} eval", dims(&[n, ch, h, w])));
+            let ye = Graph::inference(c.ctx).batch_norm(&x, &gm, &bt, &rm, &rv, false, mom, eps)?;
+            c.cmp_t("batch_norm_forward_eval", &ye, &r::batch_norm::batch_norm_forward_eval(n, ch, h * w, eps as f64, &xr, &gr, &br, &rmr, &rvr))?;
+        }
+        Ok(())
+    })
 }

@@ -70,6 +70,7 @@ pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("group_norm", "THREADS", &[64.0, 32.0, 16.0, 8.0]),
     ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ("batch_norm", "THREADS", &[256.0, 64.0, 32.0, 16.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),
     ("optim", "MODE", &[0.0, 1.0, 2.0]),
     ("reduce", "MODE", &[0.0, 1.0]),

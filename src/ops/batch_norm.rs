@@ -6,7 +6,7 @@ use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{Chans, flag, grid1d, grid_groups, nonzero, output_to, u};
+use crate::ops::{Chans, NormThreads, flag, grid1d, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -21,8 +21,19 @@ gpu_params! {
 
 const FAMILY: &str = "batch_norm";
 
+/// The two reductions sum over 256 slots; workgroups of 256, 64, 32 or 16 invocations fill them
+/// (wg_total wants at least 16).
+static THREADS: NormThreads = NormThreads::new([256, 64, 32, 16], ["256 per workgroup", "64 per workgroup", "32 per workgroup", "16 per workgroup"]);
+
 fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: Activation::fused(act), params: &p, bindings, groups })
+    ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, 0), params: &p, bindings, groups })
+}
+
+/// A reduction entry, one workgroup per (channel, chunk), at the workgroup size autotune chose.
+fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)]) -> Result<()> {
+    let shape = format!("n{} {}x{}", p.n, p.c, p.hw);
+    let groups = grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?;
+    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -40,7 +51,7 @@ pub fn batch_norm_forward_train(
 ) -> Result<()> {
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 3 * (p.c * p.chunks) as usize)?;
-    run(ctx, "batch_norm_stats", act, p, &[(1, x), (12, &partials)], grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?)?;
+    run_tuned(ctx, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
     run(ctx, "batch_norm_stats_final", act, p, &[(5, stats), (6, running_mean), (7, running_var), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
     let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (8, y)];
     run(ctx, "batch_norm_apply", act, p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
@@ -83,8 +94,9 @@ pub fn batch_norm_backward(
 ) -> Result<()> {
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 2 * (p.c * p.chunks) as usize)?;
+    let inputs = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)];
+    run_tuned(ctx, "batch_norm_backward_partial", act, p, &inputs, &[(12, &partials)])?;
     let common = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (12, &partials)];
-    run(ctx, "batch_norm_backward_partial", act, p, &common, grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?)?;
     run(ctx, "batch_norm_backward_final", act, p, &[(10, dgamma), (11, dbeta), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
     if p.write_dx != 0 {
         let mut b = common.to_vec();

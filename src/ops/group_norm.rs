@@ -4,9 +4,9 @@
 use crate::ops::Sink;
 use crate::ops::activation::Activation;
 use crate::error::Result;
-use crate::gpu::{Ctx, Launch, Overrides, Variant, View};
+use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{Chans, flag, grid_groups, nonzero, output_to, u};
+use crate::ops::{Chans, NormThreads, flag, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -20,53 +20,15 @@ gpu_params! {
 
 const FAMILY: &str = "group_norm";
 
-/// The workgroup sizes (override THREADS) autotune chooses from, the untuned one first; they
-/// compute the same bits (the kernels sum over 64 fixed slots).
-const THREADS: [u32; 4] = [64, 32, 16, 8];
-const THREAD_LABELS: [&str; 4] = ["64 per workgroup", "32 per workgroup", "16 per workgroup", "8 per workgroup"];
+/// Group norm's reductions sum over 64 slots; workgroups of 64, 32, 16 or 8 invocations fill them.
+static THREADS: NormThreads = NormThreads::new([64, 32, 16, 8], ["64 per workgroup", "32 per workgroup", "16 per workgroup", "8 per workgroup"]);
 
-/// Every (ACT, THREADS) pair as overrides: index act * THREADS.len() + wg.
-static OVERRIDES: [[(&str, f64); 2]; 7 * THREADS.len()] = {
-    let mut t = [[("ACT", 0.0), ("THREADS", 0.0)]; 7 * THREADS.len()];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = [("ACT", (i / THREADS.len()) as f64), ("THREADS", THREADS[i % THREADS.len()] as f64)];
-        i += 1;
-    }
-    t
-};
-
-fn overrides(act: Option<Activation>, wg: usize) -> Overrides {
-    let a = Activation::fused(act).iter().find(|o| o.0 == "ACT").map_or(6, |o| o.1 as usize);
-    &OVERRIDES[a * THREADS.len() + wg]
-}
-
-/// The workgroup size to run `entry` with at this shape: autotuned (`time(i)` runs candidate i
-/// on scratch outputs) under the default kernels, else the untuned 64.
-fn workgroup(ctx: &Ctx, entry: &str, p: &GroupNormParams, time: impl FnMut(usize) -> Result<()>) -> Result<usize> {
-    if ctx.variant() != Variant::Auto {
-        return Ok(0);
-    }
-    let shape = format!("n{} {}x{} groups {}", p.n, p.c, p.hw, p.groups);
-    ctx.tuned(entry, &shape, &THREAD_LABELS, time)
-}
-
-fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, wg: usize, p: GroupNormParams, bindings: &[(u32, &View)], groups: usize) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: overrides(act, wg), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
-}
-
-/// One launch of a tuned entry: the workgroup size chosen (candidates timed on scratch copies of
-/// the outputs `out`), then the dispatch.
+/// One launch of a reduction entry at the workgroup size autotune chose for the shape.
 fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)], groups: usize) -> Result<()> {
-    let wg = workgroup(ctx, entry, &p, |i| {
-        let scratch: Vec<(u32, View)> = out.iter().map(|(b, v)| Ok((*b, ctx.alloc("autotune scratch", v.len())?))).collect::<Result<_>>()?;
-        let mut b = inputs.to_vec();
-        b.extend(scratch.iter().map(|(k, v)| (*k, v)));
-        run(ctx, entry, act, i, p, &b, groups)
-    })?;
-    let mut b = inputs.to_vec();
-    b.extend_from_slice(out);
-    run(ctx, entry, act, wg, p, &b, groups)
+    let shape = format!("n{} {}x{} groups {}", p.n, p.c, p.hw, p.groups);
+    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| {
+        ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
+    })
 }
 
 /// y = act((x - mean) * rstd * gamma + beta) per group; stats [n*groups*2] receives (mean, rstd).
@@ -88,7 +50,7 @@ pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormPar
     let partials = ctx.alloc(FAMILY, 2 * p.c as usize * chunks)?;
     run_tuned(ctx, "group_norm_param_partial", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)], &[(10, &partials)], p.c as usize * chunks)?;
     let groups = ctx.grid(FAMILY, p.c as u64, 64)?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "group_norm_param_final", overrides: overrides(act, 0), params: &p, bindings: &[(8, dgamma), (9, dbeta), (10, &partials)], groups })
+    ctx.dispatch(Launch { family: FAMILY, entry: "group_norm_param_final", overrides: THREADS.overrides(act, 0), params: &p, bindings: &[(8, dgamma), (9, dbeta), (10, &partials)], groups })
 }
 
 pub struct GroupNormOp {

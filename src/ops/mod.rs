@@ -53,6 +53,52 @@ pub trait Sink {
     fn ctx(&self) -> &Ctx;
 }
 
+/// The workgroup sizes (override THREADS) of the norms' reduction kernels, which sum over a
+/// fixed number of slots in one order whatever the size: autotune may pick any of the four per
+/// shape with no effect on the results. The first runs where untuned.
+pub(crate) struct NormThreads {
+    labels: [&'static str; 4],
+    /// (ACT, THREADS) override pairs, index act * 4 + candidate.
+    table: [[(&'static str, f64); 2]; 28],
+}
+
+impl NormThreads {
+    pub(crate) const fn new(threads: [u32; 4], labels: [&'static str; 4]) -> NormThreads {
+        let mut table = [[("ACT", 0.0), ("THREADS", 0.0)]; 28];
+        let mut i = 0;
+        while i < table.len() {
+            table[i] = [("ACT", (i / 4) as f64), ("THREADS", threads[i % 4] as f64)];
+            i += 1;
+        }
+        NormThreads { labels, table }
+    }
+
+    /// Candidate `i`'s overrides with `act` fused.
+    pub(crate) fn overrides(&'static self, act: Option<activation::Activation>, i: usize) -> crate::gpu::Overrides {
+        let a = activation::Activation::fused(act).iter().find(|o| o.0 == "ACT").map_or(6, |o| o.1 as usize);
+        &self.table[a * 4 + i]
+    }
+
+    /// Run `launch(i, bindings)` with the chosen candidate i: under the default kernels autotune
+    /// times each (`kernel`, `shape`) once, on scratch copies of the outputs `out`; other kernel
+    /// variants take the first.
+    pub(crate) fn launch(&self, ctx: &Ctx, kernel: &str, shape: &str, inputs: &[(u32, &View)], out: &[(u32, &View)], launch: impl Fn(usize, &[(u32, &View)]) -> Result<()>) -> Result<()> {
+        let pick = if ctx.variant() == crate::gpu::Variant::Auto {
+            ctx.tuned(kernel, shape, &self.labels, |i| {
+                let scratch: Vec<(u32, View)> = out.iter().map(|(b, v)| Ok((*b, ctx.alloc("autotune scratch", v.len())?))).collect::<Result<_>>()?;
+                let mut b = inputs.to_vec();
+                b.extend(scratch.iter().map(|(k, v)| (*k, v)));
+                launch(i, &b)
+            })?
+        } else {
+            0
+        };
+        let mut b = inputs.to_vec();
+        b.extend_from_slice(out);
+        launch(pick, &b)
+    }
+}
+
 /// A new output tensor of `shape` for `op` (all inputs on one device, none a channel slice).
 pub(crate) fn output(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor]) -> Result<Tensor> {
     output_to(op, shape, inputs, None)
