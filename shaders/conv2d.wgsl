@@ -338,15 +338,41 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
             }
         }
     }
-    let acc = array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7);
-    let wsz = p.cout * p.cin * kk;
-    for (var c = 0u; c < WGRAD_CO; c++) {
-        if (co0 + c >= p.cout) { break; }
-        for (var j = 0u; j < WGRAD_CI; j++) {
-            if (ci0 + j >= p.cin) { break; }
-            y[sp * wsz + ((co0 + c) * p.cin + ci0 + j) * kk + tap] = acc[c + 8u * (j / 4u)][j % 4u];
+    let at0 = sp * p.cout * p.cin * kk + tap;
+    put_w4(at0, co0, ci0, a0);
+    put_w4(at0, co0 + 1u, ci0, a1);
+    put_w4(at0, co0 + 2u, ci0, a2);
+    put_w4(at0, co0 + 3u, ci0, a3);
+    if (WGRAD_CO == 8u) {
+        put_w4(at0, co0 + 4u, ci0, a4);
+        put_w4(at0, co0 + 5u, ci0, a5);
+        put_w4(at0, co0 + 6u, ci0, a6);
+        put_w4(at0, co0 + 7u, ci0, a7);
+    }
+    if (WGRAD_CI == 8u) {
+        put_w4(at0, co0, ci0 + 4u, b0);
+        put_w4(at0, co0 + 1u, ci0 + 4u, b1);
+        put_w4(at0, co0 + 2u, ci0 + 4u, b2);
+        put_w4(at0, co0 + 3u, ci0 + 4u, b3);
+        if (WGRAD_CO == 8u) {
+            put_w4(at0, co0 + 4u, ci0 + 4u, b4);
+            put_w4(at0, co0 + 5u, ci0 + 4u, b5);
+            put_w4(at0, co0 + 6u, ci0 + 4u, b6);
+            put_w4(at0, co0 + 7u, ci0 + 4u, b7);
         }
     }
+}
+
+// The partial weights (co, ci0 .. ci0 + 3) of the tap at `at0`: y[at0 + (co * cin + ci) * kk],
+// channels past the ends skipped.
+fn put_w4(at0: u32, co: u32, ci0: u32, v: vec4<f32>) {
+    if (co >= p.cout || ci0 >= p.cin) { return; }
+    let kk = p.kh * p.kw;
+    let i = at0 + (co * p.cin + ci0) * kk;
+    y[i] = v.x;
+    if (ci0 + 1u < p.cin) { y[i + kk] = v.y; }
+    if (ci0 + 2u < p.cin) { y[i + 2u * kk] = v.z; }
+    if (ci0 + 3u < p.cin) { y[i + 3u * kk] = v.w; }
 }
 
 // dw (+)= sum over splits of the partials in `y` (bound to the partial buffer here).
@@ -674,16 +700,24 @@ fn part_w(at0: u32, co: u32, ci: vec4<u32>) -> vec4<f32> {
 }
 
 // Store the partials acc[c][j] of weights (co0 + c, ci0 + j, tap) at `at0`, channels past the
-// ends skipped.
+// ends skipped (constant indices, as store_y).
 fn keep_w(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 16>) {
-    let kk = p.kh * p.kw;
-    for (var c = 0u; c < 16u; c++) {
-        if (co0 + c >= p.cout) { break; }
-        for (var j = 0u; j < 4u; j++) {
-            if (ci0 + j >= p.cin) { break; }
-            y[at0 + ((co0 + c) * p.cin + ci0 + j) * kk] = acc[c][j];
-        }
-    }
+    put_w4(at0, co0, ci0, acc[0]);
+    put_w4(at0, co0 + 1u, ci0, acc[1]);
+    put_w4(at0, co0 + 2u, ci0, acc[2]);
+    put_w4(at0, co0 + 3u, ci0, acc[3]);
+    put_w4(at0, co0 + 4u, ci0, acc[4]);
+    put_w4(at0, co0 + 5u, ci0, acc[5]);
+    put_w4(at0, co0 + 6u, ci0, acc[6]);
+    put_w4(at0, co0 + 7u, ci0, acc[7]);
+    put_w4(at0, co0 + 8u, ci0, acc[8]);
+    put_w4(at0, co0 + 9u, ci0, acc[9]);
+    put_w4(at0, co0 + 10u, ci0, acc[10]);
+    put_w4(at0, co0 + 11u, ci0, acc[11]);
+    put_w4(at0, co0 + 12u, ci0, acc[12]);
+    put_w4(at0, co0 + 13u, ci0, acc[13]);
+    put_w4(at0, co0 + 14u, ci0, acc[14]);
+    put_w4(at0, co0 + 15u, ci0, acc[15]);
 }
 
 @compute @workgroup_size(UBO_WG)
