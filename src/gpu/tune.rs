@@ -98,10 +98,17 @@ impl Tuner {
     }
 
     /// The label to use for `short` ("kernel | shape") among `labels`, if already known (pinned,
-    /// then cached); `None` means: time the candidates.
+    /// then what this process used before, then cached); `None` means: time the candidates.
+    /// What this process used comes before the cache so a shape keeps one choice for the whole
+    /// run: one whose timing the budget cut short runs its best-so-far every time, not that
+    /// once and the first candidate after.
     pub fn known(&self, short: &str, labels: &[&str]) -> Option<usize> {
         let find = |l: &String| labels.iter().position(|c| c == l);
-        self.pinned.get(short).and_then(find).or_else(|| self.cache.get(&self.full_key(short, labels)).and_then(find))
+        self.pinned
+            .get(short)
+            .and_then(find)
+            .or_else(|| self.used.get(short).and_then(find))
+            .or_else(|| self.cache.get(&self.full_key(short, labels)).and_then(find))
     }
 
     /// Raise the budget to at least `secs` unless `DAE_TUNE_BUDGET` set it (the benchmark suite,
@@ -234,5 +241,8 @@ mod tests {
         assert!(t.fits(0.5) && !t.fits(1.5));
         t.spend(0.6);
         assert!(!t.fits(0.5) && t.known("k | s", &["a"]).is_none());
+        // What the process used, best-so-far of a cut timing included, it uses again.
+        t.note_used("k | s", "b");
+        assert_eq!(t.known("k | s", &["a", "b"]), Some(1));
     }
 }
