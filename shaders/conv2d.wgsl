@@ -720,6 +720,14 @@ fn keep_w(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 16>) {
     put_w4(at0, co0 + 15u, ci0, acc[15]);
 }
 
+// a[c0 + c] += xv * d[c]: four output channels' dy at one pixel (c0 a constant at each call).
+fn dy_fma(a: ptr<function, array<vec4<f32>, 16>>, c0: u32, xv: vec4<f32>, d: vec4<f32>) {
+    (*a)[c0] = fma(xv, vec4<f32>(d.x), (*a)[c0]);
+    (*a)[c0 + 1u] = fma(xv, vec4<f32>(d.y), (*a)[c0 + 1u]);
+    (*a)[c0 + 2u] = fma(xv, vec4<f32>(d.z), (*a)[c0 + 2u]);
+    (*a)[c0 + 3u] = fma(xv, vec4<f32>(d.w), (*a)[c0 + 3u]);
+}
+
 @compute @workgroup_size(UBO_WG)
 fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let ci0 = (wid.x * UBO_WG + lid.x) * 4u;
@@ -737,42 +745,12 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     let wsz = p.cout * p.cin * kk;
     let wop = (p.wo + 3u) / 4u * 4u;
     let hw = p.h * p.w;
-    // a{c}: output channel co0 + c, input channels ci0 .. ci0 + 3, of slice sp.
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    var a4 = vec4<f32>(0.0);
-    var a5 = vec4<f32>(0.0);
-    var a6 = vec4<f32>(0.0);
-    var a7 = vec4<f32>(0.0);
-    var a8 = vec4<f32>(0.0);
-    var a9 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0);
-    var a11 = vec4<f32>(0.0);
-    var a12 = vec4<f32>(0.0);
-    var a13 = vec4<f32>(0.0);
-    var a14 = vec4<f32>(0.0);
-    var a15 = vec4<f32>(0.0);
+    // a[c]: output channel co0 + c, input channels ci0 .. ci0 + 3, of slice sp (constant
+    // indices only, so a CPU driver keeps them in registers).
+    var a = array<vec4<f32>, 16>();
     var sp = ra / per;
     if (ra % per != 0u) {
-        let at0 = sp * wsz + tap;
-        a0 = part_w(at0, co0 + 0u, ci);
-        a1 = part_w(at0, co0 + 1u, ci);
-        a2 = part_w(at0, co0 + 2u, ci);
-        a3 = part_w(at0, co0 + 3u, ci);
-        a4 = part_w(at0, co0 + 4u, ci);
-        a5 = part_w(at0, co0 + 5u, ci);
-        a6 = part_w(at0, co0 + 6u, ci);
-        a7 = part_w(at0, co0 + 7u, ci);
-        a8 = part_w(at0, co0 + 8u, ci);
-        a9 = part_w(at0, co0 + 9u, ci);
-        a10 = part_w(at0, co0 + 10u, ci);
-        a11 = part_w(at0, co0 + 11u, ci);
-        a12 = part_w(at0, co0 + 12u, ci);
-        a13 = part_w(at0, co0 + 13u, ci);
-        a14 = part_w(at0, co0 + 14u, ci);
-        a15 = part_w(at0, co0 + 15u, ci);
+        for (var c = 0u; c < 16u; c++) { a[c] = part_w(sp * wsz + tap, co0 + c, ci); }
     }
     let lo = i32(p.pw) - i32(kx);
     let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
@@ -780,24 +758,9 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
     for (var r = ra; r < rb; r++) {
         if (r != ra && r % per == 0u) {
-            keep_w(sp * wsz + tap, co0, ci0, array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15));
+            keep_w(sp * wsz + tap, co0, ci0, a);
             sp += 1u;
-            a0 = vec4<f32>(0.0);
-            a1 = vec4<f32>(0.0);
-            a2 = vec4<f32>(0.0);
-            a3 = vec4<f32>(0.0);
-            a4 = vec4<f32>(0.0);
-            a5 = vec4<f32>(0.0);
-            a6 = vec4<f32>(0.0);
-            a7 = vec4<f32>(0.0);
-            a8 = vec4<f32>(0.0);
-            a9 = vec4<f32>(0.0);
-            a10 = vec4<f32>(0.0);
-            a11 = vec4<f32>(0.0);
-            a12 = vec4<f32>(0.0);
-            a13 = vec4<f32>(0.0);
-            a14 = vec4<f32>(0.0);
-            a15 = vec4<f32>(0.0);
+            a = array<vec4<f32>, 16>();
         }
         let b = r / p.ho;
         let oy = r % p.ho;
@@ -808,31 +771,14 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw;
             let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
-            let d0 = wu[k + 0u];
-            a0 = fma(xv, vec4<f32>(d0.x), a0);
-            a1 = fma(xv, vec4<f32>(d0.y), a1);
-            a2 = fma(xv, vec4<f32>(d0.z), a2);
-            a3 = fma(xv, vec4<f32>(d0.w), a3);
-            let d1 = wu[k + 1u];
-            a4 = fma(xv, vec4<f32>(d1.x), a4);
-            a5 = fma(xv, vec4<f32>(d1.y), a5);
-            a6 = fma(xv, vec4<f32>(d1.z), a6);
-            a7 = fma(xv, vec4<f32>(d1.w), a7);
-            let d2 = wu[k + 2u];
-            a8 = fma(xv, vec4<f32>(d2.x), a8);
-            a9 = fma(xv, vec4<f32>(d2.y), a9);
-            a10 = fma(xv, vec4<f32>(d2.z), a10);
-            a11 = fma(xv, vec4<f32>(d2.w), a11);
-            let d3 = wu[k + 3u];
-            a12 = fma(xv, vec4<f32>(d3.x), a12);
-            a13 = fma(xv, vec4<f32>(d3.y), a13);
-            a14 = fma(xv, vec4<f32>(d3.z), a14);
-            a15 = fma(xv, vec4<f32>(d3.w), a15);
+            dy_fma(&a, 0u, xv, wu[k]);
+            dy_fma(&a, 4u, xv, wu[k + 1u]);
+            dy_fma(&a, 8u, xv, wu[k + 2u]);
+            dy_fma(&a, 12u, xv, wu[k + 3u]);
             k += 4u;
         }
     }
-    let acc = array<vec4<f32>, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
-    keep_w(sp * wsz + tap, co0, ci0, acc);
+    keep_w(sp * wsz + tap, co0, ci0, a);
     // The slices past the last row (when `splits` does not divide the rows evenly) hold no rows:
     // their partials are zero, as the other blockings write them.
     if (rb == rows) {
