@@ -174,17 +174,15 @@ fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // for the stride-2 transposed convs of the decoders).
 @compute @workgroup_size(WG)
 fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let per_phase = (p.w + p.sw - 1u) / p.sw;
-    let bpp = (per_phase + 3u) / 4u;
-    let nxb = p.sw * bpp;
+    let per_plane = dx_items_per_plane();
     let ncb = (p.cin + 7u) / 8u;
-    let blk = block_of(wid, lid, nwg, p.h * nxb, ncb);
-    if (blk.w == 0u) { return; }
-    let xb = blk.x % nxb;
-    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
-    let iy = blk.x / nxb;
+    let blk = block_of(wid, lid, nwg, per_plane, ncb);
+    let q = dx_item(blk.z * per_plane + blk.x);
+    if (blk.w == 0u || q.y >= p.h) { return; }
+    let b = q.x;
+    let iy = q.y;
+    let ix0 = q.z;
     let ci0 = blk.y * 8u;
-    let b = blk.z;
     let cmax = p.cin - 1u;
     let kk = p.kh * p.kw;
     let cb = vec4<u32>(min(ci0, cmax), min(ci0 + 1u, cmax), min(ci0 + 2u, cmax), min(ci0 + 3u, cmax)) * kk;
@@ -568,15 +566,14 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 
 @compute @workgroup_size(UBO_WG)
 fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let per_phase = (p.w + p.sw - 1u) / p.sw;
-    let bpp = (per_phase + 3u) / 4u;
-    let nxb = p.sw * bpp;
+    let per_plane = dx_items_per_plane();
     let item = gid.x + gid.y * nwg.x * UBO_WG;
-    if (item >= p.n * p.h * nxb) { return; }
-    let xb = item % nxb;
-    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
-    let iy = (item / nxb) % p.h;
-    let b = item / (nxb * p.h);
+    if (item >= p.n * per_plane) { return; }
+    let q = dx_item(item);
+    if (q.y >= p.h) { return; }
+    let b = q.x;
+    let iy = q.y;
+    let ix0 = q.z;
     let ci0 = p.c_base;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);

@@ -99,6 +99,27 @@ fn put_y(i: u32, v: f32) {
     y[i] = u;
 }
 
+// The blocked input-grad kernels' items: each computes 4 pixels one stride apart (ix0, ix0 + sw,
+// ..) of one row, so every tap feeds all four or none. Items are numbered stride phase by stride
+// phase over the whole batch: (row phase, column phase) outermost, then image, row within the
+// phase, 4-pixel block. Consecutive items (the lanes of a SIMD vector or subgroup) then share
+// both phases and skip the same taps (with a stride-2, 4x4 kernel 12 of the 16; numbered image
+// by image and row by row, the lanes mixed the phases and all ran every tap). A phase has
+// ceil(h / sh) rows, so a plane has sh * ceil(h / sh) rows; items whose row iy passes h compute
+// nothing. Returns (image, iy, ix0).
+fn dx_items_per_plane() -> u32 {
+    return p.sh * ((p.h + p.sh - 1u) / p.sh) * p.sw * (((p.w + p.sw - 1u) / p.sw + 3u) / 4u);
+}
+
+fn dx_item(it: u32) -> vec3<u32> {
+    let bpp = ((p.w + p.sw - 1u) / p.sw + 3u) / 4u;
+    let rpp = (p.h + p.sh - 1u) / p.sh;
+    let per_phase = p.n * rpp * bpp;
+    let ph = it / per_phase;
+    let r = it % per_phase;
+    return vec3<u32>(r / (rpp * bpp), ph / p.sw + ((r / bpp) % rpp) * p.sh, ph % p.sw + (r % bpp) * 4u * p.sw);
+}
+
 // The blocked input-grad kernels' write: 8 channels (ci0 ..) x 4 pixels one stride apart
 // (ix0, ix0 + sw, ..) of row iy, unrolled as store_y.
 fn store_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {

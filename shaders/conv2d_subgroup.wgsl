@@ -66,25 +66,18 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     store_y(a, b, co0, oy, ox0);
 }
 
-// Rows are numbered phase by phase (iy = r / rows_per_phase + (r % rows_per_phase) * sh) and
-// pixels as in the tiled kernel (ix0 = phase + 4 * sw * block), so the lanes of a subgroup
-// mostly share both stride phases and skip the same taps.
+// Items numbered phase by phase (dx_item), so the lanes of a subgroup share both stride phases
+// and skip the same taps.
 @compute @workgroup_size(WG)
 fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-    let per_phase = (p.w + p.sw - 1u) / p.sw;
-    let bpp = (per_phase + 3u) / 4u;
-    let nxb = p.sw * bpp;
-    let rpp = (p.h + p.sh - 1u) / p.sh;
-    let per_plane = p.sh * rpp * nxb;
+    let per_plane = dx_items_per_plane();
     let ncb = (p.cin + 7u) / 8u;
     let wg = wid.x + wid.y * nwg.x;
     let item = (wg / ncb) * WG + lid;
-    let it = min(item, p.n * per_plane - 1u);
-    let xb = it % nxb;
-    let ix0 = xb / bpp + (xb % bpp) * 4u * p.sw;
-    let r = (it % per_plane) / nxb;
-    let iy = r / rpp + (r % rpp) * p.sh;
-    let b = it / per_plane;
+    let q = dx_item(min(item, p.n * per_plane - 1u));
+    let b = q.x;
+    let iy = q.y;
+    let ix0 = q.z;
     let ci0 = (wg % ncb) * 8u;
     let kk = p.kh * p.kw;
     let ohw = p.ho * p.wo;

@@ -95,14 +95,13 @@ fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)
 }
 
 /// The blocked kernels of a forward or an input grad and the size of their grids: `items`
-/// 4-pixel blocks (all images) times `ncb` 8-channel blocks; the subgroup kernel's grid
-/// (`sg_items`, same channel blocks) may hold a few more items (rows padded to whole phases).
+/// 4-pixel blocks (all images; the input grad's rows padded to whole stride phases) times `ncb`
+/// 8-channel blocks.
 struct Blocked {
     tiled: &'static str,
     sg: &'static str,
     ubo: &'static str,
     items: usize,
-    sg_items: usize,
     ncb: usize,
     /// The weights' binding (2), and the pack mode for the `_ubo` kernel: 0 forward (blocks of
     /// output channels), 1 input grad (blocks of input channels).
@@ -149,7 +148,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Subgroup => (sg_family(ctx), k.sg, &[], k.sg_items.div_ceil(wg) * k.ncb),
+            Blocking::Subgroup => (sg_family(ctx), k.sg, &[], k.items.div_ceil(wg) * k.ncb),
             Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
             Blocking::UniformWide => return run_ubo(ctx, k, p, bindings, true),
         };
@@ -266,7 +265,6 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
             sg: "conv2d_forward_sg",
             ubo: "conv2d_forward_ubo",
             items,
-            sg_items: items,
             ncb: g.cout.div_ceil(8),
             wt: w.clone(),
             mode: 0,
@@ -289,13 +287,13 @@ pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy
     let p = g.params(b.is_some(), accumulate);
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
     if ctx.tiled() {
-        let blocks_per_row = g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
+        // conv2d_common.wgsl's dx_items_per_plane: rows and 4-pixel blocks phase by phase.
+        let items = g.n * g.stride.0 * g.h.div_ceil(g.stride.0) * g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
         let k = Blocked {
             tiled: "conv2d_input_grad_tiled",
             sg: "conv2d_input_grad_sg",
             ubo: "conv2d_input_grad_ubo",
-            items: g.n * g.h * blocks_per_row,
-            sg_items: g.n * g.stride.0 * g.h.div_ceil(g.stride.0) * blocks_per_row,
+            items,
             ncb: g.cin.div_ceil(8),
             wt: w.clone(),
             mode: 1,
