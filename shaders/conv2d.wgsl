@@ -361,18 +361,6 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     }
 }
 
-// The partial weights (co, ci0 .. ci0 + 3) of the tap at `at0`: y[at0 + (co * cin + ci) * kk],
-// channels past the ends skipped.
-fn put_w4(at0: u32, co: u32, ci0: u32, v: vec4<f32>) {
-    if (co >= p.cout || ci0 >= p.cin) { return; }
-    let kk = p.kh * p.kw;
-    let i = at0 + (co * p.cin + ci0) * kk;
-    y[i] = v.x;
-    if (ci0 + 1u < p.cin) { y[i + kk] = v.y; }
-    if (ci0 + 2u < p.cin) { y[i + 2u * kk] = v.z; }
-    if (ci0 + 3u < p.cin) { y[i + 3u * kk] = v.w; }
-}
-
 // dw (+)= sum over splits of the partials in `y` (bound to the partial buffer here).
 @compute @workgroup_size(WG)
 fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -152,3 +152,27 @@ fn put_dx(i: u32, v: f32) {
     if (p.accumulate != 0u) { u += dx[i]; }
     dx[i] = u;
 }
+
+// The partial weights (co, ci0 .. ci0 + 3) of the tap at `at0`: y[at0 + (co * cin + ci) * kk],
+// channels past the ends skipped.
+fn put_w4(at0: u32, co: u32, ci0: u32, v: vec4<f32>) {
+    if (co >= p.cout || ci0 >= p.cin) { return; }
+    let kk = p.kh * p.kw;
+    let i = at0 + (co * p.cin + ci0) * kk;
+    y[i] = v.x;
+    if (ci0 + 1u < p.cin) { y[i + kk] = v.y; }
+    if (ci0 + 2u < p.cin) { y[i + 2u * kk] = v.z; }
+    if (ci0 + 3u < p.cin) { y[i + 3u * kk] = v.w; }
+}
+
+// Partial weights acc[c] of (co0 + c, ci0 .. ci0 + 3) at `at0`, c = 0 .. 7 (constant indices).
+fn store_w8(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 8>) {
+    put_w4(at0, co0, ci0, acc[0]);
+    put_w4(at0, co0 + 1u, ci0, acc[1]);
+    put_w4(at0, co0 + 2u, ci0, acc[2]);
+    put_w4(at0, co0 + 3u, ci0, acc[3]);
+    put_w4(at0, co0 + 4u, ci0, acc[4]);
+    put_w4(at0, co0 + 5u, ci0, acc[5]);
+    put_w4(at0, co0 + 6u, ci0, acc[6]);
+    put_w4(at0, co0 + 7u, ci0, acc[7]);
+}

@@ -112,3 +112,64 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     if (item >= p.n * per_plane || iy >= p.h) { return; }
     store_dx(a, b, ci0, iy, ix0);
 }
+
+// The split-K weight gradient with dy shared through the subgroup: a workgroup holds one
+// (8-output-channel block, tap, slice of rows) and its invocations 8 input channels each (WGS_WG
+// of them, an override sized to the layer's input channels), so the row and column loops are
+// the same for every lane. Per pixel, lane l loads dy of output channel co0 + l % 8 and
+// subgroupBroadcast hands the 8 to every lane: 8 input loads and 1 dy load feed 64 FMAs
+// (conv2d_weight_grad_tiled's 8 x 8 blocking loads 8 + 8). Lanes past the input channels
+// compute on clamped channels and skip the write. Sums per weight run in the tiled kernels'
+// order (rows, then columns of the slice): identical bits.
+override WGS_WG: u32 = 64u;
+
+@compute @workgroup_size(WGS_WG)
+fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+    let kk = p.kh * p.kw;
+    let ncb = (p.cout + 7u) / 8u;
+    let ci0 = (wid.x * WGS_WG + lid) * 8u;
+    let tap = wid.y;
+    let co0 = (wid.z % ncb) * 8u;
+    let sp = wid.z / ncb;
+    let ky = tap / p.kw;
+    let kx = tap % p.kw;
+    let rows = p.n * p.ho;
+    let per = (rows + p.splits - 1u) / p.splits;
+    let r0 = sp * per;
+    let r1 = min(r0 + per, rows);
+    let im = p.cin - 1u;
+    let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
+    let cj = vec4<u32>(min(ci0 + 4u, im), min(ci0 + 5u, im), min(ci0 + 6u, im), min(ci0 + 7u, im));
+    // This lane's dy channel (clamped: a clamped channel's broadcast only reaches accumulators
+    // that are never written).
+    let cl = min(co0 + sl % 8u, p.cout - 1u);
+    // a[c]: output channel co0 + c, input channels ci0 .. ci0 + 3; b[c]: ci0 + 4 .. ci0 + 7.
+    var a: array<vec4<f32>, 8>;
+    var b: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); b[c] = vec4<f32>(0.0); }
+    let hw = p.h * p.w;
+    let ohw = p.ho * p.wo;
+    let lo = i32(p.pw) - i32(kx);
+    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
+    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
+    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
+    for (var r = r0; r < r1; r++) {
+        let bi = r / p.ho;
+        let oy = r % p.ho;
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xrow = xplane(bi, 0u) * hw + u32(iy) * p.w;
+        let drow = (bi * p.cout + cl) * ohw + oy * p.wo;
+        for (var ox = ox_lo; ox < ox_hi; ox++) {
+            let xo = xrow + ox * p.sw + kx - p.pw;
+            let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
+            let xw = vec4<f32>(lx(xo + cj.x * hw), lx(xo + cj.y * hw), lx(xo + cj.z * hw), lx(xo + cj.w * hw));
+            let dl = ldy(drow + ox);
+            sg_fma(&a, xv, dl);
+            sg_fma(&b, xw, dl);
+        }
+    }
+    let at0 = sp * p.cout * p.cin * kk + tap;
+    store_w8(at0, co0, ci0, a);
+    store_w8(at0, co0, ci0 + 4u, b);
+}

@@ -319,26 +319,37 @@ pub enum WeightGradBlocking {
     /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, 16 output x 4
     /// input channels of one tap per invocation.
     UniformDy,
+    /// conv2d_weight_grad_sg: 8 x 8 channels of one tap per invocation, dy shared by subgroup
+    /// broadcast.
+    Subgroup,
 }
 
-const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 4] = [
+const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 5] = [
     (WeightGradBlocking::Split(4, 4), "4 x 4 channels"),
     (WeightGradBlocking::Split(8, 4), "8 x 4 channels"),
     (WeightGradBlocking::Split(8, 8), "8 x 8 channels"),
     (WeightGradBlocking::UniformDy, "uniform dy x16"),
+    (WeightGradBlocking::Subgroup, "subgroup dy 8 x 8"),
 ];
+
+/// conv2d_weight_grad_sg's workgroup sizes (WGS_WG, invocations of 8 input channels each): the
+/// smallest that holds a layer's input channels, at most 64.
+const WGS_WGS: [u32; 4] = [8, 16, 32, 64];
+static WGS_OVERRIDES: [[(&str, f64); 1]; 4] = [[("WGS_WG", 8.0)], [("WGS_WG", 16.0)], [("WGS_WG", 32.0)], [("WGS_WG", 64.0)]];
 
 /// Pixels of one 16-channel dy block the uniform binding holds (64 KiB).
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb and sg 8 x 4, ubo 8 x 8,
-/// ubo16 uniform dy (8 x 8 where the adapter lacks 64 KiB uniform bindings).
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg subgroup dy (8 x 4
+/// where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16 uniform dy (8 x 8 where the adapter
+/// lacks 64 KiB uniform bindings).
 pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
     match v {
         Variant::Auto => None,
         Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
-        Variant::ChannelBlock | Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
+        Variant::ChannelBlock => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
+        Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
         Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
         Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[3].0),
     }
@@ -367,10 +378,18 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let uniform_dy = wop <= UBO_DY_PIXELS
         && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
         && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
+    let nib = g.cin.div_ceil(8);
+    let wgs = WGS_WGS.iter().position(|&w| w as usize >= nib).unwrap_or(WGS_WGS.len() - 1);
+    let sg_groups = [u(nib.div_ceil(WGS_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
+    let sg = ctx.gpu().has_subgroups_of(SG_LANES) && sg_groups[2] <= 65_535;
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
             WeightGradBlocking::Split(co, ci) => (co, ci),
             WeightGradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, g, p, x, dy, out),
+            WeightGradBlocking::Subgroup => {
+                let entry = "conv2d_weight_grad_sg";
+                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides: &WGS_OVERRIDES[wgs], params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: sg_groups });
+            }
         };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
         let overrides: crate::gpu::Overrides = match (co, ci) {
@@ -382,9 +401,18 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     };
     let blocking = match weight_grad_blocking(ctx.variant()) {
         Some(WeightGradBlocking::UniformDy) if !uniform_dy => WEIGHT_GRAD_BLOCKINGS[2].0,
+        Some(WeightGradBlocking::Subgroup) if !sg => WEIGHT_GRAD_BLOCKINGS[1].0,
         Some(b) => b,
         None => {
-            let offered = if uniform_dy { &WEIGHT_GRAD_BLOCKINGS[..] } else { &WEIGHT_GRAD_BLOCKINGS[..3] };
+            let offered: Vec<(WeightGradBlocking, &'static str)> = WEIGHT_GRAD_BLOCKINGS
+                .iter()
+                .copied()
+                .filter(|(b, _)| match b {
+                    WeightGradBlocking::UniformDy => uniform_dy,
+                    WeightGradBlocking::Subgroup => sg,
+                    WeightGradBlocking::Split(..) => true,
+                })
+                .collect();
             let labels: Vec<&'static str> = offered.iter().map(|c| c.1).collect();
             let pick = ctx.tuned(entry, &shape_key(ctx, &p), &labels, |i| {
                 let scratch = ctx.alloc("autotune scratch", partials.len())?;
