@@ -10,6 +10,11 @@
 // lane of the subgroup needs it (subgroupAny). The sums run in the tiled kernels' order (taps
 // outside, channels inside), so the results are bit-identical to theirs.
 
+// Every kernel here runs SG_WG invocations per workgroup (an override the launcher sizes to the
+// work: a 4x4 layer at batch 16 has 64 items, and a workgroup of 256 would spend three quarters
+// of its lanes on clamped copies, which cannot return early because of the broadcasts).
+override SG_WG: u32 = 256u;
+
 // The 8 weights of a channel step: lane l's load `wl` for channel c0 + l % 8, broadcast.
 fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
     (*a)[0] = fma(v, vec4<f32>(subgroupBroadcast(wl, 0u)), (*a)[0]);
@@ -22,13 +27,13 @@ fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
     (*a)[7] = fma(v, vec4<f32>(subgroupBroadcast(wl, 7u)), (*a)[7]);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(SG_WG)
 fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let nxb = (p.wo + 3u) / 4u;
     let ncb = (p.cout + 7u) / 8u;
     let per_plane = p.ho * nxb;
     let wg = wid.x + wid.y * nwg.x;
-    let item = (wg / ncb) * WG + lid;
+    let item = (wg / ncb) * SG_WG + lid;
     let it = min(item, p.n * per_plane - 1u);
     let ox0 = (it % nxb) * 4u;
     let oy = (it % per_plane) / nxb;
@@ -68,12 +73,12 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 
 // Items numbered phase by phase (dx_item), so the lanes of a subgroup share both stride phases
 // and skip the same taps.
-@compute @workgroup_size(WG)
+@compute @workgroup_size(SG_WG)
 fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let per_plane = dx_items_per_plane();
     let ncb = (p.cin + 7u) / 8u;
     let wg = wid.x + wid.y * nwg.x;
-    let item = (wg / ncb) * WG + lid;
+    let item = (wg / ncb) * SG_WG + lid;
     let q = dx_item(min(item, p.n * per_plane - 1u));
     let b = q.x;
     let iy = q.y;
@@ -114,20 +119,18 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 }
 
 // The split-K weight gradient with dy shared through the subgroup: a workgroup holds one
-// (8-output-channel block, tap, slice of rows) and its invocations 8 input channels each (WGS_WG
-// of them, an override sized to the layer's input channels), so the row and column loops are
+// (8-output-channel block, tap, slice of rows) and its invocations 8 input channels each (SG_WG
+// of them, sized to the layer's input channels), so the row and column loops are
 // the same for every lane. Per pixel, lane l loads dy of output channel co0 + l % 8 and
 // subgroupBroadcast hands the 8 to every lane: 8 input loads and 1 dy load feed 64 FMAs
 // (conv2d_weight_grad_tiled's 8 x 8 blocking loads 8 + 8). Lanes past the input channels
 // compute on clamped channels and skip the write. Sums per weight run in the tiled kernels'
 // order (rows, then columns of the slice): identical bits.
-override WGS_WG: u32 = 64u;
-
-@compute @workgroup_size(WGS_WG)
+@compute @workgroup_size(SG_WG)
 fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
     let kk = p.kh * p.kw;
     let ncb = (p.cout + 7u) / 8u;
-    let ci0 = (wid.x * WGS_WG + lid) * 8u;
+    let ci0 = (wid.x * SG_WG + lid) * 8u;
     let tap = wid.y;
     let co0 = (wid.z % ncb) * 8u;
     let sp = wid.z / ncb;

@@ -148,7 +148,11 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Subgroup => (sg_family(ctx), k.sg, &[], k.items.div_ceil(wg) * k.ncb),
+            Blocking::Subgroup => {
+                // Workgroups no larger than the items (a 4x4 layer at batch 16 has 64).
+                let i = sg_wg(k.items, SG_WGS.len() - 1);
+                (sg_family(ctx), k.sg, &SG_OVERRIDES[i][..], k.items.div_ceil(SG_WGS[i] as usize) * k.ncb)
+            }
             Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
             Blocking::UniformWide => return run_ubo(ctx, k, p, bindings, true),
         };
@@ -332,10 +336,15 @@ const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 5] = [
     (WeightGradBlocking::Subgroup, "subgroup dy 8 x 8"),
 ];
 
-/// conv2d_weight_grad_sg's workgroup sizes (WGS_WG, invocations of 8 input channels each): the
-/// smallest that holds a layer's input channels, at most 64.
-const WGS_WGS: [u32; 4] = [8, 16, 32, 64];
-static WGS_OVERRIDES: [[(&str, f64); 1]; 4] = [[("WGS_WG", 8.0)], [("WGS_WG", 16.0)], [("WGS_WG", 32.0)], [("WGS_WG", 64.0)]];
+/// The subgroup kernels' workgroup sizes (SG_WG), smallest first.
+const SG_WGS: [u32; 6] = [8, 16, 32, 64, 128, 256];
+static SG_OVERRIDES: [[(&str, f64); 1]; 6] = [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
+
+/// The smallest subgroup-kernel workgroup (index into SG_WGS) that holds `lanes` invocations, at
+/// most SG_WGS[max].
+fn sg_wg(lanes: usize, max: usize) -> usize {
+    SG_WGS[..=max].iter().position(|&w| w as usize >= lanes).unwrap_or(max)
+}
 
 /// Pixels of one 16-channel dy block the uniform binding holds (64 KiB).
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
@@ -379,8 +388,9 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
         && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
         && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let nib = g.cin.div_ceil(8);
-    let wgs = WGS_WGS.iter().position(|&w| w as usize >= nib).unwrap_or(WGS_WGS.len() - 1);
-    let sg_groups = [u(nib.div_ceil(WGS_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
+    // An invocation per 8 input channels, workgroups of at most 64.
+    let wgs = sg_wg(nib, 3);
+    let sg_groups = [u(nib.div_ceil(SG_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
     let sg = ctx.gpu().has_subgroups_of(SG_LANES) && sg_groups[2] <= 65_535;
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
@@ -388,7 +398,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
             WeightGradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, g, p, x, dy, out),
             WeightGradBlocking::Subgroup => {
                 let entry = "conv2d_weight_grad_sg";
-                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides: &WGS_OVERRIDES[wgs], params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: sg_groups });
+                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides: &SG_OVERRIDES[wgs], params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: sg_groups });
             }
         };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
