@@ -1,5 +1,5 @@
-// conv2d_subgroup: the register-blocked forward and input grad of conv2d.wgsl (8 channels x 4
-// pixels per invocation, each workgroup on one 8-channel block as with CHANNEL_BLOCKS = 1) with
+// conv2d_subgroup: the register-blocked forward and input grad of conv2d.wgsl (8 or 16 channels x
+// 4 pixels per invocation, each workgroup on one channel block as with CHANNEL_BLOCKS = 1) with
 // the weights shared through the subgroup: lane l loads the weight of channel c0 + l % 8 and
 // subgroupBroadcast hands it to every lane, so one load per channel step replaces eight. On a
 // CPU driver a load costs far more than an FMA (lavapipe: the tiled forward at 64->64@16 ran 3x
@@ -14,6 +14,10 @@
 // work: a 4x4 layer at batch 16 has 64 items, and a workgroup of 256 would spend three quarters
 // of its lanes on clamped copies, which cannot return early because of the broadcasts).
 override SG_WG: u32 = 256u;
+
+// Channels per invocation of the forward and input grad (8 or 16: two 8-lane broadcasts per
+// channel step, so each input load feeds 64 FMAs instead of 32).
+override SG_CH: u32 = 8u;
 
 // The 8 weights of a channel step: lane l's load `wl` for channel c0 + l % 8, broadcast.
 fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
@@ -30,7 +34,7 @@ fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
 @compute @workgroup_size(SG_WG)
 fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let nxb = (p.wo + 3u) / 4u;
-    let ncb = (p.cout + 7u) / 8u;
+    let ncb = (p.cout + SG_CH - 1u) / SG_CH;
     let per_plane = p.ho * nxb;
     let wg = wid.x + wid.y * nwg.x;
     let item = (wg / ncb) * SG_WG + lid;
@@ -38,7 +42,7 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     let ox0 = (it % nxb) * 4u;
     let oy = (it % per_plane) / nxb;
     let b = it / per_plane;
-    let co0 = (wg % ncb) * 8u;
+    let co0 = (wg % ncb) * SG_CH;
     let kk = p.kh * p.kw;
     let hw = p.h * p.w;
     let wm = i32(p.w) - 1;
@@ -46,8 +50,10 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     // This lane's weight row: channel co0 + sl % 8 (clamped; the broadcast of a clamped row only
     // reaches accumulators that are never written).
     let wrow = min(co0 + sl % 8u, p.cout - 1u) * p.cin * kk;
+    let wrow2 = min(co0 + 8u + sl % 8u, p.cout - 1u) * p.cin * kk;
     var a: array<vec4<f32>, 8>;
-    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); }
+    var a2: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); a2[c] = vec4<f32>(0.0); }
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(oy * p.sh + ky) - i32(p.ph);
         let oky = iy >= 0 && iy < i32(p.h);
@@ -58,17 +64,21 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm) & vec4<bool>(oky);
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
             var t = wrow + ky * p.kw + kx;
+            var t2 = wrow2 + ky * p.kw + kx;
             var off = 0u;
             for (var ci = 0u; ci < p.cin; ci++) {
                 let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
                 sg_fma(&a, xv, lwt(t));
+                if (SG_CH == 16u) { sg_fma(&a2, xv, lwt(t2)); }
                 t += kk;
+                t2 += kk;
                 off += hw;
             }
         }
     }
     if (item >= p.n * per_plane) { return; }
     store_y(a, b, co0, oy, ox0);
+    if (SG_CH == 16u) { store_y(a2, b, co0 + 8u, oy, ox0); }
 }
 
 // Items numbered phase by phase (dx_item), so the lanes of a subgroup share both stride phases
@@ -76,21 +86,23 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 @compute @workgroup_size(SG_WG)
 fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let per_plane = dx_items_per_plane();
-    let ncb = (p.cin + 7u) / 8u;
+    let ncb = (p.cin + SG_CH - 1u) / SG_CH;
     let wg = wid.x + wid.y * nwg.x;
     let item = (wg / ncb) * SG_WG + lid;
     let q = dx_item(min(item, p.n * per_plane - 1u));
     let b = q.x;
     let iy = q.y;
     let ix0 = q.z;
-    let ci0 = (wg % ncb) * 8u;
+    let ci0 = (wg % ncb) * SG_CH;
     let kk = p.kh * p.kw;
     let ohw = p.ho * p.wo;
     let wom = i32(p.wo) - 1;
     let wco = p.cin * kk;
     let wrow = min(ci0 + sl % 8u, p.cin - 1u) * kk;
+    let wrow2 = min(ci0 + 8u + sl % 8u, p.cin - 1u) * kk;
     var a: array<vec4<f32>, 8>;
-    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); }
+    var a2: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); a2[c] = vec4<f32>(0.0); }
     for (var ky = 0u; ky < p.kh; ky++) {
         let ty = i32(iy + p.ph) - i32(ky);
         let oy = u32(max(ty, 0)) / p.sh;
@@ -105,17 +117,21 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom) & vec4<bool>(okx);
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
             var t = wrow + ky * p.kw + kx;
+            var t2 = wrow2 + ky * p.kw + kx;
             var off = 0u;
             for (var co = 0u; co < p.cout; co++) {
                 let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
                 sg_fma(&a, dv, lwt(t));
+                if (SG_CH == 16u) { sg_fma(&a2, dv, lwt(t2)); }
                 t += wco;
+                t2 += wco;
                 off += ohw;
             }
         }
     }
     if (item >= p.n * per_plane || iy >= p.h) { return; }
     store_dx(a, b, ci0, iy, ix0);
+    if (SG_CH == 16u) { store_dx(a2, b, ci0 + 8u, iy, ix0); }
 }
 
 // The split-K weight gradient with dy shared through the subgroup: a workgroup holds one

@@ -86,6 +86,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         let name = &c.gpu().info.name;
         assert!(c.gpu().has_subgroups_of(8) || !(name.contains("llvmpipe") && name.contains("256 bits")), "{name} without subgroups of 8");
         assert!(tiled == run(Variant::Subgroup), "the subgroup kernels differ from tiled at {g:?}");
+        assert!(tiled == run(Variant::SubgroupWide), "the 16-channel subgroup kernels differ from tiled at {g:?}");
         assert!(c.gpu().has_uniform_binding_of(65_536), "no 64 KiB uniform bindings");
         assert!(tiled == run(Variant::Uniform), "the uniform-weight kernels differ from tiled at {g:?}");
         assert!(tiled == run(Variant::UniformWide), "the 16-channel uniform-weight kernels differ from tiled at {g:?}");

@@ -32,7 +32,8 @@ fn ce32(c: &Checker, entry: &str) -> String {
         Variant::Tiled => format!("{entry}_tiled"),
         Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
         Variant::Subgroup if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg"),
-        Variant::Subgroup => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
+        Variant::SubgroupWide if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg (SG_CH 16)"),
+        Variant::Subgroup | Variant::SubgroupWide => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
         Variant::Uniform if c.ctx.gpu().has_uniform_binding_of(65_536) => format!("conv2d_pack_weights+{entry}_ubo"),
         Variant::UniformWide if c.ctx.gpu().has_uniform_binding_of(65_536) => format!("conv2d_pack_weights+{entry}_ubo (UBO_CH 16)"),
         Variant::Uniform | Variant::UniformWide => format!("{entry}_tiled (CHANNEL_BLOCKS 1; uniform bindings under 64 KiB here)"),
@@ -42,7 +43,7 @@ fn ce32(c: &Checker, entry: &str) -> String {
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
-    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::Uniform, Variant::UniformWide] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
         c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
@@ -68,7 +69,7 @@ pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
     c.ctx.set_half(Some(flag.clone()));
     let mut r = Ok(());
-    for v in [Variant::Naive, Variant::Tiled, Variant::Subgroup, Variant::Uniform, Variant::UniformWide] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
         c.ctx.set_variant(v);
         r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {

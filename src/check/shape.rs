@@ -88,7 +88,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
-    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb", "conv_transpose2d sg", "conv_transpose2d ubo", "conv_transpose2d ubo16"];
+    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb", "conv_transpose2d sg", "conv_transpose2d sg16", "conv_transpose2d ubo", "conv_transpose2d ubo16"];
     let prev = c.ctx.variant();
     for which in cases {
         c.ctx.set_variant(if which.ends_with("tiled") {
@@ -97,6 +97,8 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
             crate::gpu::Variant::ChannelBlock
         } else if which.ends_with("sg") {
             crate::gpu::Variant::Subgroup
+        } else if which.ends_with("sg16") {
+            crate::gpu::Variant::SubgroupWide
         } else if which.ends_with("ubo") {
             crate::gpu::Variant::Uniform
         } else if which.ends_with("ubo16") {

@@ -94,17 +94,19 @@ impl View {
 /// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
 /// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
 /// those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
-/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere), one channel block per dispatch with
+/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere; `SubgroupWide` with 16 channels per
+/// invocation), one channel block per dispatch with
 /// its weights in a uniform buffer (`Uniform`, where they fit), the same with two blocks per
 /// dispatch (`UniformWide`), or the blocked ones with that choice made per shape by autotune
 /// (`Auto`, the default). A family without the asked variant runs its blocked one.
-/// `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|ubo|ubo16|auto` set the default.
+/// `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|sg16|ubo|ubo16|auto` set the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Naive,
     Tiled,
     ChannelBlock,
     Subgroup,
+    SubgroupWide,
     Uniform,
     UniformWide,
     Auto,
@@ -120,11 +122,12 @@ impl Variant {
             Ok("tiled") => Variant::Tiled,
             Ok("cb") => Variant::ChannelBlock,
             Ok("sg") => Variant::Subgroup,
+            Ok("sg16") => Variant::SubgroupWide,
             Ok("ubo") => Variant::Uniform,
             Ok("ubo16") => Variant::UniformWide,
             Ok("auto") | Ok("") | Err(_) => Variant::Auto,
             Ok(other) => {
-                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg, ubo, ubo16 or auto; using auto");
+                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg, sg16, ubo, ubo16 or auto; using auto");
                 Variant::Auto
             }
         }

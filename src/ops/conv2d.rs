@@ -125,6 +125,8 @@ enum Blocking {
     ChannelBlocks,
     /// conv2d_subgroup.wgsl: channel blocks, weights shared by subgroup broadcast.
     Subgroup,
+    /// The same with 16 channels per invocation (SG_CH = 16).
+    SubgroupWide,
     /// One dispatch per channel block, weights packed into a uniform buffer.
     Uniform,
     /// The same with two blocks (16 channels) per dispatch, the second bound as `wv`.
@@ -148,10 +150,11 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Subgroup => {
+            Blocking::Subgroup | Blocking::SubgroupWide => {
                 // Workgroups no larger than the items (a 4x4 layer at batch 16 has 64).
                 let i = sg_wg(k.items, SG_WGS.len() - 1);
-                (sg_family(ctx), k.sg, &SG_OVERRIDES[i][..], k.items.div_ceil(SG_WGS[i] as usize) * k.ncb)
+                let (overrides, ncb) = if how == Blocking::SubgroupWide { (&SG_WIDE_OVERRIDES[i][..], k.ncb.div_ceil(2)) } else { (&SG_OVERRIDES[i][..], k.ncb) };
+                (sg_family(ctx), k.sg, overrides, k.items.div_ceil(SG_WGS[i] as usize) * ncb)
             }
             Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
             Blocking::UniformWide => return run_ubo(ctx, k, p, bindings, true),
@@ -161,14 +164,18 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
     let how = match ctx.variant() {
         Variant::ChannelBlock => Blocking::ChannelBlocks,
         Variant::Subgroup if sg => Blocking::Subgroup,
+        Variant::SubgroupWide if sg => Blocking::SubgroupWide,
         Variant::Uniform if ubo => Blocking::Uniform,
         Variant::UniformWide if ubo => Blocking::UniformWide,
-        Variant::Subgroup | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
+        Variant::Subgroup | Variant::SubgroupWide | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
         Variant::Auto => {
             let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
             let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks")];
             if sg {
                 candidates.push((Blocking::Subgroup, "subgroup"));
+                if k.ncb > 1 {
+                    candidates.push((Blocking::SubgroupWide, "subgroup x16"));
+                }
             }
             if ubo {
                 candidates.push((Blocking::Uniform, "uniform weights"));
@@ -339,6 +346,14 @@ const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 5] = [
 /// The subgroup kernels' workgroup sizes (SG_WG), smallest first.
 const SG_WGS: [u32; 6] = [8, 16, 32, 64, 128, 256];
 static SG_OVERRIDES: [[(&str, f64); 1]; 6] = [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
+static SG_WIDE_OVERRIDES: [[(&str, f64); 2]; 6] = [
+    [("SG_CH", 16.0), ("SG_WG", 8.0)],
+    [("SG_CH", 16.0), ("SG_WG", 16.0)],
+    [("SG_CH", 16.0), ("SG_WG", 32.0)],
+    [("SG_CH", 16.0), ("SG_WG", 64.0)],
+    [("SG_CH", 16.0), ("SG_WG", 128.0)],
+    [("SG_CH", 16.0), ("SG_WG", 256.0)],
+];
 
 /// The smallest subgroup-kernel workgroup (index into SG_WGS) that holds `lanes` invocations, at
 /// most SG_WGS[max].
@@ -350,7 +365,7 @@ fn sg_wg(lanes: usize, max: usize) -> usize {
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg subgroup dy (8 x 4
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg and sg16 subgroup dy (8 x 4
 /// where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16 uniform dy (8 x 8 where the adapter
 /// lacks 64 KiB uniform bindings).
 pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
@@ -358,7 +373,7 @@ pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
         Variant::Auto => None,
         Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
         Variant::ChannelBlock => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
-        Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
+        Variant::Subgroup | Variant::SubgroupWide => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
         Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
         Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[3].0),
     }
