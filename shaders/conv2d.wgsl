@@ -284,11 +284,9 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     var b7 = vec4<f32>(0.0);
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
-    // The output columns whose input column ox*sw + kx - pw lies inside [0, w).
-    let lo = i32(p.pw) - i32(kx);
-    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
-    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
-    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
+    let cols = wgrad_cols(kx);
+    let ox_lo = cols.x;
+    let ox_hi = cols.y;
     for (var r = r0; r < r1; r++) {
         let b = r / p.ho;
         let oy = r % p.ho;
@@ -687,22 +685,8 @@ fn part_w(at0: u32, co: u32, ci: vec4<u32>) -> vec4<f32> {
 // Store the partials acc[c][j] of weights (co0 + c, ci0 + j, tap) at `at0`, channels past the
 // ends skipped (constant indices, as store_y).
 fn keep_w(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 16>) {
-    put_w4(at0, co0, ci0, acc[0]);
-    put_w4(at0, co0 + 1u, ci0, acc[1]);
-    put_w4(at0, co0 + 2u, ci0, acc[2]);
-    put_w4(at0, co0 + 3u, ci0, acc[3]);
-    put_w4(at0, co0 + 4u, ci0, acc[4]);
-    put_w4(at0, co0 + 5u, ci0, acc[5]);
-    put_w4(at0, co0 + 6u, ci0, acc[6]);
-    put_w4(at0, co0 + 7u, ci0, acc[7]);
-    put_w4(at0, co0 + 8u, ci0, acc[8]);
-    put_w4(at0, co0 + 9u, ci0, acc[9]);
-    put_w4(at0, co0 + 10u, ci0, acc[10]);
-    put_w4(at0, co0 + 11u, ci0, acc[11]);
-    put_w4(at0, co0 + 12u, ci0, acc[12]);
-    put_w4(at0, co0 + 13u, ci0, acc[13]);
-    put_w4(at0, co0 + 14u, ci0, acc[14]);
-    put_w4(at0, co0 + 15u, ci0, acc[15]);
+    store_w8(at0, co0, ci0, array<vec4<f32>, 8>(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]));
+    store_w8(at0, co0 + 8u, ci0, array<vec4<f32>, 8>(acc[8], acc[9], acc[10], acc[11], acc[12], acc[13], acc[14], acc[15]));
 }
 
 // a[c0 + c] += xv * d[c]: four output channels' dy at one pixel (c0 a constant at each call).
@@ -737,10 +721,9 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     if (ra % per != 0u) {
         for (var c = 0u; c < 16u; c++) { a[c] = part_w(sp * wsz + tap, co0 + c, ci); }
     }
-    let lo = i32(p.pw) - i32(kx);
-    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
-    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
-    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
+    let cols = wgrad_cols(kx);
+    let ox_lo = cols.x;
+    let ox_hi = cols.y;
     for (var r = ra; r < rb; r++) {
         if (r != ra && r % per == 0u) {
             keep_w(sp * wsz + tap, co0, ci0, a);

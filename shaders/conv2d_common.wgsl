@@ -176,3 +176,11 @@ fn store_w8(at0: u32, co0: u32, ci0: u32, acc: array<vec4<f32>, 8>) {
     put_w4(at0, co0 + 6u, ci0, acc[6]);
     put_w4(at0, co0 + 7u, ci0, acc[7]);
 }
+
+// The weight gradients' output columns [x, y) whose input column ox * sw + kx - pw lies inside
+// [0, w), for tap column kx.
+fn wgrad_cols(kx: u32) -> vec2<u32> {
+    let lo = i32(p.pw) - i32(kx);
+    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
+    return vec2<u32>(select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0), select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0));
+}

@@ -168,10 +168,9 @@ fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     for (var c = 0u; c < 8u; c++) { a[c] = vec4<f32>(0.0); b[c] = vec4<f32>(0.0); }
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
-    let lo = i32(p.pw) - i32(kx);
-    let ox_lo = select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0);
-    let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
-    let ox_hi = select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0);
+    let cols = wgrad_cols(kx);
+    let ox_lo = cols.x;
+    let ox_hi = cols.y;
     for (var r = r0; r < r1; r++) {
         let bi = r / p.ho;
         let oy = r % p.ho;

@@ -365,9 +365,9 @@ fn sg_wg(lanes: usize, max: usize) -> usize {
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg and sg16 subgroup dy (8 x 4
-/// where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16 uniform dy (8 x 8 where the adapter
-/// lacks 64 KiB uniform bindings).
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg and sg16
+/// subgroup dy (8 x 4 where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16 uniform dy (8 x 8
+/// where the adapter lacks 64 KiB uniform bindings).
 pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
     match v {
         Variant::Auto => None,
