@@ -139,14 +139,17 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // of them, sized to the layer's input channels), so the row and column loops are
 // the same for every lane. Per pixel, lane l loads dy of output channel co0 + l % 8 and
 // subgroupBroadcast hands the 8 to every lane: 8 input loads and 1 dy load feed 64 FMAs
-// (conv2d_weight_grad_tiled's 8 x 8 blocking loads 8 + 8). Lanes past the input channels
-// compute on clamped channels and skip the write. Sums per weight run in the tiled kernels'
-// order (rows, then columns of the slice): identical bits.
+// (conv2d_weight_grad_tiled's 8 x 8 blocking loads 8 + 8); with SGW_CI = 4, 4 input channels
+// per invocation (4 + 1 loads for 32 FMAs), so a 32-channel layer still fills 8 lanes. Lanes
+// past the input channels compute on clamped channels and skip the write. Sums per weight run in
+// the tiled kernels' order (rows, then columns of the slice): identical bits.
+override SGW_CI: u32 = 8u;
+
 @compute @workgroup_size(SG_WG)
 fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
     let kk = p.kh * p.kw;
     let ncb = (p.cout + 7u) / 8u;
-    let ci0 = (wid.x * SG_WG + lid) * 8u;
+    let ci0 = (wid.x * SG_WG + lid) * SGW_CI;
     let tap = wid.y;
     let co0 = (wid.z % ncb) * 8u;
     let sp = wid.z / ncb;
@@ -181,13 +184,15 @@ fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
-            let xw = vec4<f32>(lx(xo + cj.x * hw), lx(xo + cj.y * hw), lx(xo + cj.z * hw), lx(xo + cj.w * hw));
             let dl = ldy(drow + ox);
             sg_fma(&a, xv, dl);
-            sg_fma(&b, xw, dl);
+            if (SGW_CI == 8u) {
+                let xw = vec4<f32>(lx(xo + cj.x * hw), lx(xo + cj.y * hw), lx(xo + cj.z * hw), lx(xo + cj.w * hw));
+                sg_fma(&b, xw, dl);
+            }
         }
     }
     let at0 = sp * p.cout * p.cin * kk + tap;
     store_w8(at0, co0, ci0, a);
-    store_w8(at0, co0, ci0 + 4u, b);
+    if (SGW_CI == 8u) { store_w8(at0, co0, ci0 + 4u, b); }
 }

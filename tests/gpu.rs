@@ -76,8 +76,8 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
             let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
             (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()), bits(c.read(&dw).unwrap()))
         };
-        // Tiled runs the 4 x 4 weight gradient, cb the 8 x 4 one, sg the subgroup-dy one, ubo the
-        // 8 x 8 one, ubo16 the uniform-dy one.
+        // Tiled runs the 4 x 4 weight gradient, cb the 8 x 4 one, sg and sg16 the subgroup-dy
+        // ones (8 x 8, 8 x 4), ubo the 8 x 8 one, ubo16 the uniform-dy one.
         let tiled = run(Variant::Tiled);
         assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0) && tiled.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
         assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");

@@ -19,8 +19,8 @@ fn wg(c: &Checker) -> String {
         (true, Some(WeightGradBlocking::Split(co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
         (true, Some(WeightGradBlocking::UniformDy)) if c.ctx.gpu().has_uniform_binding_of(65_536) => "conv2d_pack_dy+conv2d_weight_grad_ubo+conv2d_weight_grad_reduce".to_string(),
         (true, Some(WeightGradBlocking::UniformDy)) => "conv2d_weight_grad_tiled (8 x 8; uniform bindings under 64 KiB here)+conv2d_weight_grad_reduce".to_string(),
-        (true, Some(WeightGradBlocking::Subgroup)) if c.ctx.gpu().has_subgroups_of(8) => "conv2d_weight_grad_sg+conv2d_weight_grad_reduce".to_string(),
-        (true, Some(WeightGradBlocking::Subgroup)) => "conv2d_weight_grad_tiled (8 x 4; no subgroups of 8 here)+conv2d_weight_grad_reduce".to_string(),
+        (true, Some(WeightGradBlocking::Subgroup(ci))) if c.ctx.gpu().has_subgroups_of(8) => format!("conv2d_weight_grad_sg (8 x {ci})+conv2d_weight_grad_reduce"),
+        (true, Some(WeightGradBlocking::Subgroup(_))) => "conv2d_weight_grad_tiled (8 x 4; no subgroups of 8 here)+conv2d_weight_grad_reduce".to_string(),
         (true, None) => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
     };
     if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }

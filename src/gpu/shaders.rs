@@ -70,6 +70,8 @@ pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("conv2d_sg", "SG_WG", &[256.0, 128.0, 64.0, 32.0, 16.0, 8.0]),
     ("conv2d_sg_h", "SG_WG", &[256.0, 128.0, 64.0, 32.0, 16.0, 8.0]),
     ("conv2d_sg", "SG_CH", &[8.0, 16.0]),
+    ("conv2d_sg", "SGW_CI", &[8.0, 4.0]),
+    ("conv2d_sg_h", "SGW_CI", &[8.0, 4.0]),
     ("conv2d_sg_h", "SG_CH", &[8.0, 16.0]),
     ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("group_norm", "THREADS", &[64.0, 32.0, 16.0, 8.0]),

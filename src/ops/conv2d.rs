@@ -330,22 +330,24 @@ pub enum WeightGradBlocking {
     /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, 16 output x 4
     /// input channels of one tap per invocation.
     UniformDy,
-    /// conv2d_weight_grad_sg: 8 x 8 channels of one tap per invocation, dy shared by subgroup
-    /// broadcast.
-    Subgroup,
+    /// conv2d_weight_grad_sg: 8 output x (8 or 4) input channels of one tap per invocation, dy
+    /// shared by subgroup broadcast.
+    Subgroup(usize),
 }
 
-const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 5] = [
+const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 6] = [
     (WeightGradBlocking::Split(4, 4), "4 x 4 channels"),
     (WeightGradBlocking::Split(8, 4), "8 x 4 channels"),
     (WeightGradBlocking::Split(8, 8), "8 x 8 channels"),
     (WeightGradBlocking::UniformDy, "uniform dy x16"),
-    (WeightGradBlocking::Subgroup, "subgroup dy 8 x 8"),
+    (WeightGradBlocking::Subgroup(8), "subgroup dy 8 x 8"),
+    (WeightGradBlocking::Subgroup(4), "subgroup dy 8 x 4"),
 ];
 
 /// The subgroup kernels' workgroup sizes (SG_WG), smallest first.
 const SG_WGS: [u32; 6] = [8, 16, 32, 64, 128, 256];
 static SG_OVERRIDES: [[(&str, f64); 1]; 6] = [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
+static SGW4_OVERRIDES: [[(&str, f64); 2]; 4] = [[("SGW_CI", 4.0), ("SG_WG", 8.0)], [("SGW_CI", 4.0), ("SG_WG", 16.0)], [("SGW_CI", 4.0), ("SG_WG", 32.0)], [("SGW_CI", 4.0), ("SG_WG", 64.0)]];
 static SG_WIDE_OVERRIDES: [[(&str, f64); 2]; 6] = [
     [("SG_CH", 16.0), ("SG_WG", 8.0)],
     [("SG_CH", 16.0), ("SG_WG", 16.0)],
@@ -365,15 +367,16 @@ fn sg_wg(lanes: usize, max: usize) -> usize {
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg and sg16
-/// subgroup dy (8 x 4 where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16 uniform dy (8 x 8
-/// where the adapter lacks 64 KiB uniform bindings).
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg subgroup dy 8 x 8,
+/// sg16 subgroup dy 8 x 4 (both 8 x 4 where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16
+/// uniform dy (8 x 8 where the adapter lacks 64 KiB uniform bindings).
 pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
     match v {
         Variant::Auto => None,
         Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
         Variant::ChannelBlock => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
-        Variant::Subgroup | Variant::SubgroupWide => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
+        Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
+        Variant::SubgroupWide => Some(WEIGHT_GRAD_BLOCKINGS[5].0),
         Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
         Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[3].0),
     }
@@ -402,18 +405,19 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let uniform_dy = wop <= UBO_DY_PIXELS
         && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
         && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
-    let nib = g.cin.div_ceil(8);
-    // An invocation per 8 input channels, workgroups of at most 64.
-    let wgs = sg_wg(nib, 3);
-    let sg_groups = [u(nib.div_ceil(SG_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
-    let sg = ctx.gpu().has_subgroups_of(SG_LANES) && sg_groups[2] <= 65_535;
+    let sg = ctx.gpu().has_subgroups_of(SG_LANES) && g.cout.div_ceil(8) * splits <= 65_535;
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
             WeightGradBlocking::Split(co, ci) => (co, ci),
             WeightGradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, g, p, x, dy, out),
-            WeightGradBlocking::Subgroup => {
+            WeightGradBlocking::Subgroup(ci) => {
+                // An invocation per `ci` input channels, workgroups of at most 64.
+                let nib = g.cin.div_ceil(ci);
+                let wgs = sg_wg(nib, 3);
+                let groups = [u(nib.div_ceil(SG_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
+                let overrides: crate::gpu::Overrides = if ci == 4 { &SGW4_OVERRIDES[wgs] } else { &SG_OVERRIDES[wgs] };
                 let entry = "conv2d_weight_grad_sg";
-                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides: &SG_OVERRIDES[wgs], params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: sg_groups });
+                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups });
             }
         };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
@@ -426,7 +430,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     };
     let blocking = match weight_grad_blocking(ctx.variant()) {
         Some(WeightGradBlocking::UniformDy) if !uniform_dy => WEIGHT_GRAD_BLOCKINGS[2].0,
-        Some(WeightGradBlocking::Subgroup) if !sg => WEIGHT_GRAD_BLOCKINGS[1].0,
+        Some(WeightGradBlocking::Subgroup(_)) if !sg => WEIGHT_GRAD_BLOCKINGS[1].0,
         Some(b) => b,
         None => {
             let offered: Vec<(WeightGradBlocking, &'static str)> = WEIGHT_GRAD_BLOCKINGS
@@ -434,7 +438,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
                 .copied()
                 .filter(|(b, _)| match b {
                     WeightGradBlocking::UniformDy => uniform_dy,
-                    WeightGradBlocking::Subgroup => sg,
+                    WeightGradBlocking::Subgroup(_) => sg,
                     WeightGradBlocking::Split(..) => true,
                 })
                 .collect();
