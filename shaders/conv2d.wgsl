@@ -288,12 +288,10 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let ox_lo = cols.x;
     let ox_hi = cols.y;
     for (var r = r0; r < r1; r++) {
-        let b = r / p.ho;
-        let oy = r % p.ho;
-        let iy = i32(oy * p.sh + ky) - i32(p.ph);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let xrow = xplane(b, 0u) * hw + u32(iy) * p.w;
-        let drow = b * p.cout * ohw + oy * p.wo;
+        let row = wgrad_row(r, ky);
+        if (row.x == 0u) { continue; }
+        let xrow = row.y;
+        let drow = row.z;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));
@@ -730,11 +728,9 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
             sp += 1u;
             a = array<vec4<f32>, 16>();
         }
-        let b = r / p.ho;
-        let oy = r % p.ho;
-        let iy = i32(oy * p.sh + ky) - i32(p.ph);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let xrow = xplane(b, 0u) * hw + u32(iy) * p.w + kx - p.pw;
+        let row = wgrad_row(r, ky);
+        if (row.x == 0u) { continue; }
+        let xrow = row.y + kx - p.pw;
         var k = (r - ra) * wop * 4u + ox_lo * 4u;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw;

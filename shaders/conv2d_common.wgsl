@@ -107,17 +107,22 @@ fn put_y(i: u32, v: f32) {
 // by image and row by row, the lanes mixed the phases and all ran every tap). A phase has
 // ceil(h / sh) rows, so a plane has sh * ceil(h / sh) rows; items whose row iy passes h compute
 // nothing. Returns (image, iy, ix0).
-fn dx_items_per_plane() -> u32 {
-    return p.sh * ((p.h + p.sh - 1u) / p.sh) * p.sw * (((p.w + p.sw - 1u) / p.sw + 3u) / 4u);
-}
-
 fn dx_item(it: u32) -> vec3<u32> {
-    let bpp = ((p.w + p.sw - 1u) / p.sw + 3u) / 4u;
-    let rpp = (p.h + p.sh - 1u) / p.sh;
+    let rpp = dx_phase().x;
+    let bpp = dx_phase().y;
     let per_phase = p.n * rpp * bpp;
     let ph = it / per_phase;
     let r = it % per_phase;
     return vec3<u32>(r / (rpp * bpp), ph / p.sw + ((r / bpp) % rpp) * p.sh, ph % p.sw + (r % bpp) * 4u * p.sw);
+}
+
+// Rows per row phase and 4-pixel blocks per column phase.
+fn dx_phase() -> vec2<u32> {
+    return vec2<u32>((p.h + p.sh - 1u) / p.sh, ((p.w + p.sw - 1u) / p.sw + 3u) / 4u);
+}
+
+fn dx_items_per_plane() -> u32 {
+    return p.sh * dx_phase().x * p.sw * dx_phase().y;
 }
 
 // The blocked input-grad kernels' write: 8 channels (ci0 ..) x 4 pixels one stride apart
@@ -183,4 +188,14 @@ fn wgrad_cols(kx: u32) -> vec2<u32> {
     let lo = i32(p.pw) - i32(kx);
     let hi = i32(p.w) - 1 + i32(p.pw) - i32(kx);
     return vec2<u32>(select(0u, u32((lo + i32(p.sw) - 1) / i32(p.sw)), lo > 0), select(0u, min(p.wo, u32(hi / i32(p.sw)) + 1u), hi >= 0));
+}
+
+// Row r = (image, oy) of a weight gradient at tap row ky: (1 if its input row lies inside the
+// image, else 0; the input row's offset in x at channel 0; dy's offset of (image, channel 0, oy)).
+fn wgrad_row(r: u32, ky: u32) -> vec3<u32> {
+    let b = r / p.ho;
+    let oy = r % p.ho;
+    let iy = i32(oy * p.sh + ky) - i32(p.ph);
+    let ok = iy >= 0 && iy < i32(p.h);
+    return vec3<u32>(select(0u, 1u, ok), xplane(b, 0u) * p.h * p.w + u32(max(iy, 0)) * p.w, b * p.cout * p.ho * p.wo + oy * p.wo);
 }

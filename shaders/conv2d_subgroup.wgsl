@@ -175,12 +175,10 @@ fn conv2d_weight_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let ox_lo = cols.x;
     let ox_hi = cols.y;
     for (var r = r0; r < r1; r++) {
-        let bi = r / p.ho;
-        let oy = r % p.ho;
-        let iy = i32(oy * p.sh + ky) - i32(p.ph);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let xrow = xplane(bi, 0u) * hw + u32(iy) * p.w;
-        let drow = (bi * p.cout + cl) * ohw + oy * p.wo;
+        let row = wgrad_row(r, ky);
+        if (row.x == 0u) { continue; }
+        let xrow = row.y;
+        let drow = row.z + cl * ohw;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let xo = xrow + ox * p.sw + kx - p.pw;
             let xv = vec4<f32>(lx(xo + ci.x * hw), lx(xo + ci.y * hw), lx(xo + ci.z * hw), lx(xo + ci.w * hw));

@@ -344,6 +344,9 @@ const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 6] = [
     (WeightGradBlocking::Subgroup(4), "subgroup dy 8 x 4"),
 ];
 
+/// Workgroups per grid dimension every adapter dae runs on has (gpu::device requires 65,535).
+const MAX_GROUPS_PER_DIM: usize = 65_535;
+
 /// The subgroup kernels' workgroup sizes (SG_WG), smallest first.
 const SG_WGS: [u32; 6] = [8, 16, 32, 64, 128, 256];
 static SG_OVERRIDES: [[(&str, f64); 1]; 6] = [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
@@ -405,7 +408,7 @@ pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &Vie
     let uniform_dy = wop <= UBO_DY_PIXELS
         && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
         && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
-    let sg = ctx.gpu().has_subgroups_of(SG_LANES) && g.cout.div_ceil(8) * splits <= 65_535;
+    let sg = ctx.gpu().has_subgroups_of(SG_LANES) && g.cout.div_ceil(8) * splits <= MAX_GROUPS_PER_DIM;
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
             WeightGradBlocking::Split(co, ci) => (co, ci),
