@@ -14,6 +14,10 @@
 // 8 ran 41 of the 42 group norms of unet16x2, unet64x3 and conv64x3 at batch 16 fastest, the
 // other a tie, 1.1-3.2x faster than 64), a GPU wants its workgroups full; 64 where untuned.
 //
+// x's type XT is f32, or f16 in the twin family group_norm_h (`train.amp`): there the two
+// backward kernels read the f16 copy of x the op saved instead of x (f16 activation storage;
+// the forward always runs in the f32 family, on x itself).
+//
 // Bindings: 0 params | 1 x | 2 gamma [c] | 3 beta [c] | 4 dy | 5 stats [n*groups*2] (rw in
 //           forward: mean, rstd per group) | 6 y (rw) | 7 dx (rw) | 8 dgamma (rw) | 9 dbeta (rw)
 //           | 10 partials (rw: per (channel, chunk) sums of the parameter gradient)
@@ -38,7 +42,7 @@ const WG: u32 = 64u;
 override ACT: u32 = 6u;
 
 @group(0) @binding(0) var<uniform> p: GroupNormParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<XT>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
@@ -59,14 +63,14 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let inv = 1.0 / f32(count);
     for (var k = lid; k < WG; k += THREADS) {
         var s = 0.0;
-        for (var j = k; j < count; j += WG) { s += x[base + j]; }
+        for (var j = k; j < count; j += WG) { s += f32(x[base + j]); }
         wg_red[k] = s;
     }
     let mean = wg_total(lid) * inv;
     workgroupBarrier();
     for (var k = lid; k < WG; k += THREADS) {
         var s2 = 0.0;
-        for (var j = k; j < count; j += WG) { let d = x[base + j] - mean; s2 += d * d; }
+        for (var j = k; j < count; j += WG) { let d = f32(x[base + j]) - mean; s2 += d * d; }
         wg_red[k] = s2;
     }
     let rstd = inverseSqrt(wg_total(lid) * inv + p.eps);
@@ -83,14 +87,14 @@ fn group_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         let xo = base + k * p.hw;
         let yo = ys(xo);
         for (var q = lid; q < p.hw; q += THREADS) {
-            y[yo + q] = act_f((x[xo + q] - mean) * rstd * gm + bt, p.slope);
+            y[yo + q] = act_f((f32(x[xo + q]) - mean) * rstd * gm + bt, p.slope);
         }
     }
 }
 
 // (g, xhat) of element i of x (dy's element at j): g = dy * act'(pre) * gamma.
 fn g_xhat(i: u32, j: u32, mean: f32, rstd: f32, gm: f32, bt: f32) -> vec2<f32> {
-    let xhat = (x[i] - mean) * rstd;
+    let xhat = (f32(x[i]) - mean) * rstd;
     return vec2<f32>(dy[j] * act_df(xhat * gm + bt, p.slope) * gm, xhat);
 }
 
@@ -166,7 +170,7 @@ fn group_norm_param_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
             let xo = (b * p.c + ch) * p.hw;
             let yo = ys(xo);
             for (var q = q0 + sl; q < q1; q += WG) {
-                let xhat = (x[xo + q] - mean) * rstd;
+                let xhat = (f32(x[xo + q]) - mean) * rstd;
                 let d = dy[yo + q] * act_df(xhat * gm + bt, p.slope);
                 s += vec2<f32>(d * xhat, d);
             }

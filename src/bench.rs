@@ -237,6 +237,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     }
     ctx.set_variant(prev);
     if keep("group_norm") {
+        use crate::ops::amp::Operand;
         use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
         let (ch, hw, groups) = (32, 28 * 28, 8);
         let len = n * ch * hw;
@@ -246,8 +247,8 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
         let mut fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
         let mut bwd = || -> Result<()> {
-            group_norm_input_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx)?;
-            group_norm_param_grad(ctx, None, p, &x, &gm, &bt, &dy, &st, &dg, &db)
+            group_norm_input_grad(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dx)?;
+            group_norm_param_grad(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dg, &db)
         };
         let shape = vec![n, ch, 28, 28];
         let e = len as f64;

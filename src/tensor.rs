@@ -10,7 +10,8 @@ use crate::gpu::{Ctx, View};
 pub(crate) struct TensorInner {
     pub(crate) id: u64,
     pub(crate) shape: Vec<usize>,
-    pub(crate) view: View,
+    /// None for a hollow tensor (see [`Tensor::hollow`]).
+    pub(crate) view: Option<View>,
     pub(crate) ctx: Ctx,
     pub(crate) slice: Option<ChannelSlice>,
 }
@@ -42,7 +43,7 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// A tensor over an existing view (a fresh id).
     pub fn wrap(ctx: &Ctx, shape: Vec<usize>, view: View) -> Tensor {
-        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view, ctx: ctx.clone(), slice: None }))
+        Tensor(Rc::new(TensorInner { id: ctx.next_id(), shape, view: Some(view), ctx: ctx.clone(), slice: None }))
     }
 
     /// Channels [off, off + c) of the NCHW tensor `whole` as a tensor of its own (a fresh id,
@@ -52,7 +53,7 @@ impl Tensor {
         if whole.is_slice() || c == 0 || off + c > total {
             return Err(Error::shape("channel slice", format!("channels [{off}, {}) of {:?}", off + c, whole.shape())));
         }
-        let inner = TensorInner { id: whole.ctx().next_id(), shape: vec![n, c, h, w], view: whole.view().clone(), ctx: whole.ctx().clone(), slice: Some(ChannelSlice { off, total }) };
+        let inner = TensorInner { id: whole.ctx().next_id(), shape: vec![n, c, h, w], view: Some(whole.view().clone()), ctx: whole.ctx().clone(), slice: Some(ChannelSlice { off, total }) };
         Ok(Tensor(Rc::new(inner)))
     }
 
@@ -88,7 +89,7 @@ impl Tensor {
         if numel(shape) != self.numel() {
             return Err(Error::shape("reshape", format!("{:?} -> {shape:?} changes the element count", self.0.shape)));
         }
-        Ok(Tensor::wrap(&self.0.ctx, shape.to_vec(), self.0.view.clone()))
+        Ok(Tensor::wrap(&self.0.ctx, shape.to_vec(), self.view().clone()))
     }
 
     pub fn id(&self) -> u64 {
@@ -106,13 +107,35 @@ impl Tensor {
     }
     /// The buffer behind the tensor: all of it, also for a slice (whose own elements are
     /// strided through it; see [`ChannelSlice`]).
+    ///
+    /// Panics for a hollow tensor: a backward that reads one is a bug in the graph's list of
+    /// the inputs each op's backward reads (`autograd::reads_input`).
     pub fn view(&self) -> &View {
-        &self.0.view
+        match &self.0.view {
+            Some(v) => v,
+            None => panic!("{self:?}: the values of a hollow tensor were read (autograd::reads_input is wrong for its op)"),
+        }
+    }
+
+    /// The same tensor to a graph (its id, shape and layout) without its values: what a graph
+    /// node keeps of an input whose backward needs only its gradient slot, so that its buffer
+    /// returns to the pool as soon as nothing else holds it.
+    pub(crate) fn hollow(&self) -> Tensor {
+        Tensor(Rc::new(TensorInner { view: None, shape: self.0.shape.clone(), ctx: self.0.ctx.clone(), ..*self.0 }))
+    }
+
+    /// Elements of the buffer a gradient of this tensor needs: its own, or for a channel slice
+    /// the whole concatenation's (a slice's gradient has its layout).
+    pub fn buffer_len(&self) -> usize {
+        match self.0.slice {
+            Some(s) => self.numel() / self.0.shape[1] * s.total,
+            None => self.numel(),
+        }
     }
 
     /// Read back to the host (flushes and waits); a slice reads its own channels.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let all = self.0.ctx.read(&self.0.view)?;
+        let all = self.0.ctx.read(self.view())?;
         match (self.0.slice, &self.0.shape[..]) {
             (Some(s), [n, c, h, w]) => {
                 let hw = h * w;

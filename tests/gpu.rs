@@ -119,6 +119,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
 #[test]
 fn norm_workgroup_sizes_agree_bit_for_bit() {
     use dae::ops::activation::Activation;
+    use dae::ops::amp::Operand;
     use dae::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
     let c = ctx();
     let prev = c.variant();
@@ -138,8 +139,8 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
             let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
             group_norm_forward(&c, act, p, &x, &gamma, &beta, &stats, &y).unwrap();
-            group_norm_input_grad(&c, act, p, &x, &gamma, &beta, &dy, &stats, &dx).unwrap();
-            group_norm_param_grad(&c, act, p, &x, &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
+            group_norm_input_grad(&c, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx).unwrap();
+            group_norm_param_grad(&c, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
             c.force_tuned(None);
             [stats, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };

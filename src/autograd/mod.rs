@@ -93,8 +93,7 @@ impl Sink for Targets<'_> {
                     return Ok(Some((g.clone(), true)));
                 }
                 // A channel slice's gradient has its layout: a buffer like the whole concat.
-                let len = if t.is_slice() { t.view().len() } else { t.numel() };
-                let g = self.ctx.alloc("gradient", len)?;
+                let g = self.ctx.alloc("gradient", t.buffer_len())?;
                 self.grads.insert(t.id(), g.clone());
                 Ok(Some((g, false)))
             }
@@ -171,7 +170,11 @@ impl Graph {
         self.dest = None;
         if self.record && inputs.iter().any(|t| self.wants(t)) {
             self.tracked.insert(output.id(), Tracked::Out(self.nodes.len()));
-            self.nodes.push(Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), output: output.clone() });
+            // Of an input whose values the backward does not read, and of the output, the node
+            // keeps only the identity: their buffers go back to the pool once the forward is
+            // done with them.
+            let inputs = inputs.iter().enumerate().map(|(i, t)| if reads_input(&op, i) { (*t).clone() } else { t.hollow() }).collect();
+            self.nodes.push(Node { op, inputs, output: output.hollow() });
         }
     }
 
@@ -431,6 +434,20 @@ impl Graph {
         }
         let map = grads.into_iter().filter_map(|(id, v)| shapes.remove(&id).map(|s| (id, (v, s)))).collect();
         Ok(Grads { ctx, map })
+    }
+}
+
+/// Whether `backward_node` reads the values of the op's input `i`, not only its identity, shape
+/// and layout (the output's values it never reads). Keep in step with the backwards it calls.
+fn reads_input(op: &Op, i: usize) -> bool {
+    match op {
+        // The weights feed the input gradient; x's values, under half precision, come from the
+        // f16 copy the op saved (the group norm's too); the bias only receives a gradient.
+        Op::Conv2d(o) | Op::ConvTranspose2d(o) => i == 1 || (i == 0 && !o.saves_half_input()),
+        Op::GroupNorm(o) => i != 0 || !o.saves_half_input(),
+        // Shapes only: maxpool saved its argmax, the others move dy.
+        Op::MaxPool2d(_) | Op::ResizeBilinear(_) | Op::Pad2d(_) | Op::Concat(_) | Op::ConcatInPlace | Op::Add | Op::BiasAdd => false,
+        _ => true,
     }
 }
 

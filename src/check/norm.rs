@@ -46,6 +46,64 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
     })
 }
 
+/// Group norm under half precision (`train.amp`): the forward runs on x itself, both backward
+/// kernels on the f16 copy of x the op saved (group_norm_h). Against the reference backward on
+/// the f16-rounded x with the forward's statistics at the f32 bounds (the kernels' own error),
+/// and, without a fused activation (whose derivative a rounded x may step across a kink of),
+/// against the exact x at `F16_OPERANDS` (" vs exact": what the rounding costs).
+pub(super) fn check_group_norm_f16(c: &mut Checker) -> Result<()> {
+    if !c.ctx.gpu().has_f16() {
+        eprintln!("note: this adapter has no shader-f16: the f16 group norm checks do not apply (train.amp trains in f32 here)");
+        return Ok(());
+    }
+    let flag = c.ctx.alloc("check", 1)?;
+    crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
+    let half = c.ctx.half_scope(Some(flag));
+    let eps = 1e-5;
+    let acts = fused_acts().map(|(a, ra, name)| (Some(a), Some(ra), name));
+    let r = each_workgroup(c, &GN_THREADS, |c, wg| {
+        let shapes = [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (3, 64, 5, 5, 32), (3, 2, 25, 23, 1), (2, 8, 5, 3, 2)];
+        for ((n, ch, h, w, groups), (a, ra, name)) in shapes.into_iter().zip([(None, None, "none")].into_iter().chain(acts)) {
+            let (x, xr) = c.leaf(&[n, ch, h, w])?;
+            let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+            let (bt, br) = c.leaf(&[ch])?;
+            c.case("group_norm", format!("x{} groups {groups}, fused {name}, f16 saved x", dims(&[n, ch, h, w])));
+            let y = c.g.group_norm_act(&x, groups, &gm, &bt, eps as f32, a)?;
+            let (pre, mr, sr) = r::group_norm::group_norm_forward(n, ch, h * w, groups, eps, &xr, &gr, &br);
+            let act = |v: &[f64]| ra.map_or(v.to_vec(), |ra| r::activation::activation_forward(ra, v));
+            c.cmp_t(&format!("group_norm_forward (ACT {name}){wg}"), &y, &act(&pre))?;
+            let (grads, g) = c.backward(&y)?;
+            let x16: Vec<f64> = xr.iter().map(|&v| r::amp::round_f16(v as f32) as f64).collect();
+            let cpg = ch / groups;
+            let hw = h * w;
+            let pre16: Vec<f64> = (0..x16.len()).map(|i| {
+                let (b, k) = (i / (ch * hw), i / hw % ch);
+                let gi = b * groups + k / cpg;
+                (x16[i] - mr[gi]) * sr[gi] * gr[k] + br[k]
+            }).collect();
+            let back = |xs: &[f64], pre: &[f64]| {
+                let dpre = ra.map_or(g.clone(), |ra| r::activation::activation_backward(ra, pre, &g));
+                r::group_norm::group_norm_backward(n, ch, hw, groups, xs, &gr, &mr, &sr, &dpre)
+            };
+            let (dx, dg, db) = back(&x16, &pre16);
+            c.grad(&format!("group_norm_input_grad f16 (ACT {name}){wg}"), &grads, &x, &dx)?;
+            c.grad(&format!("group_norm_param_partial+group_norm_param_final f16 (ACT {name}){wg}"), &grads, &gm, &dg)?;
+            c.grad(&format!("group_norm_param_partial+group_norm_param_final f16 (ACT {name}){wg}"), &grads, &bt, &db)?;
+            if a.is_none() {
+                let (dx, dg, db) = back(&xr, &pre);
+                let tol = std::mem::replace(&mut c.tol, F16_OPERANDS);
+                c.grad(&format!("group_norm_input_grad f16{wg} vs exact"), &grads, &x, &dx)?;
+                c.grad(&format!("group_norm_param_partial+group_norm_param_final f16{wg} vs exact"), &grads, &gm, &dg)?;
+                c.grad(&format!("group_norm_param_partial+group_norm_param_final f16{wg} vs exact"), &grads, &bt, &db)?;
+                c.tol = tol;
+            }
+        }
+        Ok(())
+    });
+    drop(half);
+    r
+}
+
 /// The activations a norm fuses, with their reference twins and a label for the rows.
 fn fused_acts() -> [(Activation, r::activation::Activation, &'static str); 4] {
     use r::activation::Activation as R;

@@ -21,8 +21,9 @@ pub const ACT: &str = wgsl!("act");
 pub const SLICE: &str = wgsl!("slice");
 /// The conv kernels' parameters, bindings and helpers (conv2d and conv2d_sg).
 pub const CONV: &str = wgsl!("conv2d_common");
-/// The conv kernels' operand type: f32, or f16 for the half families (`train.amp`), which only
-/// an adapter with shader-f16 compiles (`enable` must open the module).
+/// The conv kernels' operand type (and group norm's saved input's): f32, or f16 for the half
+/// families (`train.amp`), which only an adapter with shader-f16 compiles (`enable` must open
+/// the module).
 pub const OPERANDS_F32: &str = "alias XT = f32;\n";
 pub const OPERANDS_F16: &str = "enable f16;\nalias XT = f16;\n";
 
@@ -32,7 +33,8 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "conv2d_h", parts: &[OPERANDS_F16, SLICE, CONV, wgsl!("conv2d")] },
     Shader { family: "conv2d_sg_h", parts: &[OPERANDS_F16, SLICE, CONV, wgsl!("conv2d_subgroup")] },
     Shader { family: "amp", parts: &[wgsl!("amp")] },
-    Shader { family: "group_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
+    Shader { family: "group_norm", parts: &[OPERANDS_F32, WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
+    Shader { family: "group_norm_h", parts: &[OPERANDS_F16, WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
     Shader { family: "batch_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
     Shader { family: "activation", parts: &[ACT, SLICE, wgsl!("activation")] },
     Shader { family: "maxpool2d", parts: &[SLICE, wgsl!("maxpool2d")] },
@@ -75,6 +77,8 @@ pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("conv2d_sg_h", "SG_CH", &[8.0, 16.0]),
     ("group_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("group_norm", "THREADS", &[64.0, 32.0, 16.0, 8.0]),
+    ("group_norm_h", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ("group_norm_h", "THREADS", &[64.0, 32.0, 16.0, 8.0]),
     ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("batch_norm", "THREADS", &[256.0, 64.0, 32.0, 16.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),

@@ -31,6 +31,52 @@ pub fn initial_state(init: f32) -> Vec<f32> {
     s
 }
 
+/// An operand as a launcher receives it: f32 values (which it casts to f16 under half
+/// precision), or the packed f16 copy an op already made (under half precision only), e.g. the
+/// input a conv or a group norm saved for its backward (f16 activation storage).
+#[derive(Clone, Copy)]
+pub enum Operand<'a> {
+    F32(&'a View),
+    F16(&'a View),
+}
+
+/// `v` as the half kernels read it: under half precision the packed f16 copy of `v` (`n`
+/// images of `c` channels of `hw` values, laid out as `chans`), else `v` itself.
+pub fn operand(ctx: &Ctx, v: Operand, n: usize, c: usize, hw: usize, chans: Chans) -> Result<View> {
+    match (v, ctx.half()) {
+        (Operand::F32(v), Some(flag)) => cast_f16(ctx, v, n, c, hw, chans, &flag),
+        (Operand::F32(v), None) | (Operand::F16(v), Some(_)) => Ok(v.clone()),
+        (Operand::F16(_), None) => Err(crate::error::Error::Msg("an f16 operand outside half precision (a backward run without the forward's half scope)".into())),
+    }
+}
+
+/// `v` as an operand: its f16 copy when there is one.
+pub fn operand_of<'a>(half: &'a Option<View>, v: &'a View) -> Operand<'a> {
+    match half {
+        Some(h) => Operand::F16(h),
+        None => Operand::F32(v),
+    }
+}
+
+/// An op's saved input `x` as its backward reads it: the f16 copy it saved (`half`), else x's
+/// values (only then does the graph keep them; see `autograd::reads_input`).
+pub fn saved_input<'a>(half: &'a Option<View>, x: &'a crate::tensor::Tensor) -> Operand<'a> {
+    match half {
+        Some(h) => Operand::F16(h),
+        None => Operand::F32(x.view()),
+    }
+}
+
+/// The f16 copy of `x` (`n` x `c` x `hw`) under half precision, None otherwise: what an op
+/// saves for its backward instead of x.
+pub fn half_copy(x: &crate::tensor::Tensor, n: usize, c: usize, hw: usize) -> Result<Option<View>> {
+    let ctx = x.ctx();
+    if ctx.half().is_none() {
+        return Ok(None);
+    }
+    operand(ctx, Operand::F32(x.view()), n, c, hw, Chans::of(x)).map(Some)
+}
+
 /// The packed f16 copy (2 per 32-bit word) of `x`, an NCHW-like tensor of `n` images of `c`
 /// channels of `hw` values stored with layout `chans` (a channel slice or plain; for a plain
 /// tensor of any shape pass n = 1, c = its length, hw = 1). Rounded to nearest even; a value

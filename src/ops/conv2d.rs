@@ -5,7 +5,8 @@ use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Variant, View};
 use crate::gpu_params;
-use crate::ops::{Chans, amp, elementwise, flag, grid1d, nonzero, output, output_to, u};
+use crate::ops::amp::{Operand, half_copy, operand, operand_of, saved_input};
+use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -32,13 +33,9 @@ fn sg_family(ctx: &Ctx) -> &'static str {
     if ctx.half().is_some() { "conv2d_sg_h" } else { "conv2d_sg" }
 }
 
-/// A GEMM operand as the kernels read it: under half precision the packed f16 copy of `v` (`n`
-/// images of `c` channels of `hw` values, laid out as `chans`), else `v` itself.
-fn operand(ctx: &Ctx, v: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<View> {
-    match ctx.half() {
-        Some(flag) => amp::cast_f16(ctx, v, n, c, hw, chans, &flag),
-        None => Ok(v.clone()),
-    }
+/// The geometry the kernels see once x is an operand: the f16 copy of a channel slice is plain.
+fn half_geom(ctx: &Ctx, g: &ConvGeom) -> ConvGeom {
+    if ctx.half().is_some() { ConvGeom { xs: Chans::PLAIN, ..*g } } else { *g }
 }
 
 /// The geometry of a convolution in conv terms: x [n,cin,h,w] * w [cout,cin,kh,kw] -> [n,cout,ho,wo].
@@ -260,11 +257,14 @@ fn shape_key(ctx: &Ctx, p: &Conv2dParams) -> String {
 
 /// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].
 pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
-    let (x, w, g) = match ctx.half() {
-        // The f16 copy of a channel slice is plain.
-        Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, w, 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
-        None => (x, w, g),
-    };
+    forward_of(ctx, g, Operand::F32(x), w, b, y, accumulate)
+}
+
+/// `conv2d_forward` with x as an [`Operand`].
+fn forward_of(ctx: &Ctx, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
+    let x = &operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?;
+    let w = &operand(ctx, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
+    let g = &half_geom(ctx, g);
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
     let p = g.params(b.is_some(), accumulate);
@@ -291,7 +291,12 @@ pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&Vi
 
 /// dx [n,cin,h,w] (+)= conv^T(dy, w) + b[cin] (the bias only for conv_transpose2d's forward).
 pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
-    let w = &operand(ctx, w, 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
+    input_grad_of(ctx, g, w, b, Operand::F32(dy), dx, accumulate)
+}
+
+/// `conv2d_input_grad` with dy as an [`Operand`].
+fn input_grad_of(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operand, dx: &View, accumulate: bool) -> Result<()> {
+    let w = &operand(ctx, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
     let dy = &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
@@ -389,10 +394,13 @@ pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
 /// (n, oy) rows (4 x 4, 8 x 4 or 8 x 8 output x input channels of one tap per invocation, or
 /// dy in uniform blocks; autotuned), then a reduce.
 pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
-    let (x, dy, g) = match ctx.half() {
-        Some(_) => (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?, &ConvGeom { xs: Chans::PLAIN, ..*g }),
-        None => (x, dy, g),
-    };
+    weight_grad_of(ctx, g, Operand::F32(x), Operand::F32(dy), dw, accumulate)
+}
+
+/// `conv2d_weight_grad` with x and dy as [`Operand`]s.
+fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, accumulate: bool) -> Result<()> {
+    let (x, dy) = (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?);
+    let g = &half_geom(ctx, g);
     if !ctx.tiled() {
         return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
     }
@@ -499,6 +507,10 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
 
 pub struct Conv2dOp {
     g: ConvGeom,
+    /// Under half precision, the f16 copy of the input (conv2d's x, or the transposed conv's x:
+    /// its "dy" in conv terms) that the forward made: what the weight gradient reads, so the
+    /// graph keeps no f32 copy of the input for this op (f16 activation storage).
+    x_half: Option<View>,
 }
 
 fn check_common(op: &'static str, x: &Tensor, w: &Tensor, stride: (usize, usize)) -> Result<([usize; 4], [usize; 4])> {
@@ -546,8 +558,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
     let mut inputs = vec![x, w];
     inputs.extend(b);
     let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
-    conv2d_forward(x.ctx(), &g, x.view(), w.view(), b.map(|b| b.view()), y.view(), false)?;
-    Ok((y, Conv2dOp { g }))
+    let x_half = half_copy(x, n, cin, h * wd)?;
+    forward_of(x.ctx(), &g, operand_of(&x_half, x.view()), w.view(), b.map(|b| b.view()), y.view(), false)?;
+    Ok((y, Conv2dOp { g, x_half }))
 }
 
 /// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
@@ -586,18 +599,35 @@ pub fn conv_transpose2d(
     inputs.extend(b);
     let y = output_to(OP, vec![n, cout, ho, wo], &inputs, dest)?;
     let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad, xs: Chans::of(&y) };
-    conv2d_input_grad(x.ctx(), &g, w.view(), b.map(|b| b.view()), x.view(), y.view(), false)?;
-    Ok((y, Conv2dOp { g }))
+    let x_half = half_copy(x, n, cin, h * wd)?;
+    input_grad_of(x.ctx(), &g, w.view(), b.map(|b| b.view()), operand_of(&x_half, x.view()), y.view(), false)?;
+    Ok((y, Conv2dOp { g, x_half }))
+}
+
+/// The upstream gradient (`n` x `c` x `hw`, laid out as `chans`) as both GEMMs of a backward
+/// read it: under half precision cast once for the two, when either runs.
+fn grad_operand(sink: &dyn Sink, x: &[Tensor], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
+    let ctx = sink.ctx();
+    if ctx.half().is_none() || !(sink.wants(&x[0]) || sink.wants(&x[1])) {
+        return Ok(None);
+    }
+    operand(ctx, Operand::F32(dy), n, c, hw, chans).map(Some)
 }
 
 impl Conv2dOp {
+    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
+    pub fn saves_half_input(&self) -> bool {
+        self.x_half.is_some()
+    }
+
     pub fn backward_conv(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
+        let dy_half = grad_operand(sink, x, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            conv2d_input_grad(sink.ctx(), g, x[1].view(), None, dy, &dx, acc)?;
+            input_grad_of(sink.ctx(), g, x[1].view(), None, operand_of(&dy_half, dy), &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            conv2d_weight_grad(sink.ctx(), g, x[0].view(), dy, &dw, acc)?;
+            weight_grad_of(sink.ctx(), g, saved_input(&self.x_half, &x[0]), operand_of(&dy_half, dy), &dw, acc)?;
         }
         if let Some(b) = x.get(2) {
             if let Some((db, acc)) = sink.target(b)? {
@@ -610,11 +640,12 @@ impl Conv2dOp {
     /// dy lives in conv "input" space (the transposed conv's output), x in conv "output" space.
     pub fn backward_conv_transpose(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
+        let dy_half = grad_operand(sink, x, dy, g.n, g.cin, g.h * g.w, g.xs)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            conv2d_forward(sink.ctx(), g, dy, x[1].view(), None, &dx, acc)?;
+            forward_of(sink.ctx(), g, operand_of(&dy_half, dy), x[1].view(), None, &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            conv2d_weight_grad(sink.ctx(), g, dy, x[0].view(), &dw, acc)?;
+            weight_grad_of(sink.ctx(), g, operand_of(&dy_half, dy), saved_input(&self.x_half, &x[0]), &dw, acc)?;
         }
         if let Some(b) = x.get(2) {
             if let Some((db, acc)) = sink.target(b)? {

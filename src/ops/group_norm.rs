@@ -6,6 +6,7 @@ use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::amp::{Operand, half_copy, saved_input};
 use crate::ops::{Chans, NormThreads, flag, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
@@ -23,32 +24,39 @@ const FAMILY: &str = "group_norm";
 /// Group norm's reductions sum over 64 slots; workgroups of 64, 32, 16 or 8 invocations fill them.
 static THREADS: NormThreads = NormThreads::new([64, 32, 16, 8], ["64 per workgroup", "32 per workgroup", "16 per workgroup", "8 per workgroup"]);
 
-/// One launch of a reduction entry at the workgroup size autotune chose for the shape.
-fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)], groups: usize) -> Result<()> {
-    let shape = format!("n{} {}x{} groups {}", p.n, p.c, p.hw, p.groups);
-    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| {
-        ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
+/// One launch of a reduction entry at the workgroup size autotune chose for the shape; x (binding
+/// 1) as `x`: f32, or the saved f16 copy (the twin family group_norm_h).
+#[allow(clippy::too_many_arguments)]
+fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNormParams, x: Operand, inputs: &[(u32, &View)], out: &[(u32, &View)], groups: usize) -> Result<()> {
+    let (family, x, half) = match x {
+        Operand::F32(v) => (FAMILY, v, ""),
+        Operand::F16(v) => ("group_norm_h", v, " f16"),
+    };
+    let shape = format!("n{} {}x{} groups {}{half}", p.n, p.c, p.hw, p.groups);
+    let inputs: Vec<(u32, &View)> = std::iter::once((1, x)).chain(inputs.iter().copied()).collect();
+    THREADS.launch(ctx, entry, &shape, &inputs, out, |i, bindings| {
+        ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
     })
 }
 
 /// y = act((x - mean) * rstd * gamma + beta) per group; stats [n*groups*2] receives (mean, rstd).
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_forward(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, stats: &View, y: &View) -> Result<()> {
-    run_tuned(ctx, "group_norm_forward", act, p, &[(1, x), (2, gamma), (3, beta)], &[(5, stats), (6, y)], (p.n * p.groups) as usize)
+    run_tuned(ctx, "group_norm_forward", act, p, Operand::F32(x), &[(2, gamma), (3, beta)], &[(5, stats), (6, y)], (p.n * p.groups) as usize)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_input_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
-    run_tuned(ctx, "group_norm_input_grad", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)], &[(7, dx)], (p.n * p.groups) as usize)
+pub fn group_norm_input_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: Operand, gamma: &View, beta: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
+    run_tuned(ctx, "group_norm_input_grad", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(7, dx)], (p.n * p.groups) as usize)
 }
 
 /// dgamma, dbeta (+)= the sums over (n, hw), in two stages over (channel, chunk) workgroups.
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
+pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: Operand, gamma: &View, beta: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
     let (chunks, chunk) = crate::ops::reduction_chunks(p.c as usize, (p.n * p.hw) as usize);
     let p = GroupNormParams { chunks: u(chunks), chunk: u(chunk), ..p };
     let partials = ctx.alloc(FAMILY, 2 * p.c as usize * chunks)?;
-    run_tuned(ctx, "group_norm_param_partial", act, p, &[(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)], &[(10, &partials)], p.c as usize * chunks)?;
+    run_tuned(ctx, "group_norm_param_partial", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(10, &partials)], p.c as usize * chunks)?;
     let groups = ctx.grid(FAMILY, p.c as u64, 64)?;
     ctx.dispatch(Launch { family: FAMILY, entry: "group_norm_param_final", overrides: THREADS.overrides(act, 0), params: &p, bindings: &[(8, dgamma), (9, dbeta), (10, &partials)], groups })
 }
@@ -57,6 +65,9 @@ pub struct GroupNormOp {
     p: GroupNormParams,
     stats: View,
     act: Option<Activation>,
+    /// Under half precision, the f16 copy of x both backward kernels read (f16 activation
+    /// storage: the graph then keeps no f32 x for this op).
+    x_half: Option<View>,
 }
 
 /// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given;
@@ -86,14 +97,20 @@ pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps:
         ..Default::default()
     };
     group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
-    Ok((y, GroupNormOp { p, stats, act }))
+    let x_half = half_copy(x, n, c, h * w)?;
+    Ok((y, GroupNormOp { p, stats, act, x_half }))
 }
 
 impl GroupNormOp {
+    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
+    pub fn saves_half_input(&self) -> bool {
+        self.x_half.is_some()
+    }
+
     pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(&x[0])? {
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_input_grad(sink.ctx(), self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dx)?;
+            group_norm_input_grad(sink.ctx(), self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dx)?;
         }
         let dg = sink.target(&x[1])?;
         let db = sink.target(&x[2])?;
@@ -118,7 +135,7 @@ impl GroupNormOp {
                 crate::ops::elementwise::fill(&ctx, &db, 0.0)?;
             }
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_param_grad(&ctx, self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dg, &db)?;
+            group_norm_param_grad(&ctx, self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dg, &db)?;
         }
         Ok(())
     }
