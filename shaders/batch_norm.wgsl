@@ -7,6 +7,10 @@
 // write act(pre), pre = xhat * gamma + beta; the backward recomputes pre and scales dy by
 // act'(pre) first.
 //
+// x's type XT is f32, or f16 in the twin family batch_norm_h (`train.amp`): there the backward
+// entries read the f16 copy of x the op saved (f16 activation storage); the forwards always run
+// in the f32 family, on x itself.
+//
 // Bindings: 0 params | 1 x | 2 gamma | 3 beta | 4 dy | 5 stats [c*2] (rw: mean, rstd)
 //           | 6 running_mean (rw) | 7 running_var (rw) | 8 y (rw) | 9 dx (rw) | 10 dgamma (rw)
 //           | 11 dbeta (rw) | 12 partials (rw: per (channel, chunk) sums of the two-stage entries)
@@ -35,7 +39,7 @@ override THREADS: u32 = 256u;
 override ACT: u32 = 6u;
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<XT>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
@@ -71,7 +75,7 @@ fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
         var q = j % p.hw;
         var xo = (j / p.hw * p.c + ch) * p.hw;
         while (j < j1) {
-            s += x[xo + q];
+            s += f32(x[xo + q]);
             j += WG;
             q += WG;
             while (q >= p.hw) { q -= p.hw; xo += p.c * p.hw; }
@@ -86,7 +90,7 @@ fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
         var q = j % p.hw;
         var xo = (j / p.hw * p.c + ch) * p.hw;
         while (j < j1) {
-            let d = x[xo + q] - mean;
+            let d = f32(x[xo + q]) - mean;
             s2 += d * d;
             j += WG;
             q += WG;
@@ -131,7 +135,7 @@ fn batch_norm_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * p.c * p.hw) { return; }
     let ch = (i / p.hw) % p.c;
-    y[ys(i)] = act_f((x[i] - stats[2u * ch]) * stats[2u * ch + 1u] * gamma[ch] + beta[ch], p.slope);
+    y[ys(i)] = act_f((f32(x[i]) - stats[2u * ch]) * stats[2u * ch + 1u] * gamma[ch] + beta[ch], p.slope);
 }
 
 @compute @workgroup_size(WG)
@@ -139,7 +143,7 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n * p.c * p.hw) { return; }
     let ch = (i / p.hw) % p.c;
-    y[ys(i)] = act_f((x[i] - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
+    y[ys(i)] = act_f((f32(x[i]) - running_mean[ch]) * inverseSqrt(running_var[ch] + p.eps) * gamma[ch] + beta[ch], p.slope);
 }
 
 // Training-mode backward: dx = gamma * rstd / M * (M d - sum(d) - xhat * sum(d xhat)),
@@ -150,7 +154,7 @@ fn batch_norm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>, @built
 // sums in the channel's first partial slot; batch_norm_backward_apply writes dx elementwise.
 // (d, xhat) of element i of x (dy's element at j).
 fn d_and_xhat(ch: u32, i: u32, j: u32) -> vec2<f32> {
-    let xhat = (x[i] - stats[2u * ch]) * stats[2u * ch + 1u];
+    let xhat = (f32(x[i]) - stats[2u * ch]) * stats[2u * ch + 1u];
     return vec2<f32>(dy[j] * act_df(xhat * gamma[ch] + beta[ch], p.slope), xhat);
 }
 

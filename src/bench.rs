@@ -257,6 +257,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         rows.push(row(c, "group_norm", "per group; 2-stage dparams", "fwd+bwd", shape, ms[2], 24.0 * e, 24.0 * e));
     }
     if keep("batch_norm") {
+        use crate::ops::amp::Operand;
         use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
         let (ch, hw) = (64, 14 * 14);
         let len = n * ch * hw;
@@ -268,7 +269,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: 1, s_total: 1, ..Default::default() };
         let mut fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
-        let mut bwd = || batch_norm_backward(ctx, None, p, &x, &gm, &bt, &dy, &st, &dx, &dg, &db);
+        let mut bwd = || batch_norm_backward(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dx, &dg, &db);
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
         let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;

@@ -165,7 +165,7 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
             let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
             batch_norm_forward_train(&c, None, p, &x, &gamma, &beta, &stats, &rm, &rv, &y).unwrap();
-            batch_norm_backward(&c, None, p, &x, &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
+            batch_norm_backward(&c, None, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
             c.force_tuned(None);
             [stats, rm, rv, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };

@@ -442,9 +442,10 @@ impl Graph {
 fn reads_input(op: &Op, i: usize) -> bool {
     match op {
         // The weights feed the input gradient; x's values, under half precision, come from the
-        // f16 copy the op saved (the group norm's too); the bias only receives a gradient.
+        // f16 copy the op saved (the norms' too); the bias only receives a gradient.
         Op::Conv2d(o) | Op::ConvTranspose2d(o) => i == 1 || (i == 0 && !o.saves_half_input()),
         Op::GroupNorm(o) => i != 0 || !o.saves_half_input(),
+        Op::BatchNorm(o) => i != 0 || !o.saves_half_input(),
         // Shapes only: maxpool saved its argmax, the others move dy.
         Op::MaxPool2d(_) | Op::ResizeBilinear(_) | Op::Pad2d(_) | Op::Concat(_) | Op::ConcatInPlace | Op::Add | Op::BiasAdd => false,
         _ => true,

@@ -239,7 +239,7 @@ const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d f16 (amp)", conv::check_convs_f16),
     ("loss scaler+f16 cast (amp)", amp::check_amp),
     ("group_norm", norm::check_group_norm),
-    ("group_norm f16 (amp)", norm::check_group_norm_f16),
+    ("group_norm+batch_norm f16 (amp)", norm::check_norms_f16),
     ("batch_norm", norm::check_batch_norm),
     ("group_norm+batch_norm fused activation", norm::check_norm_act),
     ("activation", pointwise::check_activations),

@@ -46,14 +46,14 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
     })
 }
 
-/// Group norm under half precision (`train.amp`): the forward runs on x itself, both backward
-/// kernels on the f16 copy of x the op saved (group_norm_h). Against the reference backward on
+/// Group norm (then batch norm) under half precision (`train.amp`): the forward runs on x
+/// itself, both backward kernels on the f16 copy of x the op saved (group_norm_h). Against the reference backward on
 /// the f16-rounded x with the forward's statistics at the f32 bounds (the kernels' own error),
 /// and, without a fused activation (whose derivative a rounded x may step across a kink of),
 /// against the exact x at `F16_OPERANDS` (" vs exact": what the rounding costs).
-pub(super) fn check_group_norm_f16(c: &mut Checker) -> Result<()> {
+pub(super) fn check_norms_f16(c: &mut Checker) -> Result<()> {
     if !c.ctx.gpu().has_f16() {
-        eprintln!("note: this adapter has no shader-f16: the f16 group norm checks do not apply (train.amp trains in f32 here)");
+        eprintln!("note: this adapter has no shader-f16: the f16 norm checks do not apply (train.amp trains in f32 here)");
         return Ok(());
     }
     let flag = c.ctx.alloc("check", 1)?;
@@ -73,7 +73,7 @@ pub(super) fn check_group_norm_f16(c: &mut Checker) -> Result<()> {
             let act = |v: &[f64]| ra.map_or(v.to_vec(), |ra| r::activation::activation_forward(ra, v));
             c.cmp_t(&format!("group_norm_forward (ACT {name}){wg}"), &y, &act(&pre))?;
             let (grads, g) = c.backward(&y)?;
-            let x16: Vec<f64> = xr.iter().map(|&v| r::amp::round_f16(v as f32) as f64).collect();
+            let x16 = f16_rounded(&xr);
             let cpg = ch / groups;
             let hw = h * w;
             let pre16: Vec<f64> = (0..x16.len()).map(|i| {
@@ -91,17 +91,73 @@ pub(super) fn check_group_norm_f16(c: &mut Checker) -> Result<()> {
             c.grad(&format!("group_norm_param_partial+group_norm_param_final f16 (ACT {name}){wg}"), &grads, &bt, &db)?;
             if a.is_none() {
                 let (dx, dg, db) = back(&xr, &pre);
-                let tol = std::mem::replace(&mut c.tol, F16_OPERANDS);
-                c.grad(&format!("group_norm_input_grad f16{wg} vs exact"), &grads, &x, &dx)?;
-                c.grad(&format!("group_norm_param_partial+group_norm_param_final f16{wg} vs exact"), &grads, &gm, &dg)?;
-                c.grad(&format!("group_norm_param_partial+group_norm_param_final f16{wg} vs exact"), &grads, &bt, &db)?;
-                c.tol = tol;
+                let param = format!("group_norm_param_partial+group_norm_param_final f16{wg}");
+                vs_exact(c, &grads, [(&format!("group_norm_input_grad f16{wg}"), &x, &dx), (&param, &gm, &dg), (&param, &bt, &db)])?;
             }
         }
         Ok(())
     });
+    let r = r.and_then(|_| check_batch_norm_f16(c));
     drop(half);
     r
+}
+
+/// `x` rounded to f16, as the half kernels read it.
+fn f16_rounded(x: &[f64]) -> Vec<f64> {
+    x.iter().map(|&v| r::amp::round_f16(v as f32) as f64).collect()
+}
+
+/// Gradients (entry, tensor, reference on the exact input) at the f16 bound, as " vs exact"
+/// rows: what rounding the saved input costs.
+fn vs_exact(c: &mut Checker, grads: &Grads, rows: [(&str, &Tensor, &[f64]); 3]) -> Result<()> {
+    let tol = std::mem::replace(&mut c.tol, F16_OPERANDS);
+    let r = rows.into_iter().try_for_each(|(entry, t, reference)| c.grad(&format!("{entry} vs exact"), grads, t, reference));
+    c.tol = tol;
+    r
+}
+
+/// Batch norm under half precision, as group norm in `check_norms_f16`: the training forward on x, the
+/// backward on the saved f16 copy (batch_norm_h).
+fn check_batch_norm_f16(c: &mut Checker) -> Result<()> {
+    let acts = fused_acts().map(|(a, ra, name)| (Some(a), Some(ra), name));
+    each_workgroup(c, &BN_THREADS, |c, wg| {
+        let shapes = [(3, 5, 7, 7), (1, 3, 13, 11), (2, 6, 3, 3), (4, 4, 5, 5), (3, 2, 25, 23)];
+        for ((n, ch, h, w), (a, ra, name)) in shapes.into_iter().zip([(None, None, "none")].into_iter().chain(acts)) {
+            let (x, xr) = c.leaf(&[n, ch, h, w])?;
+            let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
+            let (bt, br) = c.leaf(&[ch])?;
+            let (rm, rv) = (Tensor::zeros(c.ctx, &[ch])?, Tensor::full(c.ctx, &[ch], 1.0)?);
+            let (epsf, mom) = (1e-5f32, 0.1f32);
+            c.case("batch_norm", format!("x{} train, fused {name}, f16 saved x", dims(&[n, ch, h, w])));
+            let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, mom, epsf, a)?;
+            let (mut rmr, mut rvr) = (vec![0.0; ch], vec![1.0; ch]);
+            let (pre, mr, sr) = r::batch_norm::batch_norm_forward_train(n, ch, h * w, epsf as f64, mom as f64, &xr, &gr, &br, &mut rmr, &mut rvr);
+            let act = |v: &[f64]| ra.map_or(v.to_vec(), |ra| r::activation::activation_forward(ra, v));
+            c.cmp_t(&format!("batch_norm_stats+batch_norm_stats_final+batch_norm_apply (ACT {name}){wg}"), &y, &act(&pre))?;
+            let (grads, g) = c.backward(&y)?;
+            let x16 = f16_rounded(&xr);
+            let hw = h * w;
+            let pre16: Vec<f64> = (0..x16.len()).map(|i| {
+                let k = i / hw % ch;
+                (x16[i] - mr[k]) * sr[k] * gr[k] + br[k]
+            }).collect();
+            let back = |xs: &[f64], pre: &[f64]| {
+                let dpre = ra.map_or(g.clone(), |ra| r::activation::activation_backward(ra, pre, &g));
+                r::batch_norm::batch_norm_backward_train(n, ch, hw, xs, &gr, &mr, &sr, &dpre)
+            };
+            let entry = "batch_norm_backward_partial+batch_norm_backward_final+batch_norm_backward_apply f16";
+            let (dx, dg, db) = back(&x16, &pre16);
+            c.grad(&format!("{entry} (ACT {name}){wg}"), &grads, &x, &dx)?;
+            c.grad(&format!("{entry} (ACT {name}){wg}"), &grads, &gm, &dg)?;
+            c.grad(&format!("{entry} (ACT {name}){wg}"), &grads, &bt, &db)?;
+            if a.is_none() {
+                let (dx, dg, db) = back(&xr, &pre);
+                let e = format!("{entry}{wg}");
+                vs_exact(c, &grads, [(&e, &x, &dx), (&e, &gm, &dg), (&e, &bt, &db)])?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The activations a norm fuses, with their reference twins and a label for the rows.

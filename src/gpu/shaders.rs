@@ -21,7 +21,7 @@ pub const ACT: &str = wgsl!("act");
 pub const SLICE: &str = wgsl!("slice");
 /// The conv kernels' parameters, bindings and helpers (conv2d and conv2d_sg).
 pub const CONV: &str = wgsl!("conv2d_common");
-/// The conv kernels' operand type (and group norm's saved input's): f32, or f16 for the half
+/// The conv kernels' operand type (and the norms' saved input's): f32, or f16 for the half
 /// families (`train.amp`), which only an adapter with shader-f16 compiles (`enable` must open
 /// the module).
 pub const OPERANDS_F32: &str = "alias XT = f32;\n";
@@ -35,7 +35,8 @@ pub const SHADERS: &[Shader] = &[
     Shader { family: "amp", parts: &[wgsl!("amp")] },
     Shader { family: "group_norm", parts: &[OPERANDS_F32, WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
     Shader { family: "group_norm_h", parts: &[OPERANDS_F16, WG_SUM, ACT, SLICE, wgsl!("group_norm")] },
-    Shader { family: "batch_norm", parts: &[WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
+    Shader { family: "batch_norm", parts: &[OPERANDS_F32, WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
+    Shader { family: "batch_norm_h", parts: &[OPERANDS_F16, WG_SUM, ACT, SLICE, wgsl!("batch_norm")] },
     Shader { family: "activation", parts: &[ACT, SLICE, wgsl!("activation")] },
     Shader { family: "maxpool2d", parts: &[SLICE, wgsl!("maxpool2d")] },
     Shader { family: "resize_bilinear", parts: &[SLICE, wgsl!("resize_bilinear")] },
@@ -81,6 +82,8 @@ pub const OVERRIDE_VALUES: &[(&str, &str, &[f64])] = &[
     ("group_norm_h", "THREADS", &[64.0, 32.0, 16.0, 8.0]),
     ("batch_norm", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
     ("batch_norm", "THREADS", &[256.0, 64.0, 32.0, 16.0]),
+    ("batch_norm_h", "ACT", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ("batch_norm_h", "THREADS", &[256.0, 64.0, 32.0, 16.0]),
     ("loss", "LOSS", &[0.0, 1.0, 2.0]),
     ("optim", "MODE", &[0.0, 1.0, 2.0]),
     ("reduce", "MODE", &[0.0, 1.0]),

@@ -6,6 +6,7 @@ use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::amp::{Operand, half_copy, saved_input};
 use crate::ops::{Chans, NormThreads, flag, grid1d, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
@@ -26,14 +27,20 @@ const FAMILY: &str = "batch_norm";
 static THREADS: NormThreads = NormThreads::new([256, 64, 32, 16], ["256 per workgroup", "64 per workgroup", "32 per workgroup", "16 per workgroup"]);
 
 fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
-    ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, 0), params: &p, bindings, groups })
+    run_in(ctx, FAMILY, entry, act, p, bindings, groups)
 }
 
-/// A reduction entry, one workgroup per (channel, chunk), at the workgroup size autotune chose.
-fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)]) -> Result<()> {
-    let shape = format!("n{} {}x{}", p.n, p.c, p.hw);
-    let groups = grid_groups(ctx, FAMILY, (p.c * p.chunks) as usize)?;
-    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| ctx.dispatch(Launch { family: FAMILY, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups }))
+fn run_in(ctx: &Ctx, family: &'static str, entry: &'static str, act: Option<Activation>, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
+    ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, 0), params: &p, bindings, groups })
+}
+
+/// A reduction entry, one workgroup per (channel, chunk), at the workgroup size autotune chose
+/// (`family`: batch_norm, or batch_norm_h on the saved f16 x).
+fn run_tuned(ctx: &Ctx, family: &'static str, entry: &'static str, act: Option<Activation>, p: BatchNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)]) -> Result<()> {
+    let half = if family == FAMILY { "" } else { " f16" };
+    let shape = format!("n{} {}x{}{half}", p.n, p.c, p.hw);
+    let groups = grid_groups(ctx, family, (p.c * p.chunks) as usize)?;
+    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -51,7 +58,7 @@ pub fn batch_norm_forward_train(
 ) -> Result<()> {
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 3 * (p.c * p.chunks) as usize)?;
-    run_tuned(ctx, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
+    run_tuned(ctx, FAMILY, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
     run(ctx, "batch_norm_stats_final", act, p, &[(5, stats), (6, running_mean), (7, running_var), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
     let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (8, y)];
     run(ctx, "batch_norm_apply", act, p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
@@ -83,7 +90,7 @@ pub fn batch_norm_backward(
     ctx: &Ctx,
     act: Option<Activation>,
     p: BatchNormParams,
-    x: &View,
+    x: Operand,
     gamma: &View,
     beta: &View,
     dy: &View,
@@ -92,16 +99,20 @@ pub fn batch_norm_backward(
     dgamma: &View,
     dbeta: &View,
 ) -> Result<()> {
+    let (family, x) = match x {
+        Operand::F32(v) => (FAMILY, v),
+        Operand::F16(v) => ("batch_norm_h", v),
+    };
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 2 * (p.c * p.chunks) as usize)?;
     let inputs = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)];
-    run_tuned(ctx, "batch_norm_backward_partial", act, p, &inputs, &[(12, &partials)])?;
+    run_tuned(ctx, family, "batch_norm_backward_partial", act, p, &inputs, &[(12, &partials)])?;
     let common = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (12, &partials)];
     run(ctx, "batch_norm_backward_final", act, p, &[(10, dgamma), (11, dbeta), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
     if p.write_dx != 0 {
         let mut b = common.to_vec();
         b.push((9, dx));
-        run(ctx, "batch_norm_backward_apply", act, p, &b, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)?;
+        run_in(ctx, family, "batch_norm_backward_apply", act, p, &b, grid1d(ctx, family, (p.n * p.c * p.hw) as usize)?)?;
     }
     Ok(())
 }
@@ -110,6 +121,9 @@ pub struct BatchNormOp {
     p: BatchNormParams,
     stats: View,
     act: Option<Activation>,
+    /// Under half precision, the f16 copy of x the backward reads (f16 activation storage: the
+    /// graph then keeps no f32 x for this op).
+    x_half: Option<View>,
 }
 
 /// PyTorch's F.batch_norm over NCHW with affine gamma/beta [c] and running stats [c] (updated in
@@ -161,10 +175,16 @@ pub fn batch_norm(
     }
     let stats = ctx.alloc(OP, c * 2)?;
     batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
-    Ok((y, Some(BatchNormOp { p, stats, act })))
+    let x_half = half_copy(x, n, c, h * w)?;
+    Ok((y, Some(BatchNormOp { p, stats, act, x_half })))
 }
 
 impl BatchNormOp {
+    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
+    pub fn saves_half_input(&self) -> bool {
+        self.x_half.is_some()
+    }
+
     pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let ctx = sink.ctx().clone();
         let dx = sink.target(&x[0])?;
@@ -197,6 +217,6 @@ impl BatchNormOp {
             param_accumulate: flag(param_acc),
             ..self.p
         };
-        batch_norm_backward(&ctx, self.act, p, x[0].view(), x[1].view(), x[2].view(), dy, &self.stats, &dxv, &dg, &db)
+        batch_norm_backward(&ctx, self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dxv, &dg, &db)
     }
 }
