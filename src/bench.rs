@@ -237,7 +237,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     }
     ctx.set_variant(prev);
     if keep("group_norm") {
-        use crate::ops::amp::Operand;
+        use crate::ops::amp::operand_of;
         use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
         let (ch, hw, groups) = (32, 28 * 28, 8);
         let len = n * ch * hw;
@@ -245,19 +245,29 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let (gm, bt) = (rand_view(ctx, ch, 6)?, rand_view(ctx, ch, 7)?);
         let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", n * groups * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
-        let mut fwd = || group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y);
-        let mut bwd = || -> Result<()> {
-            group_norm_input_grad(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dx)?;
-            group_norm_param_grad(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dg, &db)
-        };
         let shape = vec![n, ch, 28, 28];
         let e = len as f64;
-        let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
-        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
-        rows.push(row(c, "group_norm", "per group; 2-stage dparams", "fwd+bwd", shape, ms[2], 24.0 * e, 24.0 * e));
+        for (flag, v) in norm_passes(ctx, s.amp, "per group; 2-stage dparams")? {
+            let _half = ctx.half_scope(flag);
+            // Under --amp the forward also makes the f16 copy the backward reads, as in a step.
+            let x16 = std::cell::RefCell::new(None);
+            let mut fwd = || -> Result<()> {
+                group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y)?;
+                *x16.borrow_mut() = saved_copy(ctx, &x, n, ch, hw)?;
+                Ok(())
+            };
+            let mut bwd = || -> Result<()> {
+                let x16 = x16.borrow();
+                group_norm_input_grad(ctx, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dx)?;
+                group_norm_param_grad(ctx, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dg, &db)
+            };
+            let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
+            rows.push(row(c, "group_norm", &v, "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
+            rows.push(row(c, "group_norm", &v, "fwd+bwd", shape.clone(), ms[2], 24.0 * e, 24.0 * e));
+        }
     }
     if keep("batch_norm") {
-        use crate::ops::amp::Operand;
+        use crate::ops::amp::operand_of;
         use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
         let (ch, hw) = (64, 14 * 14);
         let len = n * ch * hw;
@@ -268,13 +278,21 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         crate::ops::elementwise::fill(ctx, &rv, 1.0)?;
         let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: 1, s_total: 1, ..Default::default() };
-        let mut fwd = || batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y);
-        let mut bwd = || batch_norm_backward(ctx, None, p, Operand::F32(&x), &gm, &bt, &dy, &st, &dx, &dg, &db);
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
-        let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
-        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
-        rows.push(row(c, "batch_norm", "2-stage (channel x chunk)", "fwd+bwd", shape, ms[2], 24.0 * e, 24.0 * e));
+        for (flag, v) in norm_passes(ctx, s.amp, "2-stage (channel x chunk)")? {
+            let _half = ctx.half_scope(flag);
+            let x16 = std::cell::RefCell::new(None);
+            let mut fwd = || -> Result<()> {
+                batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y)?;
+                *x16.borrow_mut() = saved_copy(ctx, &x, n, ch, hw)?;
+                Ok(())
+            };
+            let mut bwd = || batch_norm_backward(ctx, None, p, operand_of(&x16.borrow(), &x), &gm, &bt, &dy, &st, &dx, &dg, &db);
+            let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
+            rows.push(row(c, "batch_norm", &v, "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
+            rows.push(row(c, "batch_norm", &v, "fwd+bwd", shape.clone(), ms[2], 24.0 * e, 24.0 * e));
+        }
     }
     let params = 4_281_089; // UNetDAE 64/3
     if keep("adamw") {
@@ -405,11 +423,11 @@ pub fn table(r: &Report) -> String {
         "adapter: {} ({}, {}); times: {}\nceilings: {:.1} GFLOP/s (vec4 FMA chains), {:.1} GB/s (copy)\n\n",
         r.adapter, r.backend, r.driver, r.timer, r.ceilings.gflops, r.ceilings.gbps
     );
-    s += &format!("{:<17} {:<26} {:<11} {:<22} {:>10} {:>9} {:>8} {:>10}\n", "kernel", "variant", "pass", "shape", "median ms", "GFLOP/s", "GB/s", "% of bound");
+    s += &format!("{:<17} {:<38} {:<11} {:<22} {:>10} {:>9} {:>8} {:>10}\n", "kernel", "variant", "pass", "shape", "median ms", "GFLOP/s", "GB/s", "% of bound");
     for k in &r.kernels {
         let shape = format!("{:?}", k.shape);
         s += &format!(
-            "{:<17} {:<26} {:<11} {:<22} {:>10.3} {:>9.2} {:>8.2} {:>7.1}% {}\n",
+            "{:<17} {:<38} {:<11} {:<22} {:>10.3} {:>9.2} {:>8.2} {:>7.1}% {}\n",
             k.name, k.variant, k.pass, shape, k.median_ms, k.gflops, k.gbps, k.pct_of_bound, k.bound
         );
     }
@@ -464,6 +482,24 @@ fn spec_model(spec: &str) -> Result<crate::nn::ModelConfig> {
     let mc = crate::nn::ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
     mc.validate()?;
     Ok(mc)
+}
+
+/// The passes of a norm's rows: f32, and under `amp` (where the adapter has shader-f16) once
+/// more with half precision on (an overflow flag) and the backward on the saved f16 copy of x.
+fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>, String)>> {
+    let mut v = vec![(None, variant.to_string())];
+    if amp && ctx.gpu().has_f16() {
+        v.push((Some(ctx.alloc("bench", 1)?), format!("{variant}; f16 saved x")));
+    }
+    Ok(v)
+}
+
+/// Under half precision the f16 copy of `x` (`n` x `c` x `hw`, plain) a norm saves, else None.
+fn saved_copy(ctx: &Ctx, x: &View, n: usize, c: usize, hw: usize) -> Result<Option<View>> {
+    match ctx.half() {
+        Some(_) => crate::ops::amp::operand(ctx, crate::ops::amp::Operand::F32(x), n, c, hw, Chans::PLAIN).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
