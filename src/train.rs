@@ -99,6 +99,9 @@ pub struct Trainer {
     perm: View,
     /// The recorded training step, after the first step.
     plan: Option<Plan>,
+    /// The plan runs kernels the autotune budget left untuned: after its step the tuner gets
+    /// another slice and the next step records the plan anew.
+    retune: bool,
     direct: bool,
 }
 
@@ -223,6 +226,7 @@ impl Trainer {
             vgg,
             perm,
             plan: None,
+            retune: false,
             direct: opts.direct,
         };
         if opts.resume {
@@ -484,16 +488,24 @@ impl Trainer {
             self.ctx.flush()?;
         } else {
             if self.plan.is_none() {
+                let untuned = self.ctx.tune_deferrals();
                 self.ctx.begin_plan()?;
                 let encoded = self.encode_step(log, slot);
                 let plan = self.ctx.end_plan()?;
                 encoded?;
                 self.plan = Some(plan);
+                self.retune = self.ctx.tune_deferrals() > untuned;
             } else {
                 self.opt.t += 1;
             }
             self.patch_step(s, slot)?;
             self.ctx.replay(self.plan.as_ref().ok_or_else(|| Error::Msg("no step plan".into()))?)?;
+            // Progressive autotune: a first run on an empty cache times what its budget allows
+            // and runs the rest untuned; each later step grants another slice and records the
+            // plan anew until every shape is timed (all candidates compute the same bits).
+            if self.retune && self.ctx.tune_more() {
+                self.plan = None;
+            }
         }
         self.step += 1;
         self.step_in_epoch += 1;
@@ -512,6 +524,12 @@ impl Trainer {
         let Some(s) = &self.opt.scaler else { return Ok(None) };
         let st = self.ctx.read(&s.state)?;
         Ok(Some((st[SCALE], st[SKIPPED] as u64)))
+    }
+
+    /// Whether a coming step records the plan anew (none recorded yet, or the last recording
+    /// ran kernels still waiting for autotune); after that, steps only replay it.
+    pub fn retuning(&self) -> bool {
+        self.plan.is_none() || self.retune
     }
 
     /// Dispatches per training step and the bytes of GPU memory its plan binds (after the first

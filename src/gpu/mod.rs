@@ -506,8 +506,20 @@ impl Ctx {
         let short = format!("{kernel} | {shape}");
         let known = self.0.tuner.borrow().known(&short, labels);
         let pick = match known {
-            Some(i) => i,
-            None if labels.len() < 2 || !self.0.tuner.borrow().has_budget() => 0,
+            Some(i) => {
+                // A shape the budget left untuned: with budget again it was known after all (the
+                // cache: another process timed it), without, one more untuned use.
+                let mut t = self.0.tuner.borrow_mut();
+                if t.is_deferred(&short) {
+                    if t.has_budget() { t.undefer(&short) } else { t.defer(&short) }
+                }
+                i
+            }
+            None if labels.len() < 2 => 0,
+            None if !self.0.tuner.borrow().has_budget() => {
+                self.0.tuner.borrow_mut().defer(&short);
+                0
+            }
             None => {
                 let t0 = std::time::Instant::now();
                 // A warm-up run of each candidate (its pipeline compiled), then two timed rounds
@@ -515,11 +527,14 @@ impl Ctx {
                 // load) then touches every candidate alike instead of favouring the ones timed
                 // in a fast moment. The best of each candidate's two runs counts.
                 let mut warm = 0;
+                // A shape cut short before is timed whole now, however long that takes: a
+                // shape longer than one slice would otherwise never finish.
+                let whole = self.0.tuner.borrow().is_deferred(&short);
                 for i in 0..labels.len() {
                     // A candidate whose three runs would go past the budget is not started: the
                     // shape uses the best so far this time and is tuned whole by a later run.
                     let e = t0.elapsed().as_secs_f64();
-                    if i > 0 && !self.0.tuner.borrow().fits(3.0 * e / i as f64 * (i + 1) as f64) {
+                    if i > 0 && !whole && !self.0.tuner.borrow().fits(3.0 * e / i as f64 * (i + 1) as f64) {
                         break;
                     }
                     self.run_alone(|| run(i))?;
@@ -538,6 +553,7 @@ impl Ctx {
                     self.0.tuner.borrow_mut().record(&short, times, spent);
                 } else {
                     self.0.tuner.borrow_mut().spend(spent);
+                    self.0.tuner.borrow_mut().defer(&short);
                 }
                 best
             }
@@ -579,6 +595,18 @@ impl Ctx {
     /// Every candidate this process timed, "kernel | shape" -> (label, ms).
     pub fn tuned_times(&self) -> std::collections::BTreeMap<String, Vec<(String, f64)>> {
         self.0.tuner.borrow().timed()
+    }
+
+    /// Uses of shapes the autotune budget left untuned, so far in this process: work encoded
+    /// while this grew runs some kernel untuned.
+    pub fn tune_deferrals(&self) -> u64 {
+        self.0.tuner.borrow().deferrals()
+    }
+
+    /// Grant another slice of the autotune budget (`DAE_TUNE_BUDGET`, 1 s by default) when shapes
+    /// wait for timing: true when the caller should encode its work anew so they get timed.
+    pub fn tune_more(&self) -> bool {
+        self.0.tuner.borrow_mut().extend()
     }
 
     /// Allow at least `secs` of autotune timing in this process (unless `DAE_TUNE_BUDGET` is set).

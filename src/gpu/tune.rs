@@ -28,6 +28,13 @@ pub struct Tuner {
     timed: BTreeMap<String, Vec<(String, f64)>>,
     spent: f64,
     budget: f64,
+    /// The budget one process starts with, and what `extend` grants again.
+    slice: f64,
+    /// "kernel | shape" of the shapes the budget left untuned (or cut short) so far; a later
+    /// `extend` lets them be timed (see `known`).
+    deferred: std::collections::BTreeSet<String>,
+    /// Uses of a deferred shape so far (each untuned use counts).
+    deferrals: u64,
 }
 
 /// The cache file: `DAE_TUNE_CACHE`, else `<platform cache dir>/dae/tune.json`.
@@ -88,6 +95,9 @@ impl Tuner {
             timed: BTreeMap::new(),
             spent: 0.0,
             budget,
+            slice: budget,
+            deferred: Default::default(),
+            deferrals: 0,
         }
     }
 
@@ -99,16 +109,50 @@ impl Tuner {
 
     /// The label to use for `short` ("kernel | shape") among `labels`, if already known (pinned,
     /// then what this process used before, then cached); `None` means: time the candidates.
-    /// What this process used comes before the cache so a shape keeps one choice for the whole
-    /// run: one whose timing the budget cut short runs its best-so-far every time, not that
-    /// once and the first candidate after.
+    /// What this process used comes before the cache so a shape keeps one choice while the
+    /// budget lasts: one whose timing the budget cut short runs its best-so-far every time, not
+    /// that once and the first candidate after, until `extend` grants budget again and it is
+    /// timed whole.
     pub fn known(&self, short: &str, labels: &[&str]) -> Option<usize> {
         let find = |l: &String| labels.iter().position(|c| c == l);
+        let retime = self.deferred.contains(short) && self.has_budget();
         self.pinned
             .get(short)
             .and_then(find)
-            .or_else(|| self.used.get(short).and_then(find))
+            .or_else(|| if retime { None } else { self.used.get(short).and_then(find) })
             .or_else(|| self.cache.get(&self.full_key(short, labels)).and_then(find))
+    }
+
+    /// A use of a shape the budget left untuned or cut short (it runs its first or best-so-far
+    /// label).
+    pub fn defer(&mut self, short: &str) {
+        self.deferred.insert(short.to_string());
+        self.deferrals += 1;
+    }
+
+    pub fn undefer(&mut self, short: &str) {
+        self.deferred.remove(short);
+    }
+
+    pub fn is_deferred(&self, short: &str) -> bool {
+        self.deferred.contains(short)
+    }
+
+    /// Uses of untuned shapes so far: work encoded while this grew ran some shape untuned.
+    pub fn deferrals(&self) -> u64 {
+        self.deferrals
+    }
+
+    /// Another slice of budget when shapes wait for timing (and tuning is on): true when the
+    /// caller should encode its work anew so that they get timed (`dae train` re-records its
+    /// step plan; every candidate computes the same bits, so a changed choice changes no
+    /// result).
+    pub fn extend(&mut self) -> bool {
+        if self.deferred.is_empty() || self.slice <= 0.0 {
+            return false;
+        }
+        self.budget = self.budget.max(self.spent + self.slice);
+        true
     }
 
     /// Raise the budget to at least `secs` unless `DAE_TUNE_BUDGET` set it (the benchmark suite,
@@ -141,6 +185,7 @@ impl Tuner {
 
     pub fn record(&mut self, short: &str, times: Vec<(String, f64)>, seconds: f64) {
         self.spent += seconds;
+        self.undefer(short);
         let Some((best, _)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return };
         let labels: Vec<&str> = times.iter().map(|(l, _)| l.as_str()).collect();
         let key = self.full_key(short, &labels);
@@ -244,5 +289,29 @@ mod tests {
         // What the process used, best-so-far of a cut timing included, it uses again.
         t.note_used("k | s", "b");
         assert_eq!(t.known("k | s", &["a", "b"]), Some(1));
+    }
+
+    #[test]
+    fn a_deferred_shape_keeps_its_choice_until_another_slice_times_it() {
+        let mut t = Tuner::at(None, "gpu | drv", 1.0);
+        assert!(!t.extend(), "nothing waits: no new slice");
+        t.record("k | a", vec![("x".into(), 1.0), ("y".into(), 2.0)], 1.0);
+        // Out of budget: shape b runs its first label, untuned, as often as it is met.
+        t.note_used("k | b", "x");
+        t.defer("k | b");
+        assert_eq!(t.known("k | b", &["x", "y"]), Some(0));
+        t.defer("k | b");
+        assert_eq!(t.deferrals(), 2);
+        // Another slice: b is timed (known gives None) and, once recorded, waits no more.
+        assert!(t.extend() && t.has_budget());
+        assert_eq!(t.known("k | b", &["x", "y"]), None);
+        t.record("k | b", vec![("x".into(), 2.0), ("y".into(), 1.0)], 0.5);
+        t.note_used("k | b", "y");
+        assert!(!t.is_deferred("k | b") && !t.extend());
+        assert_eq!(t.known("k | b", &["x", "y"]), Some(1));
+        // DAE_TUNE_BUDGET=0 (tuning off) never grants a slice.
+        let mut off = Tuner::at(None, "gpu | drv", 0.0);
+        off.defer("k | c");
+        assert!(!off.extend());
     }
 }
