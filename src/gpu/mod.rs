@@ -497,8 +497,9 @@ impl Ctx {
     /// by a checkpoint, else cached for this adapter and driver, else timed now: `run(i)` encodes
     /// candidate i once (on scratch outputs), and each runs alone on the GPU, once to warm up
     /// (compile) and twice timed; the fastest wins and is cached. Past the process's tuning
-    /// budget the first label runs, untuned and not cached. A plan being recorded is set aside
-    /// while candidates run, so nothing of the tuning enters it.
+    /// budget the first label runs, untuned and not cached, and the shape waits for
+    /// `tune_more`. A plan being recorded is set aside while candidates run, so nothing of the
+    /// tuning enters it.
     pub fn tuned(&self, kernel: &str, shape: &str, labels: &[&'static str], mut run: impl FnMut(usize) -> Result<()>) -> Result<usize> {
         if let Some(i) = self.0.forced.get() {
             return Ok(i.min(labels.len() - 1));
