@@ -685,6 +685,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         say("note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps");
     }
     let total_steps = (spe * cfg.train.epochs) as u64;
+    // The run-time estimate's marks: after a step once the plan has settled, after the next.
     let (mut steps_here, mut t_mark) = (0u32, Instant::now());
     say(&format!(
         "model: {} -> {} parameters; {} train / {} val images, {} steps per epoch of {}",
@@ -786,10 +787,13 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
             tr.train_step(tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
-            // The run-time estimate: the second step of this process timed on its own (the first
-            // compiles the kernels); two waits per run, outside the steady loop.
-            steps_here += 1;
-            if verbose && steps_here <= 2 && tr.step < total_steps {
+            // The run-time estimate: a step that only replays the settled plan, timed on its
+            // own (the first steps compile the kernels and, on an empty tune cache, time them
+            // while the plan is recorded anew); two waits per run, outside the steady loop.
+            if steps_here > 0 || !tr.retuning() {
+                steps_here += 1;
+            }
+            if verbose && (1..=2).contains(&steps_here) && tr.step < total_steps {
                 ctx.gpu().wait()?;
                 if steps_here == 1 {
                     t_mark = Instant::now();
