@@ -1348,7 +1348,8 @@ fn the_unet_step_runs_no_concat_copy() {
     for spec in ["unet16x2", "unet8x3"] {
         let (row, prof) = dae::bench::model_step(&c, spec, 3, 0, 1, true, false).unwrap();
         let entries: Vec<&str> = prof.iter().map(|p| p.0).collect();
-        assert!(entries.contains(&"conv2d_forward_tiled") && entries.contains(&"maxpool2d_backward"), "{spec}: the profile missed the step: {entries:?}");
+        // Any conv forward kernel: which blocking runs is autotune's (the tune cache's) choice.
+        assert!(entries.iter().any(|e| e.starts_with("conv2d_forward")) && entries.contains(&"maxpool2d_backward"), "{spec}: the profile missed the step: {entries:?}");
         assert!(!entries.iter().any(|e| e.starts_with("concat")), "{spec}: a concat copy ran: {entries:?}");
         assert!(row.dispatches > 40, "{spec}: {} dispatches", row.dispatches);
     }
