@@ -237,7 +237,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     }
     ctx.set_variant(prev);
     if keep("group_norm") {
-        use crate::ops::amp::operand_of;
+        use crate::ops::amp::{half_copy, operand_of};
         use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
         let (ch, hw, groups) = (32, 28 * 28, 8);
         let len = n * ch * hw;
@@ -253,7 +253,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             let x16 = std::cell::RefCell::new(None);
             let mut fwd = || -> Result<()> {
                 group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y)?;
-                *x16.borrow_mut() = saved_copy(ctx, &x, n, ch, hw)?;
+                *x16.borrow_mut() = half_copy(ctx, &x, n, ch, hw, Chans::PLAIN)?;
                 Ok(())
             };
             let mut bwd = || -> Result<()> {
@@ -267,7 +267,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         }
     }
     if keep("batch_norm") {
-        use crate::ops::amp::operand_of;
+        use crate::ops::amp::{half_copy, operand_of};
         use crate::ops::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_forward_train};
         let (ch, hw) = (64, 14 * 14);
         let len = n * ch * hw;
@@ -285,7 +285,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             let x16 = std::cell::RefCell::new(None);
             let mut fwd = || -> Result<()> {
                 batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y)?;
-                *x16.borrow_mut() = saved_copy(ctx, &x, n, ch, hw)?;
+                *x16.borrow_mut() = half_copy(ctx, &x, n, ch, hw, Chans::PLAIN)?;
                 Ok(())
             };
             let mut bwd = || batch_norm_backward(ctx, None, p, operand_of(&x16.borrow(), &x), &gm, &bt, &dy, &st, &dx, &dg, &db);
@@ -492,14 +492,6 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
         v.push((Some(ctx.alloc("bench", 1)?), format!("{variant}; f16 saved x")));
     }
     Ok(v)
-}
-
-/// Under half precision the f16 copy of `x` (`n` x `c` x `hw`, plain) a norm saves, else None.
-fn saved_copy(ctx: &Ctx, x: &View, n: usize, c: usize, hw: usize) -> Result<Option<View>> {
-    match ctx.half() {
-        Some(_) => crate::ops::amp::operand(ctx, crate::ops::amp::Operand::F32(x), n, c, hw, Chans::PLAIN).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global

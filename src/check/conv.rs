@@ -60,12 +60,7 @@ pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
 /// products are exact, the sums f32), and against the exact operands at the stated F16 bounds.
 /// The channel-block variant shares the tiled kernels' code and is left out.
 pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
-    if !c.ctx.gpu().has_f16() {
-        eprintln!("note: this adapter has no shader-f16: the f16 conv checks do not apply (train.amp trains in f32 here)");
-        return Ok(());
-    }
-    let flag = c.ctx.alloc("check", 1)?;
-    crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
+    let Some(flag) = f16_flag(c, "conv")? else { return Ok(()) };
     let prev = c.ctx.variant();
     c.ctx.set_half(Some(flag.clone()));
     let mut r = Ok(());

@@ -233,6 +233,18 @@ impl Checker<'_> {
     }
 }
 
+/// The overflow flag half precision needs (cleared), or None with a note where the adapter has
+/// no shader-f16 and the f16 checks of `what` do not apply.
+fn f16_flag(c: &Checker, what: &str) -> Result<Option<crate::gpu::View>> {
+    if !c.ctx.gpu().has_f16() {
+        eprintln!("note: this adapter has no shader-f16: the f16 {what} checks do not apply (train.amp trains in f32 here)");
+        return Ok(None);
+    }
+    let flag = c.ctx.alloc("check", 1)?;
+    crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
+    Ok(Some(flag))
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
 const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
     ("conv2d+conv_transpose2d", conv::check_convs),

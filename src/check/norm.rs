@@ -52,12 +52,7 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
 /// and, without a fused activation (whose derivative a rounded x may step across a kink of),
 /// against the exact x at `F16_OPERANDS` (" vs exact": what the rounding costs).
 pub(super) fn check_norms_f16(c: &mut Checker) -> Result<()> {
-    if !c.ctx.gpu().has_f16() {
-        eprintln!("note: this adapter has no shader-f16: the f16 norm checks do not apply (train.amp trains in f32 here)");
-        return Ok(());
-    }
-    let flag = c.ctx.alloc("check", 1)?;
-    crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
+    let Some(flag) = f16_flag(c, "norm")? else { return Ok(()) };
     let half = c.ctx.half_scope(Some(flag));
     let eps = 1e-5;
     let acts = fused_acts().map(|(a, ra, name)| (Some(a), Some(ra), name));

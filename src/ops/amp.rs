@@ -67,14 +67,13 @@ pub fn saved_input<'a>(half: &'a Option<View>, x: &'a crate::tensor::Tensor) -> 
     }
 }
 
-/// The f16 copy of `x` (`n` x `c` x `hw`) under half precision, None otherwise: what an op
-/// saves for its backward instead of x.
-pub fn half_copy(x: &crate::tensor::Tensor, n: usize, c: usize, hw: usize) -> Result<Option<View>> {
-    let ctx = x.ctx();
+/// The f16 copy of `x` (`n` images of `c` channels of `hw` values, laid out as `chans`) under
+/// half precision, None otherwise: what an op saves for its backward instead of x.
+pub fn half_copy(ctx: &Ctx, x: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
     if ctx.half().is_none() {
         return Ok(None);
     }
-    operand(ctx, Operand::F32(x.view()), n, c, hw, Chans::of(x)).map(Some)
+    operand(ctx, Operand::F32(x), n, c, hw, chans).map(Some)
 }
 
 /// The packed f16 copy (2 per 32-bit word) of `x`, an NCHW-like tensor of `n` images of `c`

@@ -175,7 +175,7 @@ pub fn batch_norm(
     }
     let stats = ctx.alloc(OP, c * 2)?;
     batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
-    let x_half = half_copy(x, n, c, h * w)?;
+    let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
     Ok((y, Some(BatchNormOp { p, stats, act, x_half })))
 }
 

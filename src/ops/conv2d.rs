@@ -558,7 +558,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
     let mut inputs = vec![x, w];
     inputs.extend(b);
     let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
-    let x_half = half_copy(x, n, cin, h * wd)?;
+    let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
     forward_of(x.ctx(), &g, operand_of(&x_half, x.view()), w.view(), b.map(|b| b.view()), y.view(), false)?;
     Ok((y, Conv2dOp { g, x_half }))
 }
@@ -599,7 +599,7 @@ pub fn conv_transpose2d(
     inputs.extend(b);
     let y = output_to(OP, vec![n, cout, ho, wo], &inputs, dest)?;
     let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad, xs: Chans::of(&y) };
-    let x_half = half_copy(x, n, cin, h * wd)?;
+    let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
     input_grad_of(x.ctx(), &g, w.view(), b.map(|b| b.view()), operand_of(&x_half, x.view()), y.view(), false)?;
     Ok((y, Conv2dOp { g, x_half }))
 }
@@ -607,11 +607,10 @@ pub fn conv_transpose2d(
 /// The upstream gradient (`n` x `c` x `hw`, laid out as `chans`) as both GEMMs of a backward
 /// read it: under half precision cast once for the two, when either runs.
 fn grad_operand(sink: &dyn Sink, x: &[Tensor], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
-    let ctx = sink.ctx();
-    if ctx.half().is_none() || !(sink.wants(&x[0]) || sink.wants(&x[1])) {
+    if !(sink.wants(&x[0]) || sink.wants(&x[1])) {
         return Ok(None);
     }
-    operand(ctx, Operand::F32(dy), n, c, hw, chans).map(Some)
+    half_copy(sink.ctx(), dy, n, c, hw, chans)
 }
 
 impl Conv2dOp {

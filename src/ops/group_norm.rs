@@ -97,7 +97,7 @@ pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps:
         ..Default::default()
     };
     group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
-    let x_half = half_copy(x, n, c, h * w)?;
+    let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
     Ok((y, GroupNormOp { p, stats, act, x_half }))
 }
 
