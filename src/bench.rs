@@ -375,7 +375,7 @@ pub fn tuned_table(rows: &[TunedRow]) -> String {
     s
 }
 
-/// Seconds of autotune timing the suite allows itself (training's default is 2 s per process,
+/// Seconds of autotune timing the suite allows itself (training's default is 1 s per slice,
 /// which batch-128 shapes on a CPU adapter spend on the first shape).
 const BENCH_TUNE_BUDGET_S: f64 = 300.0;
 
@@ -496,7 +496,9 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
 
 /// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
 /// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
-/// `unet16x2` or `conv64x3`. With `profile`, one more step follows with every dispatch timed on
+/// `unet16x2` or `conv64x3`. The first step is timed from a cold start (compile, and autotune
+/// within the process's budget); then, as in training, the step is recorded anew until autotune
+/// has timed all its shapes, and the timed steps replay the settled plan. With `profile`, one more step follows with every dispatch timed on
 /// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
 /// error where the adapter lacks shader-f16).
 #[allow(clippy::type_complexity)]
@@ -534,8 +536,7 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
     let n = batch * 28 * 28;
     let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
     let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
-    ctx.begin_plan()?;
-    let encoded = (|| -> Result<()> {
+    let encode = |opt: &mut Optimizer| -> Result<()> {
         let half = ctx.half_scope(opt.scaler.as_ref().map(|s| s.flag.clone()));
         let mut g = crate::autograd::Graph::new(ctx);
         w.attach(&mut g)?;
@@ -545,12 +546,19 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
         drop(half);
         opt.step(ctx, &params, &grads, 2e-4)?;
         ema_update_unless_skipped(ctx, 0.999, &params, &ema, opt.scaler.as_ref().map(|s| &s.state))
-    })();
-    let mut plan = ctx.end_plan()?;
-    encoded.map_err(|e| e.limit_in_terms_of("--batch", batch))?;
+    };
+    let record = |opt: &mut Optimizer| ctx.record(|| encode(opt)).map_err(|e| e.limit_in_terms_of("--batch", batch));
+    let mut plan = record(&mut opt)?;
     ctx.replay(&plan)?;
     ctx.gpu().wait()?;
     let first_step_s = t_cold.elapsed().as_secs_f64();
+    // As `dae train` does, the step is recorded anew while autotune has shapes of it to time
+    // (a slice of budget each time), so the timed steps run what training settles on.
+    while ctx.retune(&plan) {
+        opt.t += 1;
+        plan = record(&mut opt)?;
+        ctx.replay(&plan)?;
+    }
     let mut step = || -> Result<()> {
         opt.t += 1;
         opt.patch(&mut plan, 2e-4);

@@ -172,11 +172,7 @@ pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet,
         };
         if planned && nb == b {
             if plan.is_none() {
-                ctx.begin_plan()?;
-                let encoded = encode(start);
-                let p = ctx.end_plan()?;
-                encoded?;
-                plan = Some(p);
+                plan = Some(ctx.record(|| encode(start))?);
             }
             let p = plan.as_mut().ok_or_else(|| crate::error::Error::Msg("no eval plan".into()))?;
             p.patch::<DataParams>("data_gather", |_, d| d.start = start as u32);
@@ -185,6 +181,11 @@ pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet,
                 p.patch::<crate::ops::metrics::MetricsParams>(entry, |_, m| m.offset = start as u32);
             }
             ctx.replay(p)?;
+            // Progressive autotune, as in training: record the batch anew while shapes of it
+            // wait for timing.
+            if ctx.retune(p) {
+                plan = None;
+            }
         } else {
             encode(start)?;
         }

@@ -97,11 +97,9 @@ pub struct Trainer {
     vgg: Option<(crate::nn::vgg::Vgg, f32)>,
     /// The training split's order this epoch (one buffer for the run: the step plan binds it).
     perm: View,
-    /// The recorded training step, after the first step.
+    /// The recorded training step, after the first step (recorded anew while autotune has
+    /// shapes of it to time: `Ctx::retune`).
     plan: Option<Plan>,
-    /// The plan runs kernels the autotune budget left untuned: after its step the tuner gets
-    /// another slice and the next step records the plan anew.
-    retune: bool,
     direct: bool,
 }
 
@@ -226,7 +224,6 @@ impl Trainer {
             vgg,
             perm,
             plan: None,
-            retune: false,
             direct: opts.direct,
         };
         if opts.resume {
@@ -488,22 +485,18 @@ impl Trainer {
             self.ctx.flush()?;
         } else {
             if self.plan.is_none() {
-                let untuned = self.ctx.tune_deferrals();
-                self.ctx.begin_plan()?;
-                let encoded = self.encode_step(log, slot);
-                let plan = self.ctx.end_plan()?;
-                encoded?;
-                self.plan = Some(plan);
-                self.retune = self.ctx.tune_deferrals() > untuned;
+                let ctx = self.ctx.clone();
+                self.plan = Some(ctx.record(|| self.encode_step(log, slot))?);
             } else {
                 self.opt.t += 1;
             }
             self.patch_step(s, slot)?;
-            self.ctx.replay(self.plan.as_ref().ok_or_else(|| Error::Msg("no step plan".into()))?)?;
+            let plan = self.plan.as_ref().ok_or_else(|| Error::Msg("no step plan".into()))?;
+            self.ctx.replay(plan)?;
             // Progressive autotune: a first run on an empty cache times what its budget allows
             // and runs the rest untuned; each later step grants another slice and records the
-            // plan anew until every shape is timed (all candidates compute the same bits).
-            if self.retune && self.ctx.tune_more() {
+            // plan anew until every shape is timed.
+            if self.ctx.retune(plan) {
                 self.plan = None;
             }
         }
@@ -529,7 +522,7 @@ impl Trainer {
     /// Whether a coming step records the plan anew (none recorded yet, or the last recording
     /// ran kernels still waiting for autotune); after that, steps only replay it.
     pub fn retuning(&self) -> bool {
-        self.plan.is_none() || self.retune
+        self.plan.as_ref().is_none_or(Plan::untuned)
     }
 
     /// Dispatches per training step and the bytes of GPU memory its plan binds (after the first

@@ -229,6 +229,8 @@ struct PlanBuilder {
     /// Buffers the host filled during the recording (uploads): the plan reads them every replay,
     /// so they must not return to the pool.
     keep: Vec<View>,
+    /// `Ctx::tune_deferrals` when the recording began.
+    deferrals: u64,
 }
 
 /// Half precision until dropped (`Ctx::half_scope`).
@@ -251,6 +253,8 @@ pub struct Plan {
     slot: u64,
     /// Bytes of every distinct buffer the plan binds: the memory one replay needs.
     pub peak_bytes: u64,
+    /// The recording ran shapes the autotune budget left untimed (see [`Ctx::retune`]).
+    untuned: bool,
 }
 
 impl Plan {
@@ -282,9 +286,15 @@ impl Plan {
         self.dispatches.iter().filter(|d| d.entry == entry).count()
     }
 
-    /// The kept buffers (see [`Ctx::begin_plan`]).
+    /// The kept buffers (see [`Ctx::record`]).
     pub fn kept(&self) -> usize {
         self.keep.len()
+    }
+
+    /// Whether the recording ran kernels at shapes autotune had not timed (their first or
+    /// best-so-far candidate): a later recording may run faster ones.
+    pub fn untuned(&self) -> bool {
+        self.untuned
     }
 }
 
@@ -953,24 +963,40 @@ impl Ctx {
 
     // ---- plans: a step recorded once, replayed every step --------------------------------------
 
-    /// Start recording: until [`Ctx::end_plan`], dispatches are built (pipelines, bind groups)
-    /// and kept in order with their Params instead of being encoded. Buffers freed during the
-    /// recording go back to the pool and are reused by later dispatches of the same recording,
-    /// which plans their lifetimes: a buffer is reused once its last reader has been recorded.
-    pub fn begin_plan(&self) -> Result<()> {
+    /// Record the work `encode` encodes as a plan: its dispatches are built (pipelines, bind
+    /// groups) and kept in order with their Params instead of being encoded. Buffers freed during
+    /// the recording go back to the pool and are reused by later dispatches of the same
+    /// recording, which plans their lifetimes: a buffer is reused once its last reader has been
+    /// recorded. Nothing runs until [`Ctx::replay`].
+    pub fn record(&self, encode: impl FnOnce() -> Result<()>) -> Result<Plan> {
         self.flush()?;
-        let mut r = self.0.recording.borrow_mut();
-        if r.is_some() {
-            return Err(Error::Msg("a plan is already recording".into()));
+        {
+            let mut r = self.0.recording.borrow_mut();
+            if r.is_some() {
+                return Err(Error::Msg("a plan is already recording".into()));
+            }
+            *r = Some(PlanBuilder { deferrals: self.tune_deferrals(), ..Default::default() });
         }
-        *r = Some(PlanBuilder::default());
-        Ok(())
+        let encoded = encode();
+        // Ends the recording after an error too.
+        let b = self.0.recording.borrow_mut().take().ok_or_else(|| Error::Msg("no plan is recording".into()))?;
+        encoded?;
+        Ok(Plan {
+            peak_bytes: b.buffers.values().sum(),
+            untuned: self.tune_deferrals() > b.deferrals,
+            dispatches: b.dispatches,
+            params: b.params,
+            keep: b.keep,
+            slot: self.0.slot_bytes,
+        })
     }
 
-    /// Stop recording and return the plan (also after an error in between: call it anyway).
-    pub fn end_plan(&self) -> Result<Plan> {
-        let b = self.0.recording.borrow_mut().take().ok_or_else(|| Error::Msg("no plan is recording".into()))?;
-        Ok(Plan { peak_bytes: b.buffers.values().sum(), dispatches: b.dispatches, params: b.params, keep: b.keep, slot: self.0.slot_bytes })
+    /// Progressive autotune, after a replay of `plan`: true when its recording ran shapes the
+    /// autotune budget left untimed and the tuner grants another slice, so the caller should
+    /// record the plan anew (that recording times at least one more shape; every candidate
+    /// computes the same bits, so switching mid-run changes no result).
+    pub fn retune(&self, plan: &Plan) -> bool {
+        plan.untuned && self.tune_more()
     }
 
     /// Whether a plan is recording (work then cannot be read back until it is replayed).
