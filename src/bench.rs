@@ -447,8 +447,12 @@ pub struct TrainRow {
     /// Under `train.amp` (f16 conv operands, loss scaling).
     pub amp: bool,
     pub images_per_s: f64,
-    /// The first step from a cold start: compiling the kernels and recording the plan.
+    /// The first step from a cold start: compiling the kernels and recording the plan (and
+    /// autotune within the process's budget).
     pub first_step_s: f64,
+    /// After the first step, the seconds spent recording the step anew while autotune timed the
+    /// shapes the first one left untimed (0 when the tune cache knew them all).
+    pub tune_s: f64,
     /// Dispatches per step (the recorded plan's length).
     pub dispatches: usize,
     /// Bytes of every buffer the step's plan binds, in MiB: the GPU memory one step needs.
@@ -498,7 +502,8 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
 /// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
 /// `unet16x2` or `conv64x3`. The first step is timed from a cold start (compile, and autotune
 /// within the process's budget); then, as in training, the step is recorded anew until autotune
-/// has timed all its shapes, and the timed steps replay the settled plan. With `profile`, one more step follows with every dispatch timed on
+/// has timed all its shapes (within `BENCH_TUNE_BUDGET_S`), and the timed steps replay the
+/// settled plan. With `profile`, one more step follows with every dispatch timed on
 /// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
 /// error where the adapter lacks shader-f16).
 #[allow(clippy::type_complexity)]
@@ -552,13 +557,19 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
     ctx.replay(&plan)?;
     ctx.gpu().wait()?;
     let first_step_s = t_cold.elapsed().as_secs_f64();
-    // As `dae train` does, the step is recorded anew while autotune has shapes of it to time
-    // (a slice of budget each time), so the timed steps run what training settles on.
+    // As `dae train` does, the step is recorded anew while autotune has shapes of it to time,
+    // so the timed steps run what training settles on; with the suite's budget rather than
+    // training's 1 s slices (a re-recording per slice: about one shape a minute for unet64x3 at
+    // batch 16 on lavapipe).
+    let t_tune = Instant::now();
+    ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
     while ctx.retune(&plan) {
         opt.t += 1;
         plan = record(&mut opt)?;
         ctx.replay(&plan)?;
     }
+    ctx.gpu().wait()?;
+    let tune_s = t_tune.elapsed().as_secs_f64();
     let mut step = || -> Result<()> {
         opt.t += 1;
         opt.patch(&mut plan, 2e-4);
@@ -580,6 +591,7 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
         amp,
         images_per_s: batch as f64 * 1e3 / ms,
         first_step_s,
+        tune_s,
         dispatches: plan.len(),
         peak_mem_mb: mib(plan.peak_bytes),
         min_mem_mb: min_bytes(spec, batch).map(mib),
@@ -589,14 +601,14 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
 
 /// The terminal table of training steps (and profiles).
 pub fn train_table(rows: &[(TrainRow, Vec<(&'static str, u64, f64)>)]) -> String {
-    let mut s = format!("{:<16} {:>6} {:>10} {:>14} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "dispatches", "peak MiB", "min MiB", "peak/min");
+    let mut s = format!("{:<16} {:>6} {:>10} {:>14} {:>8} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "tune s", "dispatches", "peak MiB", "min MiB", "peak/min");
     for (r, prof) in rows {
         let (min, ratio) = match r.min_mem_mb {
             Some(m) => (format!("{m:.1}"), format!("{:.2}", r.peak_mem_mb / m)),
             None => ("-".into(), "-".into()),
         };
         let model = if r.amp { format!("{} amp", r.model) } else { r.model.clone() };
-        s += &format!("{:<16} {:>6} {:>10.2} {:>14.2} {:>11} {:>10.1} {:>10} {:>9}\n", model, r.batch, r.images_per_s, r.first_step_s, r.dispatches, r.peak_mem_mb, min, ratio);
+        s += &format!("{:<16} {:>6} {:>10.2} {:>14.2} {:>8.1} {:>11} {:>10.1} {:>10} {:>9}\n", model, r.batch, r.images_per_s, r.first_step_s, r.tune_s, r.dispatches, r.peak_mem_mb, min, ratio);
         let total: f64 = prof.iter().map(|p| p.2).sum();
         for (entry, calls, secs) in prof {
             s += &format!("    {entry:<34} x{calls:<4} {:>9.2} ms {:>5.1}%\n", secs * 1e3, 100.0 * secs / total);

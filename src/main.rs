@@ -299,6 +299,9 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             if !models.is_empty() {
                 let mut rows = Vec::new();
                 for m in &models {
+                    if !json {
+                        eprintln!("measuring {m} at batch {batch} (autotune times the kernels of shapes the tune cache lacks first: minutes on a CPU adapter) ...");
+                    }
                     rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, false)?);
                     if amp {
                         rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, true)?);
