@@ -751,3 +751,130 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
         }
     }
 }
+
+// ---- weights shared through workgroup memory ---------------------------------------------------
+// The blocked forward and input grad with the channel-block items (the launcher sets
+// CHANNEL_BLOCKS = 1: each workgroup on one 8-channel block, WG consecutive items), whose weights
+// the workgroup stages in workgroup memory, one tap and up to WSH_CH summed channels at a time,
+// for all its invocations to read there: each weight is loaded from the buffer once per
+// workgroup instead of once per invocation (the GPU way of sharing a GEMM operand; on a CPU
+// driver the uniform-buffer and subgroup kernels do it cheaper). Items and sums are the tiled
+// kernels' (taps outside, summed channels inside; a row or tap an item does not meet is skipped,
+// not masked): identical bits. Barriers need every invocation of the workgroup, so the tap and
+// chunk loops are the same for all (no early return, no `continue` on an item's own values): an
+// item past the end, or a tap its row does not meet, skips only its sums and its write.
+const WSH_CH: u32 = 256u;
+// [summed channel of the chunk][2]: the block's channels 0-3, then 4-7.
+var<workgroup> wsh: array<vec4<f32>, 512>;
+
+// Stage tap t's weights of block channels cb0 .. cb0 + 7 (clamped to cmax; the sums of a clamped
+// channel are never written) and summed channels s0 .. min(s0 + WSH_CH, smax + 1) - 1; the
+// weight of block channel c and summed channel s is wt[c * bs + s * ss + t].
+fn wsh_stage(lid: u32, t: u32, s0: u32, smax: u32, cb0: u32, cmax: u32, bs: u32, ss: u32) {
+    workgroupBarrier();
+    let n = 2u * min(WSH_CH, smax + 1u - s0);
+    for (var e = lid; e < n; e += WG) {
+        let c = cb0 + (e % 2u) * 4u;
+        let at = (s0 + e / 2u) * ss + t;
+        wsh[e] = vec4<f32>(lwt(min(c, cmax) * bs + at), lwt(min(c + 1u, cmax) * bs + at), lwt(min(c + 2u, cmax) * bs + at), lwt(min(c + 3u, cmax) * bs + at));
+    }
+    workgroupBarrier();
+}
+
+// The block's 8 channels at summed channel j of the staged chunk, times v (4 pixels).
+fn wsh_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, j: u32) {
+    let lo = wsh[2u * j];
+    let hi = wsh[2u * j + 1u];
+    (*a)[0] = fma(v, vec4<f32>(lo.x), (*a)[0]);
+    (*a)[1] = fma(v, vec4<f32>(lo.y), (*a)[1]);
+    (*a)[2] = fma(v, vec4<f32>(lo.z), (*a)[2]);
+    (*a)[3] = fma(v, vec4<f32>(lo.w), (*a)[3]);
+    (*a)[4] = fma(v, vec4<f32>(hi.x), (*a)[4]);
+    (*a)[5] = fma(v, vec4<f32>(hi.y), (*a)[5]);
+    (*a)[6] = fma(v, vec4<f32>(hi.z), (*a)[6]);
+    (*a)[7] = fma(v, vec4<f32>(hi.w), (*a)[7]);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward_wgm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let nxb = (p.wo + 3u) / 4u;
+    let ncb = (p.cout + 7u) / 8u;
+    let blk = block_of(wid, lid, nwg, p.ho * nxb, ncb);
+    let ox0 = (blk.x % nxb) * 4u;
+    let oy = blk.x / nxb;
+    let co0 = blk.y * 8u;
+    let b = blk.z;
+    var a: array<vec4<f32>, 8>;
+    let kk = p.kh * p.kw;
+    let hw = p.h * p.w;
+    let s = i32(p.sw);
+    let wm = i32(p.w) - 1;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.sh + ky) - i32(p.ph);
+        let live = blk.w != 0u && iy >= 0 && iy < i32(p.h);
+        let row = xplane(b, 0u) * hw + u32(max(iy, 0)) * p.w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
+            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
+            let t = ky * p.kw + kx;
+            for (var s0 = 0u; s0 < p.cin; s0 += WSH_CH) {
+                wsh_stage(lid, t, s0, p.cin - 1u, co0, p.cout - 1u, p.cin * kk, kk);
+                if (live) {
+                    var off = s0 * hw;
+                    let n = min(WSH_CH, p.cin - s0);
+                    for (var j = 0u; j < n; j++) {
+                        let xv = select(vec4<f32>(0.0), vec4<f32>(lx(o.x + off), lx(o.y + off), lx(o.z + off), lx(o.w + off)), ok);
+                        wsh_fma(&a, xv, j);
+                        off += hw;
+                    }
+                }
+            }
+        }
+    }
+    if (blk.w != 0u) { store_y(a, b, co0, oy, ox0); }
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_input_grad_wgm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_plane = dx_items_per_plane();
+    let ncb = (p.cin + 7u) / 8u;
+    let blk = block_of(wid, lid, nwg, per_plane, ncb);
+    let q = dx_item(blk.z * per_plane + blk.x);
+    let valid = blk.w != 0u && q.y < p.h;
+    let b = q.x;
+    let iy = q.y;
+    let ix0 = q.z;
+    let ci0 = blk.y * 8u;
+    let kk = p.kh * p.kw;
+    var a: array<vec4<f32>, 8>;
+    let ohw = p.ho * p.wo;
+    let wom = i32(p.wo) - 1;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = i32(iy + p.ph) - i32(ky);
+        let oy = u32(max(ty, 0)) / p.sh;
+        let row_ok = valid && ty >= 0 && (u32(max(ty, 0)) % p.sh) == 0u && oy < p.ho;
+        let drow = b * p.cout * ohw + oy * p.wo;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            // As in conv2d_input_grad_tiled: the tap feeds the 4 pixels only in their phase.
+            let live = row_ok && ((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) == 0u;
+            let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
+            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
+            let t = ky * p.kw + kx;
+            for (var s0 = 0u; s0 < p.cout; s0 += WSH_CH) {
+                wsh_stage(lid, t, s0, p.cout - 1u, ci0, p.cin - 1u, kk, p.cin * kk);
+                if (live) {
+                    var off = s0 * ohw;
+                    let n = min(WSH_CH, p.cout - s0);
+                    for (var j = 0u; j < n; j++) {
+                        let dv = select(vec4<f32>(0.0), vec4<f32>(ldy(o.x + off), ldy(o.y + off), ldy(o.z + off), ldy(o.w + off)), ok);
+                        wsh_fma(&a, dv, j);
+                        off += ohw;
+                    }
+                }
+            }
+        }
+    }
+    if (valid) { store_dx(a, b, ci0, iy, ix0); }
+}

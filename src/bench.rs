@@ -170,7 +170,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     use crate::gpu::Variant;
     // The default runs what training runs (autotune's pick per shape, listed under the table);
     // --all also times each blocking pinned, and the naive kernels.
-    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide, Variant::Naive] } else { &[Variant::Auto] };
+    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide, Variant::Naive] } else { &[Variant::Auto] };
     let prev = ctx.variant();
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
@@ -215,6 +215,7 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
                 Variant::Auto => ("tiled, autotuned", s.runs),
                 Variant::Tiled => ("tiled", s.runs),
                 Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
+                Variant::Workgroup => ("tiled, workgroup weights", s.runs),
                 Variant::Subgroup => ("tiled, subgroup weights", s.runs),
                 Variant::SubgroupWide => ("tiled, subgroup weights x16", s.runs),
                 Variant::Uniform => ("tiled, uniform weights", s.runs),

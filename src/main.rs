@@ -202,7 +202,7 @@ enum Cmd {
         /// Only the kernel families (and models) whose name contains this, e.g. conv2d.
         #[arg(long)]
         filter: Option<String>,
-        /// Also the other kernel variants: the channel-block conv (each workgroup one 8-channel block) and the naive ones.
+        /// Also the other kernel variants: every conv blocking pinned (tiled, channel blocks, workgroup weights, subgroup, uniform weights; 8 and 16 channels) and the naive kernels.
         #[arg(long)]
         all: bool,
         /// With --models: time one more step dispatch by dispatch, a row per entry point.

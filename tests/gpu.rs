@@ -58,6 +58,8 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         ConvGeom { n: 2, cin: 9, h: 15, w: 13, cout: 11, ho: 7, wo: 6, kh: 4, kw: 4, stride: (2, 2), pad: (1, 1), xs: Chans::PLAIN },
         // Past 2048 summed channels x taps: the uniform kernels run over ranges of taps.
         ConvGeom { n: 1, cin: 240, h: 5, w: 5, cout: 230, ho: 5, wo: 5, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN },
+        // Past 256 summed channels both ways: the workgroup-memory kernels stage two chunks.
+        ConvGeom { n: 1, cin: 300, h: 4, w: 4, cout: 270, ho: 4, wo: 4, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN },
     ];
     let mut rng = dae::util::rng::Rng::new(11);
     for g in geoms {
@@ -81,6 +83,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         let tiled = run(Variant::Tiled);
         assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0) && tiled.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
         assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");
+        assert!(tiled == run(Variant::Workgroup), "the workgroup-memory kernels differ from tiled at {g:?}");
         // A 256-bit lavapipe has subgroups of 8 lanes: there the subgroup kernels run (not the
         // channel-block fallback an adapter with narrower subgroups gets).
         let name = &c.gpu().info.name;

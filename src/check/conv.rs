@@ -1,4 +1,4 @@
-//! Checks of the convolution kernels (naive, tiled, channel-block, subgroup and uniform-weight): conv2d and
+//! Checks of the convolution kernels (naive, tiled, channel-block, workgroup-memory, subgroup and uniform-weight): conv2d and
 //! conv_transpose2d, forward and both gradients.
 
 use super::*;
@@ -31,6 +31,7 @@ fn ce32(c: &Checker, entry: &str) -> String {
         Variant::Naive => entry.to_string(),
         Variant::Tiled => format!("{entry}_tiled"),
         Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
+        Variant::Workgroup => format!("{entry}_wgm"),
         Variant::Subgroup if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg"),
         Variant::SubgroupWide if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg (SG_CH 16)"),
         Variant::Subgroup | Variant::SubgroupWide => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
@@ -43,7 +44,7 @@ fn ce32(c: &Checker, entry: &str) -> String {
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
-    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
         c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
@@ -64,7 +65,7 @@ pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
     c.ctx.set_half(Some(flag.clone()));
     let mut r = Ok(());
-    for v in [Variant::Naive, Variant::Tiled, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
+    for v in [Variant::Naive, Variant::Tiled, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
         c.ctx.set_variant(v);
         r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
@@ -98,6 +99,9 @@ pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
         // each way (240 and 230 summed channels), and five in the forward (700).
         (1, 240, 5, 5, 230, (3, 3), (1, 1), (1, 1), true),
         (1, 700, 3, 3, 9, (3, 3), (1, 1), (1, 1), false),
+        // The input grad over 300 output channels: two chunks of the workgroup-memory kernel's
+        // 256 (the forward's 700 above: three).
+        (1, 10, 4, 4, 300, (3, 3), (1, 1), (1, 1), true),
     ];
     for (n, cin, h, w, cout, k, s, p, bias) in cases {
         let (x, xr) = c.leaf(&[n, cin, h, w])?;

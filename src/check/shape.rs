@@ -88,13 +88,15 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
-    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb", "conv_transpose2d sg", "conv_transpose2d sg16", "conv_transpose2d ubo", "conv_transpose2d ubo16"];
+    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb", "conv_transpose2d wgm", "conv_transpose2d sg", "conv_transpose2d sg16", "conv_transpose2d ubo", "conv_transpose2d ubo16"];
     let prev = c.ctx.variant();
     for which in cases {
         c.ctx.set_variant(if which.ends_with("tiled") {
             crate::gpu::Variant::Tiled
         } else if which.ends_with("cb") {
             crate::gpu::Variant::ChannelBlock
+        } else if which.ends_with("wgm") {
+            crate::gpu::Variant::Workgroup
         } else if which.ends_with("sg") {
             crate::gpu::Variant::Subgroup
         } else if which.ends_with("sg16") {

@@ -99,12 +99,13 @@ impl View {
 /// its weights in a uniform buffer (`Uniform`, where they fit), the same with two blocks per
 /// dispatch (`UniformWide`), or the blocked ones with that choice made per shape by autotune
 /// (`Auto`, the default). A family without the asked variant runs its blocked one.
-/// `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|sg|sg16|ubo|ubo16|auto` set the default.
+/// `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|wgm|sg|sg16|ubo|ubo16|auto` set the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Naive,
     Tiled,
     ChannelBlock,
+    Workgroup,
     Subgroup,
     SubgroupWide,
     Uniform,
@@ -121,13 +122,14 @@ impl Variant {
             Ok("naive") => Variant::Naive,
             Ok("tiled") => Variant::Tiled,
             Ok("cb") => Variant::ChannelBlock,
+            Ok("wgm") => Variant::Workgroup,
             Ok("sg") => Variant::Subgroup,
             Ok("sg16") => Variant::SubgroupWide,
             Ok("ubo") => Variant::Uniform,
             Ok("ubo16") => Variant::UniformWide,
             Ok("auto") | Ok("") | Err(_) => Variant::Auto,
             Ok(other) => {
-                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, sg, sg16, ubo, ubo16 or auto; using auto");
+                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, wgm, sg, sg16, ubo, ubo16 or auto; using auto");
                 Variant::Auto
             }
         }

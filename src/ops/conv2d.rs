@@ -98,6 +98,7 @@ struct Blocked {
     tiled: &'static str,
     sg: &'static str,
     ubo: &'static str,
+    wgm: &'static str,
     items: usize,
     ncb: usize,
     /// The weights' binding (2), and the pack mode for the `_ubo` kernel: 0 forward (blocks of
@@ -128,6 +129,8 @@ enum Blocking {
     Uniform,
     /// The same with two blocks (16 channels) per dispatch, the second bound as `wv`.
     UniformWide,
+    /// Channel blocks, each workgroup staging its weights in workgroup memory (the `_wgm` kernels).
+    Workgroup,
 }
 
 /// Floats of one packed weight block (the `_ubo` kernels' `wu`: 4096 vec4, 64 KiB).
@@ -147,6 +150,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
             Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
             Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
+            Blocking::Workgroup => (family(ctx), k.wgm, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
             Blocking::Subgroup | Blocking::SubgroupWide => {
                 // Workgroups no larger than the items (a 4x4 layer at batch 16 has 64).
                 let i = sg_wg(k.items, SG_WGS.len() - 1);
@@ -160,6 +164,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
     };
     let how = match ctx.variant() {
         Variant::ChannelBlock => Blocking::ChannelBlocks,
+        Variant::Workgroup => Blocking::Workgroup,
         Variant::Subgroup if sg => Blocking::Subgroup,
         Variant::SubgroupWide if sg => Blocking::SubgroupWide,
         Variant::Uniform if ubo => Blocking::Uniform,
@@ -167,7 +172,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         Variant::Subgroup | Variant::SubgroupWide | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
         Variant::Auto => {
             let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
-            let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks")];
+            let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks"), (Blocking::Workgroup, "workgroup weights")];
             if sg {
                 candidates.push((Blocking::Subgroup, "subgroup"));
                 if k.ncb > 1 {
@@ -275,6 +280,7 @@ fn forward_of(ctx: &Ctx, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y
             tiled: "conv2d_forward_tiled",
             sg: "conv2d_forward_sg",
             ubo: "conv2d_forward_ubo",
+            wgm: "conv2d_forward_wgm",
             items,
             ncb: g.cout.div_ceil(8),
             wt: w.clone(),
@@ -309,6 +315,7 @@ fn input_grad_of(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operan
             tiled: "conv2d_input_grad_tiled",
             sg: "conv2d_input_grad_sg",
             ubo: "conv2d_input_grad_ubo",
+            wgm: "conv2d_input_grad_wgm",
             items,
             ncb: g.cin.div_ceil(8),
             wt: w.clone(),
@@ -375,14 +382,14 @@ fn sg_wg(lanes: usize, max: usize) -> usize {
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
 /// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb 8 x 4, sg subgroup dy 8 x 8,
+/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb and wgm 8 x 4, sg subgroup dy 8 x 8,
 /// sg16 subgroup dy 8 x 4 (both 8 x 4 where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16
 /// uniform dy (8 x 8 where the adapter lacks 64 KiB uniform bindings).
 pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
     match v {
         Variant::Auto => None,
         Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
-        Variant::ChannelBlock => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
+        Variant::ChannelBlock | Variant::Workgroup => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
         Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
         Variant::SubgroupWide => Some(WEIGHT_GRAD_BLOCKINGS[5].0),
         Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
