@@ -18,7 +18,7 @@
 // Accumulate rule: every entry writes `out = (accumulate ? out : 0) + result`; the launcher sets
 // accumulate for parameter gradients and for activation gradients that already hold a term.
 // Variants: the simple entries (one invocation per output element, `_naive` in the design's
-// terms) and the register-blocked ones (`_tiled`, `_sg`, `_ubo`; see each section); the bias is
+// terms) and the register-blocked ones (`_tiled`, `_wgm`, `_sg`, `_ubo`; see each section); the bias is
 // added by the forward (over cout) and the input grad (over cin, for conv_transpose2d).
 
 struct Conv2dParams {

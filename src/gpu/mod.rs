@@ -93,7 +93,7 @@ impl View {
 /// The kernel variants a family may have: the simple ones (one output per invocation), the
 /// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
 /// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
-/// those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
+/// channel blocks whose workgroup stages its weights in workgroup memory (`Workgroup`), those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
 /// subgroups of 8 lanes or more; `ChannelBlock` elsewhere; `SubgroupWide` with 16 channels per
 /// invocation), one channel block per dispatch with
 /// its weights in a uniform buffer (`Uniform`, where they fit), the same with two blocks per
