@@ -503,8 +503,8 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
 /// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
 /// `unet16x2` or `conv64x3`. The first step is timed from a cold start (compile, and autotune
 /// within the process's budget); then, as in training, the step is recorded anew until autotune
-/// has timed all its shapes (within `BENCH_TUNE_BUDGET_S`), and the timed steps replay the
-/// settled plan. With `profile`, one more step follows with every dispatch timed on
+/// has timed all its shapes (within `BENCH_TUNE_BUDGET_S` for the process), and the timed steps
+/// replay that plan. With `profile`, one more step follows with every dispatch timed on
 /// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
 /// error where the adapter lacks shader-f16).
 #[allow(clippy::type_complexity)]
@@ -559,12 +559,12 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
     ctx.gpu().wait()?;
     let first_step_s = t_cold.elapsed().as_secs_f64();
     // As `dae train` does, the step is recorded anew while autotune has shapes of it to time,
-    // so the timed steps run what training settles on; with the suite's budget rather than
-    // training's 1 s slices (a re-recording per slice: about one shape a minute for unet64x3 at
-    // batch 16 on lavapipe).
+    // so the timed steps run what training settles on; within the suite's budget rather than
+    // in training's 1 s slices (a re-recording per slice: about one shape a minute for unet64x3
+    // at batch 16 on lavapipe). Shapes past that budget run untuned, as they did before.
     let t_tune = Instant::now();
     ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
-    while ctx.retune(&plan) {
+    while plan.untuned() && ctx.tune_budget_left() {
         opt.t += 1;
         plan = record(&mut opt)?;
         ctx.replay(&plan)?;

@@ -622,6 +622,11 @@ impl Ctx {
         self.0.tuner.borrow_mut().extend()
     }
 
+    /// Whether autotune may still time in this process (its budget is not spent).
+    pub fn tune_budget_left(&self) -> bool {
+        self.0.tuner.borrow().has_budget()
+    }
+
     /// Allow at least `secs` of autotune timing in this process (unless `DAE_TUNE_BUDGET` is set).
     pub fn widen_tune_budget(&self, secs: f64) {
         self.0.tuner.borrow_mut().widen_budget(secs);
