@@ -763,6 +763,8 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
 // not masked): identical bits. Barriers need every invocation of the workgroup, so the tap and
 // chunk loops are the same for all (no early return, no `continue` on an item's own values): an
 // item past the end, or a tap its row does not meet, skips only its sums and its write.
+// The two kernels' chunk loops stay two: one reads x, the other dy, and a shared helper that
+// named both buffers would make each entry point bind both.
 const WSH_CH: u32 = 256u;
 // [summed channel of the chunk][2]: the block's channels 0-3, then 4-7.
 var<workgroup> wsh: array<vec4<f32>, 512>;

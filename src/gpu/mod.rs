@@ -510,7 +510,7 @@ impl Ctx {
     /// candidate i once (on scratch outputs), and each runs alone on the GPU, once to warm up
     /// (compile) and twice timed; the fastest wins and is cached. Past the process's tuning
     /// budget the first label runs, untuned and not cached, and the shape waits for
-    /// `tune_more`. A plan being recorded is set aside while candidates run, so nothing of the
+    /// [`Ctx::retune`]. A plan being recorded is set aside while candidates run, so nothing of the
     /// tuning enters it.
     pub fn tuned(&self, kernel: &str, shape: &str, labels: &[&'static str], mut run: impl FnMut(usize) -> Result<()>) -> Result<usize> {
         if let Some(i) = self.0.forced.get() {
@@ -612,14 +612,8 @@ impl Ctx {
 
     /// Uses of shapes the autotune budget left untuned, so far in this process: work encoded
     /// while this grew runs some kernel untuned.
-    pub fn tune_deferrals(&self) -> u64 {
+    fn tune_deferrals(&self) -> u64 {
         self.0.tuner.borrow().deferrals()
-    }
-
-    /// Grant another slice of the autotune budget (`DAE_TUNE_BUDGET`, 1 s by default) when shapes
-    /// wait for timing: true when the caller should encode its work anew so they get timed.
-    pub fn tune_more(&self) -> bool {
-        self.0.tuner.borrow_mut().extend()
     }
 
     /// Whether autotune may still time in this process (its budget is not spent).
@@ -999,11 +993,12 @@ impl Ctx {
     }
 
     /// Progressive autotune, after a replay of `plan`: true when its recording ran shapes the
-    /// autotune budget left untimed and the tuner grants another slice, so the caller should
-    /// record the plan anew (that recording times at least one more shape; every candidate
-    /// computes the same bits, so switching mid-run changes no result).
+    /// autotune budget left untimed and the tuner grants another slice of it (`DAE_TUNE_BUDGET`,
+    /// 1 s by default), so the caller should record the plan anew (that recording times at least
+    /// one more shape; every candidate computes the same bits, so switching mid-run changes no
+    /// result).
     pub fn retune(&self, plan: &Plan) -> bool {
-        plan.untuned && self.tune_more()
+        plan.untuned && self.0.tuner.borrow_mut().extend()
     }
 
     /// Whether a plan is recording (work then cannot be read back until it is replayed).
