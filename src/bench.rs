@@ -170,7 +170,21 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     use crate::gpu::Variant;
     // The default runs what training runs (autotune's pick per shape, listed under the table);
     // --all also times each blocking pinned, and the naive kernels.
-    let variants: &[Variant] = if s.all { &[Variant::Auto, Variant::Tiled, Variant::ChannelBlock, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide, Variant::Naive] } else { &[Variant::Auto] };
+    let variants: &[Variant] = if s.all {
+        &[
+            Variant::Auto,
+            Variant::Tiled,
+            Variant::ChannelBlock,
+            Variant::Workgroup,
+            Variant::Subgroup,
+            Variant::SubgroupWide,
+            Variant::Uniform,
+            Variant::UniformWide,
+            Variant::Naive,
+        ]
+    } else {
+        &[Variant::Auto]
+    };
     let prev = ctx.variant();
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
@@ -186,7 +200,8 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             continue;
         }
         // In conv terms a transposed conv's output is the input side.
-        let (ho, wo) = if transposed { ((h - 1) * st + k - 2 * pd, (w - 1) * st + k - 2 * pd) } else { ((h + 2 * pd - k) / st + 1, (w + 2 * pd - k) / st + 1) };
+        let (ho, wo) =
+            if transposed { ((h - 1) * st + k - 2 * pd, (w - 1) * st + k - 2 * pd) } else { ((h + 2 * pd - k) / st + 1, (w + 2 * pd - k) / st + 1) };
         let g = if transposed {
             ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: w, kh: k, kw: k, stride: (st, st), pad: (pd, pd), xs: Chans::PLAIN }
         } else {
@@ -224,8 +239,12 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
             };
             // The three kernels; for the transposed conv its forward is the conv input grad.
             // fwd+bwd: the three timed within the same runs, summed.
-            let mut fwd = || if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) };
-            let mut ig = || if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) };
+            let mut fwd = || {
+                if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) }
+            };
+            let mut ig = || {
+                if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) }
+            };
             let mut wg = || conv2d_weight_grad(ctx, &g, &xin, &dy, &dw, false);
             let (fb, ib) = if transposed { (by + bw + bx, bx + bw + by) } else { (bx + bw + by, by + bw + bx) };
             let ms = time_each(ctx, timer, 1, runs, &mut [&mut fwd, &mut ig, &mut wg])?;
@@ -244,8 +263,15 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let len = n * ch * hw;
         let (x, dy) = (rand_view(ctx, len, 4)?, rand_view(ctx, len, 5)?);
         let (gm, bt) = (rand_view(ctx, ch, 6)?, rand_view(ctx, ch, 7)?);
-        let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", n * groups * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
-        let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
+        let (y, dx, st, dg, db) = (
+            ctx.alloc("bench", len)?,
+            ctx.alloc("bench", len)?,
+            ctx.alloc("bench", n * groups * 2)?,
+            ctx.alloc("bench", ch)?,
+            ctx.alloc("bench", ch)?,
+        );
+        let p =
+            GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, s_c: 1, s_total: 1, ..Default::default() };
         let shape = vec![n, ch, 28, 28];
         let e = len as f64;
         for (flag, v) in norm_passes(ctx, s.amp, "per group; 2-stage dparams")? {
@@ -277,8 +303,20 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let (rm, rv) = (ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
         crate::ops::elementwise::fill(ctx, &rm, 0.0)?;
         crate::ops::elementwise::fill(ctx, &rv, 1.0)?;
-        let (y, dx, st, dg, db) = (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
-        let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: 1, s_total: 1, ..Default::default() };
+        let (y, dx, st, dg, db) =
+            (ctx.alloc("bench", len)?, ctx.alloc("bench", len)?, ctx.alloc("bench", ch * 2)?, ctx.alloc("bench", ch)?, ctx.alloc("bench", ch)?);
+        let p = BatchNormParams {
+            n: n as u32,
+            c: ch as u32,
+            hw: hw as u32,
+            eps: 1e-5,
+            momentum: 0.1,
+            write_dx: 1,
+            write_dparams: 1,
+            s_c: 1,
+            s_total: 1,
+            ..Default::default()
+        };
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
         for (flag, v) in norm_passes(ctx, s.amp, "2-stage (channel x chunk)")? {
@@ -299,7 +337,15 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     if keep("adamw") {
         use crate::optim::{Hyper, Optimizer};
         let (p, g) = (rand_view(ctx, params, 12)?, rand_view(ctx, params, 13)?);
-        let hyper = Hyper { kind: crate::ops::optim::OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
+        let hyper = Hyper {
+            kind: crate::ops::optim::OptKind::Adamw,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-4,
+            momentum: 0.0,
+            grad_clip: Some(1.0),
+        };
         let mut opt = Optimizer::new(ctx, params, hyper)?;
         let ms = time(ctx, timer, 1, s.runs, || opt.step(ctx, &p, &g, 1e-4))?;
         // The gradient norm reads g; the fused update reads p, g, m, v and writes p, m, v.
@@ -323,7 +369,16 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         // Mixed-radix stages as 8 n r flops per radix-r stage of length n (complex multiply-adds).
         let stage_flops: f64 = factors(hw).iter().map(|r| 8.0 * (hw * r) as f64).sum();
         let ms = time(ctx, timer, 1, s.runs.min(3), || plan.forward(ctx, &x, b, &spec))?;
-        rows.push(row(c, "fft2", "mixed radix", "forward", vec![b, 1, hw, hw], ms, 2.0 * (b * hw) as f64 * stage_flops, (4 * b * hw * hw * 3) as f64));
+        rows.push(row(
+            c,
+            "fft2",
+            "mixed radix",
+            "forward",
+            vec![b, 1, hw, hw],
+            ms,
+            2.0 * (b * hw) as f64 * stage_flops,
+            (4 * b * hw * hw * 3) as f64,
+        ));
     }
     Ok(rows)
 }
@@ -368,7 +423,8 @@ pub fn tuned_table(rows: &[TunedRow]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut s = format!("\nautotune (timed in this run; cache: {}):\n", crate::gpu::tune::cache_path().map_or("none".into(), |p| p.display().to_string()));
+    let mut s =
+        format!("\nautotune (timed in this run; cache: {}):\n", crate::gpu::tune::cache_path().map_or("none".into(), |p| p.display().to_string()));
     for r in rows {
         let c: Vec<String> = r.candidates.iter().map(|(l, ms)| format!("{l} {ms:.2} ms")).collect();
         s += &format!("  {:<70} {:<16} ({})\n", r.kernel, r.chosen, c.join(", "));
@@ -424,7 +480,10 @@ pub fn table(r: &Report) -> String {
         "adapter: {} ({}, {}); times: {}\nceilings: {:.1} GFLOP/s (vec4 FMA chains), {:.1} GB/s (copy)\n\n",
         r.adapter, r.backend, r.driver, r.timer, r.ceilings.gflops, r.ceilings.gbps
     );
-    s += &format!("{:<17} {:<38} {:<11} {:<22} {:>10} {:>9} {:>8} {:>10}\n", "kernel", "variant", "pass", "shape", "median ms", "GFLOP/s", "GB/s", "% of bound");
+    s += &format!(
+        "{:<17} {:<38} {:<11} {:<22} {:>10} {:>9} {:>8} {:>10}\n",
+        "kernel", "variant", "pass", "shape", "median ms", "GFLOP/s", "GB/s", "% of bound"
+    );
     for k in &r.kernels {
         let shape = format!("{:?}", k.shape);
         s += &format!(
@@ -484,7 +543,8 @@ fn spec_model(spec: &str) -> Result<crate::nn::ModelConfig> {
         return Err(bad());
     };
     let (b, d) = rest.split_once('x').ok_or_else(bad)?;
-    let mc = crate::nn::ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
+    let mc =
+        crate::nn::ModelConfig { name: arch, base_ch: b.parse().map_err(|_| bad())?, num_downs: d.parse().map_err(|_| bad())?, ..Default::default() };
     mc.validate()?;
     Ok(mc)
 }
@@ -508,13 +568,30 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
 /// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
 /// error where the adapter lacks shader-f16).
 #[allow(clippy::type_complexity)]
-pub fn model_step(ctx: &Ctx, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool, amp: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+pub fn model_step(
+    ctx: &Ctx,
+    spec: &str,
+    batch: usize,
+    warmup: usize,
+    iters: usize,
+    profile: bool,
+    amp: bool,
+) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
     model_step_timed(ctx, Timer::Wall, spec, batch, warmup, iters, profile, amp)
 }
 
 /// `model_step` with the step timed by `timer`.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmup: usize, iters: usize, profile: bool, amp: bool) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
+pub fn model_step_timed(
+    ctx: &Ctx,
+    timer: Timer,
+    spec: &str,
+    batch: usize,
+    warmup: usize,
+    iters: usize,
+    profile: bool,
+    amp: bool,
+) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
     use crate::nn::model::Fwd;
     use crate::nn::{Model, Weights};
     use crate::ops::optim::OptKind;
@@ -602,14 +679,20 @@ pub fn model_step_timed(ctx: &Ctx, timer: Timer, spec: &str, batch: usize, warmu
 
 /// The terminal table of training steps (and profiles).
 pub fn train_table(rows: &[(TrainRow, Vec<(&'static str, u64, f64)>)]) -> String {
-    let mut s = format!("{:<16} {:>6} {:>10} {:>14} {:>8} {:>11} {:>10} {:>10} {:>9}\n", "model", "batch", "images/s", "first step s", "tune s", "dispatches", "peak MiB", "min MiB", "peak/min");
+    let mut s = format!(
+        "{:<16} {:>6} {:>10} {:>14} {:>8} {:>11} {:>10} {:>10} {:>9}\n",
+        "model", "batch", "images/s", "first step s", "tune s", "dispatches", "peak MiB", "min MiB", "peak/min"
+    );
     for (r, prof) in rows {
         let (min, ratio) = match r.min_mem_mb {
             Some(m) => (format!("{m:.1}"), format!("{:.2}", r.peak_mem_mb / m)),
             None => ("-".into(), "-".into()),
         };
         let model = if r.amp { format!("{} amp", r.model) } else { r.model.clone() };
-        s += &format!("{:<16} {:>6} {:>10.2} {:>14.2} {:>8.1} {:>11} {:>10.1} {:>10} {:>9}\n", model, r.batch, r.images_per_s, r.first_step_s, r.tune_s, r.dispatches, r.peak_mem_mb, min, ratio);
+        s += &format!(
+            "{:<16} {:>6} {:>10.2} {:>14.2} {:>8.1} {:>11} {:>10.1} {:>10} {:>9}\n",
+            model, r.batch, r.images_per_s, r.first_step_s, r.tune_s, r.dispatches, r.peak_mem_mb, min, ratio
+        );
         let total: f64 = prof.iter().map(|p| p.2).sum();
         for (entry, calls, secs) in prof {
             s += &format!("    {entry:<34} x{calls:<4} {:>9.2} ms {:>5.1}%\n", secs * 1e3, 100.0 * secs / total);

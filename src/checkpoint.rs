@@ -119,7 +119,10 @@ pub fn open_set(dir: &Path, stem: &str) -> Result<Option<Set>> {
         let text = std::fs::read(&mpath).map_err(|e| err(&mpath, e))?;
         let m: Manifest = serde_json::from_slice(&text).map_err(|e| err(&mpath, format!("unreadable manifest: {e}")))?;
         if !FORMATS_READ.contains(&m.format.as_str()) {
-            return Err(err(&mpath, format!("format {:?} is not one this dae reads ({}); it was written by a newer dae", m.format, FORMATS_READ.join(", "))));
+            return Err(err(
+                &mpath,
+                format!("format {:?} is not one this dae reads ({}); it was written by a newer dae", m.format, FORMATS_READ.join(", ")),
+            ));
         }
         let mut loaded = Vec::new();
         for (path, want) in paths.iter().zip(&m.files) {
@@ -133,7 +136,15 @@ pub fn open_set(dir: &Path, stem: &str) -> Result<Option<Set>> {
                     // Committed but not yet renamed: the `.tmp` holds the listed bytes.
                     let tmp = tmp_path(path);
                     let b = matches(&tmp).ok_or_else(|| {
-                        err(path, format!("does not match {} (step {}), and no complete {} is there: the set is incomplete", file_name(&mpath), m.step, file_name(&tmp)))
+                        err(
+                            path,
+                            format!(
+                                "does not match {} (step {}), and no complete {} is there: the set is incomplete",
+                                file_name(&mpath),
+                                m.step,
+                                file_name(&tmp)
+                            ),
+                        )
                     })?;
                     rename(&tmp, path)?;
                     sync_dir(dir)?;
@@ -154,7 +165,10 @@ pub fn open_set(dir: &Path, stem: &str) -> Result<Option<Set>> {
         let loaded = paths.iter().map(|p| read(p)).collect::<Result<Vec<_>>>()?;
         let steps: Vec<String> = loaded.iter().map(|f| f.meta.get("step").cloned().unwrap_or_default()).collect();
         if steps.iter().any(|s| *s != steps[0]) {
-            return Err(err(&paths[0], format!("the three `{stem}` files are from different steps ({}): the run was cut off while saving", steps.join(", "))));
+            return Err(err(
+                &paths[0],
+                format!("the three `{stem}` files are from different steps ({}): the run was cut off while saving", steps.join(", ")),
+            ));
         }
         let step = steps[0].parse().map_err(|_| err(&paths[0], "no step in the metadata"))?;
         let files: [Loaded; 3] = loaded.try_into().map_err(|_| err(&paths[0], "fewer than three files"))?;
@@ -217,7 +231,13 @@ pub fn newest_set(dir: &Path) -> Result<(Set, Option<String>)> {
     match (last, best) {
         (Some(l), b) if b.as_ref().is_none_or(|b| l.step >= b.step) => Ok((l, None)),
         (l, Some(b)) => {
-            let why = if l.is_some() { "is older".to_string() } else if problems.is_empty() { "is missing".to_string() } else { format!("is incomplete ({})", problems[0]) };
+            let why = if l.is_some() {
+                "is older".to_string()
+            } else if problems.is_empty() {
+                "is missing".to_string()
+            } else {
+                format!("is incomplete ({})", problems[0])
+            };
             let note = format!("`last` {why}; continuing from {} (step {})", b.stem, b.step);
             Ok((b, Some(note)))
         }
@@ -314,7 +334,10 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
         return Err(err(path, format!("format {format:?} is not a dae checkpoint this version reads ({})", FORMATS_READ.join(", "))));
     }
     if file.meta.get("kind").map(String::as_str) == Some("state") {
-        return Err(err(path, "this is the optimiser state of a checkpoint set, not weights; use the .safetensors or .ema.safetensors file beside it"));
+        return Err(err(
+            path,
+            "this is the optimiser state of a checkpoint set, not weights; use the .safetensors or .ema.safetensors file beside it",
+        ));
     }
     let yaml = file.meta.get("config").ok_or_else(|| err(path, "no config in the metadata"))?;
     let config = crate::config::Config::from_yaml(yaml, &format!("{} (metadata)", path.display()), &[])?;
@@ -409,7 +432,8 @@ mod tests {
         }
         assert_eq!(back.batches_tracked, 7);
         // A model of another shape refuses it, naming a tensor.
-        let (_, l2) = Model::new(&ModelConfig { base_ch: 16, num_downs: 2, norm_type: crate::nn::model::NormType::Batch, ..Default::default() }).unwrap();
+        let (_, l2) =
+            Model::new(&ModelConfig { base_ch: 16, num_downs: 2, norm_type: crate::nn::model::NormType::Batch, ..Default::default() }).unwrap();
         let e = load_weights(&l2, &f).unwrap_err().to_string();
         assert!(e.contains("inc.double_conv.0.weight"), "{e}");
         // A NaN in a weight is a damaged file, named with the tensor (never loaded silently).

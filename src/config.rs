@@ -68,7 +68,14 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dataset: Dataset::Mnist, root: "./data/mnist".into(), normalize: Normalize::ZeroOne, val_size: 5000, train_limit: None, download: true }
+        DataConfig {
+            dataset: Dataset::Mnist,
+            root: "./data/mnist".into(),
+            normalize: Normalize::ZeroOne,
+            val_size: 5000,
+            train_limit: None,
+            download: true,
+        }
     }
 }
 
@@ -430,7 +437,14 @@ impl ModelConfig {
     }
 
     pub fn describe(&self) -> String {
-        let mut s = format!("{} base {}, {} downs, {} norm, {}", word(&self.name), self.base_ch, self.num_downs, word(&self.norm_type), word(&self.activation));
+        let mut s = format!(
+            "{} base {}, {} downs, {} norm, {}",
+            word(&self.name),
+            self.base_ch,
+            self.num_downs,
+            word(&self.norm_type),
+            word(&self.activation)
+        );
         if self.name == Arch::Unet {
             s += &format!(", {} up", word(&self.up));
         }
@@ -448,7 +462,6 @@ impl ModelConfig {
 fn word<T: Serialize>(v: &T) -> String {
     serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
 }
-
 
 /// LPIPS weights: the `lpips` package's state_dict as safetensors (`tools/export_lpips.py`
 /// writes it and prints these lines).
@@ -492,7 +505,17 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { batch_size: 250, test_limit: None, lpips: None, diversity_images: 8, diversity_draws: 16, diversity_sigma: 0.5, mode_images: 500, mode_sigma: 1.0, cases: 8 }
+        EvalConfig {
+            batch_size: 250,
+            test_limit: None,
+            lpips: None,
+            diversity_images: 8,
+            diversity_draws: 16,
+            diversity_sigma: 0.5,
+            mode_images: 500,
+            mode_sigma: 1.0,
+            cases: 8,
+        }
     }
 }
 
@@ -575,7 +598,10 @@ impl Config {
                 serde_yaml::Value::Bool(_) => "a boolean",
                 _ => "not a mapping",
             };
-            return Err(yaml_err(file, format!("the file is {kind}; a config is a mapping of sections (seed, out_dir, data, noise, model, train, eval)")));
+            return Err(yaml_err(
+                file,
+                format!("the file is {kind}; a config is a mapping of sections (seed, out_dir, data, noise, model, train, eval)"),
+            ));
         }
         for s in sets {
             let (k, val) = s.split_once('=').ok_or_else(|| Error::Config(format!("--set expects key=value, got {s:?}")))?;
@@ -622,7 +648,10 @@ impl Config {
             format!("train.amp_init_scale must be a power of two from 1 to 2^32, got {}", t.amp_init_scale),
         );
         need(t.amp_growth_interval > 0, "train.amp_growth_interval must be at least 1".to_string());
-        need(t.grad_clip.is_none_or(|c| c > 0.0 && c.is_finite()), format!("train.grad_clip must be > 0 and finite, or null, got {}", opt(t.grad_clip)));
+        need(
+            t.grad_clip.is_none_or(|c| c > 0.0 && c.is_finite()),
+            format!("train.grad_clip must be > 0 and finite, or null, got {}", opt(t.grad_clip)),
+        );
         need(t.warmup_epochs >= 0.0 && t.warmup_epochs.is_finite(), format!("train.warmup_epochs must be >= 0 and finite, got {}", t.warmup_epochs));
         need(t.gamma > 0.0 && t.gamma.is_finite(), format!("train.gamma must be > 0 and finite, got {}", t.gamma));
         need(t.step_epochs > 0, format!("train.step_epochs must be > 0, got {}", t.step_epochs));
@@ -635,7 +664,10 @@ impl Config {
                     !terms.iter().any(|(_, k)| *k == LossTerm::Perceptual) || t.perceptual.is_some(),
                     "train.loss uses perceptual but train.perceptual (weights, sha256) is not set; tools/export_vgg16.py writes the weights and prints the hash".into(),
                 );
-                need(terms.iter().any(|(_, k)| *k != LossTerm::Perceptual), "train.loss needs a pixel term (l2, l1 or charbonnier) besides perceptual".into());
+                need(
+                    terms.iter().any(|(_, k)| *k != LossTerm::Perceptual),
+                    "train.loss needs a pixel term (l2, l1 or charbonnier) besides perceptual".into(),
+                );
             }
         }
         need(t.viz_every > 0, format!("train.viz_every must be > 0, got {}", t.viz_every));
@@ -644,24 +676,45 @@ impl Config {
         let sig = n.sigma_list();
         need(!sig.is_empty() && sig.len() <= MAX_LEVELS, format!("noise.train_sigmas must hold 1 to 16 values, got {}", sig.len()));
         need(sig.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.train_sigmas must be in [0, {MAX_SIGMA}], got {}", list(&sig)));
-        need(n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b <= MAX_SIGMA), format!("noise.train_sigma_range must be [min, max] with 0 <= min <= max <= {MAX_SIGMA}, got {}", n.train_sigma_range.map_or("null".into(), |r| list(&r))));
-        need(!n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)), format!("noise.test_sigmas must be a list of 1 to 64 values in [0, {MAX_SIGMA}], got {}", list(&n.test_sigmas)));
-        need(n.clip_range.is_none_or(|[a, b]| a < b && a.is_finite() && b.is_finite()), format!("noise.clip_range must be [lo, hi] with lo < hi, both finite, or null, got {}", n.clip_range.map_or("null".into(), |r| list(&r))));
+        need(
+            n.train_sigma_range.is_none_or(|[a, b]| 0.0 <= a && a <= b && b <= MAX_SIGMA),
+            format!(
+                "noise.train_sigma_range must be [min, max] with 0 <= min <= max <= {MAX_SIGMA}, got {}",
+                n.train_sigma_range.map_or("null".into(), |r| list(&r))
+            ),
+        );
+        need(
+            !n.test_sigmas.is_empty() && n.test_sigmas.len() <= 64 && n.test_sigmas.iter().all(|s| (0.0..=MAX_SIGMA).contains(s)),
+            format!("noise.test_sigmas must be a list of 1 to 64 values in [0, {MAX_SIGMA}], got {}", list(&n.test_sigmas)),
+        );
+        need(
+            n.clip_range.is_none_or(|[a, b]| a < b && a.is_finite() && b.is_finite()),
+            format!("noise.clip_range must be [lo, hi] with lo < hi, both finite, or null, got {}", n.clip_range.map_or("null".into(), |r| list(&r))),
+        );
         need((0.0..=1.0).contains(&n.amount), format!("noise.amount must be in [0, 1], got {}", n.amount));
         need(n.peak > 0.0 && n.peak <= MAX_PEAK, format!("noise.peak must be in (0, {MAX_PEAK}], got {}", n.peak));
-        need(n.schedule.as_ref().is_none_or(|s| (1..=MAX_LEVELS).contains(&s.count) && 0.0 <= s.min && s.min <= s.max && s.max <= MAX_SIGMA), format!("noise.schedule needs count in 1..=16 and 0 <= min <= max <= {MAX_SIGMA}"));
+        need(
+            n.schedule.as_ref().is_none_or(|s| (1..=MAX_LEVELS).contains(&s.count) && 0.0 <= s.min && s.min <= s.max && s.max <= MAX_SIGMA),
+            format!("noise.schedule needs count in 1..=16 and 0 <= min <= max <= {MAX_SIGMA}"),
+        );
         need(self.data.val_size > 0, "data.val_size must be > 0".into());
         let e = &self.eval;
         need((1..=65_536).contains(&e.batch_size), format!("eval.batch_size must be in 1..=65536, got {}", e.batch_size));
         need((1..=64).contains(&e.diversity_images), format!("eval.diversity_images must be in 1..=64, got {}", e.diversity_images));
         need((2..=64).contains(&e.diversity_draws), format!("eval.diversity_draws must be in 2..=64, got {}", e.diversity_draws));
-        need(e.diversity_sigma > 0.0 && e.diversity_sigma <= MAX_SIGMA, format!("eval.diversity_sigma must be in (0, {MAX_SIGMA}], got {}", e.diversity_sigma));
+        need(
+            e.diversity_sigma > 0.0 && e.diversity_sigma <= MAX_SIGMA,
+            format!("eval.diversity_sigma must be in (0, {MAX_SIGMA}], got {}", e.diversity_sigma),
+        );
         need(e.test_limit.is_none_or(|l| l > 0), format!("eval.test_limit must be > 0 or null, got {}", opt(e.test_limit)));
         need(e.mode_images > 0, format!("eval.mode_images must be > 0, got {}", e.mode_images));
         need((0.0..=MAX_SIGMA).contains(&e.mode_sigma), format!("eval.mode_sigma must be in [0, {MAX_SIGMA}], got {}", e.mode_sigma));
         need((1..=64).contains(&e.cases), format!("eval.cases must be in 1..=64, got {}", e.cases));
         if let Some(l) = &e.lpips {
-            need(l.sha256.trim().len() == 64 && l.sha256.trim().chars().all(|c| c.is_ascii_hexdigit()), format!("eval.lpips.sha256 must be 64 hex digits, got {:?}", l.sha256));
+            need(
+                l.sha256.trim().len() == 64 && l.sha256.trim().chars().all(|c| c.is_ascii_hexdigit()),
+                format!("eval.lpips.sha256 must be 64 hex digits, got {:?}", l.sha256),
+            );
         }
         need(self.data.train_limit.is_none_or(|l| l > 0), "data.train_limit must be > 0 or null".into());
         if let Err(e) = self.model.validate() {

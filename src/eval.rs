@@ -9,8 +9,8 @@ use crate::config::{Config, NoiseKind};
 use crate::error::Result;
 use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, noise_params, pixel_terms};
 use crate::gpu::{Ctx, View};
-use crate::nn::model::Fwd;
 use crate::nn::lpips::Lpips;
+use crate::nn::model::Fwd;
 use crate::nn::{Model, Weights};
 use crate::ops::data::{DataParams, data_gather, data_noise};
 use crate::ops::loss::LossKind;
@@ -76,7 +76,17 @@ pub struct LevelScores {
 /// into slots offset.. of `out` (recon, noisy), a chunk of images at a time so the backbone's
 /// largest activation fits one storage binding. The clean features serve both.
 #[allow(clippy::too_many_arguments)]
-fn lpips_batch(ctx: &Ctx, lp: &Lpips, clean: &View, recon: &View, noisy: &View, noisy_affine: (f32, f32), nb: usize, out: &(View, View), offset: usize) -> Result<()> {
+fn lpips_batch(
+    ctx: &Ctx,
+    lp: &Lpips,
+    clean: &View,
+    recon: &View,
+    noisy: &View,
+    noisy_affine: (f32, f32),
+    nb: usize,
+    out: &(View, View),
+    offset: usize,
+) -> Result<()> {
     let limit = ctx.gpu().limits.max_storage_buffer_binding_size as usize;
     // A multiple of 4 images keeps every chunk's views 256-byte aligned (784 floats per image).
     let chunk = (limit / lp.bytes_per_image()).clamp(4, 256) / 4 * 4;
@@ -128,7 +138,15 @@ pub struct Pass<'a> {
 /// Without LPIPS or a hook, the first full batch (gather, and per level: noise, forward,
 /// metrics) is recorded as a plan and every full batch replays it with its image offset and
 /// noise keys patched in; the per-image results stay on the GPU until the pass ends.
-pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet, pass: Pass, progress: &mut dyn FnMut(usize)) -> Result<Option<Vec<LevelScores>>> {
+pub fn score(
+    ctx: &Ctx,
+    cfg: &Config,
+    model: &Model,
+    w: &Weights,
+    set: &EvalSet,
+    pass: Pass,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Option<Vec<LevelScores>>> {
     let Pass { kind, levels, batch, lpips, mut hook, direct } = pass;
     let planned = !direct && lpips.is_none() && hook.is_none();
     let mut plan: Option<crate::gpu::Plan> = None;
@@ -207,7 +225,18 @@ pub fn score(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, set: &EvalSet,
 /// Clean, noisy (in [0, 1]) and reconstructed pixels of images start..start + nb of `set` at
 /// one level (noise draw `draw`; 0 is the draw `score` uses), read back for figures.
 #[allow(clippy::too_many_arguments)]
-pub fn images_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, draw: u32) -> Result<[Vec<f32>; 3]> {
+pub fn images_at(
+    ctx: &Ctx,
+    cfg: &Config,
+    kind: NoiseKind,
+    model: &Model,
+    w: &Weights,
+    set: &EvalSet,
+    start: usize,
+    nb: usize,
+    level: f32,
+    draw: u32,
+) -> Result<[Vec<f32>; 3]> {
     let (sc, sh) = input_affine(cfg.data.normalize);
     let (clean, input, recon) = denoise_at(ctx, cfg, kind, model, w, set, start, nb, level, draw)?;
     let noisy = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
@@ -217,7 +246,18 @@ pub fn images_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &We
 /// On the GPU: (clean, network input, reconstruction) of images start..start + nb of `set` at
 /// one level and noise draw.
 #[allow(clippy::too_many_arguments)]
-pub fn denoise_at(ctx: &Ctx, cfg: &Config, kind: NoiseKind, model: &Model, w: &Weights, set: &EvalSet, start: usize, nb: usize, level: f32, draw: u32) -> Result<(View, View, Tensor)> {
+pub fn denoise_at(
+    ctx: &Ctx,
+    cfg: &Config,
+    kind: NoiseKind,
+    model: &Model,
+    w: &Weights,
+    set: &EvalSet,
+    start: usize,
+    nb: usize,
+    level: f32,
+    draw: u32,
+) -> Result<(View, View, Tensor)> {
     let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
     data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
     let dp = level_params(cfg, kind, level, draw, start, nb);
@@ -426,7 +466,9 @@ impl Session {
         }
         let out = std::path::Path::new(&cfg.out_dir);
         let lock = crate::util::lock::lock(out, "eval", &crate::util::lock::holder_note(job)).map_err(|e| match e {
-            crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!("{} is being evaluated by another dae eval or report ({holder}); wait for it", out.display())),
+            crate::util::lock::LockError::Held { holder, .. } => {
+                Error::Msg(format!("{} is being evaluated by another dae eval or report ({holder}); wait for it", out.display()))
+            }
             e => Error::Msg(e.to_string()),
         })?;
         let weights = file.meta.get("kind").cloned().unwrap_or_else(|| "unknown".into());
@@ -459,7 +501,14 @@ impl Session {
     }
 
     /// A scoring pass over the whole test split with a progress bar; `None` when interrupted.
-    pub fn score<'a>(&'a self, ctx: &Ctx, cfg: &Config, verbose: bool, lpips: bool, hook: Option<&'a mut dyn BatchHook>) -> Result<Option<(Vec<LevelScores>, f64)>> {
+    pub fn score<'a>(
+        &'a self,
+        ctx: &Ctx,
+        cfg: &Config,
+        verbose: bool,
+        lpips: bool,
+        hook: Option<&'a mut dyn BatchHook>,
+    ) -> Result<Option<(Vec<LevelScores>, f64)>> {
         signal::reset();
         signal::install();
         let bar = if verbose { indicatif::ProgressBar::new(self.n as u64) } else { indicatif::ProgressBar::hidden() };
@@ -470,8 +519,16 @@ impl Session {
         );
         bar.set_message(format!("{} levels", self.levels.len()));
         let t0 = std::time::Instant::now();
-        let pass = Pass { kind: self.kind, levels: &self.levels, batch: self.batch, lpips: if lpips { self.lpips.as_ref() } else { None }, hook, direct: false };
-        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64)).map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
+        let pass = Pass {
+            kind: self.kind,
+            levels: &self.levels,
+            batch: self.batch,
+            lpips: if lpips { self.lpips.as_ref() } else { None },
+            hook,
+            direct: false,
+        };
+        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64))
+            .map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
         if r.is_none() {
             bar.abandon();
         } else {

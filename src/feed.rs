@@ -37,7 +37,8 @@ pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&s
     if cfg.data.download {
         data::ensure_files(s, dir, s.mirrors, log)?;
     }
-    let (img, lab) = if train { (data::download::TRAIN_IMAGES, data::download::TRAIN_LABELS) } else { (data::download::TEST_IMAGES, data::download::TEST_LABELS) };
+    let (img, lab) =
+        if train { (data::download::TRAIN_IMAGES, data::download::TRAIN_LABELS) } else { (data::download::TEST_IMAGES, data::download::TEST_LABELS) };
     let missing: Vec<String> = s.files.iter().map(|(f, _)| f.to_string()).filter(|f| !dir.join(f).is_file()).collect();
     if !missing.is_empty() {
         return Err(Error::Msg(format!(
@@ -150,4 +151,3 @@ pub fn noise_params(cfg: &Config, len: usize, epoch: u32, step: u32, fixed: Opti
         ..Default::default()
     }
 }
-

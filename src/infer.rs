@@ -87,7 +87,8 @@ pub fn write_png(path: &Path, v: &[f32], c: usize, h: usize, w: usize) -> Result
         image::GrayImage::from_raw(w as u32, h as u32, v.iter().map(|&x| px(x)).collect()).map(image::DynamicImage::ImageLuma8)
     } else {
         let hw = h * w;
-        image::RgbImage::from_raw(w as u32, h as u32, (0..hw).flat_map(|i| (0..3).map(move |ch| (ch, i))).map(|(ch, i)| px(v[ch * hw + i])).collect()).map(image::DynamicImage::ImageRgb8)
+        image::RgbImage::from_raw(w as u32, h as u32, (0..hw).flat_map(|i| (0..3).map(move |ch| (ch, i))).map(|(ch, i)| px(v[ch * hw + i])).collect())
+            .map(image::DynamicImage::ImageRgb8)
     }
     .ok_or_else(|| Error::Msg(format!("{}: image buffer size", path.display())))?;
     enc.write_to(&mut bytes, image::ImageFormat::Png).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
@@ -108,7 +109,11 @@ pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) ->
     let c = gm.config.model.in_ch;
     if input.is_dir() || is_png(input) {
         let files: Vec<PathBuf> = if input.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(input).map_err(|e| Error::Msg(format!("{}: {e}", input.display())))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_png(p)).collect();
+            let mut v: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::Msg(format!("{}: {e}", input.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_png(p))
+                .collect();
             v.sort();
             if v.is_empty() {
                 return Err(Error::Config(format!("--input {}: a folder without .png files", input.display())));
@@ -130,7 +135,9 @@ pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) ->
         return Err(Error::Config(format!("--input: no file or folder at {}", input.display())));
     }
     let inp = checkpoint::read(input)?;
-    let (dt, shape, data) = inp.tensors.get("input").ok_or_else(|| Error::Msg(format!("{}: no tensor named `input` (a safetensors file with input [n, c, h, w], or PNG files)", input.display())))?;
+    let (dt, shape, data) = inp.tensors.get("input").ok_or_else(|| {
+        Error::Msg(format!("{}: no tensor named `input` (a safetensors file with input [n, c, h, w], or PNG files)", input.display()))
+    })?;
     if *dt != safetensors::Dtype::F32 || shape.len() != 4 {
         return Err(Error::Msg(format!("{}: `input` must be F32 [n, c, h, w], got {dt:?} of shape {shape:?}", input.display())));
     }

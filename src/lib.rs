@@ -36,8 +36,27 @@ pub use tensor::Tensor;
 mod layering {
     /// The order, once. Each module is its own layer, lowest first.
     const LAYERS: &[&str] = &[
-        "data", "error", "util", "config", "metrics", "gpu", "tensor", "ops", "autograd", "nn", "optim", "checkpoint", "feed", "eval", "analysis", "report",
-        "train", "infer", "bench", "reference", "check",
+        "data",
+        "error",
+        "util",
+        "config",
+        "metrics",
+        "gpu",
+        "tensor",
+        "ops",
+        "autograd",
+        "nn",
+        "optim",
+        "checkpoint",
+        "feed",
+        "eval",
+        "analysis",
+        "report",
+        "train",
+        "infer",
+        "bench",
+        "reference",
+        "check",
     ];
 
     fn rank(m: &str) -> Option<usize> {

@@ -288,7 +288,9 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
-        Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at),
+        Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => {
+            train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at)
+        }
         Cmd::Bench { batch, models, warmup, iters, json, filter, all, profile, amp } => {
             for (name, v, lo, hi) in [("--batch", batch, 1, 4096), ("--warmup", warmup, 0, 1000), ("--iters", iters, 1, 10_000)] {
                 if !(lo..=hi).contains(&v) {
@@ -300,7 +302,9 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 let mut rows = Vec::new();
                 for m in &models {
                     if !json {
-                        eprintln!("measuring {m} at batch {batch} (autotune times the kernels of shapes the tune cache lacks first: minutes on a CPU adapter) ...");
+                        eprintln!(
+                            "measuring {m} at batch {batch} (autotune times the kernels of shapes the tune cache lacks first: minutes on a CPU adapter) ..."
+                        );
                     }
                     rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, false)?);
                     if amp {
@@ -310,7 +314,11 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 if json {
                     let train: Vec<&dae::bench::TrainRow> = rows.iter().map(|r| &r.0).collect();
                     let tuned = dae::bench::tuned_rows(&ctx);
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "train": train, "tuned": tuned })).map_err(|e| dae::Error::Msg(e.to_string()))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "train": train, "tuned": tuned }))
+                            .map_err(|e| dae::Error::Msg(e.to_string()))?
+                    );
                 } else {
                     eprintln!("adapter: {}", ctx.gpu().info.name);
                     print!("{}", dae::bench::train_table(&rows));
@@ -395,7 +403,10 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
     let ctx = dae::Ctx::open(adapter)?;
     let t0 = std::time::Instant::now();
     let Some(w) = dae::report::jobs::analyse(&ctx, &cfg, &ev.options(common), full)? else {
-        return interrupted_exit(if full { "report" } else { "compare limitations" }, "files written before the interrupt are complete; the rest were not written");
+        return interrupted_exit(
+            if full { "report" } else { "compare limitations" },
+            "files written before the interrupt are complete; the rest were not written",
+        );
     };
     if let Some(e) = &w.eval {
         print!("{}", dae::eval::table(e));
@@ -419,10 +430,27 @@ fn interrupted_exit(job: &str, what: &str) -> dae::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-fn train(adapter: Option<&str>, common: &Common, resume: bool, no_ema: bool, overwrite: bool, quiet: bool, crash_at: Option<(usize, u64)>) -> dae::Result<ExitCode> {
+fn train(
+    adapter: Option<&str>,
+    common: &Common,
+    resume: bool,
+    no_ema: bool,
+    overwrite: bool,
+    quiet: bool,
+    crash_at: Option<(usize, u64)>,
+) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions { data_dir: common.data_dir.clone(), resume, no_ema, verbose: !quiet, stop_after: None, overwrite, crash_at, direct: false };
+    let opts = dae::train::TrainOptions {
+        data_dir: common.data_dir.clone(),
+        resume,
+        no_ema,
+        verbose: !quiet,
+        stop_after: None,
+        overwrite,
+        crash_at,
+        direct: false,
+    };
     let t0 = std::time::Instant::now();
     let s = dae::train::train(&ctx, &cfg, &opts)?;
     let out = std::path::Path::new(&cfg.out_dir);
@@ -491,7 +519,10 @@ fn devices(wanted: Option<&str>, json: bool) -> dae::Result<ExitCode> {
                 let have = (r.get)(&l);
                 println!("    {:<50} {:>12} {:>12}{}", r.name, have, r.need, if have < r.need { "  TOO LOW" } else { "" });
             }
-            println!("    features: shader-f16 {}, timestamp-query {}, subgroup {}", rec["features"]["shader_f16"], rec["features"]["timestamp_query"], rec["features"]["subgroup"]);
+            println!(
+                "    features: shader-f16 {}, timestamp-query {}, subgroup {}",
+                rec["features"]["shader_f16"], rec["features"]["timestamp_query"], rec["features"]["subgroup"]
+            );
         }
         out.push(rec);
     }

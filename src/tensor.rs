@@ -53,7 +53,13 @@ impl Tensor {
         if whole.is_slice() || c == 0 || off + c > total {
             return Err(Error::shape("channel slice", format!("channels [{off}, {}) of {:?}", off + c, whole.shape())));
         }
-        let inner = TensorInner { id: whole.ctx().next_id(), shape: vec![n, c, h, w], view: Some(whole.view().clone()), ctx: whole.ctx().clone(), slice: Some(ChannelSlice { off, total }) };
+        let inner = TensorInner {
+            id: whole.ctx().next_id(),
+            shape: vec![n, c, h, w],
+            view: Some(whole.view().clone()),
+            ctx: whole.ctx().clone(),
+            slice: Some(ChannelSlice { off, total }),
+        };
         Ok(Tensor(Rc::new(inner)))
     }
 

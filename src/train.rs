@@ -13,19 +13,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::autograd::Graph;
 use crate::checkpoint::{self, HostWeights};
 use crate::config::{Config, LossTerm, parse_loss};
 use crate::error::{Error, Result};
 use crate::eval::{self, ValRow};
 use crate::feed::{IMAGE_HW, IMAGE_LEN, data_dir, load_images, noise_params, pack_u8, permutation, pixel_terms, spec, split};
+use crate::gpu::Plan;
 use crate::gpu::{Ctx, View};
 use crate::nn::model::Fwd;
 use crate::nn::{Layout, Model, Weights};
-use crate::gpu::Plan;
 use crate::ops::data::{DataParams, data_gather, data_noise};
 use crate::ops::dropout2d::Dropout2dParams;
 use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
-use crate::autograd::Graph;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
 use crate::tensor::Tensor;
@@ -134,7 +134,9 @@ impl Trainer {
         if cfg.model.in_ch != 1 || cfg.model.out_ch != 1 {
             return Err(Error::Config(format!(
                 "model.in_ch and model.out_ch must be 1 for {} (grey images), got {} and {}",
-                spec(cfg.data.dataset).name, cfg.model.in_ch, cfg.model.out_ch
+                spec(cfg.data.dataset).name,
+                cfg.model.in_ch,
+                cfg.model.out_ch
             )));
         }
         let dir = data_dir(cfg, opts.data_dir.as_deref());
@@ -266,7 +268,16 @@ impl Trainer {
         let v = self.ctx.read(&self.opt.v)?;
         // A finite loss does not prove finite weights (the last update of an epoch is checked by
         // no loss): never replace a good checkpoint with a broken one.
-        self.refuse_non_finite(stem, &[("weights", &raw.params), ("batch-norm running statistics", &raw.buffers), ("EMA weights", &ema.params), ("Adam moments", &m), ("Adam moments", &v)])?;
+        self.refuse_non_finite(
+            stem,
+            &[
+                ("weights", &raw.params),
+                ("batch-norm running statistics", &raw.buffers),
+                ("EMA weights", &ema.params),
+                ("Adam moments", &m),
+                ("Adam moments", &v),
+            ],
+        )?;
         let scaler = match &self.opt.scaler {
             Some(s) => Some(self.ctx.read(&s.state)?),
             None => None,
@@ -295,11 +306,7 @@ impl Trainer {
     fn refuse_non_finite(&self, stem: &str, parts: &[(&str, &Vec<f32>)]) -> Result<()> {
         let Some(what) = parts.iter().find(|(_, d)| d.iter().any(|x| !x.is_finite())).map(|(w, _)| *w) else { return Ok(()) };
         let dir = self.ckpt_dir();
-        Err(Error::Msg(format!(
-            "the {what} became non-finite by step {}; stopping without writing {stem}. {}",
-            self.step,
-            intact_note(&dir)
-        )))
+        Err(Error::Msg(format!("the {what} became non-finite by step {}; stopping without writing {stem}. {}", self.step, intact_note(&dir))))
     }
 
     /// Write best_model (the EMA or raw weights) under the same non-finite guard as `last`.
@@ -330,16 +337,12 @@ impl Trainer {
             )));
         }
         let c = &self.cfg;
-        let changed: Vec<&str> = [
-            ("seed", saved.seed != c.seed),
-            ("data", saved.data != c.data),
-            ("noise", saved.noise != c.noise),
-            ("train", saved.train != c.train),
-        ]
-        .iter()
-        .filter(|(_, d)| *d)
-        .map(|(n, _)| *n)
-        .collect();
+        let changed: Vec<&str> =
+            [("seed", saved.seed != c.seed), ("data", saved.data != c.data), ("noise", saved.noise != c.noise), ("train", saved.train != c.train)]
+                .iter()
+                .filter(|(_, d)| *d)
+                .map(|(n, _)| *n)
+                .collect();
         if !changed.is_empty() {
             eprintln!(
                 "warning: --resume with a config that differs from the checkpoint's in: {}; the run continues with the new settings and will not match an uninterrupted run",
@@ -371,7 +374,10 @@ impl Trainer {
             if state.tensors.contains_key("amp_scaler") {
                 self.ctx.write(&s.state, &checkpoint::arena(state, "amp_scaler", crate::ops::amp::STATE_LEN)?)?;
             } else {
-                eprintln!("warning: --resume: {} has no loss-scaler state (saved without train.amp); amp starts from train.amp_init_scale", state.path.display());
+                eprintln!(
+                    "warning: --resume: {} has no loss-scaler state (saved without train.amp); amp starts from train.amp_init_scale",
+                    state.path.display()
+                );
             }
         }
         self.step = num(state, "step")?;
@@ -386,7 +392,11 @@ impl Trainer {
             self.save("last")?;
         }
         let epoch_stem = format!("epoch_{:03}", self.epoch);
-        if self.step_in_epoch == 0 && self.epoch > 0 && self.epoch % self.cfg.train.save_every == 0 && !matches!(checkpoint::open_set(&dir, &epoch_stem), Ok(Some(_))) {
+        if self.step_in_epoch == 0
+            && self.epoch > 0
+            && self.epoch % self.cfg.train.save_every == 0
+            && !matches!(checkpoint::open_set(&dir, &epoch_stem), Ok(Some(_)))
+        {
             self.save(&epoch_stem)?;
         }
         Ok(())
@@ -537,7 +547,8 @@ impl Trainer {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let levels = eval::eval_levels(&self.cfg);
-        let pass = eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None, direct: self.direct };
+        let pass =
+            eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None, direct: self.direct };
         let scores = eval::score(&self.ctx, &self.cfg, &self.model, w, &set, pass, &mut |_| {})?;
         Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }
@@ -563,7 +574,9 @@ fn suspects(cfg: &Config) -> String {
 /// that there is none yet.
 fn intact_note(dir: &Path) -> String {
     match checkpoint::open_set(dir, "last") {
-        Ok(Some(s)) => format!("The checkpoint `last` in {} (step {}) is from before it and intact; --resume continues from it", dir.display(), s.step),
+        Ok(Some(s)) => {
+            format!("The checkpoint `last` in {} (step {}) is from before it and intact; --resume continues from it", dir.display(), s.step)
+        }
         _ => format!("No checkpoint was written before it (none in {})", dir.display()),
     }
 }
@@ -579,11 +592,8 @@ const VAL_HEADER: &str = "epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy";
 
 fn append(path: &Path, header: &str, rows: &[String]) -> Result<()> {
     let fresh = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+    let mut f =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
     let mut text = String::new();
     if fresh {
         text.push_str(header);
@@ -658,10 +668,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     // One training run per folder for its whole life: a second one would interleave the logs
     // and overwrite the checkpoints. (Evaluation takes its own lock and may run beside it.)
     let _lock = crate::util::lock::lock(Path::new(&cfg.out_dir), "train", &crate::util::lock::holder_note("dae train")).map_err(|e| match e {
-        crate::util::lock::LockError::Held { holder, .. } => Error::Msg(format!(
-            "{} is in use by another training run ({holder}); wait for it to finish, or pick another --out-dir",
-            cfg.out_dir
-        )),
+        crate::util::lock::LockError::Held { holder, .. } => {
+            Error::Msg(format!("{} is in use by another training run ({holder}); wait for it to finish, or pick another --out-dir", cfg.out_dir))
+        }
         e => Error::Msg(e.to_string()),
     })?;
     prepare_out_dir(Path::new(&cfg.out_dir), opts)?;
@@ -675,7 +684,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
     let on_cpu = info.device_type == wgpu::DeviceType::Cpu;
     if on_cpu {
-        say("note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps");
+        say(
+            "note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps",
+        );
     }
     let total_steps = (spe * cfg.train.epochs) as u64;
     // The run-time estimate's marks: after a step once the plan has settled, after the next.
@@ -797,7 +808,12 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                     let secs = ((total_steps - tr.step) as f64 + val) * per_step;
                     if on_cpu || secs > 3600.0 {
                         let hint = if secs > 3600.0 { "; for a first try, configs/quick.yaml trains a small model in minutes" } else { "" };
-                        bar.suspend(|| eprintln!("estimated time for the rest of the run: {}{hint}", humantime::format_duration(std::time::Duration::from_secs(secs as u64))));
+                        bar.suspend(|| {
+                            eprintln!(
+                                "estimated time for the rest of the run: {}{hint}",
+                                humantime::format_duration(std::time::Duration::from_secs(secs as u64))
+                            )
+                        });
                     }
                 }
             }
@@ -860,7 +876,11 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             .map(|r| format!("{},{},{:.6},{:.4},{:.5},{:.4},{:.5}", tr.epoch, r.sigma, r.loss, r.psnr, r.ssim, r.psnr_noisy, r.ssim_noisy))
             .collect();
         append(&logs.join(VAL_CSV), VAL_HEADER, &rows)?;
-        let line = val.iter().map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim)).collect::<Vec<_>>().join(" | ");
+        let line = val
+            .iter()
+            .map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim))
+            .collect::<Vec<_>>()
+            .join(" | ");
         let amp = match tr.scaler_state()? {
             Some((scale, skipped)) => format!(" | amp: loss scale {scale}, {skipped} steps skipped"),
             None => String::new(),

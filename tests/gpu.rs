@@ -2,9 +2,9 @@
 //! plumbing, the caches, and bad input turning into errors. Without an adapter these FAIL with
 //! instructions; nothing is skipped.
 
+use dae::autograd::Graph;
 use dae::check::{self, CheckRow};
 use dae::error::{Error, NO_ADAPTER_HELP};
-use dae::autograd::Graph;
 use dae::ops::reduce;
 use dae::{Ctx, Tensor};
 
@@ -135,7 +135,18 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
         let gamma = c.upload("t", &rng.vec(ch)).unwrap();
         let beta = c.upload("t", &rng.vec(ch)).unwrap();
         let dy = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
-        let p = GroupNormParams { n: n as u32, c: ch as u32, hw: hw as u32, groups: groups as u32, eps: 1e-5, slope: 0.0, s_c: ch as u32, s_off: 0, s_total: ch as u32, ..Default::default() };
+        let p = GroupNormParams {
+            n: n as u32,
+            c: ch as u32,
+            hw: hw as u32,
+            groups: groups as u32,
+            eps: 1e-5,
+            slope: 0.0,
+            s_c: ch as u32,
+            s_off: 0,
+            s_total: ch as u32,
+            ..Default::default()
+        };
         let run = |wg: usize| -> Vec<Vec<u32>> {
             c.force_tuned(Some(wg));
             let stats = c.alloc("t", n * groups * 2).unwrap();
@@ -161,7 +172,18 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
         let gamma = c.upload("t", &rng.vec(ch)).unwrap();
         let beta = c.upload("t", &rng.vec(ch)).unwrap();
         let dy = c.upload("t", &rng.vec(n * ch * hw)).unwrap();
-        let p = BatchNormParams { n: n as u32, c: ch as u32, hw: hw as u32, eps: 1e-5, momentum: 0.1, write_dx: 1, write_dparams: 1, s_c: ch as u32, s_total: ch as u32, ..Default::default() };
+        let p = BatchNormParams {
+            n: n as u32,
+            c: ch as u32,
+            hw: hw as u32,
+            eps: 1e-5,
+            momentum: 0.1,
+            write_dx: 1,
+            write_dparams: 1,
+            s_c: ch as u32,
+            s_total: ch as u32,
+            ..Default::default()
+        };
         let run = |wg: usize| -> Vec<Vec<u32>> {
             c.force_tuned(Some(wg));
             let (stats, rm, rv) = (c.alloc("t", 2 * ch).unwrap(), c.upload("t", &vec![0.0; ch]).unwrap(), c.upload("t", &vec![1.0; ch]).unwrap());
@@ -277,9 +299,32 @@ fn composed_graph_matches_reference() {
 fn every_op_and_entry_point_is_checked() {
     let rows = check::run(&ctx(), None).unwrap();
     let ops = [
-        "conv2d", "conv_transpose2d", "group_norm", "batch_norm", "relu", "leaky_relu", "gelu", "silu", "sigmoid", "maxpool2d",
-        "resize_bilinear", "pad2d", "concat", "dropout2d", "add", "mul", "scale", "bias_add", "mse_loss", "l1_loss",
-        "charbonnier_loss", "sum", "metrics", "lpips", "fft", "analysis",
+        "conv2d",
+        "conv_transpose2d",
+        "group_norm",
+        "batch_norm",
+        "relu",
+        "leaky_relu",
+        "gelu",
+        "silu",
+        "sigmoid",
+        "maxpool2d",
+        "resize_bilinear",
+        "pad2d",
+        "concat",
+        "dropout2d",
+        "add",
+        "mul",
+        "scale",
+        "bias_add",
+        "mse_loss",
+        "l1_loss",
+        "charbonnier_loss",
+        "sum",
+        "metrics",
+        "lpips",
+        "fft",
+        "analysis",
     ];
     for op in ops {
         let shapes: std::collections::HashSet<&str> = rows.iter().filter(|r| r.op == op).map(|r| r.shape.as_str()).collect();
@@ -344,7 +389,10 @@ fn bad_input_is_an_error_naming_the_op() {
     let leaf = g.leaf(&Tensor::from_slice(&c, &[2], &[1.0, 2.0]).unwrap());
     let y = g.scale(&leaf, 2.0).unwrap();
     assert!(matches!(g.backward(&y), Err(Error::Autograd(_))), "non-scalar loss must be refused");
-    assert!(matches!(Graph::new(&c).backward(&x.reshape(&[21, 7]).unwrap().reshape(&[147]).unwrap()), Err(Error::Autograd(_))), "a non-scalar tensor outside the graph must be refused");
+    assert!(
+        matches!(Graph::new(&c).backward(&x.reshape(&[21, 7]).unwrap().reshape(&[147]).unwrap()), Err(Error::Autograd(_))),
+        "a non-scalar tensor outside the graph must be refused"
+    );
     let s = Tensor::from_slice(&c, &[1], &[1.0]).unwrap();
     assert!(matches!(Graph::new(&c).backward(&s), Err(Error::Autograd(_))), "a tensor outside the graph must be refused");
     // Nothing went wrong on the device along the way.
@@ -485,7 +533,17 @@ fn quick_training_learns_and_writes_outputs() {
     let out = tmp("quick");
     // 50 steps: quick.yaml's output conv starts dark (loss ~0.1, the black background), and the
     // EMA model passes the noisy input by 2 dB after about 45 (at 30 it was +0.4 dB).
-    let cfg = quick(&out, &["train.epochs=1", "train.max_steps_per_epoch=50", "train.log_every=10", "train.ema_decay=0.8", "data.val_size=96", "noise.test_sigmas=[0.3]"]);
+    let cfg = quick(
+        &out,
+        &[
+            "train.epochs=1",
+            "train.max_steps_per_epoch=50",
+            "train.log_every=10",
+            "train.ema_decay=0.8",
+            "data.val_size=96",
+            "noise.test_sigmas=[0.3]",
+        ],
+    );
     let s = dae::train::train(&ctx(), &cfg, &opts()).unwrap();
     assert_eq!((s.steps, s.epochs_done, s.interrupted), (50, 1, None));
     let v = &s.last_val[0];
@@ -516,11 +574,7 @@ fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// weights, EMA, optimiser moments. Dropout and batch norm are on to cover their state.
 #[test]
 fn resume_is_bit_identical() {
-    let sets = [
-        "model.base_ch=8",
-        "model.norm_type=batch",
-        "model.dropout=0.1",
-    ];
+    let sets = ["model.base_ch=8", "model.norm_type=batch", "model.dropout=0.1"];
     let (a, b, _) = straight_and_resumed("resume", &sets);
     let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().count();
     assert_eq!(rows(&a), rows(&b), "the resumed run's log has the same rows");
@@ -532,7 +586,15 @@ fn resume_is_bit_identical() {
 /// a) and cut at step 7 then resumed (folder b), asserting the two end with identical `last`
 /// files; the folders and both summaries.
 fn straight_and_resumed(name: &str, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, [dae::train::Summary; 2]) {
-    let mut sets = vec!["train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=5", "train.log_every=3", "data.val_size=32", "data.train_limit=256", "noise.test_sigmas=[0.3]"];
+    let mut sets = vec![
+        "train.batch_size=16",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=5",
+        "train.log_every=3",
+        "data.val_size=32",
+        "data.train_limit=256",
+        "noise.test_sigmas=[0.3]",
+    ];
     sets.extend_from_slice(extra);
     let sets = &sets[..];
     let (a, b) = (tmp(&format!("{name}-a")), tmp(&format!("{name}-b")));
@@ -556,12 +618,7 @@ fn straight_and_resumed(name: &str, extra: &[&str]) -> (std::path::PathBuf, std:
 /// and resumed ends bit-identical to a straight one, the scaler's state included.
 #[test]
 fn amp_skips_overflowing_steps_and_resumes_bit_identically() {
-    let sets = [
-        "model.base_ch=8",
-        "train.amp=true",
-        "train.amp_init_scale=4294967296",
-        "train.amp_growth_interval=3",
-    ];
+    let sets = ["model.base_ch=8", "train.amp=true", "train.amp_init_scale=4294967296", "train.amp_growth_interval=3"];
     assert!(ctx().gpu().has_f16(), "this test needs an adapter with shader-f16 (lavapipe has it)");
     let (a, b, [sa, sb]) = straight_and_resumed("amp", &sets);
     let (scale, skipped) = sa.amp.expect("amp is on");
@@ -580,10 +637,25 @@ fn amp_skips_overflowing_steps_and_resumes_bit_identically() {
 #[test]
 fn nan_loss_stops_naming_the_step() {
     let out = tmp("nan");
-    let cfg = quick(&out, &["model.base_ch=8", "train.lr=1e30", "train.grad_clip=null", "train.warmup_epochs=0", "train.max_steps_per_epoch=12", "train.log_every=4", "train.batch_size=16", "data.val_size=32"]);
+    let cfg = quick(
+        &out,
+        &[
+            "model.base_ch=8",
+            "train.lr=1e30",
+            "train.grad_clip=null",
+            "train.warmup_epochs=0",
+            "train.max_steps_per_epoch=12",
+            "train.log_every=4",
+            "train.batch_size=16",
+            "data.val_size=32",
+        ],
+    );
     let e = dae::train::train(&ctx(), &cfg, &opts()).unwrap_err().to_string();
     assert!(e.contains("at step") && e.contains("No checkpoint was written before it"), "{e}");
-    assert!(e.contains("train.lr is 1000000000000000000000000000000") && e.contains("train.grad_clip is null"), "the message should name the fields that made it diverge: {e}");
+    assert!(
+        e.contains("train.lr is 1000000000000000000000000000000") && e.contains("train.grad_clip is null"),
+        "the message should name the fields that made it diverge: {e}"
+    );
     assert!(!out.join("ckpts/last.safetensors").exists(), "no checkpoint may be written after the loss went bad");
     std::fs::remove_dir_all(&out).ok();
 }
@@ -592,7 +664,15 @@ fn nan_loss_stops_naming_the_step() {
 #[test]
 fn a_bad_epoch_leaves_the_good_last_checkpoint() {
     let out = tmp("nan-after");
-    let sets = ["model.base_ch=8", "train.epochs=1", "train.max_steps_per_epoch=3", "train.log_every=3", "train.batch_size=8", "data.val_size=8", "noise.test_sigmas=[0.3]"];
+    let sets = [
+        "model.base_ch=8",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=3",
+        "train.log_every=3",
+        "train.batch_size=8",
+        "data.val_size=8",
+        "noise.test_sigmas=[0.3]",
+    ];
     dae::train::train(&ctx(), &quick(&out, &sets), &opts()).unwrap();
     let files = ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"];
     let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(out.join("ckpts").join(f)).unwrap()).collect();
@@ -643,7 +723,20 @@ fn perceptual_loss_trains_and_checks_its_weights() {
     let sha = dae::nn::vgg::sha256_file(&vgg).unwrap();
     let base = |out: &std::path::Path, file: &std::path::Path, sha: &str| {
         let p = format!("train.perceptual={{weights: {}, sha256: {sha}, taps: [3, 8]}}", file.display());
-        quick(out, &["model.base_ch=8", "train.epochs=1", "train.batch_size=4", "train.max_steps_per_epoch=6", "train.log_every=3", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.loss=l2 + 0.1*perceptual", &p])
+        quick(
+            out,
+            &[
+                "model.base_ch=8",
+                "train.epochs=1",
+                "train.batch_size=4",
+                "train.max_steps_per_epoch=6",
+                "train.log_every=3",
+                "data.val_size=8",
+                "noise.test_sigmas=[0.3]",
+                "train.loss=l2 + 0.1*perceptual",
+                &p,
+            ],
+        )
     };
     let out = dir.join("run");
     let s = dae::train::train(&ctx(), &base(&out, &vgg, &sha), &opts()).unwrap();
@@ -668,7 +761,10 @@ fn a_new_run_does_not_mix_with_an_earlier_one() {
     let out = tmp("mix");
     std::fs::create_dir_all(out.join("logs")).unwrap();
     std::fs::write(out.join("logs/train_metrics.csv"), "step,epoch,loss,lr,grad_norm,images_per_s\n1,1,0.5,0.001,1.0,10\n").unwrap();
-    let cfg = quick(&out, &["model.base_ch=8", "train.epochs=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"]);
+    let cfg = quick(
+        &out,
+        &["model.base_ch=8", "train.epochs=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"],
+    );
     // Without a checkpoint, --resume would fail: the hint offers only --overwrite.
     let e = dae::train::train(&ctx(), &cfg, &opts()).err().unwrap().to_string();
     assert!(e.contains("no complete checkpoint") && !e.contains("--resume") && e.contains("--overwrite"), "{e}");
@@ -724,7 +820,15 @@ fn sigint_and_sigterm_save_last_and_exit_130_and_143() {
     for (sig, code, said) in [("INT", 130, "interrupt (Ctrl-C): saved"), ("TERM", 143, "SIGTERM: saved")] {
         let out = tmp(&format!("sig{sig}"));
         let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
-        let sets = ["model.base_ch=8", "train.batch_size=8", "train.log_every=1", "data.val_size=8", "noise.test_sigmas=[0.3]", "train.epochs=2", "train.max_steps_per_epoch=400"];
+        let sets = [
+            "model.base_ch=8",
+            "train.batch_size=8",
+            "train.log_every=1",
+            "data.val_size=8",
+            "noise.test_sigmas=[0.3]",
+            "train.epochs=2",
+            "train.max_steps_per_epoch=400",
+        ];
         let cmd = |extra: &[&str]| {
             let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
             c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(&out).arg("--data-dir").arg(mnist_dir());
@@ -776,7 +880,16 @@ fn tiny_train_cmd(out: &std::path::Path, extra: &[&str]) -> std::process::Comman
     let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
     c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(mnist_dir()).arg("-q");
-    for s in ["model.base_ch=4", "model.num_downs=1", "train.epochs=2", "train.save_every=1", "train.batch_size=8", "train.max_steps_per_epoch=2", "data.val_size=8", "noise.test_sigmas=[0.3]"] {
+    for s in [
+        "model.base_ch=4",
+        "model.num_downs=1",
+        "train.epochs=2",
+        "train.save_every=1",
+        "train.batch_size=8",
+        "train.max_steps_per_epoch=2",
+        "data.val_size=8",
+        "noise.test_sigmas=[0.3]",
+    ] {
         c.args(["--set", s]);
     }
     c.args(extra);
@@ -812,7 +925,11 @@ fn a_crash_at_any_checkpoint_write_resumes_identically() {
         assert!(r.status.success(), "resume after a crash at point {n}: {}", String::from_utf8_lossy(&r.stderr));
         assert!(set_tensors(&out.join("ckpts"), "last") == want, "crash at point {n}: the resumed run ended elsewhere");
         assert!(set_tensors(&out.join("ckpts"), "epoch_002") == want_epoch, "crash at point {n}: epoch_002 differs or is missing");
-        let tmps: Vec<_> = std::fs::read_dir(out.join("ckpts")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        let tmps: Vec<_> = std::fs::read_dir(out.join("ckpts"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
         assert!(tmps.is_empty(), "crash at point {n}: stale .tmp files left: {tmps:?}");
         std::fs::remove_dir_all(&out).ok();
     }
@@ -876,7 +993,11 @@ fn checkpoints_of_the_first_format_still_resume() {
 fn a_second_training_run_into_a_busy_folder_is_refused() {
     use std::time::{Duration, Instant};
     let out = tmp("busy");
-    let mut first = tiny_train_cmd(&out, &["--set", "train.max_steps_per_epoch=400", "--set", "train.log_every=1"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = tiny_train_cmd(&out, &["--set", "train.max_steps_per_epoch=400", "--set", "train.log_every=1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let csv = out.join("logs/train_metrics.csv");
     let t0 = Instant::now();
     while std::fs::read_to_string(&csv).map_or(0, |s| s.lines().count()) < 2 {
@@ -916,7 +1037,8 @@ fn eval_cmd(sub: &[&str], out: &std::path::Path, extra: &[&str]) -> std::process
     let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
     c.args(sub).arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(mnist_dir()).arg("-q");
-    for s in ["model.base_ch=4", "model.num_downs=1", "eval.test_limit=40", "eval.mode_images=8", "eval.diversity_images=2", "eval.diversity_draws=3"] {
+    for s in ["model.base_ch=4", "model.num_downs=1", "eval.test_limit=40", "eval.mode_images=8", "eval.diversity_images=2", "eval.diversity_draws=3"]
+    {
         c.args(["--set", s]);
     }
     c.args(extra);
@@ -1120,12 +1242,21 @@ fn infer_chunks_reads_pngs_and_refuses_non_finite_input() {
     let x: Vec<f32> = rng.vec(n * 784).iter().map(|v| 0.5 + 0.5 * v).collect();
     let write = |name: &str, v: &[f32], shape: Vec<usize>| {
         let p = dir.join(name);
-        dae::checkpoint::write(&p, vec![("input".into(), shape, bytemuck::cast_slice(v).to_vec(), safetensors::Dtype::F32)], Default::default()).unwrap();
+        dae::checkpoint::write(&p, vec![("input".into(), shape, bytemuck::cast_slice(v).to_vec(), safetensors::Dtype::F32)], Default::default())
+            .unwrap();
         p
     };
     let input = write("in.safetensors", &x, vec![n, 1, 28, 28]);
     let infer = |inp: &std::path::Path, out: &std::path::Path, batch: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dae")).args(["infer", "--batch", batch, "--ckpt"]).arg(&ckpt).arg("--input").arg(inp).arg("--output").arg(out).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
+            .args(["infer", "--batch", batch, "--ckpt"])
+            .arg(&ckpt)
+            .arg("--input")
+            .arg(inp)
+            .arg("--output")
+            .arg(out)
+            .output()
+            .unwrap()
     };
     let read = |p: &std::path::Path| dae::checkpoint::read(p).unwrap().tensors["output"].2.clone();
     let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
@@ -1202,7 +1333,16 @@ fn bad_numbers_are_usage_errors_everywhere() {
     }
     cases.push((v(&["train", "--config", cfg, "--out-dir", &out_s, "--seed", "-5"]), "--seed"));
     cases.push((v(&["train", "--config", cfg, "--out-dir", &out_s, "--seed", "1e30"]), "--seed"));
-    for a in [&["--sigmas=.nan"][..], &["--sigmas=nan"], &["--sigmas=inf"], &["--sigmas=-1"], &["--sigmas=1e30,0.1"], &["--batch", "0"], &["--batch", "-2"], &["--batch", "99999999999"]] {
+    for a in [
+        &["--sigmas=.nan"][..],
+        &["--sigmas=nan"],
+        &["--sigmas=inf"],
+        &["--sigmas=-1"],
+        &["--sigmas=1e30,0.1"],
+        &["--batch", "0"],
+        &["--batch", "-2"],
+        &["--batch", "99999999999"],
+    ] {
         for sub in [&["eval"][..], &["report"], &["compare", "limitations"], &["viz", "recon-grid"]] {
             let mut c = v(sub);
             c.extend(v(&["--config", cfg, "--out-dir", &run_s, "--data-dir", &data]));
@@ -1256,7 +1396,15 @@ fn a_long_run_keeps_buffers_and_memory_flat() {
     let grads = c.alloc("soak", layout.param_len()).unwrap();
     dae::ops::elementwise::fill(&c, &grads, 0.0).unwrap();
     let w = Weights::views(&c, &layout, &params, Some(&grads), &buffers).unwrap();
-    let hyper = dae::optim::Hyper { kind: dae::ops::optim::OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
+    let hyper = dae::optim::Hyper {
+        kind: dae::ops::optim::OptKind::Adamw,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-4,
+        momentum: 0.0,
+        grad_clip: Some(1.0),
+    };
     let mut opt = dae::optim::Optimizer::new(&c, layout.param_len(), hyper).unwrap();
     let mut rng = dae::util::rng::Rng::new(4);
     let x = Tensor::from_slice(&c, &[4, 1, 28, 28], &rng.vec(4 * 784).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>()).unwrap();
@@ -1355,7 +1503,10 @@ fn the_unet_step_runs_no_concat_copy() {
         let (row, prof) = dae::bench::model_step(&c, spec, 3, 0, 1, true, false).unwrap();
         let entries: Vec<&str> = prof.iter().map(|p| p.0).collect();
         // Any conv forward kernel: which blocking runs is autotune's (the tune cache's) choice.
-        assert!(entries.iter().any(|e| e.starts_with("conv2d_forward")) && entries.contains(&"maxpool2d_backward"), "{spec}: the profile missed the step: {entries:?}");
+        assert!(
+            entries.iter().any(|e| e.starts_with("conv2d_forward")) && entries.contains(&"maxpool2d_backward"),
+            "{spec}: the profile missed the step: {entries:?}"
+        );
         assert!(!entries.iter().any(|e| e.starts_with("concat")), "{spec}: a concat copy ran: {entries:?}");
         assert!(row.dispatches > 40, "{spec}: {} dispatches", row.dispatches);
     }
@@ -1367,7 +1518,18 @@ fn the_unet_step_runs_no_concat_copy() {
 /// batch scores.
 #[test]
 fn the_recorded_step_matches_encoding_every_step() {
-    let sets = ["model.base_ch=8", "model.norm_type=batch", "model.dropout=0.1", "train.batch_size=16", "train.epochs=2", "train.max_steps_per_epoch=4", "train.log_every=3", "data.val_size=40", "data.train_limit=256", "noise.test_sigmas=[0.3, 0.7]"];
+    let sets = [
+        "model.base_ch=8",
+        "model.norm_type=batch",
+        "model.dropout=0.1",
+        "train.batch_size=16",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=4",
+        "train.log_every=3",
+        "data.val_size=40",
+        "data.train_limit=256",
+        "noise.test_sigmas=[0.3, 0.7]",
+    ];
     let (a, b) = (tmp("planned"), tmp("direct"));
     let c = ctx();
     dae::train::train(&c, &quick(&a, &sets), &opts()).unwrap();
@@ -1375,7 +1537,13 @@ fn the_recorded_step_matches_encoding_every_step() {
     for f in ["last.safetensors", "last.ema.safetensors", "last.state.safetensors"] {
         assert!(tensors(&a.join("ckpts").join(f)) == tensors(&b.join("ckpts").join(f)), "{f} differs between the replayed plan and direct encoding");
     }
-    let log = |d: &std::path::Path| std::fs::read_to_string(d.join("logs/train_metrics.csv")).unwrap().lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    let log = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("logs/train_metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(log(&a), log(&b), "the logged losses differ");
     // Validation records its first full batch (16 of 40 images, both levels) and replays it
     // with the next offset; the partial batch of 8 is encoded directly. All must score the same.

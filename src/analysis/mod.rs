@@ -68,7 +68,11 @@ impl Collector {
     /// Statistics, profile and log spectrum of images x [nb, hw, hw] at offset `start`.
     fn one(&mut self, ctx: &Ctx, which: usize, x: &View, start: usize, nb: usize) -> Result<()> {
         let hw = self.plan.h;
-        let (stats, prof, log) = if which == 0 { (&self.clean_stats, &self.clean_prof, &self.clean_log) } else { (&self.levels[which - 1].0, &self.levels[which - 1].1, &self.levels[which - 1].2) };
+        let (stats, prof, log) = if which == 0 {
+            (&self.clean_stats, &self.clean_prof, &self.clean_log)
+        } else {
+            (&self.levels[which - 1].0, &self.levels[which - 1].1, &self.levels[which - 1].2)
+        };
         image_stats(ctx, x, [nb, hw, hw], stats, start)?;
         let spec = ctx.alloc("fft", 2 * nb * hw * hw)?;
         self.plan.forward(ctx, x, nb, &spec)?;
@@ -86,12 +90,28 @@ impl Collector {
         for (s, p, l) in &self.levels {
             levels.push((pairs(ctx.read(s)?), ctx.read(p)?, ctx.read(l)?));
         }
-        Ok(Collected { bins: self.plan.bins(), clean_stats: pairs(ctx.read(&self.clean_stats)?), clean_prof: ctx.read(&self.clean_prof)?, clean_log: ctx.read(&self.clean_log)?, levels })
+        Ok(Collected {
+            bins: self.plan.bins(),
+            clean_stats: pairs(ctx.read(&self.clean_stats)?),
+            clean_prof: ctx.read(&self.clean_prof)?,
+            clean_log: ctx.read(&self.clean_log)?,
+            levels,
+        })
     }
 }
 
 impl BatchHook for Collector {
-    fn batch(&mut self, ctx: &Ctx, level_index: usize, _level: f32, start: usize, nb: usize, clean: &View, recon: &View, _input: &View) -> Result<()> {
+    fn batch(
+        &mut self,
+        ctx: &Ctx,
+        level_index: usize,
+        _level: f32,
+        start: usize,
+        nb: usize,
+        clean: &View,
+        recon: &View,
+        _input: &View,
+    ) -> Result<()> {
         if level_index == 0 {
             self.one(ctx, 0, clean, start, nb)?;
         }

@@ -231,7 +231,15 @@ impl Graph {
         Ok(y)
     }
 
-    pub fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize), output_pad: (usize, usize)) -> Result<Tensor> {
+    pub fn conv_transpose2d(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        stride: (usize, usize),
+        pad: (usize, usize),
+        output_pad: (usize, usize),
+    ) -> Result<Tensor> {
         let dest = self.dest.take();
         let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad, dest.as_ref())?;
         let mut inputs = vec![x, w];
@@ -253,13 +261,34 @@ impl Graph {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, running_mean: &Tensor, running_var: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
+    pub fn batch_norm(
+        &mut self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<Tensor> {
         self.batch_norm_act(x, gamma, beta, running_mean, running_var, training, momentum, eps, None)
     }
 
     /// Batch norm with the activation after it fused in.
     #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm_act(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, running_mean: &Tensor, running_var: &Tensor, training: bool, momentum: f32, eps: f32, act: Option<Activation>) -> Result<Tensor> {
+    pub fn batch_norm_act(
+        &mut self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+        act: Option<Activation>,
+    ) -> Result<Tensor> {
         if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
             return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
         }
@@ -394,7 +423,9 @@ impl Graph {
             return Err(Error::Autograd("backward from a channel slice: start from the whole concat, or a plain tensor".into()));
         }
         let Some(Tracked::Out(last)) = self.tracked.get(&y.id()) else {
-            return Err(Error::Autograd("backward from a tensor that does not require a gradient (no input wanted one, or the graph records nothing)".into()));
+            return Err(Error::Autograd(
+                "backward from a tensor that does not require a gradient (no input wanted one, or the graph records nothing)".into(),
+            ));
         };
         let last = *last;
         let Graph { ctx, nodes, tracked, .. } = self;

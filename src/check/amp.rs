@@ -8,9 +8,16 @@ use crate::ops::amp as k;
 
 /// Exact agreement: a row with rel_err 0, or infinite with the first differences named.
 fn exact(c: &mut Checker, entry: &str, gpu: &[u32], reference: &[u32]) {
-    let bad: Vec<String> = gpu.iter().zip(reference).enumerate().filter(|(_, (g, r))| g != r).take(4).map(|(i, (g, r))| format!("[{i}] {g:#x} vs {r:#x}")).collect();
+    let bad: Vec<String> =
+        gpu.iter().zip(reference).enumerate().filter(|(_, (g, r))| g != r).take(4).map(|(i, (g, r))| format!("[{i}] {g:#x} vs {r:#x}")).collect();
     let ok = bad.is_empty() && gpu.len() == reference.len();
-    c.push(entry, if ok { 0.0 } else { f64::INFINITY }, (!ok).then(|| format!("{} of {} words differ: {}", gpu.iter().zip(reference).filter(|(g, r)| g != r).count(), reference.len(), bad.join(", "))));
+    c.push(
+        entry,
+        if ok { 0.0 } else { f64::INFINITY },
+        (!ok).then(|| {
+            format!("{} of {} words differ: {}", gpu.iter().zip(reference).filter(|(g, r)| g != r).count(), reference.len(), bad.join(", "))
+        }),
+    );
 }
 
 /// The packed words the kernel should store for `vals`, and whether any overflows.
@@ -91,7 +98,15 @@ fn check_scaler(c: &mut Checker) -> Result<()> {
     let len = 777;
     c.case("loss scaler", format!("adamw len {len} clip 0.5, 5 steps (2 skipped)"));
     let h = Hyper { kind: OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, momentum: 0.9, grad_clip: Some(0.5) };
-    let rh = ro::Hyper { lr: 0.01f32 as f64, beta1: 0.9f32 as f64, beta2: 0.999f32 as f64, eps: 1e-8f32 as f64, weight_decay: 0.01f32 as f64, momentum: 0.9f32 as f64, max_norm: Some(0.5f32 as f64) };
+    let rh = ro::Hyper {
+        lr: 0.01f32 as f64,
+        beta1: 0.9f32 as f64,
+        beta2: 0.999f32 as f64,
+        eps: 1e-8f32 as f64,
+        weight_decay: 0.01f32 as f64,
+        momentum: 0.9f32 as f64,
+        max_norm: Some(0.5f32 as f64),
+    };
     let p0 = c.rng.vec(len);
     let param = c.ctx.upload("check", &p0)?;
     let ema = c.ctx.upload("check", &p0)?;

@@ -17,10 +17,18 @@ fn wg(c: &Checker) -> String {
     let name = match (c.ctx.tiled(), crate::ops::conv2d::weight_grad_blocking(c.ctx.variant())) {
         (false, _) => "conv2d_weight_grad".to_string(),
         (true, Some(WeightGradBlocking::Split(co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
-        (true, Some(WeightGradBlocking::UniformDy)) if c.ctx.gpu().has_uniform_binding_of(65_536) => "conv2d_pack_dy+conv2d_weight_grad_ubo+conv2d_weight_grad_reduce".to_string(),
-        (true, Some(WeightGradBlocking::UniformDy)) => "conv2d_weight_grad_tiled (8 x 8; uniform bindings under 64 KiB here)+conv2d_weight_grad_reduce".to_string(),
-        (true, Some(WeightGradBlocking::Subgroup(ci))) if c.ctx.gpu().has_subgroups_of(8) => format!("conv2d_weight_grad_sg (8 x {ci})+conv2d_weight_grad_reduce"),
-        (true, Some(WeightGradBlocking::Subgroup(_))) => "conv2d_weight_grad_tiled (8 x 4; no subgroups of 8 here)+conv2d_weight_grad_reduce".to_string(),
+        (true, Some(WeightGradBlocking::UniformDy)) if c.ctx.gpu().has_uniform_binding_of(65_536) => {
+            "conv2d_pack_dy+conv2d_weight_grad_ubo+conv2d_weight_grad_reduce".to_string()
+        }
+        (true, Some(WeightGradBlocking::UniformDy)) => {
+            "conv2d_weight_grad_tiled (8 x 8; uniform bindings under 64 KiB here)+conv2d_weight_grad_reduce".to_string()
+        }
+        (true, Some(WeightGradBlocking::Subgroup(ci))) if c.ctx.gpu().has_subgroups_of(8) => {
+            format!("conv2d_weight_grad_sg (8 x {ci})+conv2d_weight_grad_reduce")
+        }
+        (true, Some(WeightGradBlocking::Subgroup(_))) => {
+            "conv2d_weight_grad_tiled (8 x 4; no subgroups of 8 here)+conv2d_weight_grad_reduce".to_string()
+        }
         (true, None) => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
     };
     if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }
@@ -44,7 +52,16 @@ fn ce32(c: &Checker, entry: &str) -> String {
 
 pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
     let prev = c.ctx.variant();
-    for v in [Variant::Naive, Variant::Tiled, Variant::ChannelBlock, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
+    for v in [
+        Variant::Naive,
+        Variant::Tiled,
+        Variant::ChannelBlock,
+        Variant::Workgroup,
+        Variant::Subgroup,
+        Variant::SubgroupWide,
+        Variant::Uniform,
+        Variant::UniformWide,
+    ] {
         c.ctx.set_variant(v);
         let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
@@ -78,7 +95,11 @@ pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
     // Values in [-1, 1) never overflow f16: the flag must still be clear.
     c.case("amp_cast_f16", "every operand of the f16 conv checks".into());
     let raised = c.ctx.read_u32(&flag)?[0];
-    c.push("amp_cast_f16 overflow flag", if raised == 0 { 0.0 } else { f64::INFINITY }, (raised != 0).then(|| format!("flag {raised} with no value out of range")));
+    c.push(
+        "amp_cast_f16 overflow flag",
+        if raised == 0 { 0.0 } else { f64::INFINITY },
+        (raised != 0).then(|| format!("flag {raised} with no value out of range")),
+    );
     Ok(())
 }
 
@@ -146,7 +167,9 @@ pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
         );
         let y = c.g.conv_transpose2d(&x, &wt, bias.then_some(&b), s, p, op)?;
         let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
-        c.cmp_q(&ce(c, "conv2d_input_grad"), &y, [&xr, &wr], |x, w| r::conv_transpose2d::conv_transpose2d_forward(&rs, x, w, bias.then_some(&br[..])))?;
+        c.cmp_q(&ce(c, "conv2d_input_grad"), &y, [&xr, &wr], |x, w| {
+            r::conv_transpose2d::conv_transpose2d_forward(&rs, x, w, bias.then_some(&br[..]))
+        })?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
         c.grad_q(&ce(c, "conv2d_forward"), &grads, &x, [&wr, &g], |w, g| r::conv_transpose2d::conv_transpose2d_input_grad(&rs, w, g))?;

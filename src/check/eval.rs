@@ -25,7 +25,15 @@ pub(super) fn check_metrics(c: &mut Checker) -> Result<()> {
         let (mut want_stats, mut want_ssim, mut got_stats, mut got_ssim) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
             let r = i * per..(i + 1) * per;
-            let w4 = r::metrics::metrics_pixel(&pr[r.clone()], &cr[r.clone()], sc as f64, sh as f64, m::CHARBONNIER_EPS as f64, m::MSE_FLOOR as f64, m::PSNR_CAP as f64);
+            let w4 = r::metrics::metrics_pixel(
+                &pr[r.clone()],
+                &cr[r.clone()],
+                sc as f64,
+                sh as f64,
+                m::CHARBONNIER_EPS as f64,
+                m::MSE_FLOOR as f64,
+                m::PSNR_CAP as f64,
+            );
             want_stats.extend(w4);
             want_ssim.push(r::metrics::ssim(&pr[r.clone()], &cr[r], ch, h, w, sc as f64, sh as f64));
             got_stats.extend(stats[offset + i]);
@@ -85,10 +93,12 @@ pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
         let stats = c.ctx.alloc("check", 2 * slots)?;
         a::image_stats(c.ctx, &xv, [n, h, w], &stats, offset)?;
         let xr = f64s(&x);
-        let want: Vec<f64> = (0..n).flat_map(|i| {
-            let (l, g) = r::analysis::image_stats(&xr[i * h * w..(i + 1) * h * w], h, w);
-            [l, g]
-        }).collect();
+        let want: Vec<f64> = (0..n)
+            .flat_map(|i| {
+                let (l, g) = r::analysis::image_stats(&xr[i * h * w..(i + 1) * h * w], h, w);
+                [l, g]
+            })
+            .collect();
         c.cmp("analysis_image_stats", &c.ctx.read(&stats)?[2 * offset..2 * (offset + n)], &want);
     }
     for (q, len, count, n_images) in [(3usize, 49usize, 300usize, 400usize), (1, 784, 17, 20), (5, 13, 1, 3)] {

@@ -283,7 +283,8 @@ pub fn families() -> Vec<&'static str> {
 
 /// Run the checks of the families whose name contains `filter` (all when `None`).
 pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
-    let mut c = Checker { ctx, g: Graph::new(ctx), leaves: Vec::new(), rng: Rng::new(0x5EED), rows: Vec::new(), op: "", shape: String::new(), tol: F32 };
+    let mut c =
+        Checker { ctx, g: Graph::new(ctx), leaves: Vec::new(), rng: Rng::new(0x5EED), rows: Vec::new(), op: "", shape: String::new(), tol: F32 };
     ctx.set_poison(true);
     let result = (|| {
         for (name, f) in FAMILIES {
@@ -299,20 +300,12 @@ pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
     result.map(|_| c.rows)
 }
 
-
 /// A fixed-width table of the rows, for the terminal.
 pub fn table(rows: &[CheckRow]) -> String {
     let mut out = format!("{:<17} {:<28} {:<58} {:>10} {:>8}  {}\n", "op", "entry", "shape", "rel_err", "tol", "pass");
     for r in rows {
-        out += &format!(
-            "{:<17} {:<28} {:<58} {:>10.2e} {:>8.0e}  {}\n",
-            r.op,
-            r.entry,
-            r.shape,
-            r.rel_err,
-            r.tol,
-            if r.pass { "ok" } else { "FAIL" }
-        );
+        out +=
+            &format!("{:<17} {:<28} {:<58} {:>10.2e} {:>8.0e}  {}\n", r.op, r.entry, r.shape, r.rel_err, r.tol, if r.pass { "ok" } else { "FAIL" });
         if let Some(m) = &r.mismatches {
             out += &format!("    mismatches: {m}\n");
         }

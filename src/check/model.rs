@@ -10,11 +10,45 @@ pub(super) fn check_models(c: &mut Checker) -> Result<()> {
     use crate::nn::{Model, ModelConfig, Weights};
     let cfgs = [
         ("conv 4/3 group relu", ModelConfig { name: Arch::Conv, base_ch: 4, num_downs: 3, ..Default::default() }),
-        ("conv 4/2 batch silu dropout", ModelConfig { name: Arch::Conv, base_ch: 4, num_downs: 2, norm_type: NormType::Batch, activation: crate::nn::model::ActName::Silu, dropout: 0.25, ..Default::default() }),
+        (
+            "conv 4/2 batch silu dropout",
+            ModelConfig {
+                name: Arch::Conv,
+                base_ch: 4,
+                num_downs: 2,
+                norm_type: NormType::Batch,
+                activation: crate::nn::model::ActName::Silu,
+                dropout: 0.25,
+                ..Default::default()
+            },
+        ),
         ("unet 4/2 group relu bilinear", ModelConfig { base_ch: 4, num_downs: 2, ..Default::default() }),
-        ("unet 4/2 batch leakyrelu transposed dropout", ModelConfig { base_ch: 4, num_downs: 2, norm_type: NormType::Batch, activation: crate::nn::model::ActName::Leakyrelu, up: UpMode::Transposed, dropout: 0.25, ..Default::default() }),
-        ("unet 4/3 instance gelu bilinear", ModelConfig { base_ch: 4, num_downs: 3, norm_type: NormType::Instance, activation: crate::nn::model::ActName::Gelu, ..Default::default() }),
-        ("unet 4/1 none relu transposed", ModelConfig { base_ch: 4, num_downs: 1, norm_type: NormType::None, up: UpMode::Transposed, ..Default::default() }),
+        (
+            "unet 4/2 batch leakyrelu transposed dropout",
+            ModelConfig {
+                base_ch: 4,
+                num_downs: 2,
+                norm_type: NormType::Batch,
+                activation: crate::nn::model::ActName::Leakyrelu,
+                up: UpMode::Transposed,
+                dropout: 0.25,
+                ..Default::default()
+            },
+        ),
+        (
+            "unet 4/3 instance gelu bilinear",
+            ModelConfig {
+                base_ch: 4,
+                num_downs: 3,
+                norm_type: NormType::Instance,
+                activation: crate::nn::model::ActName::Gelu,
+                ..Default::default()
+            },
+        ),
+        (
+            "unet 4/1 none relu transposed",
+            ModelConfig { base_ch: 4, num_downs: 1, norm_type: NormType::None, up: UpMode::Transposed, ..Default::default() },
+        ),
     ];
     let (n, hw) = (2usize, 28usize);
     for (name, mc) in cfgs {
@@ -40,7 +74,9 @@ pub(super) fn check_models(c: &mut Checker) -> Result<()> {
         let (gl, gg, gb) = (l.to_vec()?, c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
 
         let mut g = crate::reference::graph::Graph::default();
-        let leaf = |g: &mut crate::reference::graph::Graph, e: &crate::nn::layout::Entry, src: &[f32]| g.leaf(&e.shape, f64s(&src[e.offset..e.offset + e.numel()]));
+        let leaf = |g: &mut crate::reference::graph::Graph, e: &crate::nn::layout::Entry, src: &[f32]| {
+            g.leaf(&e.shape, f64s(&src[e.offset..e.offset + e.numel()]))
+        };
         let pv: Vec<_> = layout.params.iter().map(|e| leaf(&mut g, e, &p0)).collect();
         let bv: Vec<_> = layout.buffers.iter().map(|e| leaf(&mut g, e, &b0)).collect();
         let xv = g.leaf(&[n, 1, hw, hw], f64s(&xs));
@@ -60,7 +96,15 @@ pub(super) fn check_models(c: &mut Checker) -> Result<()> {
 /// After a model's training step: every parameter gradient (as one vector in layout order, and
 /// the worst single tensor) and the running statistics, against `want` / `want_buf` (one vector
 /// per layout entry). The per-element bound applies tensor by tensor, each at its own scale.
-pub(super) fn cmp_model_state(c: &mut Checker, name: &str, layout: &crate::nn::Layout, grads: &[f32], want: &[Vec<f64>], buffers: &[f32], want_buf: &[Vec<f64>]) {
+pub(super) fn cmp_model_state(
+    c: &mut Checker,
+    name: &str,
+    layout: &crate::nn::Layout,
+    grads: &[f32],
+    want: &[Vec<f64>],
+    buffers: &[f32],
+    want_buf: &[Vec<f64>],
+) {
     let slice = |v: &[f32], e: &crate::nn::layout::Entry| v[e.offset..e.offset + e.numel()].to_vec();
     let (mut gpu_all, mut ref_all, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
     let mut bad = Vec::new();

@@ -71,11 +71,13 @@ pub(super) fn check_norms_f16(c: &mut Checker) -> Result<()> {
             let x16 = f16_rounded(&xr);
             let cpg = ch / groups;
             let hw = h * w;
-            let pre16: Vec<f64> = (0..x16.len()).map(|i| {
-                let (b, k) = (i / (ch * hw), i / hw % ch);
-                let gi = b * groups + k / cpg;
-                (x16[i] - mr[gi]) * sr[gi] * gr[k] + br[k]
-            }).collect();
+            let pre16: Vec<f64> = (0..x16.len())
+                .map(|i| {
+                    let (b, k) = (i / (ch * hw), i / hw % ch);
+                    let gi = b * groups + k / cpg;
+                    (x16[i] - mr[gi]) * sr[gi] * gr[k] + br[k]
+                })
+                .collect();
             let back = |xs: &[f64], pre: &[f64]| {
                 let dpre = ra.map_or(g.clone(), |ra| r::activation::activation_backward(ra, pre, &g));
                 r::group_norm::group_norm_backward(n, ch, hw, groups, xs, &gr, &mr, &sr, &dpre)
@@ -132,10 +134,12 @@ fn check_batch_norm_f16(c: &mut Checker) -> Result<()> {
             let (grads, g) = c.backward(&y)?;
             let x16 = f16_rounded(&xr);
             let hw = h * w;
-            let pre16: Vec<f64> = (0..x16.len()).map(|i| {
-                let k = i / hw % ch;
-                (x16[i] - mr[k]) * sr[k] * gr[k] + br[k]
-            }).collect();
+            let pre16: Vec<f64> = (0..x16.len())
+                .map(|i| {
+                    let k = i / hw % ch;
+                    (x16[i] - mr[k]) * sr[k] * gr[k] + br[k]
+                })
+                .collect();
             let back = |xs: &[f64], pre: &[f64]| {
                 let dpre = ra.map_or(g.clone(), |ra| r::activation::activation_backward(ra, pre, &g));
                 r::batch_norm::batch_norm_backward_train(n, ch, hw, xs, &gr, &mr, &sr, &dpre)
@@ -170,7 +174,9 @@ fn fused_acts() -> [(Activation, r::activation::Activation, &'static str); 4] {
 /// backward through both, against the reference chain norm then activation.
 pub(super) fn check_norm_act(c: &mut Checker) -> Result<()> {
     let eps = 1e-5;
-    for ((n, ch, h, w, groups), (a, ra, name)) in [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 8, 5, 3, 2), (3, 32, 5, 5, 32)].into_iter().zip(fused_acts()) {
+    for ((n, ch, h, w, groups), (a, ra, name)) in
+        [(1, 6, 7, 7, 3), (3, 5, 13, 11, 5), (2, 8, 5, 3, 2), (3, 32, 5, 5, 32)].into_iter().zip(fused_acts())
+    {
         let (x, xr) = c.leaf(&[n, ch, h, w])?;
         let (gm, gr) = c.leaf_in(&[ch], 0.5, 1.5)?;
         let (bt, br) = c.leaf(&[ch])?;

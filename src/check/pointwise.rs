@@ -30,7 +30,9 @@ pub(super) fn check_activations(c: &mut Checker) -> Result<()> {
 }
 
 pub(super) fn check_dropout(c: &mut Checker) -> Result<()> {
-    for (shape, p, seed, stream) in [([3, 5, 7, 7], 0.3f32, 7u64, 0u64), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 33)] {
+    for (shape, p, seed, stream) in
+        [([3, 5, 7, 7], 0.3f32, 7u64, 0u64), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 33)]
+    {
         let [n, ch, h, w] = shape;
         let (x, xr) = c.leaf(&shape)?;
         c.case("dropout2d", format!("x{} p{p} seed {seed} stream {stream}", dims(&shape)));

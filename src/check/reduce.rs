@@ -25,7 +25,8 @@ pub(super) fn check_losses(c: &mut Checker) -> Result<()> {
 }
 
 pub(super) fn check_reduce(c: &mut Checker) -> Result<()> {
-    let kinds = [(ReduceKind::Sum, r::reduce::Reduce::Sum), (ReduceKind::Mean, r::reduce::Reduce::Mean), (ReduceKind::SumSq, r::reduce::Reduce::SumSq)];
+    let kinds =
+        [(ReduceKind::Sum, r::reduce::Reduce::Sum), (ReduceKind::Mean, r::reduce::Reduce::Mean), (ReduceKind::SumSq, r::reduce::Reduce::SumSq)];
     for (k, rk) in kinds {
         // 300_007 > 1024 partials * 256 threads: the first stage must grid-stride.
         for len in [1757usize, 735, 1, 300_007] {

@@ -3,7 +3,9 @@
 use super::*;
 
 pub(super) fn check_maxpool(c: &mut Checker) -> Result<()> {
-    for (shape, k, s) in [([1, 3, 7, 7], (2, 2), (2, 2)), ([3, 5, 13, 11], (2, 2), (2, 2)), ([2, 6, 3, 3], (2, 2), (2, 2)), ([1, 2, 9, 8], (3, 3), (2, 2))] {
+    for (shape, k, s) in
+        [([1, 3, 7, 7], (2, 2), (2, 2)), ([3, 5, 13, 11], (2, 2), (2, 2)), ([2, 6, 3, 3], (2, 2), (2, 2)), ([1, 2, 9, 8], (3, 3), (2, 2))]
+    {
         let [n, ch, h, w] = shape;
         let (x, xr) = c.leaf(&shape)?;
         c.case("maxpool2d", format!("x{} k{k:?} s{s:?}", dims(&shape)));
@@ -88,7 +90,21 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
-    let cases = ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear", "conv_transpose2d", "conv_transpose2d tiled", "conv_transpose2d cb", "conv_transpose2d wgm", "conv_transpose2d sg", "conv_transpose2d sg16", "conv_transpose2d ubo", "conv_transpose2d ubo16"];
+    let cases = [
+        "relu",
+        "group_norm+silu",
+        "batch_norm+relu",
+        "pad2d",
+        "resize_bilinear",
+        "conv_transpose2d",
+        "conv_transpose2d tiled",
+        "conv_transpose2d cb",
+        "conv_transpose2d wgm",
+        "conv_transpose2d sg",
+        "conv_transpose2d sg16",
+        "conv_transpose2d ubo",
+        "conv_transpose2d ubo16",
+    ];
     let prev = c.ctx.variant();
     for which in cases {
         c.ctx.set_variant(if which.ends_with("tiled") {
@@ -134,8 +150,13 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (pre, mr, sr) = r::group_norm::group_norm_forward(n, cb, hw, 2, 1e-5, &xr, &gr, &btr);
                 let yr = r::activation::activation_forward(R::Silu, &pre);
                 let back: Back = Box::new(move |g| {
-                    let (dx, dg, db) = r::group_norm::group_norm_backward(n, cb, hw, 2, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Silu, &pre, g));
-                    vec![("group_norm_input_grad".into(), 0, dx), ("group_norm_param_partial+group_norm_param_final".into(), 1, dg), ("group_norm_param_partial+group_norm_param_final".into(), 2, db)]
+                    let (dx, dg, db) =
+                        r::group_norm::group_norm_backward(n, cb, hw, 2, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Silu, &pre, g));
+                    vec![
+                        ("group_norm_input_grad".into(), 0, dx),
+                        ("group_norm_param_partial+group_norm_param_final".into(), 1, dg),
+                        ("group_norm_param_partial+group_norm_param_final".into(), 2, db),
+                    ]
                 });
                 (y, yr, vec![x, gm, bt], back)
             }
@@ -146,11 +167,25 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (rm, rv) = (Tensor::zeros(c.ctx, &[cb])?, Tensor::full(c.ctx, &[cb], 1.0)?);
                 let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, 0.1, 1e-5, Some(Activation::Relu))?;
                 let (mut rmr, mut rvr) = (vec![0.0; cb], vec![1.0; cb]);
-                let (pre, mr, sr) = r::batch_norm::batch_norm_forward_train(n, cb, hw, 1e-5f32 as f64, 0.1f32 as f64, &xr, &gr, &btr, &mut rmr, &mut rvr);
+                let (pre, mr, sr) =
+                    r::batch_norm::batch_norm_forward_train(n, cb, hw, 1e-5f32 as f64, 0.1f32 as f64, &xr, &gr, &btr, &mut rmr, &mut rvr);
                 let yr = r::activation::activation_forward(R::Relu, &pre);
                 let back: Back = Box::new(move |g| {
-                    let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(n, cb, hw, &xr, &gr, &mr, &sr, &r::activation::activation_backward(R::Relu, &pre, g));
-                    vec![("batch_norm_backward_apply".into(), 0, dx), ("batch_norm_backward_final (dgamma)".into(), 1, dg), ("batch_norm_backward_final (dbeta)".into(), 2, db)]
+                    let (dx, dg, db) = r::batch_norm::batch_norm_backward_train(
+                        n,
+                        cb,
+                        hw,
+                        &xr,
+                        &gr,
+                        &mr,
+                        &sr,
+                        &r::activation::activation_backward(R::Relu, &pre, g),
+                    );
+                    vec![
+                        ("batch_norm_backward_apply".into(), 0, dx),
+                        ("batch_norm_backward_final (dgamma)".into(), 1, dg),
+                        ("batch_norm_backward_final (dbeta)".into(), 2, db),
+                    ]
                 });
                 (y, yr, vec![x, gm, bt], back)
             }
@@ -165,7 +200,14 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (x, xr) = c.leaf(&[n, cb, 3, 3])?;
                 let y = c.g.resize_bilinear(&x, h, w, true)?;
                 let yr = r::resize_bilinear::resize_bilinear_forward(n, cb, 3, 3, h, w, true, &xr);
-                (y, yr, vec![x], Box::new(move |g| vec![("resize_bilinear_backward".into(), 0, r::resize_bilinear::resize_bilinear_backward(n, cb, 3, 3, h, w, true, g))]))
+                (
+                    y,
+                    yr,
+                    vec![x],
+                    Box::new(move |g| {
+                        vec![("resize_bilinear_backward".into(), 0, r::resize_bilinear::resize_bilinear_backward(n, cb, 3, 3, h, w, true, g))]
+                    }),
+                )
             }
             _ => {
                 let cin = 5;
@@ -173,7 +215,18 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (wt, wr) = c.leaf(&[cin, cb, 2, 2])?;
                 let (bs, bsr) = c.leaf(&[cb])?;
                 let y = c.g.conv_transpose2d(&x, &wt, Some(&bs), (2, 2), (0, 0), (0, 0))?;
-                let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h: 3, w: 3, cout: cb, kh: 2, kw: 2, stride: (2, 2), pad: (0, 0), output_pad: (0, 0) };
+                let rs = r::conv_transpose2d::ConvTranspose2dShape {
+                    n,
+                    cin,
+                    h: 3,
+                    w: 3,
+                    cout: cb,
+                    kh: 2,
+                    kw: 2,
+                    stride: (2, 2),
+                    pad: (0, 0),
+                    output_pad: (0, 0),
+                };
                 let yr = r::conv_transpose2d::conv_transpose2d_forward(&rs, &xr, &wr, Some(&bsr));
                 let back: Back = Box::new(move |g| {
                     vec![
@@ -199,7 +252,8 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
         let dcat: Vec<f64> = catr.iter().map(|v| 2.0 * g[0] * v).collect();
         let parts = split(n, hw, &[ca, cb], &dcat);
         let dm: Vec<f64> = mr.iter().map(|v| 2.0 * g[0] * v).collect();
-        let da: Vec<f64> = parts[0].iter().zip(r::maxpool2d::maxpool2d_backward(n, ca, h, w, (2, 2), (2, 2), &idx, &dm)).map(|(p, q)| p + q).collect();
+        let da: Vec<f64> =
+            parts[0].iter().zip(r::maxpool2d::maxpool2d_backward(n, ca, h, w, (2, 2), (2, 2), &idx, &dm)).map(|(p, q)| p + q).collect();
         c.grad("maxpool2d_backward (slice output) + activation_backward", &grads, &xa, &r::activation::activation_backward(R::Relu, &xar, &da))?;
         for (entry, k, d) in back(&parts[1]) {
             c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d)?;

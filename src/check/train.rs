@@ -9,7 +9,16 @@ pub(super) fn check_optim(c: &mut Checker) -> Result<()> {
     let kinds = [(OptKind::Adamw, ro::Optimizer::AdamW), (OptKind::Adam, ro::Optimizer::Adam), (OptKind::Sgd, ro::Optimizer::Sgd)];
     for (kind, rk) in kinds {
         for (len, clip) in [(1000usize, Some(0.5f32)), (1757, None), (300, Some(100.0))] {
-            c.case(if kind == OptKind::Sgd { "sgd" } else if kind == OptKind::Adam { "adam" } else { "adamw" }, format!("len {len} clip {clip:?} 3 steps"));
+            c.case(
+                if kind == OptKind::Sgd {
+                    "sgd"
+                } else if kind == OptKind::Adam {
+                    "adam"
+                } else {
+                    "adamw"
+                },
+                format!("len {len} clip {clip:?} 3 steps"),
+            );
             let h = Hyper { kind, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, momentum: 0.9, grad_clip: clip };
             let rh = ro::Hyper {
                 lr: 0.01f32 as f64,
@@ -129,7 +138,18 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
     // Evaluation keys the noise by each image's index in the set (`start`): image 7 gets the
     // same noise in a batch of 4 from image 5 as in a batch of 1.
     c.case("data", format!("noise keyed by image index: batch of {batch} from image 5 vs image 7 alone"));
-    let p = DataParams { len: (batch * image_len) as u32, image_len: image_len as u32, start: 5, seed_lo: 9, epoch: 1, n_levels: 1, levels: [0.4; 16], level_scale: 1.0, in_scale: 1.0, ..Default::default() };
+    let p = DataParams {
+        len: (batch * image_len) as u32,
+        image_len: image_len as u32,
+        start: 5,
+        seed_lo: 9,
+        epoch: 1,
+        n_levels: 1,
+        levels: [0.4; 16],
+        level_scale: 1.0,
+        in_scale: 1.0,
+        ..Default::default()
+    };
     let out = c.ctx.alloc("check", batch * image_len)?;
     d::data_noise(c.ctx, &p, &clean, &out)?;
     let nr = r::data::NoiseRef {

@@ -35,10 +35,7 @@ pub const MNIST: DatasetSpec = DatasetSpec {
         (TEST_IMAGES, "9fb629c4189551a2d022fa330f9573f3"),
         (TEST_LABELS, "ec29112dd5afa0611ce80d1b7f02629c"),
     ],
-    mirrors: &[
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    ],
+    mirrors: &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
 };
 
 pub const FASHION_MNIST: DatasetSpec = DatasetSpec {
@@ -60,13 +57,7 @@ const MAX_DOWNLOAD: u64 = 256 << 20;
 
 /// md5 of a file as 32 lowercase hex digits.
 pub fn md5_file(path: &Path) -> Result<String, DataError> {
-    let io_err = |op| {
-        move |e| DataError::Io {
-            op,
-            path: path.to_path_buf(),
-            source: e,
-        }
-    };
+    let io_err = |op| move |e| DataError::Io { op, path: path.to_path_buf(), source: e };
     let mut f = File::open(path).map_err(io_err("cannot open"))?;
     let mut h = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -114,32 +105,13 @@ pub fn verify_file(spec: &DatasetSpec, dir: &Path, name: &str) -> Result<(), Dat
 /// which says where to get the files by hand; a local failure (the folder cannot be created,
 /// the disk is full) is returned as the [`DataError::Io`] it is, since another mirror would
 /// not help.
-pub fn ensure_files(
-    spec: &DatasetSpec,
-    dir: &Path,
-    mirrors: &[&str],
-    log: &mut dyn FnMut(&str),
-) -> Result<(), DataError> {
-    let missing: Vec<(&str, &str)> = spec
-        .files
-        .iter()
-        .copied()
-        .filter(|(name, _)| !dir.join(name).is_file())
-        .collect();
+pub fn ensure_files(spec: &DatasetSpec, dir: &Path, mirrors: &[&str], log: &mut dyn FnMut(&str)) -> Result<(), DataError> {
+    let missing: Vec<(&str, &str)> = spec.files.iter().copied().filter(|(name, _)| !dir.join(name).is_file()).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| DataError::Io {
-        op: "cannot create the data folder",
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
-    log(&format!(
-        "{}: {} of 4 files missing in {}",
-        spec.name,
-        missing.len(),
-        dir.display()
-    ));
+    fs::create_dir_all(dir).map_err(|e| DataError::Io { op: "cannot create the data folder", path: dir.to_path_buf(), source: e })?;
+    log(&format!("{}: {} of 4 files missing in {}", spec.name, missing.len(), dir.display()));
 
     let mut reasons = Vec::new();
     let mut failed = Vec::new();
@@ -160,11 +132,7 @@ pub fn ensure_files(
                 Ok(()) => {
                     fs::rename(&part, &final_path).map_err(|e| {
                         let _ = fs::remove_file(&part);
-                        DataError::Io {
-                            op: "cannot move the finished download into place at",
-                            path: final_path.clone(),
-                            source: e,
-                        }
+                        DataError::Io { op: "cannot move the finished download into place at", path: final_path.clone(), source: e }
                     })?;
                     log(&format!("{name} ok (md5 {md5})"));
                     done = true;
@@ -210,27 +178,10 @@ enum Failure {
 
 /// Streams `url` into `part` while hashing it; Ok only if the md5 matches.
 fn fetch(url: &str, part: &Path, want_md5: &str) -> Result<(), Failure> {
-    let remote = |unreachable, message: String| Failure::Remote {
-        unreachable,
-        err: DataError::Download {
-            url: url.to_string(),
-            message,
-        },
-    };
-    let local = |op| {
-        move |e| {
-            Failure::Local(DataError::Io {
-                op,
-                path: part.to_path_buf(),
-                source: e,
-            })
-        }
-    };
+    let remote = |unreachable, message: String| Failure::Remote { unreachable, err: DataError::Download { url: url.to_string(), message } };
+    let local = |op| move |e| Failure::Local(DataError::Io { op, path: part.to_path_buf(), source: e });
 
-    let resp = agent(is_loopback(url))
-        .get(url)
-        .call()
-        .map_err(|e| remote(true, e.to_string()))?;
+    let resp = agent(is_loopback(url)).get(url).call().map_err(|e| remote(true, e.to_string()))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(remote(false, format!("HTTP {status}")));
@@ -244,11 +195,7 @@ fn fetch(url: &str, part: &Path, want_md5: &str) -> Result<(), Failure> {
         .filter(|v| !v.eq_ignore_ascii_case("identity"))
         .map(|v| format!(" (the server sent Content-Encoding: {v})"))
         .unwrap_or_default();
-    let mut body = resp
-        .into_body()
-        .into_with_config()
-        .limit(MAX_DOWNLOAD)
-        .reader();
+    let mut body = resp.into_body().into_with_config().limit(MAX_DOWNLOAD).reader();
 
     let mut file = File::create(part).map_err(local("cannot create"))?;
     let mut h = Md5::new();
@@ -269,10 +216,7 @@ fn fetch(url: &str, part: &Path, want_md5: &str) -> Result<(), Failure> {
 
     let got = hex(&h.finalize());
     if !got.eq_ignore_ascii_case(want_md5) {
-        return Err(remote(
-            false,
-            format!("md5 of the download is {got}, expected {want_md5}{encoding}"),
-        ));
+        return Err(remote(false, format!("md5 of the download is {got}, expected {want_md5}{encoding}")));
     }
     Ok(())
 }
@@ -299,23 +243,12 @@ fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.starts_with('[') {
-        host.split_once(']').map_or(host, |(h, _)| &h[1..])
-    } else {
-        host.split(':').next().unwrap_or(host)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    let host = if host.starts_with('[') { host.split_once(']').map_or(host, |(h, _)| &h[1..]) } else { host.split(':').next().unwrap_or(host) };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn join_url(mirror: &str, name: &str) -> String {
-    if mirror.ends_with('/') {
-        format!("{mirror}{name}")
-    } else {
-        format!("{mirror}/{name}")
-    }
+    if mirror.ends_with('/') { format!("{mirror}{name}") } else { format!("{mirror}/{name}") }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -356,19 +289,12 @@ mod tests {
                 while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
                     match listener.accept() {
                         Ok((conn, _)) => serve(conn, &routes, &h),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(2))
-                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
                         Err(_) => break,
                     }
                 }
             });
-            Server {
-                addr,
-                hits,
-                stop,
-                thread: Some(thread),
-            }
+            Server { addr, hits, stop, thread: Some(thread) }
         }
 
         fn url(&self) -> String {
@@ -402,11 +328,7 @@ mod tests {
         while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
             line.clear();
         }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_string();
+        let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
         hits.lock().unwrap().push(path.clone());
         let mut w = &conn;
         let _ = match routes.iter().find(|(p, _)| *p == path) {
@@ -420,9 +342,7 @@ mod tests {
                     .as_bytes(),
                 )
                 .and_then(|_| w.write_all(body)),
-            None => w.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
-            ),
+            None => w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"),
         };
         let _ = w.flush();
     }
@@ -436,37 +356,19 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = TempDir::new("dl-fixture");
         let p = |n: &str| dir.path().join(n);
-        write_images_gz(
-            &p(TRAIN_IMAGES),
-            3,
-            2,
-            2,
-            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-        )
-        .unwrap();
+        write_images_gz(&p(TRAIN_IMAGES), 3, 2, 2, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).unwrap();
         write_labels_gz(&p(TRAIN_LABELS), &[3, 1, 4]).unwrap();
         write_images_gz(&p(TEST_IMAGES), 2, 2, 2, &[9, 8, 7, 6, 5, 4, 3, 2]).unwrap();
         write_labels_gz(&p(TEST_LABELS), &[5, 9]).unwrap();
         let names = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
-        let bytes: Vec<_> = names
-            .iter()
-            .map(|&n| (n, fs::read(p(n)).unwrap()))
-            .collect();
-        let md5 =
-            |n: &str| -> &'static str { Box::leak(md5_file(&p(n)).unwrap().into_boxed_str()) };
-        let spec = DatasetSpec {
-            name: "Tiny",
-            files: names.map(|n| (n, md5(n))),
-            mirrors: &[],
-        };
+        let bytes: Vec<_> = names.iter().map(|&n| (n, fs::read(p(n)).unwrap())).collect();
+        let md5 = |n: &str| -> &'static str { Box::leak(md5_file(&p(n)).unwrap().into_boxed_str()) };
+        let spec = DatasetSpec { name: "Tiny", files: names.map(|n| (n, md5(n))), mirrors: &[] };
         Fixture { spec, bytes }
     }
 
     fn routes(bytes: &[(&'static str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
-        bytes
-            .iter()
-            .map(|(n, b)| (format!("/data/{n}"), b.clone()))
-            .collect()
+        bytes.iter().map(|(n, b)| (format!("/data/{n}"), b.clone())).collect()
     }
 
     fn closed_port_url() -> String {
@@ -500,10 +402,7 @@ mod tests {
         for spec in [MNIST, FASHION_MNIST] {
             for (name, md5) in spec.files {
                 assert!(name.ends_with("-ubyte.gz"));
-                assert!(
-                    md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()),
-                    "{md5}"
-                );
+                assert!(md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()), "{md5}");
             }
             assert!(!spec.mirrors.is_empty() && spec.mirrors.iter().all(|m| m.ends_with('/')));
         }
@@ -516,9 +415,7 @@ mod tests {
         assert!(is_loopback("http://127.0.0.1:8080/x"));
         assert!(is_loopback("http://localhost/x"));
         assert!(is_loopback("http://[::1]:80/x"));
-        assert!(!is_loopback(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/"
-        ));
+        assert!(!is_loopback("https://ossci-datasets.s3.amazonaws.com/mnist/"));
         assert!(!is_loopback("http://127.0.0.1.evil.example/"));
     }
 
@@ -533,60 +430,32 @@ mod tests {
         fs::write(data.join(format!("{TRAIN_LABELS}.part")), b"stale junk").unwrap();
 
         let mut lines = Vec::new();
-        ensure_files(&fx.spec, &data, &[&server.url()], &mut |l| {
-            lines.push(l.to_string())
-        })
-        .unwrap();
+        ensure_files(&fx.spec, &data, &[&server.url()], &mut |l| lines.push(l.to_string())).unwrap();
         for (name, bytes) in &fx.bytes {
             assert_eq!(&fs::read(data.join(name)).unwrap(), bytes, "{name}");
         }
         no_part_files(&data);
         verify(&fx.spec, &data).unwrap();
-        assert_eq!(
-            read_labels(&data.join(TRAIN_LABELS)).unwrap(),
-            vec![3, 1, 4]
-        );
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("downloading") && l.contains(TEST_IMAGES)),
-            "{lines:?}"
-        );
-        assert_eq!(
-            lines
-                .iter()
-                .filter(|l| l.ends_with(')') && l.contains(" ok "))
-                .count(),
-            4,
-            "{lines:?}"
-        );
+        assert_eq!(read_labels(&data.join(TRAIN_LABELS)).unwrap(), vec![3, 1, 4]);
+        assert!(lines.iter().any(|l| l.contains("downloading") && l.contains(TEST_IMAGES)), "{lines:?}");
+        assert_eq!(lines.iter().filter(|l| l.ends_with(')') && l.contains(" ok ")).count(), 4, "{lines:?}");
         assert_eq!(server.hits().len(), 4);
 
         // Present files are used as they are: no request, no hashing, even of a wrong file.
         fs::write(data.join(TEST_LABELS), b"not the real thing").unwrap();
         let mut lines = Vec::new();
-        ensure_files(&fx.spec, &data, &[&server.url()], &mut |l| {
-            lines.push(l.to_string())
-        })
-        .unwrap();
+        ensure_files(&fx.spec, &data, &[&server.url()], &mut |l| lines.push(l.to_string())).unwrap();
         assert!(lines.is_empty(), "{lines:?}");
         assert_eq!(server.hits().len(), 4);
         // ...which is what `verify` is for.
         let e = verify(&fx.spec, &data).unwrap_err();
         assert!(matches!(e, DataError::Checksum { .. }), "{e:?}");
-        assert!(
-            e.to_string()
-                .contains(&data.join(TEST_LABELS).display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().contains(&data.join(TEST_LABELS).display().to_string()), "{e}");
 
         // Only the missing file is fetched again.
         fs::remove_file(data.join(TEST_LABELS)).unwrap();
         ensure_files(&fx.spec, &data, &[&server.url()], &mut |_| {}).unwrap();
-        assert_eq!(
-            server.hits().last().map(String::as_str),
-            Some(&*format!("/data/{TEST_LABELS}"))
-        );
+        assert_eq!(server.hits().last().map(String::as_str), Some(&*format!("/data/{TEST_LABELS}")));
         assert_eq!(server.hits().len(), 5);
         verify(&fx.spec, &data).unwrap();
     }
@@ -620,15 +489,8 @@ mod tests {
         let mut lines = Vec::new();
         // The second mirror has no trailing slash, which must not matter.
         let good_url = good.url().trim_end_matches('/').to_string();
-        ensure_files(&fx.spec, dir.path(), &[&empty.url(), &good_url], &mut |l| {
-            lines.push(l.to_string())
-        })
-        .unwrap();
-        assert_eq!(
-            empty.hits().len(),
-            4,
-            "a 404 mirror stays in use for the next file"
-        );
+        ensure_files(&fx.spec, dir.path(), &[&empty.url(), &good_url], &mut |l| lines.push(l.to_string())).unwrap();
+        assert_eq!(empty.hits().len(), 4, "a 404 mirror stays in use for the next file");
         assert_eq!(good.hits().len(), 4);
         assert!(lines.iter().any(|l| l.contains("404")), "{lines:?}");
         verify(&fx.spec, dir.path()).unwrap();
@@ -642,28 +504,16 @@ mod tests {
         let data = dir.path().join("d");
         let (a, b) = (closed_port_url(), closed_port_url());
         let mut lines = Vec::new();
-        let e = ensure_files(&fx.spec, &data, &[&a, &b], &mut |l| {
-            lines.push(l.to_string())
-        })
-        .unwrap_err();
+        let e = ensure_files(&fx.spec, &data, &[&a, &b], &mut |l| lines.push(l.to_string())).unwrap_err();
         let msg = e.to_string();
-        let DataError::Missing { files, reasons, .. } = &e else {
-            panic!("{e:?}")
-        };
+        let DataError::Missing { files, reasons, .. } = &e else { panic!("{e:?}") };
         assert_eq!(files.len(), 4);
         // Unreachable mirrors are tried once, not once per file.
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         for (name, _) in fx.spec.files {
             assert!(msg.contains(name), "{msg}");
         }
-        for needle in [
-            &a,
-            &b,
-            "Tiny",
-            "DAE_DATA_DIR",
-            "--data-dir",
-            &data.display().to_string(),
-        ] {
+        for needle in [&a, &b, "Tiny", "DAE_DATA_DIR", "--data-dir", &data.display().to_string()] {
             assert!(msg.contains(needle), "{needle} not in: {msg}");
         }
         no_part_files(&data);
@@ -678,26 +528,14 @@ mod tests {
         let dir = TempDir::new("dl-local");
         let blocker = dir.path().join("file");
         fs::write(&blocker, b"x").unwrap();
-        let e = ensure_files(
-            &fx.spec,
-            &blocker.join("sub"),
-            &[&closed_port_url()],
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let e = ensure_files(&fx.spec, &blocker.join("sub"), &[&closed_port_url()], &mut |_| {}).unwrap_err();
         assert!(matches!(e, DataError::Io { .. }), "{e:?}");
-        assert!(
-            e.to_string().contains(&blocker.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().contains(&blocker.display().to_string()), "{e}");
     }
 
     #[test]
     fn real_data_verifies() {
-        for (sub, spec, other) in [
-            ("mnist", MNIST, FASHION_MNIST),
-            ("fashion-mnist", FASHION_MNIST, MNIST),
-        ] {
+        for (sub, spec, other) in [("mnist", MNIST, FASHION_MNIST), ("fashion-mnist", FASHION_MNIST, MNIST)] {
             let dir = real_data_dir(sub);
             verify(&spec, &dir).unwrap();
             // The same file names, so the other set's files are named as that set's.

@@ -10,11 +10,7 @@ use std::path::PathBuf;
 pub enum DataError {
     /// `op` is a short phrase such as "cannot open" so the message reads naturally.
     #[error("{op} {}: {source}", .path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: io::Error },
 
     #[error(
         "{} is not a gzip file (it does not start with the gzip bytes 1f 8b); dae reads the \
@@ -31,43 +27,26 @@ pub enum DataError {
     CorruptGzip { path: PathBuf, source: io::Error },
 
     #[error("{}: truncated {what}: expected {expected} bytes, got only {got}", .path.display())]
-    Truncated {
-        path: PathBuf,
-        what: &'static str,
-        expected: u64,
-        got: u64,
-    },
+    Truncated { path: PathBuf, what: &'static str, expected: u64, got: u64 },
 
     #[error(
         "{}: {extra} unexpected bytes after the {expected} bytes that the IDX header describes",
         .path.display()
     )]
-    TrailingBytes {
-        path: PathBuf,
-        expected: u64,
-        extra: u64,
-    },
+    TrailingBytes { path: PathBuf, expected: u64, extra: u64 },
 
     #[error(
         "{}: IDX magic number is 0x{got:08x}, expected 0x{expected:08x}{}",
         .path.display(),
         magic_hint(*.expected, *.got)
     )]
-    BadMagic {
-        path: PathBuf,
-        expected: u32,
-        got: u32,
-    },
+    BadMagic { path: PathBuf, expected: u32, got: u32 },
 
     #[error("{}: bad IDX dimensions: {what}", .path.display())]
     BadDims { path: PathBuf, what: String },
 
     #[error("{}: label at index {index} is {value}; labels must be 0..=9", .path.display())]
-    BadLabel {
-        path: PathBuf,
-        index: usize,
-        value: u8,
-    },
+    BadLabel { path: PathBuf, index: usize, value: u8 },
 
     #[error(
         "{} holds {images} images but {} holds {labels} labels; they must be the same split \
@@ -75,34 +54,21 @@ pub enum DataError {
         .images_path.display(),
         .labels_path.display()
     )]
-    CountMismatch {
-        images_path: PathBuf,
-        images: usize,
-        labels_path: PathBuf,
-        labels: usize,
-    },
+    CountMismatch { images_path: PathBuf, images: usize, labels_path: PathBuf, labels: usize },
 
     #[error(
         "{} is {found}'s file, but data.dataset is {wanted}: point --data-dir / DAE_DATA_DIR \
          (or data.root) at a folder of {wanted} files",
         .path.display()
     )]
-    OtherDataset {
-        path: PathBuf,
-        found: &'static str,
-        wanted: &'static str,
-    },
+    OtherDataset { path: PathBuf, found: &'static str, wanted: &'static str },
 
     #[error(
         "{}: md5 is {got}, expected {expected}: the file is corrupt or not the published \
          version; delete it and dae will download it again",
         .path.display()
     )]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        got: String,
-    },
+    Checksum { path: PathBuf, expected: String, got: String },
 
     #[error("{}", missing_message(.dataset, .dir, .files, .mirrors, .reasons))]
     Missing {
@@ -131,24 +97,14 @@ fn magic_hint(expected: u32, got: u32) -> &'static str {
     }
 }
 
-fn missing_message(
-    dataset: &str,
-    dir: &std::path::Path,
-    files: &[String],
-    mirrors: &[String],
-    reasons: &[String],
-) -> String {
+fn missing_message(dataset: &str, dir: &std::path::Path, files: &[String], mirrors: &[String], reasons: &[String]) -> String {
     let mut m = String::new();
     // Writing into a String cannot fail, hence the ignored results.
     let _ = write!(
         m,
         "the {dataset} data set is incomplete in {}: {} missing and could not be downloaded: {}",
         dir.display(),
-        if files.len() == 1 {
-            "1 file is"
-        } else {
-            "these files are"
-        },
+        if files.len() == 1 { "1 file is" } else { "these files are" },
         files.join(", "),
     );
     if !reasons.is_empty() {

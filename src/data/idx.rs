@@ -45,27 +45,18 @@ impl IdxImages {
 pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
     let gz = read_gz_file(path)?;
     let mut r = MultiGzDecoder::new(&gz[..]);
-    images_from(&mut r, path, &|e| DataError::CorruptGzip {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    images_from(&mut r, path, &|e| DataError::CorruptGzip { path: path.to_path_buf(), source: e })
 }
 
 /// Reads a gzip-compressed IDX labels file (1 dimension) and checks every label is 0..=9.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
     let gz = read_gz_file(path)?;
     let mut r = MultiGzDecoder::new(&gz[..]);
-    labels_from(&mut r, path, &|e| DataError::CorruptGzip {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    labels_from(&mut r, path, &|e| DataError::CorruptGzip { path: path.to_path_buf(), source: e })
 }
 
 /// Reads an images file and its labels file and checks they hold the same number of items.
-pub fn read_pair(
-    images_path: &Path,
-    labels_path: &Path,
-) -> Result<(IdxImages, Vec<u8>), DataError> {
+pub fn read_pair(images_path: &Path, labels_path: &Path) -> Result<(IdxImages, Vec<u8>), DataError> {
     let images = read_images(images_path)?;
     let labels = read_labels(labels_path)?;
     if images.count != labels.len() {
@@ -94,23 +85,14 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
 
 /// Writes images as a gzip-compressed IDX file (for test fixtures and tools). Not atomic: the
 /// downloader, not this, is what guards the real data files.
-pub fn write_images_gz(
-    path: &Path,
-    count: usize,
-    rows: usize,
-    cols: usize,
-    pixels: &[u8],
-) -> Result<(), DataError> {
+pub fn write_images_gz(path: &Path, count: usize, rows: usize, cols: usize, pixels: &[u8]) -> Result<(), DataError> {
     let dims = [("count", count), ("rows", rows), ("cols", cols)];
     let header = header_bytes(path, IMAGES_MAGIC, &dims)?;
     let want = count.checked_mul(rows).and_then(|n| n.checked_mul(cols));
     if want != Some(pixels.len()) {
         return Err(DataError::BadDims {
             path: path.to_path_buf(),
-            what: format!(
-                "{count} x {rows} x {cols} images need {count}*{rows}*{cols} pixels, got {}",
-                pixels.len()
-            ),
+            what: format!("{count} x {rows} x {cols} images need {count}*{rows}*{cols} pixels, got {}", pixels.len()),
         });
     }
     write_gz(path, &[&header, pixels])
@@ -130,23 +112,14 @@ fn header_bytes(path: &Path, magic: u32, dims: &[(&str, usize)]) -> Result<Vec<u
         let d32 = u32::try_from(d)
             .ok()
             .filter(|&v| v > 0)
-            .ok_or_else(|| DataError::BadDims {
-                path: path.to_path_buf(),
-                what: format!("{name} is {d}; it must be 1..=4294967295"),
-            })?;
+            .ok_or_else(|| DataError::BadDims { path: path.to_path_buf(), what: format!("{name} is {d}; it must be 1..=4294967295") })?;
         h.extend_from_slice(&d32.to_be_bytes());
     }
     Ok(h)
 }
 
 fn write_gz(path: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
-    let io_err = |op: &'static str| {
-        move |e| DataError::Io {
-            op,
-            path: path.to_path_buf(),
-            source: e,
-        }
-    };
+    let io_err = |op: &'static str| move |e| DataError::Io { op, path: path.to_path_buf(), source: e };
     let file = File::create(path).map_err(io_err("cannot create"))?;
     let mut enc = GzEncoder::new(file, Compression::default());
     for p in parts {
@@ -159,26 +132,16 @@ fn write_gz(path: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
 /// Reads the whole compressed file up front so that I/O errors (named as such) are kept apart
 /// from decompression errors (a corrupt file), which a streaming decoder would mix up.
 fn read_gz_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
-        op: "cannot read",
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| DataError::Io { op: "cannot read", path: path.to_path_buf(), source: e })?;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(DataError::NotGzip {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::NotGzip { path: path.to_path_buf() });
     }
     Ok(bytes)
 }
 
 /// Reading from a slice cannot fail; this only keeps the error type honest if it ever did.
 fn slice_error(path: &Path, e: io::Error) -> DataError {
-    DataError::Io {
-        op: "cannot read",
-        path: path.to_path_buf(),
-        source: e,
-    }
+    DataError::Io { op: "cannot read", path: path.to_path_buf(), source: e }
 }
 
 type OnErr<'a> = &'a dyn Fn(io::Error) -> DataError;
@@ -189,35 +152,16 @@ fn images_from(r: &mut dyn Read, path: &Path, on_err: OnErr) -> Result<IdxImages
     let len = count
         .checked_mul(rows)
         .and_then(|n| n.checked_mul(cols))
-        .ok_or_else(|| DataError::BadDims {
-            path: path.to_path_buf(),
-            what: format!("{count} x {rows} x {cols} pixels do not fit in memory"),
-        })?;
+        .ok_or_else(|| DataError::BadDims { path: path.to_path_buf(), what: format!("{count} x {rows} x {cols} pixels do not fit in memory") })?;
     let pixels = read_data(r, path, "image data", header_len(IMAGES_MAGIC), len, on_err)?;
-    Ok(IdxImages {
-        count,
-        rows,
-        cols,
-        pixels,
-    })
+    Ok(IdxImages { count, rows, cols, pixels })
 }
 
 fn labels_from(r: &mut dyn Read, path: &Path, on_err: OnErr) -> Result<Vec<u8>, DataError> {
     let dims = read_header(r, path, LABELS_MAGIC, on_err)?;
-    let labels = read_data(
-        r,
-        path,
-        "label data",
-        header_len(LABELS_MAGIC),
-        dims[0],
-        on_err,
-    )?;
+    let labels = read_data(r, path, "label data", header_len(LABELS_MAGIC), dims[0], on_err)?;
     if let Some((index, &value)) = labels.iter().enumerate().find(|&(_, &v)| v > MAX_LABEL) {
-        return Err(DataError::BadLabel {
-            path: path.to_path_buf(),
-            index,
-            value,
-        });
+        return Err(DataError::BadLabel { path: path.to_path_buf(), index, value });
     }
     Ok(labels)
 }
@@ -227,19 +171,9 @@ fn header_len(magic: u32) -> u64 {
 }
 
 /// Checks the magic and returns the dimensions, all nonzero, as many as the magic declares.
-fn read_header(
-    r: &mut dyn Read,
-    path: &Path,
-    magic: u32,
-    on_err: OnErr,
-) -> Result<Vec<usize>, DataError> {
+fn read_header(r: &mut dyn Read, path: &Path, magic: u32, on_err: OnErr) -> Result<Vec<usize>, DataError> {
     let ndims = (magic & 0xff) as usize;
-    let truncated = |got: usize| DataError::Truncated {
-        path: path.to_path_buf(),
-        what: "IDX header",
-        expected: header_len(magic),
-        got: got as u64,
-    };
+    let truncated = |got: usize| DataError::Truncated { path: path.to_path_buf(), what: "IDX header", expected: header_len(magic), got: got as u64 };
     let mut head = [0u8; 4];
     let n = fill(r, &mut head).map_err(on_err)?;
     if n < head.len() {
@@ -253,70 +187,37 @@ fn read_header(
         if got >> 8 == magic >> 8 && !other_kind {
             return Err(DataError::BadDims {
                 path: path.to_path_buf(),
-                what: format!(
-                    "magic 0x{got:08x} declares {} dimensions, expected {ndims}",
-                    got & 0xff
-                ),
+                what: format!("magic 0x{got:08x} declares {} dimensions, expected {ndims}", got & 0xff),
             });
         }
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            expected: magic,
-            got,
-        });
+        return Err(DataError::BadMagic { path: path.to_path_buf(), expected: magic, got });
     }
     let mut raw = vec![0u8; 4 * ndims];
     let n = fill(r, &mut raw).map_err(on_err)?;
     if n < raw.len() {
         return Err(truncated(4 + n));
     }
-    let dims: Vec<usize> = raw
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
+    let dims: Vec<usize> = raw.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     if let Some(i) = dims.iter().position(|&d| d == 0) {
-        let names: &[&str] = if ndims == 3 {
-            &["image count", "rows", "cols"]
-        } else {
-            &["label count"]
-        };
+        let names: &[&str] = if ndims == 3 { &["image count", "rows", "cols"] } else { &["label count"] };
         let name = names.get(i).copied().unwrap_or("a dimension");
-        return Err(DataError::BadDims {
-            path: path.to_path_buf(),
-            what: format!("{name} is 0"),
-        });
+        return Err(DataError::BadDims { path: path.to_path_buf(), what: format!("{name} is 0") });
     }
     Ok(dims)
 }
 
 /// Reads exactly `len` data bytes and then requires the end of the stream.
-fn read_data(
-    r: &mut dyn Read,
-    path: &Path,
-    what: &'static str,
-    header_len: u64,
-    len: usize,
-    on_err: OnErr,
-) -> Result<Vec<u8>, DataError> {
+fn read_data(r: &mut dyn Read, path: &Path, what: &'static str, header_len: u64, len: usize, on_err: OnErr) -> Result<Vec<u8>, DataError> {
     // The header is not trusted for the allocation: a corrupt one could ask for terabytes, so
     // reserve at most 64 MiB up front and let the data that is really there grow the rest.
     let mut data = Vec::with_capacity(len.min(64 << 20));
     r.take(len as u64).read_to_end(&mut data).map_err(on_err)?;
     if data.len() < len {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            what,
-            expected: len as u64,
-            got: data.len() as u64,
-        });
+        return Err(DataError::Truncated { path: path.to_path_buf(), what, expected: len as u64, got: data.len() as u64 });
     }
     let extra = io::copy(r, &mut io::sink()).map_err(on_err)?;
     if extra > 0 {
-        return Err(DataError::TrailingBytes {
-            path: path.to_path_buf(),
-            expected: header_len + len as u64,
-            extra,
-        });
+        return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected: header_len + len as u64, extra });
     }
     Ok(data)
 }
@@ -419,10 +320,7 @@ mod tests {
     /// Every error must name the file, or the user cannot tell which of four files is bad.
     fn err_names(e: &DataError, path: &Path) -> String {
         let msg = e.to_string();
-        assert!(
-            msg.contains(&path.display().to_string()),
-            "message lacks the path: {msg}"
-        );
+        assert!(msg.contains(&path.display().to_string()), "message lacks the path: {msg}");
         msg
     }
 
@@ -449,10 +347,7 @@ mod tests {
         let p = Path::new("in-memory.idx");
         let img = parse_images(&raw(IMAGES_MAGIC, &[2, 1, 2], &[1, 2, 3, 4]), p).unwrap();
         assert_eq!(img.pixels, vec![1, 2, 3, 4]);
-        assert_eq!(
-            parse_labels(&raw(LABELS_MAGIC, &[2], &[5, 6]), p).unwrap(),
-            vec![5, 6]
-        );
+        assert_eq!(parse_labels(&raw(LABELS_MAGIC, &[2], &[5, 6]), p).unwrap(), vec![5, 6]);
         let e = parse_images(&raw(IMAGES_MAGIC, &[2, 1, 2], &[1, 2, 3]), p).unwrap_err();
         err_names(&e, p);
     }
@@ -460,57 +355,25 @@ mod tests {
     #[test]
     fn truncated_data_and_header() {
         let dir = TempDir::new("idx-trunc");
-        let p = put(
-            &dir,
-            "img.gz",
-            &gzip(&raw(IMAGES_MAGIC, &[2, 2, 2], &[0; 7])),
-        );
+        let p = put(&dir, "img.gz", &gzip(&raw(IMAGES_MAGIC, &[2, 2, 2], &[0; 7])));
         let e = read_images(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::Truncated {
-                    expected: 8,
-                    got: 7,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::Truncated { expected: 8, got: 7, .. }), "{e:?}");
         err_names(&e, &p);
 
         let p = put(&dir, "lab.gz", &gzip(&[0, 0, 8, 1, 0, 0]));
         let e = read_labels(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::Truncated {
-                    expected: 8,
-                    got: 6,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::Truncated { expected: 8, got: 6, .. }), "{e:?}");
         err_names(&e, &p);
     }
 
     #[test]
     fn cut_gzip_stream_is_corrupt() {
         let dir = TempDir::new("idx-cutgz");
-        let pixels: Vec<u8> = (0..2000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
-            .collect();
+        let pixels: Vec<u8> = (0..2000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
         let gz = gzip(&raw(IMAGES_MAGIC, &[20, 10, 10], &pixels));
         let p = put(&dir, "img.gz", &gz[..gz.len() / 2]);
         let e = read_images(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::CorruptGzip { .. } | DataError::Truncated { .. }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::CorruptGzip { .. } | DataError::Truncated { .. }), "{e:?}");
         err_names(&e, &p);
     }
 
@@ -520,30 +383,12 @@ mod tests {
         // A labels file handed to the images reader, and vice versa.
         let lp = put(&dir, "lab.gz", &gzip(&raw(LABELS_MAGIC, &[1], &[1])));
         let e = read_images(&lp).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::BadMagic {
-                    got: LABELS_MAGIC,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::BadMagic { got: LABELS_MAGIC, .. }), "{e:?}");
         assert!(err_names(&e, &lp).contains("labels file"));
 
         let ip = put(&dir, "img.gz", &gzip(&raw(IMAGES_MAGIC, &[1, 1, 1], &[1])));
         let e = read_labels(&ip).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::BadMagic {
-                    got: IMAGES_MAGIC,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::BadMagic { got: IMAGES_MAGIC, .. }), "{e:?}");
         assert!(err_names(&e, &ip).contains("images file"));
 
         let gp = put(&dir, "junk.gz", &gzip(b"PK\x03\x04 not idx at all"));
@@ -560,11 +405,7 @@ mod tests {
         assert!(matches!(e, DataError::BadDims { .. }), "{e:?}");
         assert!(err_names(&e, &p).contains("2 dimensions"));
 
-        let p = put(
-            &dir,
-            "zero.gz",
-            &gzip(&raw(IMAGES_MAGIC, &[0, 28, 28], &[])),
-        );
+        let p = put(&dir, "zero.gz", &gzip(&raw(IMAGES_MAGIC, &[0, 28, 28], &[])));
         let e = read_images(&p).unwrap_err();
         assert!(matches!(e, DataError::BadDims { .. }), "{e:?}");
         assert!(err_names(&e, &p).contains("image count is 0"));
@@ -574,56 +415,22 @@ mod tests {
         write_images_gz(&ip, 3, 2, 2, &[0; 12]).unwrap();
         write_labels_gz(&lp, &[1, 2]).unwrap();
         let e = read_pair(&ip, &lp).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::CountMismatch {
-                    images: 3,
-                    labels: 2,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::CountMismatch { images: 3, labels: 2, .. }), "{e:?}");
         let msg = err_names(&e, &ip);
         assert!(msg.contains(&lp.display().to_string()));
 
         // A header whose sizes cannot be backed by the data must not allocate them up front.
-        let p = put(
-            &dir,
-            "huge.gz",
-            &gzip(&raw(IMAGES_MAGIC, &[u32::MAX, u32::MAX, 2], &[1, 2])),
-        );
+        let p = put(&dir, "huge.gz", &gzip(&raw(IMAGES_MAGIC, &[u32::MAX, u32::MAX, 2], &[1, 2])));
         let e = read_images(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::Truncated { got: 2, .. } | DataError::BadDims { .. }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::Truncated { got: 2, .. } | DataError::BadDims { .. }), "{e:?}");
     }
 
     #[test]
     fn trailing_bytes() {
         let dir = TempDir::new("idx-trail");
-        let p = put(
-            &dir,
-            "lab.gz",
-            &gzip(&raw(LABELS_MAGIC, &[2], &[1, 2, 3, 4, 5])),
-        );
+        let p = put(&dir, "lab.gz", &gzip(&raw(LABELS_MAGIC, &[2], &[1, 2, 3, 4, 5])));
         let e = read_labels(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::TrailingBytes {
-                    expected: 10,
-                    extra: 3,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::TrailingBytes { expected: 10, extra: 3, .. }), "{e:?}");
         err_names(&e, &p);
     }
 
@@ -650,17 +457,7 @@ mod tests {
         let p = dir.path().join("lab.gz");
         write_labels_gz(&p, &[0, 9, 4, 10, 255]).unwrap();
         let e = read_labels(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DataError::BadLabel {
-                    index: 3,
-                    value: 10,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::BadLabel { index: 3, value: 10, .. }), "{e:?}");
         err_names(&e, &p);
     }
 
@@ -668,18 +465,9 @@ mod tests {
     fn writer_rejects_inconsistent_input() {
         let dir = TempDir::new("idx-writer");
         let p = dir.path().join("img.gz");
-        assert!(matches!(
-            write_images_gz(&p, 2, 2, 2, &[0; 7]),
-            Err(DataError::BadDims { .. })
-        ));
-        assert!(matches!(
-            write_images_gz(&p, 0, 2, 2, &[]),
-            Err(DataError::BadDims { .. })
-        ));
-        assert!(matches!(
-            write_labels_gz(&p, &[]),
-            Err(DataError::BadDims { .. })
-        ));
+        assert!(matches!(write_images_gz(&p, 2, 2, 2, &[0; 7]), Err(DataError::BadDims { .. })));
+        assert!(matches!(write_images_gz(&p, 0, 2, 2, &[]), Err(DataError::BadDims { .. })));
+        assert!(matches!(write_labels_gz(&p, &[]), Err(DataError::BadDims { .. })));
     }
 
     /// Thousands of damaged and random IDX inputs (plain and gzip): every one an error or a
@@ -718,7 +506,13 @@ mod tests {
                     let _ = parse_labels(&bytes, &path);
                 }
             });
-            assert!(r.is_ok(), "input {i} ({} bytes, from {}) panicked: {:02x?}", bytes.len(), if gz { "gzip" } else { "plain" }, &bytes[..bytes.len().min(64)]);
+            assert!(
+                r.is_ok(),
+                "input {i} ({} bytes, from {}) panicked: {:02x?}",
+                bytes.len(),
+                if gz { "gzip" } else { "plain" },
+                &bytes[..bytes.len().min(64)]
+            );
         }
     }
 
@@ -727,15 +521,9 @@ mod tests {
     fn real_data_parses() {
         for (sub, per_class) in [("mnist", None), ("fashion-mnist", Some((6000, 1000)))] {
             let dir = real_data_dir(sub);
-            for (split, n, per) in [
-                ("train", 60000, per_class.map(|p| p.0)),
-                ("t10k", 10000, per_class.map(|p| p.1)),
-            ] {
-                let (img, lab) = read_pair(
-                    &dir.join(format!("{split}-images-idx3-ubyte.gz")),
-                    &dir.join(format!("{split}-labels-idx1-ubyte.gz")),
-                )
-                .unwrap();
+            for (split, n, per) in [("train", 60000, per_class.map(|p| p.0)), ("t10k", 10000, per_class.map(|p| p.1))] {
+                let (img, lab) =
+                    read_pair(&dir.join(format!("{split}-images-idx3-ubyte.gz")), &dir.join(format!("{split}-labels-idx1-ubyte.gz"))).unwrap();
                 assert_eq!((img.count, img.rows, img.cols, lab.len()), (n, 28, 28, n));
                 assert_eq!(img.pixels.len(), n * 784);
                 assert_eq!(img.pixels.iter().copied().max(), Some(255));

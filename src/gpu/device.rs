@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 
 /// Features the engine uses when the adapter has them; none is required.
-const OPTIONAL_FEATURES: wgpu::Features =
-    wgpu::Features::SHADER_F16.union(wgpu::Features::TIMESTAMP_QUERY).union(wgpu::Features::SUBGROUP);
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16.union(wgpu::Features::TIMESTAMP_QUERY).union(wgpu::Features::SUBGROUP);
 
 /// An error with its whole `source()` chain: wgpu's top-level Display is only "Validation Error".
 pub fn error_chain(e: &dyn std::error::Error) -> String {
@@ -128,7 +127,11 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { name: "max_compute_workgroup_storage_size", need: 16_384, get: |l| l.max_compute_workgroup_storage_size as u64 },
     Requirement { name: "max_storage_buffers_per_shader_stage", need: 8, get: |l| l.max_storage_buffers_per_shader_stage as u64 },
     Requirement { name: "max_bind_groups", need: 1, get: |l| l.max_bind_groups as u64 },
-    Requirement { name: "max_dynamic_uniform_buffers_per_pipeline_layout", need: 1, get: |l| l.max_dynamic_uniform_buffers_per_pipeline_layout as u64 },
+    Requirement {
+        name: "max_dynamic_uniform_buffers_per_pipeline_layout",
+        need: 1,
+        get: |l| l.max_dynamic_uniform_buffers_per_pipeline_layout as u64,
+    },
     Requirement { name: "max_uniform_buffer_binding_size", need: 256, get: |l| l.max_uniform_buffer_binding_size as u64 },
     // Whole batches are chunked to fit; a buffer of one 28x28 model's activations must fit.
     Requirement { name: "max_storage_buffer_binding_size", need: 16 << 20, get: |l| l.max_storage_buffer_binding_size as u64 },
@@ -137,7 +140,11 @@ pub const REQUIREMENTS: &[Requirement] = &[
 
 /// The requirements `limits` falls short of, as "name: the adapter has X, dae needs Y".
 pub fn unmet(limits: &wgpu::Limits) -> Vec<String> {
-    REQUIREMENTS.iter().filter(|r| (r.get)(limits) < r.need).map(|r| format!("{}: the adapter has {}, dae needs {}", r.name, (r.get)(limits), r.need)).collect()
+    REQUIREMENTS
+        .iter()
+        .filter(|r| (r.get)(limits) < r.need)
+        .map(|r| format!("{}: the adapter has {}, dae needs {}", r.name, (r.get)(limits), r.need))
+        .collect()
 }
 
 impl Gpu {
@@ -208,18 +215,12 @@ impl Gpu {
             Ok(mut v) => v.drain(..).collect(),
             Err(_) => Vec::new(),
         };
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Gpu { kernel: context(), message: errs.join("\n") })
-        }
+        if errs.is_empty() { Ok(()) } else { Err(Error::Gpu { kernel: context(), message: errs.join("\n") }) }
     }
 
     /// Block until the queue is idle.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::DeviceLost(e.to_string()))?;
         self.check(|| "wait".into())
     }
 }

@@ -395,7 +395,11 @@ impl Ctx {
 
     /// The pass's timestamp writes while timing.
     fn timestamps<'a>(t: &'a Option<Timer>) -> Option<wgpu::ComputePassTimestampWrites<'a>> {
-        t.as_ref().map(|t| wgpu::ComputePassTimestampWrites { query_set: &t.set, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) })
+        t.as_ref().map(|t| wgpu::ComputePassTimestampWrites {
+            query_set: &t.set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        })
     }
 
     /// Submit `encoder` (its pass ended); while timing, resolve the pass's two timestamps,
@@ -417,7 +421,8 @@ impl Ctx {
         rx.recv()
             .map_err(|_| Error::Msg("timer: map callback never ran".into()))?
             .map_err(|e| Error::Gpu { kernel: "timer".into(), message: e.to_string() })?;
-        let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&t.read.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "timer".into(), message: e.to_string() })?);
+        let stamps: Vec<u64> =
+            bytemuck::pod_collect_to_vec(&t.read.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "timer".into(), message: e.to_string() })?);
         t.read.unmap();
         t.ns += stamps[1].saturating_sub(stamps[0]) as f64 * self.0.gpu.queue.get_timestamp_period() as f64;
         t.passes += 1;
@@ -680,11 +685,7 @@ impl Ctx {
                 (self.next_id(), buf)
             }
         };
-        let view = View {
-            storage: Rc::new(Storage { buf, id, bytes, pool: Rc::downgrade(&self.0.pool) }),
-            offset: 0,
-            len,
-        };
+        let view = View { storage: Rc::new(Storage { buf, id, bytes, pool: Rc::downgrade(&self.0.pool) }), offset: 0, len };
         if self.0.poison.get() && len > 0 {
             // After a flush: `write_buffer` lands before the next submit, and pending work may
             // still read this recycled buffer.
@@ -770,10 +771,11 @@ impl Ctx {
         let src = shaders::source(family).ok_or_else(|| Error::Gpu { kernel: family.into(), message: "no such shader family".into() })?;
         let (naga, info) = shaders::reflect(family).map_err(|message| Error::Gpu { kernel: format!("{family}.wgsl"), message })?;
         let scope = self.0.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let m = self.0.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(family),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
+        let m = self
+            .0
+            .gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(family), source: wgpu::ShaderSource::Wgsl(src.into()) });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu { kernel: format!("{family}.wgsl"), message: device::error_chain(&e) });
         }
@@ -797,16 +799,12 @@ impl Ctx {
                 binding,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: match kind {
-                    shaders::BindingKind::Params => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: None,
-                    },
-                    shaders::BindingKind::Uniform => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
+                    shaders::BindingKind::Params => {
+                        wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: true, min_binding_size: None }
+                    }
+                    shaders::BindingKind::Uniform => {
+                        wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None }
+                    }
                     shaders::BindingKind::Storage { read_only } => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage { read_only },
                         has_dynamic_offset: false,
@@ -878,12 +876,20 @@ impl Ctx {
             self.count(|c| c.bind_groups += 1);
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.0.arena, offset: 0, size: wgpu::BufferSize::new(pbytes) }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.0.arena,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(pbytes),
+                }),
             }];
             for (b, v) in l.bindings {
                 entries.push(wgpu::BindGroupEntry {
                     binding: *b,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &v.storage.buf, offset: v.offset, size: wgpu::BufferSize::new(v.binding_size()) }),
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &v.storage.buf,
+                        offset: v.offset,
+                        size: wgpu::BufferSize::new(v.binding_size()),
+                    }),
                 });
             }
             self.0.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(l.entry), layout: &pipe.layout, entries: &entries })
@@ -1100,10 +1106,7 @@ impl Ctx {
         rx.recv()
             .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
             .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-        let data = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?
-            .to_vec();
+        let data = staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
         staging.unmap();
         Ok(data[..v.len * 4].to_vec())
     }
@@ -1127,7 +1130,14 @@ impl Ctx {
             let mut cache = self.0.async_staging.borrow_mut();
             let (turn, bufs) = cache.entry(size).or_insert_with(|| {
                 self.count(|c| c.buffers += 2);
-                let mk = || dev.create_buffer(&wgpu::BufferDescriptor { label: Some("async readback"), size, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+                let mk = || {
+                    dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("async readback"),
+                        size,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                };
                 (0, [mk(), mk()])
             });
             *turn = 1 - *turn;

@@ -102,9 +102,12 @@ pub fn validate(family: &str) -> Result<naga::Module, String> {
 pub fn reflect(family: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let src = source(family).ok_or_else(|| format!("unknown shader family {family}"))?;
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16)
-        .validate(&module)
-        .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
+    )
+    .validate(&module)
+    .map_err(|e| format!("{family}.wgsl: {}", e.emit_to_string(&src)))?;
     Ok((module, info))
 }
 
@@ -114,7 +117,9 @@ pub enum BindingKind {
     Params,
     /// Any other uniform binding: a view of a pool buffer, like the storage ones.
     Uniform,
-    Storage { read_only: bool },
+    Storage {
+        read_only: bool,
+    },
 }
 
 /// The group-0 bindings `entry` statically uses, in binding order: what its bind group must hold.
@@ -178,8 +183,9 @@ mod tests {
                         constants.insert(k.to_string(), *v);
                     }
                     let what = format!("{}.wgsl {} {variant:?}", s.family, ep.name);
-                    let (m, i) = naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, &ep.name)), &constants)
-                        .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
+                    let (m, i) =
+                        naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, &ep.name)), &constants)
+                            .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
                     let spv_opts = spv::Options::default();
                     let spv_pipe = spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: ep.name.clone() };
                     spv::write_vec(&m, &i, &spv_opts, Some(&spv_pipe)).unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
@@ -215,7 +221,8 @@ mod tests {
                 .sum();
             assert!(wg <= need("max_compute_workgroup_storage_size"), "{}.wgsl declares {wg} bytes of workgroup memory", s.family);
             for ep in &module.entry_points {
-                let n = entry_bindings(&module, &info, &ep.name).unwrap().iter().filter(|(_, k)| matches!(k, BindingKind::Storage { .. })).count() as u64;
+                let n =
+                    entry_bindings(&module, &info, &ep.name).unwrap().iter().filter(|(_, k)| matches!(k, BindingKind::Storage { .. })).count() as u64;
                 assert!(n <= need("max_storage_buffers_per_shader_stage"), "{} binds {n} storage buffers", ep.name);
             }
         }
@@ -231,8 +238,7 @@ mod tests {
             for (_, ty) in module.types.iter() {
                 if let (Some(name), naga::TypeInner::Struct { members, span }) = (&ty.name, &ty.inner) {
                     if name.ends_with("Params") {
-                        let fields: Vec<(String, usize)> =
-                            members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
+                        let fields: Vec<(String, usize)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
                         wgsl.insert(name.clone(), (*span as usize, fields, s.family));
                     }
                 }

@@ -3,11 +3,11 @@
 //! The optimiser, the gradient, the EMA and the Adam moments all share this layout, so each of
 //! them is ONE buffer and ONE dispatch.
 
-use crate::util::rng::Rng;
+use crate::autograd::Graph;
 use crate::error::Result;
 use crate::gpu::{Ctx, View};
-use crate::autograd::Graph;
 use crate::tensor::Tensor;
+use crate::util::rng::Rng;
 
 /// Elements per alignment unit: 256 bytes, the storage offset alignment we request.
 pub const ALIGN: usize = 64;

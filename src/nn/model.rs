@@ -2,10 +2,9 @@
 //! name PyTorch gives the same structure (Sequential indices included), and `forward` is plain
 //! calls to the graph ops.
 
-
+use crate::autograd::Graph;
 use crate::error::{Error, Result};
 use crate::nn::layout::{Init, Layout, Weights};
-use crate::autograd::Graph;
 use crate::ops::activation::Activation;
 use crate::tensor::Tensor;
 
@@ -39,7 +38,17 @@ pub trait Backend {
     fn conv_transpose2d(&mut self, x: &Self::T, w: &Self::T, b: Option<&Self::T>, s: (usize, usize), p: (usize, usize)) -> Result<Self::T>;
     fn group_norm(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32) -> Result<Self::T>;
     #[allow(clippy::too_many_arguments)]
-    fn batch_norm(&mut self, x: &Self::T, g: &Self::T, b: &Self::T, rm: &Self::T, rv: &Self::T, training: bool, momentum: f32, eps: f32) -> Result<Self::T>;
+    fn batch_norm(
+        &mut self,
+        x: &Self::T,
+        g: &Self::T,
+        b: &Self::T,
+        rm: &Self::T,
+        rv: &Self::T,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<Self::T>;
     fn act(&mut self, x: &Self::T, a: Activation) -> Result<Self::T>;
     /// A norm and the activation after it (a backend may fuse the two).
     fn group_norm_act(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32, a: Activation) -> Result<Self::T> {
@@ -47,7 +56,18 @@ pub trait Backend {
         self.act(&h, a)
     }
     #[allow(clippy::too_many_arguments)]
-    fn batch_norm_act(&mut self, x: &Self::T, g: &Self::T, b: &Self::T, rm: &Self::T, rv: &Self::T, training: bool, momentum: f32, eps: f32, a: Activation) -> Result<Self::T> {
+    fn batch_norm_act(
+        &mut self,
+        x: &Self::T,
+        g: &Self::T,
+        b: &Self::T,
+        rm: &Self::T,
+        rv: &Self::T,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+        a: Activation,
+    ) -> Result<Self::T> {
         let h = self.batch_norm(x, g, b, rm, rv, training, momentum, eps)?;
         self.act(&h, a)
     }
@@ -81,7 +101,17 @@ impl Backend for Graph {
     fn group_norm(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
         Graph::group_norm(self, x, groups, g, b, eps)
     }
-    fn batch_norm(&mut self, x: &Tensor, g: &Tensor, b: &Tensor, rm: &Tensor, rv: &Tensor, training: bool, momentum: f32, eps: f32) -> Result<Tensor> {
+    fn batch_norm(
+        &mut self,
+        x: &Tensor,
+        g: &Tensor,
+        b: &Tensor,
+        rm: &Tensor,
+        rv: &Tensor,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<Tensor> {
         Graph::batch_norm(self, x, g, b, rm, rv, training, momentum, eps)
     }
     fn act(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
@@ -90,7 +120,18 @@ impl Backend for Graph {
     fn group_norm_act(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32, a: Activation) -> Result<Tensor> {
         Graph::group_norm_act(self, x, groups, g, b, eps, Some(a))
     }
-    fn batch_norm_act(&mut self, x: &Tensor, g: &Tensor, b: &Tensor, rm: &Tensor, rv: &Tensor, training: bool, momentum: f32, eps: f32, a: Activation) -> Result<Tensor> {
+    fn batch_norm_act(
+        &mut self,
+        x: &Tensor,
+        g: &Tensor,
+        b: &Tensor,
+        rm: &Tensor,
+        rv: &Tensor,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+        a: Activation,
+    ) -> Result<Tensor> {
         Graph::batch_norm_act(self, x, g, b, rm, rv, training, momentum, eps, Some(a))
     }
     fn maxpool2d(&mut self, x: &Tensor) -> Result<Tensor> {
@@ -149,7 +190,15 @@ impl Conv {
     }
 
     /// `register` with the weight and bias inits given (the output conv's are configurable).
-    fn register_init(l: &mut Layout, prefix: &str, [cin, cout, k, stride, pad]: [usize; 5], bias: bool, transposed: bool, wi: Init, bi: Init) -> Conv {
+    fn register_init(
+        l: &mut Layout,
+        prefix: &str,
+        [cin, cout, k, stride, pad]: [usize; 5],
+        bias: bool,
+        transposed: bool,
+        wi: Init,
+        bi: Init,
+    ) -> Conv {
         let shape = if transposed { vec![cin, cout, k, k] } else { vec![cout, cin, k, k] };
         let w = l.param(format!("{prefix}.weight"), shape, wi);
         let b = bias.then(|| l.param(format!("{prefix}.bias"), vec![cout], bi));
@@ -190,7 +239,18 @@ struct Builder<'c> {
 impl Builder<'_> {
     /// Registers the block's tensors under `{seq}.{idx}...` and returns it and the next index.
     #[allow(clippy::too_many_arguments)]
-    fn block(&mut self, seq: &str, idx: usize, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, transposed: bool, dropout: f32) -> (Block, usize) {
+    fn block(
+        &mut self,
+        seq: &str,
+        idx: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        transposed: bool,
+        dropout: f32,
+    ) -> (Block, usize) {
         let nt = self.cfg.norm_type;
         let conv = Conv::register(&mut self.l, &format!("{seq}.{idx}"), cin, cout, k, stride, pad, nt == NormType::None, transposed);
         let mut next = idx + 1;
@@ -250,7 +310,9 @@ impl Block {
         let h = match self.norm {
             Norm::None => be.act(&h, self.act)?,
             Norm::Group { groups, gamma, beta } => be.group_norm_act(&h, groups, &p[gamma], &p[beta], 1e-5, self.act)?,
-            Norm::Batch { gamma, beta, mean, var } => be.batch_norm_act(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5, self.act)?,
+            Norm::Batch { gamma, beta, mean, var } => {
+                be.batch_norm_act(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5, self.act)?
+            }
         };
         if self.dropout > 0.0 && f.training {
             // A distinct Philox stream per (step, dropout layer).
@@ -335,7 +397,15 @@ impl Model {
                     j = next;
                     ch /= 2;
                 }
-                let out = Conv::register_init(&mut b.l, &format!("decoder.{j}"), [ch, cfg.out_ch, 3, 1, 1], true, false, cfg.out_weight_init(), Init::Constant(cfg.out_bias));
+                let out = Conv::register_init(
+                    &mut b.l,
+                    &format!("decoder.{j}"),
+                    [ch, cfg.out_ch, 3, 1, 1],
+                    true,
+                    false,
+                    cfg.out_weight_init(),
+                    Init::Constant(cfg.out_bias),
+                );
                 Model::Conv(ConvDae { encoder, bottleneck, decoder, out })
             }
             Arch::Unet => {
@@ -356,7 +426,15 @@ impl Model {
                     let mid = if cfg.up == UpMode::Bilinear { chs[i] / 2 } else { cout };
                     ups.push(Up { up, conv: b.double_conv(&format!("ups.{k}.conv"), chs[i], mid, cout) });
                 }
-                let outc = Conv::register_init(&mut b.l, "outc", [base, cfg.out_ch, 1, 1, 0], true, false, cfg.out_weight_init(), Init::Constant(cfg.out_bias));
+                let outc = Conv::register_init(
+                    &mut b.l,
+                    "outc",
+                    [base, cfg.out_ch, 1, 1, 0],
+                    true,
+                    false,
+                    cfg.out_weight_init(),
+                    Init::Constant(cfg.out_bias),
+                );
                 Model::Unet(UnetDae { inc, downs, ups, outc })
             }
         };
@@ -392,7 +470,9 @@ impl Model {
                 for (i, d) in m.downs.iter().enumerate() {
                     let last = skips.last().ok_or_else(|| Error::Msg("unet: no skip".into()))?.clone();
                     let pooled = be.maxpool2d(&last).map_err(|e| match e {
-                        Error::Shape { message, .. } => Error::shape("model", format!("input {h}x{w} is too small for {levels} downsamplings: {message}")),
+                        Error::Shape { message, .. } => {
+                            Error::shape("model", format!("input {h}x{w} is too small for {levels} downsamplings: {message}"))
+                        }
                         e => e,
                     })?;
                     let [_, _, ph, pw] = be.dims(&pooled)?;
@@ -473,7 +553,9 @@ mod torch_names {
         for (id, cfg) in configs {
             let mut cfg = cfg.clone();
             if let Some(o) = cfg.as_object_mut() {
-                o.retain(|k, _| ["name", "base_ch", "num_downs", "norm_type", "activation", "dropout", "up", "in_ch", "out_ch"].contains(&k.as_str()));
+                o.retain(|k, _| {
+                    ["name", "base_ch", "num_downs", "norm_type", "activation", "dropout", "up", "in_ch", "out_ch"].contains(&k.as_str())
+                });
             }
             let mc: ModelConfig = serde_json::from_value(cfg).unwrap_or_else(|e| panic!("{id}: {e}"));
             let (_, l) = Model::new(&mc).unwrap();

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use sha2::Digest;
 
-use crate::util::files;
+use crate::autograd::Graph;
 use crate::config::PerceptualConfig;
 use crate::error::{Error, Result};
 use crate::gpu::Ctx;
-use crate::autograd::Graph;
 use crate::tensor::Tensor;
+use crate::util::files;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layer {
@@ -84,9 +84,14 @@ impl Vgg {
             let get = |suffix: &str, shape: Vec<usize>| -> Result<Tensor> {
                 let name = format!("features.{i}.{suffix}");
                 match file.tensors.get(&name) {
-                    Some((safetensors::Dtype::F32, s, d)) if *s == shape => Tensor::from_slice(ctx, &shape, &bytemuck::pod_collect_to_vec::<u8, f32>(d)),
+                    Some((safetensors::Dtype::F32, s, d)) if *s == shape => {
+                        Tensor::from_slice(ctx, &shape, &bytemuck::pod_collect_to_vec::<u8, f32>(d))
+                    }
                     Some((dt, s, _)) => Err(Error::Msg(format!("{}: {name} is {dt:?}{s:?}, VGG16 needs F32{shape:?}", path.display()))),
-                    None => Err(Error::Msg(format!("{}: missing {name} (a partial VGG16 is refused; export it with tools/export_vgg16.py)", path.display()))),
+                    None => Err(Error::Msg(format!(
+                        "{}: missing {name} (a partial VGG16 is refused; export it with tools/export_vgg16.py)",
+                        path.display()
+                    ))),
                 }
             };
             convs.push(Some((get("weight", vec![cout, cin, 3, 3])?, get("bias", vec![cout])?)));

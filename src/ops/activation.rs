@@ -1,10 +1,10 @@
 //! Launchers for shaders/activation.wgsl and the graph ops relu, leaky_relu, gelu, silu, sigmoid.
 //! The function is the override constant ACT, so each one is its own cached pipeline.
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
@@ -70,7 +70,16 @@ impl Activation {
 
 /// `hw`: elements per plane, for the layout `ys` of y and dy (a channel slice or plain).
 fn params(a: Activation, len: usize, accumulate: bool, hw: usize, ys: Chans) -> ActivationParams {
-    ActivationParams { len: u(len), accumulate: flag(accumulate), slope: a.slope(), hw: u(hw.max(1)), s_c: ys.c, s_off: ys.off, s_total: ys.total, _pad0: 0 }
+    ActivationParams {
+        len: u(len),
+        accumulate: flag(accumulate),
+        slope: a.slope(),
+        hw: u(hw.max(1)),
+        s_c: ys.c,
+        s_off: ys.off,
+        s_total: ys.total,
+        _pad0: 0,
+    }
 }
 
 /// Elements per plane of an NCHW tensor (any other shape is one plane: only a plain layout).
@@ -93,7 +102,14 @@ pub fn activation_forward(ctx: &Ctx, a: Activation, x: &View, y: &View, hw: usiz
 pub fn activation_backward(ctx: &Ctx, a: Activation, x: &View, dy: &View, dx: &View, accumulate: bool, hw: usize, ys: Chans) -> Result<()> {
     let p = params(a, x.len(), accumulate, hw, ys);
     let groups = grid1d(ctx, a.name(), x.len())?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "activation_backward", overrides: a.overrides(), params: &p, bindings: &[(1, x), (2, dy), (4, dx)], groups })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "activation_backward",
+        overrides: a.overrides(),
+        params: &p,
+        bindings: &[(1, x), (2, dy), (4, dx)],
+        groups,
+    })
 }
 
 /// Apply `a` elementwise; into `dest` (e.g. a channel slice of a concat) when given.

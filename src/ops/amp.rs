@@ -46,7 +46,9 @@ pub fn operand(ctx: &Ctx, v: Operand, n: usize, c: usize, hw: usize, chans: Chan
     match (v, ctx.half()) {
         (Operand::F32(v), Some(flag)) => cast_f16(ctx, v, n, c, hw, chans, &flag),
         (Operand::F32(v), None) | (Operand::F16(v), Some(_)) => Ok(v.clone()),
-        (Operand::F16(_), None) => Err(crate::error::Error::Msg("an f16 operand outside half precision (a backward run without the forward's half scope)".into())),
+        (Operand::F16(_), None) => {
+            Err(crate::error::Error::Msg("an f16 operand outside half precision (a backward run without the forward's half scope)".into()))
+        }
     }
 }
 
@@ -95,5 +97,12 @@ pub fn cast_f16(ctx: &Ctx, x: &View, n: usize, c: usize, hw: usize, chans: Chans
 /// the bias corrections of an applied step.
 pub fn update(ctx: &Ctx, growth_interval: u32, beta1: f32, beta2: f32, flag: &View, norm_sq: &View, state: &View) -> Result<()> {
     let p = AmpParams { growth_interval, beta1, beta2, ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "amp_update", overrides: &[], params: &p, bindings: &[(3, flag), (4, norm_sq), (5, state)], groups: [1, 1, 1] })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "amp_update",
+        overrides: &[],
+        params: &p,
+        bindings: &[(3, flag), (4, norm_sq), (5, state)],
+        groups: [1, 1, 1],
+    })
 }

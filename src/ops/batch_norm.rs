@@ -1,13 +1,13 @@
 //! Launchers for shaders/batch_norm.wgsl and the graph op batch_norm (training: batch
 //! statistics and running-stat update; eval: running statistics).
 
-use crate::ops::Sink;
-use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
+use crate::ops::activation::Activation;
 use crate::ops::amp::{Operand, half_copy, saved_input};
-use crate::ops::{Chans, NormThreads, flag, grid1d, grid_groups, nonzero, output_to, u};
+use crate::ops::{Chans, NormThreads, flag, grid_groups, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -30,17 +30,35 @@ fn run(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: BatchNormPara
     run_in(ctx, FAMILY, entry, act, p, bindings, groups)
 }
 
-fn run_in(ctx: &Ctx, family: &'static str, entry: &'static str, act: Option<Activation>, p: BatchNormParams, bindings: &[(u32, &View)], groups: [u32; 3]) -> Result<()> {
+fn run_in(
+    ctx: &Ctx,
+    family: &'static str,
+    entry: &'static str,
+    act: Option<Activation>,
+    p: BatchNormParams,
+    bindings: &[(u32, &View)],
+    groups: [u32; 3],
+) -> Result<()> {
     ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, 0), params: &p, bindings, groups })
 }
 
 /// A reduction entry, one workgroup per (channel, chunk), at the workgroup size autotune chose
 /// (`family`: batch_norm, or batch_norm_h on the saved f16 x).
-fn run_tuned(ctx: &Ctx, family: &'static str, entry: &'static str, act: Option<Activation>, p: BatchNormParams, inputs: &[(u32, &View)], out: &[(u32, &View)]) -> Result<()> {
+fn run_tuned(
+    ctx: &Ctx,
+    family: &'static str,
+    entry: &'static str,
+    act: Option<Activation>,
+    p: BatchNormParams,
+    inputs: &[(u32, &View)],
+    out: &[(u32, &View)],
+) -> Result<()> {
     let half = if family == FAMILY { "" } else { " f16" };
     let shape = format!("n{} {}x{}{half}", p.n, p.c, p.hw);
     let groups = grid_groups(ctx, family, (p.c * p.chunks) as usize)?;
-    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups }))
+    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| {
+        ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups })
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -59,7 +77,14 @@ pub fn batch_norm_forward_train(
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 3 * (p.c * p.chunks) as usize)?;
     run_tuned(ctx, FAMILY, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
-    run(ctx, "batch_norm_stats_final", act, p, &[(5, stats), (6, running_mean), (7, running_var), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
+    run(
+        ctx,
+        "batch_norm_stats_final",
+        act,
+        p,
+        &[(5, stats), (6, running_mean), (7, running_var), (12, &partials)],
+        grid1d(ctx, FAMILY, p.c as usize)?,
+    )?;
     let bindings = [(1, x), (2, gamma), (3, beta), (5, stats), (8, y)];
     run(ctx, "batch_norm_apply", act, p, &bindings, grid1d(ctx, FAMILY, (p.n * p.c * p.hw) as usize)?)
 }
@@ -148,12 +173,7 @@ pub fn batch_norm(
     for (name, t) in [("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)] {
         crate::ensure!(t.shape() == [c], OP, "{name} shape {:?} must be [{c}]", t.shape());
     }
-    crate::ensure!(
-        !training || n * h * w > 1,
-        OP,
-        "training needs more than one value per channel, got input {:?}",
-        x.shape()
-    );
+    crate::ensure!(!training || n * h * w > 1, OP, "training needs more than one value per channel, got input {:?}", x.shape());
     let ctx = x.ctx();
     let y = output_to(OP, x.shape().to_vec(), &[x, gamma, beta, running_mean, running_var], dest)?;
     let ys = Chans::of(&y);

@@ -1,9 +1,9 @@
 //! Launchers for shaders/concat.wgsl and the graph op concat (channel concatenation).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
 use crate::tensor::Tensor;
 
@@ -42,13 +42,7 @@ pub fn concat(parts: &[&Tensor]) -> Result<(Tensor, ConcatOp)> {
     for t in parts {
         let [tn, tc, th, tw] = t.nchw(OP)?;
         nonzero(OP, t)?;
-        crate::ensure!(
-            (tn, th, tw) == (n, h, w),
-            OP,
-            "all parts need the same batch and spatial size: {:?} vs {:?}",
-            t.shape(),
-            parts[0].shape()
-        );
+        crate::ensure!((tn, th, tw) == (n, h, w), OP, "all parts need the same batch and spatial size: {:?} vs {:?}", t.shape(), parts[0].shape());
         c_total += tc;
     }
     let y = output(OP, vec![n, c_total, h, w], parts)?;

@@ -1,10 +1,10 @@
 //! Launchers for shaders/conv2d.wgsl, and the graph ops conv2d and conv_transpose2d, which share
 //! the three kernels (see the shader header for the mapping).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Variant, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::amp::{Operand, half_copy, operand, operand_of, saved_input};
 use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::Tensor;
@@ -154,7 +154,8 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
             Blocking::Subgroup | Blocking::SubgroupWide => {
                 // Workgroups no larger than the items (a 4x4 layer at batch 16 has 64).
                 let i = sg_wg(k.items, SG_WGS.len() - 1);
-                let (overrides, ncb) = if how == Blocking::SubgroupWide { (&SG_WIDE_OVERRIDES[i][..], k.ncb.div_ceil(2)) } else { (&SG_OVERRIDES[i][..], k.ncb) };
+                let (overrides, ncb) =
+                    if how == Blocking::SubgroupWide { (&SG_WIDE_OVERRIDES[i][..], k.ncb.div_ceil(2)) } else { (&SG_OVERRIDES[i][..], k.ncb) };
                 (sg_family(ctx), k.sg, overrides, k.items.div_ceil(SG_WGS[i] as usize) * ncb)
             }
             Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
@@ -172,7 +173,8 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
         Variant::Subgroup | Variant::SubgroupWide | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
         Variant::Auto => {
             let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
-            let mut candidates = vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks"), (Blocking::Workgroup, "workgroup weights")];
+            let mut candidates =
+                vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks"), (Blocking::Workgroup, "workgroup weights")];
             if sg {
                 candidates.push((Blocking::Subgroup, "subgroup"));
                 if k.ncb > 1 {
@@ -203,7 +205,8 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
 /// should have at least.
 const UBO_WGS: [u32; 6] = [256, 128, 64, 32, 16, 8];
 const UBO_MIN_GROUPS: usize = 16;
-static UBO_OVERRIDES: [[(&str, f64); 1]; 6] = [[("UBO_WG", 256.0)], [("UBO_WG", 128.0)], [("UBO_WG", 64.0)], [("UBO_WG", 32.0)], [("UBO_WG", 16.0)], [("UBO_WG", 8.0)]];
+static UBO_OVERRIDES: [[(&str, f64); 1]; 6] =
+    [[("UBO_WG", 256.0)], [("UBO_WG", 128.0)], [("UBO_WG", 64.0)], [("UBO_WG", 32.0)], [("UBO_WG", 16.0)], [("UBO_WG", 8.0)]];
 static UBO_OVERRIDES_WIDE: [[(&str, f64); 2]; 6] = [
     [("UBO_CH", 16.0), ("UBO_WG", 256.0)],
     [("UBO_CH", 16.0), ("UBO_WG", 128.0)],
@@ -243,7 +246,14 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
             let mut b: Vec<(u32, &View)> = per_block.clone().copied().collect();
             b.extend([(7, &scratch), (8, &block), (9, &next)]);
             let pc = Conv2dParams { c_base: u(cb * 8), ..pr };
-            ctx.dispatch(Launch { family: family(ctx), entry: k.ubo, overrides, params: &pc, bindings: &b, groups: ctx.grid(k.ubo, k.items.div_ceil(wg as usize) as u64, 1)? })?;
+            ctx.dispatch(Launch {
+                family: family(ctx),
+                entry: k.ubo,
+                overrides,
+                params: &pc,
+                bindings: &b,
+                groups: ctx.grid(k.ubo, k.items.div_ceil(wg as usize) as u64, 1)?,
+            })?;
         }
     }
     Ok(())
@@ -361,8 +371,10 @@ const MAX_GROUPS_PER_DIM: usize = 65_535;
 
 /// The subgroup kernels' workgroup sizes (SG_WG), smallest first.
 const SG_WGS: [u32; 6] = [8, 16, 32, 64, 128, 256];
-static SG_OVERRIDES: [[(&str, f64); 1]; 6] = [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
-static SGW4_OVERRIDES: [[(&str, f64); 2]; 4] = [[("SGW_CI", 4.0), ("SG_WG", 8.0)], [("SGW_CI", 4.0), ("SG_WG", 16.0)], [("SGW_CI", 4.0), ("SG_WG", 32.0)], [("SGW_CI", 4.0), ("SG_WG", 64.0)]];
+static SG_OVERRIDES: [[(&str, f64); 1]; 6] =
+    [[("SG_WG", 8.0)], [("SG_WG", 16.0)], [("SG_WG", 32.0)], [("SG_WG", 64.0)], [("SG_WG", 128.0)], [("SG_WG", 256.0)]];
+static SGW4_OVERRIDES: [[(&str, f64); 2]; 4] =
+    [[("SGW_CI", 4.0), ("SG_WG", 8.0)], [("SGW_CI", 4.0), ("SG_WG", 16.0)], [("SGW_CI", 4.0), ("SG_WG", 32.0)], [("SGW_CI", 4.0), ("SG_WG", 64.0)]];
 static SG_WIDE_OVERRIDES: [[(&str, f64); 2]; 6] = [
     [("SG_CH", 16.0), ("SG_WG", 8.0)],
     [("SG_CH", 16.0), ("SG_WG", 16.0)],
@@ -420,9 +432,8 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
     // The slices stay those of the 4 x 4 blocking whatever runs, so all sum in the same order.
     let entry = "conv2d_weight_grad_tiled";
     let wop = g.wo.div_ceil(4) * 4;
-    let uniform_dy = wop <= UBO_DY_PIXELS
-        && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES
-        && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
+    let uniform_dy =
+        wop <= UBO_DY_PIXELS && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let sg = ctx.gpu().has_subgroups_of(SG_LANES) && g.cout.div_ceil(8) * splits <= MAX_GROUPS_PER_DIM;
     let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
@@ -444,7 +455,14 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
             (8, _) => &[("WGRAD_CO", 8.0)],
             _ => &[],
         };
-        ctx.dispatch(Launch { family: family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups: grid1d(ctx, entry, threads)? })
+        ctx.dispatch(Launch {
+            family: family(ctx),
+            entry,
+            overrides,
+            params: &p,
+            bindings: &[(1, x), (4, dy), (5, out)],
+            groups: grid1d(ctx, entry, threads)?,
+        })
     };
     let blocking = match weight_grad_blocking(ctx.variant()) {
         Some(WeightGradBlocking::UniformDy) if !uniform_dy => WEIGHT_GRAD_BLOCKINGS[2].0,
@@ -506,7 +524,14 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
         for cb in 0..nb {
             let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
             let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), ..p };
-            ctx.dispatch(Launch { family: family(ctx), entry, overrides: &UBO_OVERRIDES[wgi], params: &pc, bindings: &[(1, x), (5, out), (8, &block)], groups })?;
+            ctx.dispatch(Launch {
+                family: family(ctx),
+                entry,
+                overrides: &UBO_OVERRIDES[wgi],
+                params: &pc,
+                bindings: &[(1, x), (5, out), (8, &block)],
+                groups,
+            })?;
         }
     }
     Ok(())
@@ -592,11 +617,7 @@ pub fn conv_transpose2d(
     );
     let full_h = (h - 1) * stride.0 + kh + output_pad.0;
     let full_w = (wd - 1) * stride.1 + kw + output_pad.1;
-    crate::ensure!(
-        full_h > 2 * pad.0 && full_w > 2 * pad.1,
-        OP,
-        "padding {pad:?} removes the whole output ({full_h}x{full_w} before cropping)"
-    );
+    crate::ensure!(full_h > 2 * pad.0 && full_w > 2 * pad.1, OP, "padding {pad:?} removes the whole output ({full_h}x{full_w} before cropping)");
     if let Some(b) = b {
         crate::ensure!(b.shape() == [cout], OP, "bias shape {:?} does not match {cout} output channels", b.shape());
     }

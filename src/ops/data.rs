@@ -25,7 +25,14 @@ pub use crate::config::MAX_LEVELS;
 pub fn data_gather(ctx: &Ctx, dataset: &View, perm: &View, start: usize, batch: usize, image_len: usize, gathered: &View) -> Result<()> {
     let p = DataParams { len: (batch * image_len) as u32, image_len: image_len as u32, start: start as u32, ..Default::default() };
     let groups = grid1d(ctx, FAMILY, batch * image_len)?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "data_gather", overrides: &[], params: &p, bindings: &[(1, dataset), (2, perm), (5, gathered)], groups })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "data_gather",
+        overrides: &[],
+        params: &p,
+        bindings: &[(1, dataset), (2, perm), (5, gathered)],
+        groups,
+    })
 }
 
 /// out = noisy(clean) * in_scale + in_shift; `p.len`, `p.image_len` and the noise fields set by the caller.

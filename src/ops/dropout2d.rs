@@ -1,9 +1,9 @@
 //! Launchers for shaders/dropout2d.wgsl and the graph op dropout2d (a per-channel Philox mask).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
 use crate::tensor::Tensor;
 

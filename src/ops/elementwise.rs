@@ -1,10 +1,10 @@
 //! Launchers for shaders/elementwise.wgsl: add, mul, scale, bias_add, fill, copy.
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{Chans, flag, grid1d, grid_groups, nonzero, output, u};
+use crate::ops::Sink;
+use crate::ops::{Chans, flag, grid_groups, grid1d, nonzero, output, u};
 use crate::tensor::Tensor;
 
 gpu_params! {
@@ -118,7 +118,17 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, dys: Chans, db: &View, accumulate: bool) -> Result<()> {
     let (c_off, c_total) = if dys == Chans::PLAIN { (0, u(c)) } else { (dys.off, dys.total) };
     let (chunks, chunk) = crate::ops::reduction_chunks(c, n * hw);
-    let p = ElementwiseParams { len: u(n * c * hw), c: u(c), hw: u(hw), accumulate: flag(accumulate), c_off, c_total, chunks: u(chunks), chunk: u(chunk), ..Default::default() };
+    let p = ElementwiseParams {
+        len: u(n * c * hw),
+        c: u(c),
+        hw: u(hw),
+        accumulate: flag(accumulate),
+        c_off,
+        c_total,
+        chunks: u(chunks),
+        chunk: u(chunk),
+        ..Default::default()
+    };
     let partials = ctx.alloc("bias_add", c * chunks)?;
     run(ctx, "bias_grad_partial", ElementwiseParams { accumulate: 0, ..p }, &[(1, dy), (3, &partials)], grid_groups(ctx, "bias_add", c * chunks)?)?;
     run(ctx, "bias_grad_final", p, &[(1, &partials), (3, db)], grid1d(ctx, "bias_add", c)?)

@@ -89,12 +89,35 @@ impl Fft2d {
     pub fn forward(&self, ctx: &Ctx, x: &View, batch: usize, spec: &View) -> Result<()> {
         let (h, w) = (self.h, self.w);
         if x.len() != batch * h * w || spec.len() != 2 * batch * h * w {
-            return Err(Error::shape("fft", format!("x has {} elements and spec {}, batch {batch} of {h}x{w} needs {} and {}", x.len(), spec.len(), batch * h * w, 2 * batch * h * w)));
+            return Err(Error::shape(
+                "fft",
+                format!(
+                    "x has {} elements and spec {}, batch {batch} of {h}x{w} needs {} and {}",
+                    x.len(),
+                    spec.len(),
+                    batch * h * w,
+                    2 * batch * h * w
+                ),
+            ));
         }
         let rows = FftParams { per_plane: u(h), plane_len: u(h * w), inner_stride: u(w), elem_stride: 1, ..self.params(w, batch * h, 0) };
-        ctx.dispatch(Launch { family: FAMILY, entry: "fft_rows", overrides: &[], params: &rows, bindings: &[(1, x), (2, &self.tw), (4, spec)], groups: grid_groups(ctx, FAMILY, batch * h)? })?;
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "fft_rows",
+            overrides: &[],
+            params: &rows,
+            bindings: &[(1, x), (2, &self.tw), (4, spec)],
+            groups: grid_groups(ctx, FAMILY, batch * h)?,
+        })?;
         let cols = FftParams { per_plane: u(w), plane_len: u(h * w), inner_stride: 1, elem_stride: u(w), ..self.params(h, batch * w, w) };
-        ctx.dispatch(Launch { family: FAMILY, entry: "fft_cols", overrides: &[], params: &cols, bindings: &[(2, &self.tw), (4, spec)], groups: grid_groups(ctx, FAMILY, batch * w)? })
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "fft_cols",
+            overrides: &[],
+            params: &cols,
+            bindings: &[(2, &self.tw), (4, spec)],
+            groups: grid_groups(ctx, FAMILY, batch * w)?,
+        })
     }
 
     fn shape_params(&self, batch: usize) -> FftParams {
@@ -104,21 +127,45 @@ impl Fft2d {
     /// mag [b, h, w] = |spec| with fftshift.
     pub fn magnitude(&self, ctx: &Ctx, spec: &View, batch: usize, mag: &View) -> Result<()> {
         let p = self.shape_params(batch);
-        ctx.dispatch(Launch { family: FAMILY, entry: "fft_magnitude", overrides: &[], params: &p, bindings: &[(4, spec), (5, mag)], groups: grid(ctx, batch * self.h * self.w)? })
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "fft_magnitude",
+            overrides: &[],
+            params: &p,
+            bindings: &[(4, spec), (5, mag)],
+            groups: grid(ctx, batch * self.h * self.w)?,
+        })
     }
 
     /// prof [offset + b, bins] = mean magnitude per unit-width ring around the centre.
     pub fn radial(&self, ctx: &Ctx, mag: &View, batch: usize, prof: &View, offset: usize) -> Result<()> {
         if (offset + batch) * self.bins() > prof.len() {
-            return Err(Error::shape("fft", format!("profiles {offset}..{} of {} bins do not fit {} elements", offset + batch, self.bins(), prof.len())));
+            return Err(Error::shape(
+                "fft",
+                format!("profiles {offset}..{} of {} bins do not fit {} elements", offset + batch, self.bins(), prof.len()),
+            ));
         }
         let p = FftParams { offset: u(offset), ..self.shape_params(batch) };
-        ctx.dispatch(Launch { family: FAMILY, entry: "fft_radial", overrides: &[], params: &p, bindings: &[(3, mag), (5, prof)], groups: grid(ctx, batch * self.bins())? })
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "fft_radial",
+            overrides: &[],
+            params: &p,
+            bindings: &[(3, mag), (5, prof)],
+            groups: grid(ctx, batch * self.bins())?,
+        })
     }
 
     /// acc [h, w] (+)= scale * sum over the batch of log(1 + mag).
     pub fn mean_log(&self, ctx: &Ctx, mag: &View, batch: usize, scale: f32, acc: &View, accumulate: bool) -> Result<()> {
         let p = FftParams { scale, accumulate: flag(accumulate), ..self.shape_params(batch) };
-        ctx.dispatch(Launch { family: FAMILY, entry: "fft_mean_log", overrides: &[], params: &p, bindings: &[(3, mag), (5, acc)], groups: grid(ctx, self.h * self.w)? })
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "fft_mean_log",
+            overrides: &[],
+            params: &p,
+            bindings: &[(3, mag), (5, acc)],
+            groups: grid(ctx, self.h * self.w)?,
+        })
     }
 }

@@ -1,11 +1,11 @@
 //! Launchers for shaders/group_norm.wgsl and the graph op group_norm (instance norm is
 //! groups == channels).
 
-use crate::ops::Sink;
-use crate::ops::activation::Activation;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
+use crate::ops::activation::Activation;
 use crate::ops::amp::{Operand, half_copy, saved_input};
 use crate::ops::{Chans, NormThreads, flag, grid_groups, nonzero, output_to, u};
 use crate::tensor::Tensor;
@@ -27,7 +27,16 @@ static THREADS: NormThreads = NormThreads::new([64, 32, 16, 8], ["64 per workgro
 /// One launch of a reduction entry at the workgroup size autotune chose for the shape; x (binding
 /// 1) as `x`: f32, or the saved f16 copy (the twin family group_norm_h).
 #[allow(clippy::too_many_arguments)]
-fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNormParams, x: Operand, inputs: &[(u32, &View)], out: &[(u32, &View)], groups: usize) -> Result<()> {
+fn run_tuned(
+    ctx: &Ctx,
+    entry: &'static str,
+    act: Option<Activation>,
+    p: GroupNormParams,
+    x: Operand,
+    inputs: &[(u32, &View)],
+    out: &[(u32, &View)],
+    groups: usize,
+) -> Result<()> {
     let (family, x, half) = match x {
         Operand::F32(v) => (FAMILY, v, ""),
         Operand::F16(v) => ("group_norm_h", v, " f16"),
@@ -41,24 +50,61 @@ fn run_tuned(ctx: &Ctx, entry: &'static str, act: Option<Activation>, p: GroupNo
 
 /// y = act((x - mean) * rstd * gamma + beta) per group; stats [n*groups*2] receives (mean, rstd).
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_forward(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: &View, gamma: &View, beta: &View, stats: &View, y: &View) -> Result<()> {
+pub fn group_norm_forward(
+    ctx: &Ctx,
+    act: Option<Activation>,
+    p: GroupNormParams,
+    x: &View,
+    gamma: &View,
+    beta: &View,
+    stats: &View,
+    y: &View,
+) -> Result<()> {
     run_tuned(ctx, "group_norm_forward", act, p, Operand::F32(x), &[(2, gamma), (3, beta)], &[(5, stats), (6, y)], (p.n * p.groups) as usize)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_input_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: Operand, gamma: &View, beta: &View, dy: &View, stats: &View, dx: &View) -> Result<()> {
+pub fn group_norm_input_grad(
+    ctx: &Ctx,
+    act: Option<Activation>,
+    p: GroupNormParams,
+    x: Operand,
+    gamma: &View,
+    beta: &View,
+    dy: &View,
+    stats: &View,
+    dx: &View,
+) -> Result<()> {
     run_tuned(ctx, "group_norm_input_grad", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(7, dx)], (p.n * p.groups) as usize)
 }
 
 /// dgamma, dbeta (+)= the sums over (n, hw), in two stages over (channel, chunk) workgroups.
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_param_grad(ctx: &Ctx, act: Option<Activation>, p: GroupNormParams, x: Operand, gamma: &View, beta: &View, dy: &View, stats: &View, dgamma: &View, dbeta: &View) -> Result<()> {
+pub fn group_norm_param_grad(
+    ctx: &Ctx,
+    act: Option<Activation>,
+    p: GroupNormParams,
+    x: Operand,
+    gamma: &View,
+    beta: &View,
+    dy: &View,
+    stats: &View,
+    dgamma: &View,
+    dbeta: &View,
+) -> Result<()> {
     let (chunks, chunk) = crate::ops::reduction_chunks(p.c as usize, (p.n * p.hw) as usize);
     let p = GroupNormParams { chunks: u(chunks), chunk: u(chunk), ..p };
     let partials = ctx.alloc(FAMILY, 2 * p.c as usize * chunks)?;
     run_tuned(ctx, "group_norm_param_partial", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(10, &partials)], p.c as usize * chunks)?;
     let groups = ctx.grid(FAMILY, p.c as u64, 64)?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "group_norm_param_final", overrides: THREADS.overrides(act, 0), params: &p, bindings: &[(8, dgamma), (9, dbeta), (10, &partials)], groups })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "group_norm_param_final",
+        overrides: THREADS.overrides(act, 0),
+        params: &p,
+        bindings: &[(8, dgamma), (9, dbeta), (10, &partials)],
+        groups,
+    })
 }
 
 pub struct GroupNormOp {
@@ -73,7 +119,15 @@ pub struct GroupNormOp {
 /// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given;
 /// written into `dest` (e.g. a channel slice of a concat) when given. The backward reads dy in
 /// the output's layout.
-pub fn group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>, dest: Option<&Tensor>) -> Result<(Tensor, GroupNormOp)> {
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    act: Option<Activation>,
+    dest: Option<&Tensor>,
+) -> Result<(Tensor, GroupNormOp)> {
     const OP: &str = "group_norm";
     let [n, c, h, w] = x.nchw(OP)?;
     nonzero(OP, x)?;

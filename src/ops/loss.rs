@@ -1,10 +1,10 @@
 //! Launchers for shaders/loss.wgsl and the graph ops mse_loss, l1_loss, charbonnier_loss
 //! (mean reduction; the second stage is reduce.wgsl's reduce_final).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::reduce::{num_partials, reduce_final};
 use crate::ops::{flag, grid1d, nonzero, output, u};
 use crate::tensor::Tensor;
@@ -54,7 +54,14 @@ pub fn loss_partial(ctx: &Ctx, kind: LossKind, pred: &View, target: &View, parti
     let np = partials.len();
     let p = LossParams { len: u(pred.len()), num_partials: u(np), eps: kind.eps(), ..Default::default() };
     let bindings = [(1, pred), (2, target), (4, partials)];
-    ctx.dispatch(Launch { family: FAMILY, entry: "loss_partial", overrides: kind.overrides(), params: &p, bindings: &bindings, groups: [u(np), 1, 1] })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "loss_partial",
+        overrides: kind.overrides(),
+        params: &p,
+        bindings: &bindings,
+        groups: [u(np), 1, 1],
+    })
 }
 
 /// dout (+)= sign * dl * f'(pred - target) / len.
@@ -63,7 +70,14 @@ pub fn loss_backward(ctx: &Ctx, kind: LossKind, pred: &View, target: &View, dl: 
     let len = pred.len();
     let p = LossParams { len: u(len), eps: kind.eps(), inv_len: 1.0 / len as f32, sign, accumulate: flag(accumulate), ..Default::default() };
     let bindings = [(1, pred), (2, target), (3, dl), (5, dout)];
-    ctx.dispatch(Launch { family: FAMILY, entry: "loss_backward", overrides: kind.overrides(), params: &p, bindings: &bindings, groups: grid1d(ctx, FAMILY, len)? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "loss_backward",
+        overrides: kind.overrides(),
+        params: &p,
+        bindings: &bindings,
+        groups: grid1d(ctx, FAMILY, len)?,
+    })
 }
 
 /// The mean loss between `pred` and `target` (same shape), as a scalar tensor [1].

@@ -38,16 +38,49 @@ pub fn lpips_input(ctx: &Ctx, x: &View, [n, in_ch, h, w]: [usize; 4], affine: (f
         scale: [scale[0], scale[1], scale[2], 1.0],
         ..Default::default()
     };
-    ctx.dispatch(Launch { family: FAMILY, entry: "lpips_input", overrides: &[], params: &p, bindings: &[(1, x), (5, y)], groups: grid1d(ctx, FAMILY, n * 3 * h * w)? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "lpips_input",
+        overrides: &[],
+        params: &p,
+        bindings: &[(1, x), (5, y)],
+        groups: grid1d(ctx, FAMILY, n * 3 * h * w)?,
+    })
 }
 
 /// out[offset + i] (+)= mean over pixels of sum_c head[c] (f0/|f0| - f1/|f1|)^2, features
 /// [n, ch, h, w], normalised over channels at each pixel.
 #[allow(clippy::too_many_arguments)]
-pub fn lpips_distance(ctx: &Ctx, f0: &View, f1: &View, head: &View, [n, ch, h, w]: [usize; 4], out: &View, offset: usize, accumulate: bool) -> Result<()> {
+pub fn lpips_distance(
+    ctx: &Ctx,
+    f0: &View,
+    f1: &View,
+    head: &View,
+    [n, ch, h, w]: [usize; 4],
+    out: &View,
+    offset: usize,
+    accumulate: bool,
+) -> Result<()> {
     if head.len() != ch || f0.len() != n * ch * h * w || f1.len() != f0.len() || offset + n > out.len() {
-        return Err(Error::shape("lpips_distance", format!("features of {} and {} elements, head of {}, for [{n}, {ch}, {h}, {w}] into slots {offset}..{} of {}", f0.len(), f1.len(), head.len(), offset + n, out.len())));
+        return Err(Error::shape(
+            "lpips_distance",
+            format!(
+                "features of {} and {} elements, head of {}, for [{n}, {ch}, {h}, {w}] into slots {offset}..{} of {}",
+                f0.len(),
+                f1.len(),
+                head.len(),
+                offset + n,
+                out.len()
+            ),
+        ));
     }
     let p = LpipsParams { n: u(n), ch: u(ch), h: u(h), w: u(w), offset: u(offset), accumulate: flag(accumulate), eps: EPS, ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "lpips_distance", overrides: &[], params: &p, bindings: &[(2, f0), (3, f1), (4, head), (6, out)], groups: grid_groups(ctx, FAMILY, n)? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "lpips_distance",
+        overrides: &[],
+        params: &p,
+        bindings: &[(2, f0), (3, f1), (4, head), (6, out)],
+        groups: grid_groups(ctx, FAMILY, n)?,
+    })
 }

@@ -1,9 +1,9 @@
 //! Launchers for shaders/maxpool2d.wgsl and the graph op max_pool2d (no padding, floor mode).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_any, u};
 use crate::tensor::Tensor;
 

@@ -90,10 +90,31 @@ pub fn image_metrics(ctx: &Ctx, pred: &View, clean: &View, shape: [usize; 4], af
         ..Default::default()
     };
     let per_image = grid_groups(ctx, "metrics", n)?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "metrics_pixel", overrides: &[], params: &p, bindings: &[(1, pred), (2, clean), (5, &slots.stats)], groups: per_image })?;
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "metrics_pixel",
+        overrides: &[],
+        params: &p,
+        bindings: &[(1, pred), (2, clean), (5, &slots.stats)],
+        groups: per_image,
+    })?;
     let wo = w - (SSIM_WIN - 1);
     let tmp = ctx.alloc("ssim", n * ch * 5 * h * wo)?;
     let rows = n * ch * h * wo;
-    ctx.dispatch(Launch { family: FAMILY, entry: "ssim_rows", overrides: &[], params: &p, bindings: &[(1, pred), (2, clean), (4, &tmp)], groups: grid1d(ctx, "ssim", rows)? })?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "ssim_image", overrides: &[], params: &p, bindings: &[(3, &tmp), (6, &slots.ssim)], groups: per_image })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "ssim_rows",
+        overrides: &[],
+        params: &p,
+        bindings: &[(1, pred), (2, clean), (4, &tmp)],
+        groups: grid1d(ctx, "ssim", rows)?,
+    })?;
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "ssim_image",
+        overrides: &[],
+        params: &p,
+        bindings: &[(3, &tmp), (6, &slots.ssim)],
+        groups: per_image,
+    })
 }

@@ -82,7 +82,15 @@ impl NormThreads {
     /// Run `launch(i, bindings)` with the chosen candidate i: under the default kernels autotune
     /// times each (`kernel`, `shape`) once, on scratch copies of the outputs `out`; other kernel
     /// variants take the first.
-    pub(crate) fn launch(&self, ctx: &Ctx, kernel: &str, shape: &str, inputs: &[(u32, &View)], out: &[(u32, &View)], launch: impl Fn(usize, &[(u32, &View)]) -> Result<()>) -> Result<()> {
+    pub(crate) fn launch(
+        &self,
+        ctx: &Ctx,
+        kernel: &str,
+        shape: &str,
+        inputs: &[(u32, &View)],
+        out: &[(u32, &View)],
+        launch: impl Fn(usize, &[(u32, &View)]) -> Result<()>,
+    ) -> Result<()> {
         let pick = if ctx.variant() == crate::gpu::Variant::Auto {
             ctx.tuned(kernel, shape, &self.labels, |i| {
                 let scratch: Vec<(u32, View)> = out.iter().map(|(b, v)| Ok((*b, ctx.alloc("autotune scratch", v.len())?))).collect::<Result<_>>()?;
@@ -215,7 +223,10 @@ mod tests {
         for c in [1, 2, 3, 19, 64, 300] {
             for count in [1, 2, 147, 1023, 1024, 1025, 2185, 25088, 100_352] {
                 let (chunks, chunk) = super::reduction_chunks(c, count);
-                assert!(chunks >= 1 && chunk >= 1 && (chunks - 1) * chunk < count && chunks * chunk >= count, "c {c} count {count}: {chunks} x {chunk}");
+                assert!(
+                    chunks >= 1 && chunk >= 1 && (chunks - 1) * chunk < count && chunks * chunk >= count,
+                    "c {c} count {count}: {chunks} x {chunk}"
+                );
                 assert!(chunks == 1 || chunk >= 1024 || c * chunks <= 256, "c {c} count {count}: {chunks} x {chunk}");
                 assert!(c * chunks < 256 + c, "c {c} count {count}: {chunks} chunks");
             }

@@ -33,7 +33,17 @@ impl OptKind {
 /// `v` is bound for SGD too (the shader's static use) but not touched. `scaler`: the loss
 /// scaler's state (amp.wgsl), which `p.amp` says to read.
 #[allow(clippy::too_many_arguments)]
-pub fn optim_step(ctx: &Ctx, kind: OptKind, p: OptimParams, norm_sq: &View, param: &View, grad: &View, m: &View, v: &View, scaler: Option<&View>) -> Result<()> {
+pub fn optim_step(
+    ctx: &Ctx,
+    kind: OptKind,
+    p: OptimParams,
+    norm_sq: &View,
+    param: &View,
+    grad: &View,
+    m: &View,
+    v: &View,
+    scaler: Option<&View>,
+) -> Result<()> {
     let dummy = ctx.dummy()?;
     let p = OptimParams { amp: scaler.is_some() as u32, ..p };
     let bindings = [(1, norm_sq), (2, param), (3, grad), (4, m), (5, v), (7, scaler.unwrap_or(&dummy))];
@@ -51,5 +61,12 @@ pub fn ema_update_unless_skipped(ctx: &Ctx, decay: f32, param: &View, ema: &View
     let dummy = ctx.dummy()?;
     let p = OptimParams { len: param.len() as u32, ema_decay: decay, amp: scaler.is_some() as u32, ..Default::default() };
     let groups = grid1d(ctx, FAMILY, param.len())?;
-    ctx.dispatch(Launch { family: FAMILY, entry: "ema_update", overrides: &[], params: &p, bindings: &[(2, param), (6, ema), (7, scaler.unwrap_or(&dummy))], groups })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "ema_update",
+        overrides: &[],
+        params: &p,
+        bindings: &[(2, param), (6, ema), (7, scaler.unwrap_or(&dummy))],
+        groups,
+    })
 }

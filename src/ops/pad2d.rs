@@ -1,9 +1,9 @@
 //! Launchers for shaders/pad2d.wgsl and the graph op pad2d (zero padding).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 

@@ -21,12 +21,26 @@ pub const FLOPS_PER_STEP: usize = 64;
 /// `threads` invocations of 8 vec4 FMA chains, `iters` steps each; `out` holds 4 * threads.
 pub fn fma_chain(ctx: &Ctx, threads: usize, iters: usize, out: &View) -> Result<()> {
     let p = ProbeParams { n: u(threads), iters: u(iters), ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "fma_chain", overrides: &[], params: &p, bindings: &[(2, out)], groups: grid1d(ctx, "fma_chain", threads)? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "fma_chain",
+        overrides: &[],
+        params: &p,
+        bindings: &[(2, out)],
+        groups: grid1d(ctx, "fma_chain", threads)?,
+    })
 }
 
 /// out = a (equal lengths, a multiple of 4 floats).
 pub fn copy_vec4(ctx: &Ctx, a: &View, out: &View) -> Result<()> {
     let n = a.len() / 4;
     let p = ProbeParams { n: u(n), ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "copy_vec4", overrides: &[], params: &p, bindings: &[(1, a), (2, out)], groups: grid1d(ctx, "copy_vec4", n)? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "copy_vec4",
+        overrides: &[],
+        params: &p,
+        bindings: &[(1, a), (2, out)],
+        groups: grid1d(ctx, "copy_vec4", n)?,
+    })
 }

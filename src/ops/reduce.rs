@@ -1,9 +1,9 @@
 //! Launchers for shaders/reduce.wgsl and the graph ops sum, mean, sum_sq (to a scalar [1]).
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Overrides, View, WG};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
 use crate::tensor::Tensor;
 
@@ -48,20 +48,41 @@ pub fn num_partials(len: usize) -> usize {
 pub fn reduce_partial(ctx: &Ctx, kind: ReduceKind, x: &View, partials: &View) -> Result<()> {
     let np = partials.len();
     let p = ReduceParams { len: u(x.len()), num_partials: u(np), ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "reduce_partial", overrides: kind.overrides(), params: &p, bindings: &[(1, x), (3, partials)], groups: [u(np), 1, 1] })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "reduce_partial",
+        overrides: kind.overrides(),
+        params: &p,
+        bindings: &[(1, x), (3, partials)],
+        groups: [u(np), 1, 1],
+    })
 }
 
 /// out[0] = scale * sum(partials) (also the second stage of the losses).
 pub fn reduce_final(ctx: &Ctx, partials: &View, scale: f32, out: &View) -> Result<()> {
     let p = ReduceParams { num_partials: u(partials.len()), scale, ..Default::default() };
-    ctx.dispatch(Launch { family: FAMILY, entry: "reduce_final", overrides: &[], params: &p, bindings: &[(3, partials), (4, out)], groups: [1, 1, 1] })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "reduce_final",
+        overrides: &[],
+        params: &p,
+        bindings: &[(3, partials), (4, out)],
+        groups: [1, 1, 1],
+    })
 }
 
 pub fn reduce_backward(ctx: &Ctx, kind: ReduceKind, x: &View, dl: &View, dx: &View, accumulate: bool) -> Result<()> {
     let p = ReduceParams { len: u(x.len()), scale: kind.scale(x.len()), accumulate: flag(accumulate), ..Default::default() };
     // x is bound for every mode: the shader reads it under `MODE == 1`, a static use.
     let bindings: &[(u32, &View)] = &[(1, x), (2, dl), (5, dx)];
-    ctx.dispatch(Launch { family: FAMILY, entry: "reduce_backward", overrides: kind.overrides(), params: &p, bindings, groups: grid1d(ctx, FAMILY, x.len())? })
+    ctx.dispatch(Launch {
+        family: FAMILY,
+        entry: "reduce_backward",
+        overrides: kind.overrides(),
+        params: &p,
+        bindings,
+        groups: grid1d(ctx, FAMILY, x.len())?,
+    })
 }
 
 /// Reduce all of `x` to a scalar tensor of shape [1].

@@ -1,9 +1,9 @@
 //! Launchers for shaders/resize_bilinear.wgsl and the graph ops resize_bilinear / upsample2x.
 
-use crate::ops::Sink;
 use crate::error::Result;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
+use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
 use crate::tensor::Tensor;
 
@@ -20,11 +20,7 @@ const FAMILY: &str = "resize_bilinear";
 
 /// PyTorch's source-index scale, in f32 as PyTorch computes it for f32 tensors.
 fn scale(len_in: usize, len_out: usize, align_corners: bool) -> f32 {
-    if align_corners {
-        if len_out > 1 { (len_in as f32 - 1.0) / (len_out as f32 - 1.0) } else { 0.0 }
-    } else {
-        len_in as f32 / len_out as f32
-    }
+    if align_corners { if len_out > 1 { (len_in as f32 - 1.0) / (len_out as f32 - 1.0) } else { 0.0 } } else { len_in as f32 / len_out as f32 }
 }
 
 pub fn resize_bilinear_forward(ctx: &Ctx, p: ResizeBilinearParams, x: &View, y: &View) -> Result<()> {

@@ -6,9 +6,9 @@ pub mod schedule;
 
 use crate::error::Result;
 use crate::gpu::{Ctx, View};
+use crate::ops::amp as k_amp;
 use crate::ops::optim::{self as k, OptKind, OptimParams};
 use crate::ops::reduce::{self, ReduceKind};
-use crate::ops::amp as k_amp;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hyper {
@@ -69,7 +69,15 @@ impl Optimizer {
             crate::ops::elementwise::fill(ctx, &v, 0.0)?;
             Ok(v)
         };
-        Ok(Optimizer { hyper, m: zeros(len)?, v: zeros(len)?, norm_sq: zeros(1)?, partials: ctx.alloc("optimizer", reduce::num_partials(len))?, t: 0, scaler: None })
+        Ok(Optimizer {
+            hyper,
+            m: zeros(len)?,
+            v: zeros(len)?,
+            norm_sq: zeros(1)?,
+            partials: ctx.alloc("optimizer", reduce::num_partials(len))?,
+            t: 0,
+            scaler: None,
+        })
     }
 
     /// Clip (if on) and update `param` from `grad` (consumed) at learning rate `lr`. With a

@@ -84,8 +84,7 @@ fn derivative(a: Activation, x: f64) -> f64 {
             let inner = GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x * x * x);
             let t = inner.tanh();
             let left_derivative = 0.5 * (1.0 + t);
-            let right_derivative =
-                0.5 * x * (1.0 - t * t) * GELU_TANH_BETA * (1.0 + 3.0 * GELU_TANH_KAPPA * x * x);
+            let right_derivative = 0.5 * x * (1.0 - t * t) * GELU_TANH_BETA * (1.0 + 3.0 * GELU_TANH_KAPPA * x * x);
             left_derivative + right_derivative
         }
         // d/dx [x * s] = s + x * s * (1 - s).
@@ -105,15 +104,8 @@ pub fn activation_forward(a: Activation, x: &[f64]) -> Vec<f64> {
 }
 
 pub fn activation_backward(a: Activation, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    assert_eq!(
-        x.len(),
-        dy.len(),
-        "activation_backward: x and dy lengths differ"
-    );
-    x.iter()
-        .zip(dy)
-        .map(|(&v, &g)| g * derivative(a, v))
-        .collect()
+    assert_eq!(x.len(), dy.len(), "activation_backward: x and dy lengths differ");
+    x.iter().zip(dy).map(|(&v, &g)| g * derivative(a, v)).collect()
 }
 
 #[cfg(test)]
@@ -140,45 +132,15 @@ mod tests {
     #[test]
     fn forward_known_values() {
         let x = [-2.0, 0.0, 1.0];
-        assert_close(
-            "relu",
-            &activation_forward(Activation::Relu, &x),
-            &[0.0, 0.0, 1.0],
-            0.0,
-        );
-        assert_close(
-            "leaky",
-            &activation_forward(Activation::LeakyRelu(0.1), &x),
-            &[-0.2, 0.0, 1.0],
-            1e-16,
-        );
+        assert_close("relu", &activation_forward(Activation::Relu, &x), &[0.0, 0.0, 1.0], 0.0);
+        assert_close("leaky", &activation_forward(Activation::LeakyRelu(0.1), &x), &[-0.2, 0.0, 1.0], 1e-16);
         // Reference values: x * Phi(x) and the tanh formula at 1 and -2.
         let gelu = activation_forward(Activation::GeluErf, &[1.0, -2.0]);
-        assert_close(
-            "gelu erf",
-            &gelu,
-            &[0.841_344_746_068_542_9, -0.045_500_263_896_358_42],
-            1e-15,
-        );
+        assert_close("gelu erf", &gelu, &[0.841_344_746_068_542_9, -0.045_500_263_896_358_42], 1e-15);
         let gelu_t = activation_forward(Activation::GeluTanh, &[1.0, -2.0]);
-        assert_close(
-            "gelu tanh",
-            &gelu_t,
-            &[0.841_191_990_608_276_8, -0.045_402_305_912_224_94],
-            1e-15,
-        );
-        assert_close(
-            "silu",
-            &activation_forward(Activation::Silu, &[1.0]),
-            &[0.731_058_578_630_004_9],
-            1e-15,
-        );
-        assert_close(
-            "sigmoid",
-            &activation_forward(Activation::Sigmoid, &[0.0, 2.0]),
-            &[0.5, 0.880_797_077_977_882_3],
-            1e-15,
-        );
+        assert_close("gelu tanh", &gelu_t, &[0.841_191_990_608_276_8, -0.045_402_305_912_224_94], 1e-15);
+        assert_close("silu", &activation_forward(Activation::Silu, &[1.0]), &[0.731_058_578_630_004_9], 1e-15);
+        assert_close("sigmoid", &activation_forward(Activation::Sigmoid, &[0.0, 2.0]), &[0.5, 0.880_797_077_977_882_3], 1e-15);
     }
 
     #[test]
@@ -187,49 +149,28 @@ mod tests {
         for a in ALL {
             let y = activation_forward(a, &x);
             let d = activation_backward(a, &x, &[1.0, 1.0]);
-            assert!(
-                y.iter().chain(&d).all(|v| v.is_finite()),
-                "{a:?}: {y:?} {d:?}"
-            );
+            assert!(y.iter().chain(&d).all(|v| v.is_finite()), "{a:?}: {y:?} {d:?}");
         }
         assert_eq!(activation_forward(Activation::Sigmoid, &x), vec![0.0, 1.0]);
     }
 
     #[test]
     fn derivative_at_zero_follows_pytorch() {
-        assert_eq!(
-            activation_backward(Activation::Relu, &[0.0], &[3.0]),
-            vec![0.0]
-        );
-        assert_eq!(
-            activation_backward(Activation::LeakyRelu(0.1), &[0.0], &[3.0]),
-            vec![3.0 * 0.1]
-        );
-        assert_eq!(
-            activation_backward(Activation::GeluErf, &[0.0], &[3.0]),
-            vec![1.5]
-        );
-        assert_eq!(
-            activation_backward(Activation::Silu, &[0.0], &[3.0]),
-            vec![1.5]
-        );
+        assert_eq!(activation_backward(Activation::Relu, &[0.0], &[3.0]), vec![0.0]);
+        assert_eq!(activation_backward(Activation::LeakyRelu(0.1), &[0.0], &[3.0]), vec![3.0 * 0.1]);
+        assert_eq!(activation_backward(Activation::GeluErf, &[0.0], &[3.0]), vec![1.5]);
+        assert_eq!(activation_backward(Activation::Silu, &[0.0], &[3.0]), vec![1.5]);
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let mut rng = Rng::new(1);
         // Spread over [-5, 5] and at least 5e-3 from the ReLU kink.
-        let x: Vec<f64> = rng
-            .vec_off_zero(257, 1e-3)
-            .iter()
-            .map(|v| 5.0 * v)
-            .collect();
+        let x: Vec<f64> = rng.vec_off_zero(257, 1e-3).iter().map(|v| 5.0 * v).collect();
         let g = rng.vec(x.len());
         for a in ALL {
             let dx = activation_backward(a, &x, &g);
-            check_grad(&format!("{a:?}"), &x, &dx, |x| {
-                dot(&activation_forward(a, x), &g)
-            });
+            check_grad(&format!("{a:?}"), &x, &dx, |x| dot(&activation_forward(a, x), &g));
         }
     }
 }

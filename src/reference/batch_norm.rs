@@ -4,11 +4,7 @@
 //! Layouts: x/y/dx/dy [n, c, hw], gamma/beta/running_*/mean/rstd/dgamma/dbeta [c].
 
 fn check(what: &str, n: usize, c: usize, hw: usize, x: &[f64], gamma: &[f64], beta: &[f64]) {
-    assert_eq!(
-        x.len(),
-        n * c * hw,
-        "{what}: x length for n={n} c={c} hw={hw}"
-    );
+    assert_eq!(x.len(), n * c * hw, "{what}: x length for n={n} c={c} hw={hw}");
     assert_eq!(gamma.len(), c, "{what}: gamma length for c={c}");
     assert_eq!(beta.len(), c, "{what}: beta length for c={c}");
 }
@@ -26,22 +22,11 @@ pub fn batch_norm_forward_train(
     running_var: &mut [f64],
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     check("batch_norm_forward_train", n, c, hw, x, gamma, beta);
-    assert_eq!(
-        running_mean.len(),
-        c,
-        "batch_norm_forward_train: running_mean length"
-    );
-    assert_eq!(
-        running_var.len(),
-        c,
-        "batch_norm_forward_train: running_var length"
-    );
+    assert_eq!(running_mean.len(), c, "batch_norm_forward_train: running_mean length");
+    assert_eq!(running_var.len(), c, "batch_norm_forward_train: running_var length");
     let m = n * hw;
     // PyTorch refuses too: the unbiased variance needs at least two values.
-    assert!(
-        m > 1,
-        "batch_norm_forward_train: need more than 1 value per channel, got {m}"
-    );
+    assert!(m > 1, "batch_norm_forward_train: need more than 1 value per channel, got {m}");
     let mut y = vec![0.0; x.len()];
     let mut mean = vec![0.0; c];
     let mut rstd = vec![0.0; c];
@@ -89,16 +74,8 @@ pub fn batch_norm_forward_eval(
     running_var: &[f64],
 ) -> Vec<f64> {
     check("batch_norm_forward_eval", n, c, hw, x, gamma, beta);
-    assert_eq!(
-        running_mean.len(),
-        c,
-        "batch_norm_forward_eval: running_mean length"
-    );
-    assert_eq!(
-        running_var.len(),
-        c,
-        "batch_norm_forward_eval: running_var length"
-    );
+    assert_eq!(running_mean.len(), c, "batch_norm_forward_eval: running_mean length");
+    assert_eq!(running_var.len(), c, "batch_norm_forward_eval: running_var length");
     let mut y = vec![0.0; x.len()];
     for ni in 0..n {
         for ch in 0..c {
@@ -125,11 +102,7 @@ pub fn batch_norm_backward_train(
     rstd: &[f64],
     dy: &[f64],
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    assert_eq!(
-        x.len(),
-        n * c * hw,
-        "batch_norm_backward_train: x length for n={n} c={c} hw={hw}"
-    );
+    assert_eq!(x.len(), n * c * hw, "batch_norm_backward_train: x length for n={n} c={c} hw={hw}");
     assert_eq!(dy.len(), x.len(), "batch_norm_backward_train: dy length");
     assert_eq!(gamma.len(), c, "batch_norm_backward_train: gamma length");
     assert_eq!(mean.len(), c, "batch_norm_backward_train: mean length");
@@ -172,8 +145,7 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 4.0];
         let mut rm = [0.0];
         let mut rv = [1.0];
-        let (y, mean, rstd) =
-            batch_norm_forward_train(2, 1, 2, 0.0, 0.1, &x, &[1.0], &[0.0], &mut rm, &mut rv);
+        let (y, mean, rstd) = batch_norm_forward_train(2, 1, 2, 0.0, 0.1, &x, &[1.0], &[0.0], &mut rm, &mut rv);
         let r = 1.0 / 1.25f64.sqrt(); // biased var 1.25 normalises
         assert_close("mean", &mean, &[2.5], 1e-15);
         assert_close("rstd", &rstd, &[r], 1e-15);
@@ -189,9 +161,7 @@ mod tests {
         let x = [0.0, 10.0, 2.0, 30.0];
         let mut rm = [0.0; 2];
         let mut rv = [0.0; 2];
-        let (_, mean, rstd) = batch_norm_forward_train(
-            2, 2, 1, 0.0, 1.0, &x, &[1.0; 2], &[0.0; 2], &mut rm, &mut rv,
-        );
+        let (_, mean, rstd) = batch_norm_forward_train(2, 2, 1, 0.0, 1.0, &x, &[1.0; 2], &[0.0; 2], &mut rm, &mut rv);
         assert_close("mean", &mean, &[1.0, 20.0], 1e-15);
         assert_close("rstd", &rstd, &[1.0, 0.1], 1e-15);
         assert_close("running_mean (momentum 1)", &rm, &[1.0, 20.0], 1e-15);
@@ -215,28 +185,15 @@ mod tests {
         let g = rng.vec(n * c * hw);
         let l = |x: &[f64], gamma: &[f64], beta: &[f64]| {
             let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
-            dot(
-                &batch_norm_forward_train(n, c, hw, eps, 0.1, x, gamma, beta, &mut rm, &mut rv).0,
-                &g,
-            )
+            dot(&batch_norm_forward_train(n, c, hw, eps, 0.1, x, gamma, beta, &mut rm, &mut rv).0, &g)
         };
         let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
-        let (_, mean, rstd) =
-            batch_norm_forward_train(n, c, hw, eps, 0.1, &x, &gamma, &beta, &mut rm, &mut rv);
+        let (_, mean, rstd) = batch_norm_forward_train(n, c, hw, eps, 0.1, &x, &gamma, &beta, &mut rm, &mut rv);
         let (dx, dgamma, dbeta) = batch_norm_backward_train(n, c, hw, &x, &gamma, &mean, &rstd, &g);
         let what = format!("n={n} c={c} hw={hw}");
-        check_grad(&format!("batch_norm dx {what}"), &x, &dx, |x| {
-            l(x, &gamma, &beta)
-        });
-        check_grad(
-            &format!("batch_norm dgamma {what}"),
-            &gamma,
-            &dgamma,
-            |gm| l(&x, gm, &beta),
-        );
-        check_grad(&format!("batch_norm dbeta {what}"), &beta, &dbeta, |bt| {
-            l(&x, &gamma, bt)
-        });
+        check_grad(&format!("batch_norm dx {what}"), &x, &dx, |x| l(x, &gamma, &beta));
+        check_grad(&format!("batch_norm dgamma {what}"), &gamma, &dgamma, |gm| l(&x, gm, &beta));
+        check_grad(&format!("batch_norm dbeta {what}"), &beta, &dbeta, |bt| l(&x, &gamma, bt));
     }
 
     #[test]

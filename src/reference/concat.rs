@@ -4,11 +4,7 @@
 
 pub fn concat_forward(n: usize, hw: usize, parts: &[(&[f64], usize)]) -> Vec<f64> {
     for (i, (data, ch)) in parts.iter().enumerate() {
-        assert_eq!(
-            data.len(),
-            n * ch * hw,
-            "concat_forward: part {i} length for n={n} c={ch} hw={hw}"
-        );
+        assert_eq!(data.len(), n * ch * hw, "concat_forward: part {i} length for n={n} c={ch} hw={hw}");
     }
     let c_total: usize = parts.iter().map(|p| p.1).sum();
     let mut y = Vec::with_capacity(n * c_total * hw);
@@ -23,15 +19,8 @@ pub fn concat_forward(n: usize, hw: usize, parts: &[(&[f64], usize)]) -> Vec<f64
 
 pub fn concat_backward(n: usize, hw: usize, channels: &[usize], dy: &[f64]) -> Vec<Vec<f64>> {
     let c_total: usize = channels.iter().sum();
-    assert_eq!(
-        dy.len(),
-        n * c_total * hw,
-        "concat_backward: dy length for n={n} c={c_total} hw={hw}"
-    );
-    let mut parts: Vec<Vec<f64>> = channels
-        .iter()
-        .map(|ch| Vec::with_capacity(n * ch * hw))
-        .collect();
+    assert_eq!(dy.len(), n * c_total * hw, "concat_backward: dy length for n={n} c={c_total} hw={hw}");
+    let mut parts: Vec<Vec<f64>> = channels.iter().map(|ch| Vec::with_capacity(n * ch * hw)).collect();
     let mut offset = 0;
     for _ in 0..n {
         for (part, ch) in parts.iter_mut().zip(channels) {
@@ -54,10 +43,7 @@ mod tests {
         let b = [10.0, 11.0, 20.0, 21.0];
         let y = concat_forward(2, 1, &[(&a, 1), (&b, 2)]);
         assert_eq!(y, vec![1.0, 10.0, 11.0, 2.0, 20.0, 21.0]);
-        assert_eq!(
-            concat_backward(2, 1, &[1, 2], &y),
-            vec![a.to_vec(), b.to_vec()]
-        );
+        assert_eq!(concat_backward(2, 1, &[1, 2], &y), vec![a.to_vec(), b.to_vec()]);
     }
 
     #[test]
@@ -70,9 +56,7 @@ mod tests {
         let grads = concat_backward(n, hw, &channels, &g);
         for k in 0..channels.len() {
             check_grad(&format!("concat part {k}"), &xs[k], &grads[k], |xk| {
-                let parts: Vec<(&[f64], usize)> = (0..channels.len())
-                    .map(|j| (if j == k { xk } else { &xs[j][..] }, channels[j]))
-                    .collect();
+                let parts: Vec<(&[f64], usize)> = (0..channels.len()).map(|j| (if j == k { xk } else { &xs[j][..] }, channels[j])).collect();
                 dot(&concat_forward(n, hw, &parts), &g)
             });
         }

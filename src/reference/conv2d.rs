@@ -18,45 +18,24 @@ pub struct Conv2dShape {
 
 impl Conv2dShape {
     pub fn out_hw(&self) -> (usize, usize) {
+        assert!(self.stride.0 > 0 && self.stride.1 > 0, "conv2d: stride must be positive: {self:?}");
         assert!(
-            self.stride.0 > 0 && self.stride.1 > 0,
-            "conv2d: stride must be positive: {self:?}"
-        );
-        assert!(
-            self.kh > 0
-                && self.kw > 0
-                && self.h + 2 * self.pad.0 >= self.kh
-                && self.w + 2 * self.pad.1 >= self.kw,
+            self.kh > 0 && self.kw > 0 && self.h + 2 * self.pad.0 >= self.kh && self.w + 2 * self.pad.1 >= self.kw,
             "conv2d: kernel does not fit the padded input: {self:?}"
         );
-        (
-            (self.h + 2 * self.pad.0 - self.kh) / self.stride.0 + 1,
-            (self.w + 2 * self.pad.1 - self.kw) / self.stride.1 + 1,
-        )
+        ((self.h + 2 * self.pad.0 - self.kh) / self.stride.0 + 1, (self.w + 2 * self.pad.1 - self.kw) / self.stride.1 + 1)
     }
 
     fn check_lens(&self, what: &str, x: Option<usize>, w: Option<usize>, y: Option<usize>) {
         let (ho, wo) = self.out_hw();
         if let Some(len) = x {
-            assert_eq!(
-                len,
-                self.n * self.cin * self.h * self.w,
-                "{what}: x/dx length for {self:?}"
-            );
+            assert_eq!(len, self.n * self.cin * self.h * self.w, "{what}: x/dx length for {self:?}");
         }
         if let Some(len) = w {
-            assert_eq!(
-                len,
-                self.cout * self.cin * self.kh * self.kw,
-                "{what}: w length for {self:?}"
-            );
+            assert_eq!(len, self.cout * self.cin * self.kh * self.kw, "{what}: w length for {self:?}");
         }
         if let Some(len) = y {
-            assert_eq!(
-                len,
-                self.n * self.cout * ho * wo,
-                "{what}: y/dy length for {self:?}"
-            );
+            assert_eq!(len, self.n * self.cout * ho * wo, "{what}: y/dy length for {self:?}");
         }
     }
 }
@@ -98,8 +77,7 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f64], w: &[f64], b: Option<&[f64]>) 
                                 let Some(ix) = src_index(ox, kx, s.stride.1, s.pad.1, s.w) else {
                                     continue;
                                 };
-                                acc += x[((n * s.cin + ci) * s.h + iy) * s.w + ix]
-                                    * w[((co * s.cin + ci) * s.kh + ky) * s.kw + kx];
+                                acc += x[((n * s.cin + ci) * s.h + iy) * s.w + ix] * w[((co * s.cin + ci) * s.kh + ky) * s.kw + kx];
                             }
                         }
                     }
@@ -132,8 +110,7 @@ pub fn conv2d_input_grad(s: &Conv2dShape, w: &[f64], dy: &[f64]) -> Vec<f64> {
                                 let Some(ox) = dst_index(ix, kx, s.stride.1, s.pad.1, wo) else {
                                     continue;
                                 };
-                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox]
-                                    * w[((co * s.cin + ci) * s.kh + ky) * s.kw + kx];
+                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox] * w[((co * s.cin + ci) * s.kh + ky) * s.kw + kx];
                             }
                         }
                     }
@@ -163,8 +140,7 @@ pub fn conv2d_weight_grad(s: &Conv2dShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
                                 let Some(ix) = src_index(ox, kx, s.stride.1, s.pad.1, s.w) else {
                                     continue;
                                 };
-                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox]
-                                    * x[((n * s.cin + ci) * s.h + iy) * s.w + ix];
+                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox] * x[((n * s.cin + ci) * s.h + iy) * s.w + ix];
                             }
                         }
                     }
@@ -182,47 +158,16 @@ mod tests {
     use crate::reference::elementwise::bias_add_backward;
     use crate::reference::fd::{Rng, assert_close, check_grad, dot};
 
-    fn shape(
-        n: usize,
-        cin: usize,
-        h: usize,
-        w: usize,
-        cout: usize,
-        k: (usize, usize),
-        stride: (usize, usize),
-        pad: (usize, usize),
-    ) -> Conv2dShape {
-        Conv2dShape {
-            n,
-            cin,
-            h,
-            w,
-            cout,
-            kh: k.0,
-            kw: k.1,
-            stride,
-            pad,
-        }
+    fn shape(n: usize, cin: usize, h: usize, w: usize, cout: usize, k: (usize, usize), stride: (usize, usize), pad: (usize, usize)) -> Conv2dShape {
+        Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride, pad }
     }
 
     #[test]
     fn out_hw_matches_pytorch_formula() {
-        assert_eq!(
-            shape(1, 1, 7, 7, 1, (3, 3), (1, 1), (1, 1)).out_hw(),
-            (7, 7)
-        );
-        assert_eq!(
-            shape(1, 1, 13, 11, 1, (3, 3), (2, 2), (1, 1)).out_hw(),
-            (7, 6)
-        );
-        assert_eq!(
-            shape(1, 1, 8, 8, 1, (4, 4), (2, 2), (1, 1)).out_hw(),
-            (4, 4)
-        );
-        assert_eq!(
-            shape(1, 1, 5, 5, 1, (5, 5), (1, 1), (0, 0)).out_hw(),
-            (1, 1)
-        );
+        assert_eq!(shape(1, 1, 7, 7, 1, (3, 3), (1, 1), (1, 1)).out_hw(), (7, 7));
+        assert_eq!(shape(1, 1, 13, 11, 1, (3, 3), (2, 2), (1, 1)).out_hw(), (7, 6));
+        assert_eq!(shape(1, 1, 8, 8, 1, (4, 4), (2, 2), (1, 1)).out_hw(), (4, 4));
+        assert_eq!(shape(1, 1, 5, 5, 1, (5, 5), (1, 1), (0, 0)).out_hw(), (1, 1));
     }
 
     #[test]
@@ -261,15 +206,9 @@ mod tests {
         let dx = conv2d_input_grad(&s, &w, &g);
         let dw = conv2d_weight_grad(&s, &x, &g);
         let db = bias_add_backward(s.n, s.cout, ho * wo, &g);
-        check_grad(&format!("conv2d dx {s:?}"), &x, &dx, |x| {
-            dot(&conv2d_forward(&s, x, &w, Some(&b)), &g)
-        });
-        check_grad(&format!("conv2d dw {s:?}"), &w, &dw, |w| {
-            dot(&conv2d_forward(&s, &x, w, Some(&b)), &g)
-        });
-        check_grad(&format!("conv2d db {s:?}"), &b, &db, |b| {
-            dot(&conv2d_forward(&s, &x, &w, Some(b)), &g)
-        });
+        check_grad(&format!("conv2d dx {s:?}"), &x, &dx, |x| dot(&conv2d_forward(&s, x, &w, Some(&b)), &g));
+        check_grad(&format!("conv2d dw {s:?}"), &w, &dw, |w| dot(&conv2d_forward(&s, &x, w, Some(&b)), &g));
+        check_grad(&format!("conv2d db {s:?}"), &b, &db, |b| dot(&conv2d_forward(&s, &x, &w, Some(b)), &g));
     }
 
     #[test]

@@ -19,50 +19,29 @@ pub struct ConvTranspose2dShape {
 
 impl ConvTranspose2dShape {
     pub fn out_hw(&self) -> (usize, usize) {
-        assert!(
-            self.stride.0 > 0 && self.stride.1 > 0,
-            "conv_transpose2d: stride must be positive: {self:?}"
-        );
+        assert!(self.stride.0 > 0 && self.stride.1 > 0, "conv_transpose2d: stride must be positive: {self:?}");
         // PyTorch (dilation 1) rejects output_padding >= stride.
         assert!(
             self.output_pad.0 < self.stride.0 && self.output_pad.1 < self.stride.1,
             "conv_transpose2d: output_pad must be smaller than stride: {self:?}"
         );
-        assert!(
-            self.h > 0 && self.w > 0,
-            "conv_transpose2d: empty input: {self:?}"
-        );
+        assert!(self.h > 0 && self.w > 0, "conv_transpose2d: empty input: {self:?}");
         let full_h = (self.h - 1) * self.stride.0 + self.kh + self.output_pad.0;
         let full_w = (self.w - 1) * self.stride.1 + self.kw + self.output_pad.1;
-        assert!(
-            full_h > 2 * self.pad.0 && full_w > 2 * self.pad.1,
-            "conv_transpose2d: padding leaves no output: {self:?}"
-        );
+        assert!(full_h > 2 * self.pad.0 && full_w > 2 * self.pad.1, "conv_transpose2d: padding leaves no output: {self:?}");
         (full_h - 2 * self.pad.0, full_w - 2 * self.pad.1)
     }
 
     fn check_lens(&self, what: &str, x: Option<usize>, w: Option<usize>, y: Option<usize>) {
         let (ho, wo) = self.out_hw();
         if let Some(len) = x {
-            assert_eq!(
-                len,
-                self.n * self.cin * self.h * self.w,
-                "{what}: x/dx length for {self:?}"
-            );
+            assert_eq!(len, self.n * self.cin * self.h * self.w, "{what}: x/dx length for {self:?}");
         }
         if let Some(len) = w {
-            assert_eq!(
-                len,
-                self.cin * self.cout * self.kh * self.kw,
-                "{what}: w length for {self:?}"
-            );
+            assert_eq!(len, self.cin * self.cout * self.kh * self.kw, "{what}: w length for {self:?}");
         }
         if let Some(len) = y {
-            assert_eq!(
-                len,
-                self.n * self.cout * ho * wo,
-                "{what}: y/dy length for {self:?}"
-            );
+            assert_eq!(len, self.n * self.cout * ho * wo, "{what}: y/dy length for {self:?}");
         }
     }
 }
@@ -73,24 +52,10 @@ fn out_index(i: usize, k: usize, stride: usize, pad: usize, out_len: usize) -> O
     (i * stride + k).checked_sub(pad).filter(|&o| o < out_len)
 }
 
-pub fn conv_transpose2d_forward(
-    s: &ConvTranspose2dShape,
-    x: &[f64],
-    w: &[f64],
-    b: Option<&[f64]>,
-) -> Vec<f64> {
-    s.check_lens(
-        "conv_transpose2d_forward",
-        Some(x.len()),
-        Some(w.len()),
-        None,
-    );
+pub fn conv_transpose2d_forward(s: &ConvTranspose2dShape, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    s.check_lens("conv_transpose2d_forward", Some(x.len()), Some(w.len()), None);
     if let Some(b) = b {
-        assert_eq!(
-            b.len(),
-            s.cout,
-            "conv_transpose2d_forward: bias length for {s:?}"
-        );
+        assert_eq!(b.len(), s.cout, "conv_transpose2d_forward: bias length for {s:?}");
     }
     let (ho, wo) = s.out_hw();
     let mut y = vec![0.0; s.n * s.cout * ho * wo];
@@ -119,8 +84,7 @@ pub fn conv_transpose2d_forward(
                                 let Some(ox) = out_index(ix, kx, s.stride.1, s.pad.1, wo) else {
                                     continue;
                                 };
-                                y[((n * s.cout + co) * ho + oy) * wo + ox] +=
-                                    xv * w[((ci * s.cout + co) * s.kh + ky) * s.kw + kx];
+                                y[((n * s.cout + co) * ho + oy) * wo + ox] += xv * w[((ci * s.cout + co) * s.kh + ky) * s.kw + kx];
                             }
                         }
                     }
@@ -133,12 +97,7 @@ pub fn conv_transpose2d_forward(
 
 /// Adjoint of the scatter: each input pixel reads back exactly the outputs it wrote.
 pub fn conv_transpose2d_input_grad(s: &ConvTranspose2dShape, w: &[f64], dy: &[f64]) -> Vec<f64> {
-    s.check_lens(
-        "conv_transpose2d_input_grad",
-        None,
-        Some(w.len()),
-        Some(dy.len()),
-    );
+    s.check_lens("conv_transpose2d_input_grad", None, Some(w.len()), Some(dy.len()));
     let (ho, wo) = s.out_hw();
     let mut dx = vec![0.0; s.n * s.cin * s.h * s.w];
     for n in 0..s.n {
@@ -155,8 +114,7 @@ pub fn conv_transpose2d_input_grad(s: &ConvTranspose2dShape, w: &[f64], dy: &[f6
                                 let Some(ox) = out_index(ix, kx, s.stride.1, s.pad.1, wo) else {
                                     continue;
                                 };
-                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox]
-                                    * w[((ci * s.cout + co) * s.kh + ky) * s.kw + kx];
+                                acc += dy[((n * s.cout + co) * ho + oy) * wo + ox] * w[((ci * s.cout + co) * s.kh + ky) * s.kw + kx];
                             }
                         }
                     }
@@ -169,12 +127,7 @@ pub fn conv_transpose2d_input_grad(s: &ConvTranspose2dShape, w: &[f64], dy: &[f6
 }
 
 pub fn conv_transpose2d_weight_grad(s: &ConvTranspose2dShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    s.check_lens(
-        "conv_transpose2d_weight_grad",
-        Some(x.len()),
-        None,
-        Some(dy.len()),
-    );
+    s.check_lens("conv_transpose2d_weight_grad", Some(x.len()), None, Some(dy.len()));
     let (ho, wo) = s.out_hw();
     let mut dw = vec![0.0; s.cin * s.cout * s.kh * s.kw];
     for ci in 0..s.cin {
@@ -191,8 +144,7 @@ pub fn conv_transpose2d_weight_grad(s: &ConvTranspose2dShape, x: &[f64], dy: &[f
                                 let Some(ox) = out_index(ix, kx, s.stride.1, s.pad.1, wo) else {
                                     continue;
                                 };
-                                acc += x[((n * s.cin + ci) * s.h + iy) * s.w + ix]
-                                    * dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                                acc += x[((n * s.cin + ci) * s.h + iy) * s.w + ix] * dy[((n * s.cout + co) * ho + oy) * wo + ox];
                             }
                         }
                     }
@@ -222,18 +174,7 @@ mod tests {
         pad: (usize, usize),
         output_pad: (usize, usize),
     ) -> ConvTranspose2dShape {
-        ConvTranspose2dShape {
-            n,
-            cin,
-            h,
-            w,
-            cout,
-            kh: k.0,
-            kw: k.1,
-            stride,
-            pad,
-            output_pad,
-        }
+        ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride, pad, output_pad }
     }
 
     fn configs() -> Vec<ConvTranspose2dShape> {
@@ -263,39 +204,22 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 4.0];
         let s = shape(1, 1, 2, 2, 1, (2, 2), (1, 1), (0, 0), (0, 0));
         let y = conv_transpose2d_forward(&s, &x, &x, None);
-        assert_close(
-            "full conv",
-            &y,
-            &[1.0, 4.0, 4.0, 6.0, 20.0, 16.0, 9.0, 24.0, 16.0],
-            0.0,
-        );
+        assert_close("full conv", &y, &[1.0, 4.0, 4.0, 6.0, 20.0, 16.0, 9.0, 24.0, 16.0], 0.0);
 
         // pad 1 crops one pixel from every side.
         let s = shape(1, 1, 2, 2, 1, (2, 2), (1, 1), (1, 1), (0, 0));
-        assert_close(
-            "cropped",
-            &conv_transpose2d_forward(&s, &x, &x, None),
-            &[20.0],
-            0.0,
-        );
+        assert_close("cropped", &conv_transpose2d_forward(&s, &x, &x, None), &[20.0], 0.0);
 
         // Stride 2 with a 2x2 kernel of ones: each pixel becomes a 2x2 block.
         let s = shape(1, 1, 2, 2, 1, (2, 2), (2, 2), (0, 0), (0, 0));
         let y = conv_transpose2d_forward(&s, &x, &[1.0; 4], Some(&[0.5]));
-        let want = [
-            1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0,
-        ];
+        let want = [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0];
         let want: Vec<f64> = want.iter().map(|v| v + 0.5).collect();
         assert_close("stride 2 blocks", &y, &want, 0.0);
 
         // output_pad adds a last row/col that no input reaches: bias only.
         let s = shape(1, 1, 1, 1, 1, (1, 1), (2, 2), (0, 0), (1, 1));
-        assert_close(
-            "output_pad",
-            &conv_transpose2d_forward(&s, &[3.0], &[2.0], Some(&[1.0])),
-            &[7.0, 1.0, 1.0, 1.0],
-            0.0,
-        );
+        assert_close("output_pad", &conv_transpose2d_forward(&s, &[3.0], &[2.0], Some(&[1.0])), &[7.0, 1.0, 1.0, 1.0], 0.0);
     }
 
     #[test]
@@ -314,17 +238,7 @@ mod tests {
         for (i, t) in configs().into_iter().enumerate() {
             let mut rng = Rng::new(100 + i as u64);
             let (ho, wo) = t.out_hw();
-            let c = Conv2dShape {
-                n: t.n,
-                cin: t.cout,
-                h: ho,
-                w: wo,
-                cout: t.cin,
-                kh: t.kh,
-                kw: t.kw,
-                stride: t.stride,
-                pad: t.pad,
-            };
+            let c = Conv2dShape { n: t.n, cin: t.cout, h: ho, w: wo, cout: t.cin, kh: t.kh, kw: t.kw, stride: t.stride, pad: t.pad };
             assert_eq!(c.out_hw(), (t.h, t.w), "shapes must line up for {t:?}");
             let x = rng.vec(t.n * t.cin * t.h * t.w);
             let w = rng.vec(t.cin * t.cout * t.kh * t.kw);
@@ -347,9 +261,7 @@ mod tests {
             let dx = conv_transpose2d_input_grad(&s, &w, &g);
             let dw = conv_transpose2d_weight_grad(&s, &x, &g);
             let db = bias_add_backward(s.n, s.cout, ho * wo, &g);
-            let fwd = |x: &[f64], w: &[f64], b: &[f64]| {
-                dot(&conv_transpose2d_forward(&s, x, w, Some(b)), &g)
-            };
+            let fwd = |x: &[f64], w: &[f64], b: &[f64]| dot(&conv_transpose2d_forward(&s, x, w, Some(b)), &g);
             check_grad(&format!("convT dx {s:?}"), &x, &dx, |x| fwd(x, &w, &b));
             check_grad(&format!("convT dw {s:?}"), &w, &dw, |w| fwd(&x, w, &b));
             check_grad(&format!("convT db {s:?}"), &b, &db, |b| fwd(&x, &w, b));

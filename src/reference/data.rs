@@ -79,11 +79,7 @@ pub fn data_noise(n: &NoiseRef, clean: &[f64], image_len: usize) -> Vec<f64> {
             let mut y = match n.noise {
                 1 => {
                     let r = rng(n, i32_, 1);
-                    if uniform_from_u32(r[0]) < n.amount {
-                        if uniform_from_u32(r[1]) < 0.5 { 0.0 } else { 1.0 }
-                    } else {
-                        x
-                    }
+                    if uniform_from_u32(r[0]) < n.amount { if uniform_from_u32(r[1]) < 0.5 { 0.0 } else { 1.0 } } else { x }
                 }
                 2 => poisson(n, i32_, x.max(0.0) * n.peak) / n.peak,
                 3 => x + x * level(n, b) * normal(rng(n, i32_, 1)),

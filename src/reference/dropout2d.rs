@@ -9,14 +9,8 @@ use super::philox::{philox4x32_10, uniform_from_u32};
 pub const DROPOUT_TAG: u32 = 0x4452_4F50;
 
 pub fn dropout2d_mask(n: usize, c: usize, p: f64, seed: u64, stream: u64) -> Vec<f64> {
-    assert!(
-        (0.0..=1.0).contains(&p),
-        "dropout2d_mask: p = {p} outside [0, 1]"
-    );
-    assert!(
-        n * c == 0 || u32::try_from(n * c - 1).is_ok(),
-        "dropout2d_mask: n*c does not fit the u32 counter"
-    );
+    assert!((0.0..=1.0).contains(&p), "dropout2d_mask: p = {p} outside [0, 1]");
+    assert!(n * c == 0 || u32::try_from(n * c - 1).is_ok(), "dropout2d_mask: n*c does not fit the u32 counter");
     let key = [seed as u32, (seed >> 32) as u32];
     let mut mask = vec![0.0; n * c];
     for (i, m) in mask.iter_mut().enumerate() {
@@ -30,21 +24,8 @@ pub fn dropout2d_mask(n: usize, c: usize, p: f64, seed: u64, stream: u64) -> Vec
     mask
 }
 
-fn apply(
-    what: &str,
-    n: usize,
-    c: usize,
-    hw: usize,
-    p: f64,
-    seed: u64,
-    stream: u64,
-    v: &[f64],
-) -> Vec<f64> {
-    assert_eq!(
-        v.len(),
-        n * c * hw,
-        "{what}: length for n={n} c={c} hw={hw}"
-    );
+fn apply(what: &str, n: usize, c: usize, hw: usize, p: f64, seed: u64, stream: u64, v: &[f64]) -> Vec<f64> {
+    assert_eq!(v.len(), n * c * hw, "{what}: length for n={n} c={c} hw={hw}");
     let mask = dropout2d_mask(n, c, p, seed, stream);
     let mut out = vec![0.0; v.len()];
     for (plane, &m) in mask.iter().enumerate() {
@@ -55,28 +36,12 @@ fn apply(
     out
 }
 
-pub fn dropout2d_forward(
-    n: usize,
-    c: usize,
-    hw: usize,
-    p: f64,
-    seed: u64,
-    stream: u64,
-    x: &[f64],
-) -> Vec<f64> {
+pub fn dropout2d_forward(n: usize, c: usize, hw: usize, p: f64, seed: u64, stream: u64, x: &[f64]) -> Vec<f64> {
     apply("dropout2d_forward", n, c, hw, p, seed, stream, x)
 }
 
 /// The mask is regenerated from (seed, stream) rather than stored.
-pub fn dropout2d_backward(
-    n: usize,
-    c: usize,
-    hw: usize,
-    p: f64,
-    seed: u64,
-    stream: u64,
-    dy: &[f64],
-) -> Vec<f64> {
+pub fn dropout2d_backward(n: usize, c: usize, hw: usize, p: f64, seed: u64, stream: u64, dy: &[f64]) -> Vec<f64> {
     apply("dropout2d_backward", n, c, hw, p, seed, stream, dy)
 }
 
@@ -93,15 +58,8 @@ mod tests {
         for ni in 0..n {
             for ci in 0..c {
                 let i = ni * c + ci;
-                let r = philox4x32_10(
-                    [i as u32, 0x0000_0007, 0xfeed, DROPOUT_TAG],
-                    [0x89ab_cdef, 0x0123_4567],
-                );
-                let want = if uniform_from_u32(r[0]) >= p {
-                    1.0 / 0.7
-                } else {
-                    0.0
-                };
+                let r = philox4x32_10([i as u32, 0x0000_0007, 0xfeed, DROPOUT_TAG], [0x89ab_cdef, 0x0123_4567]);
+                let want = if uniform_from_u32(r[0]) >= p { 1.0 / 0.7 } else { 0.0 };
                 assert_eq!(mask[i], want);
             }
         }
@@ -116,10 +74,7 @@ mod tests {
         assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0 / (1.0 - p)));
         let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
         // 5 standard deviations of a binomial proportion over 1e5 draws.
-        assert!(
-            (dropped - p).abs() < 5.0 * (p * (1.0 - p) / 1e5f64).sqrt(),
-            "dropped fraction {dropped}"
-        );
+        assert!((dropped - p).abs() < 5.0 * (p * (1.0 - p) / 1e5f64).sqrt(), "dropped fraction {dropped}");
         // Seed and stream both change the mask; the same pair repeats it.
         assert_eq!(mask, dropout2d_mask(100, 1000, p, 42, 0));
         assert_ne!(mask, dropout2d_mask(100, 1000, p, 43, 0));
@@ -147,8 +102,6 @@ mod tests {
         let x = rng.vec(n * c * hw);
         let g = rng.vec(x.len());
         let dx = dropout2d_backward(n, c, hw, p, 11, 5, &g);
-        check_grad("dropout2d", &x, &dx, |x| {
-            dot(&dropout2d_forward(n, c, hw, p, 11, 5, x), &g)
-        });
+        check_grad("dropout2d", &x, &dx, |x| dot(&dropout2d_forward(n, c, hw, p, 11, 5, x), &g));
     }
 }

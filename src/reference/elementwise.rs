@@ -13,10 +13,7 @@ pub fn mul_forward(a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 pub fn mul_backward(a: &[f64], b: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    assert!(
-        a.len() == b.len() && a.len() == dy.len(),
-        "mul_backward: length mismatch"
-    );
+    assert!(a.len() == b.len() && a.len() == dy.len(), "mul_backward: length mismatch");
     (mul_forward(dy, b), mul_forward(dy, a))
 }
 
@@ -26,11 +23,7 @@ pub fn scale_forward(alpha: f64, x: &[f64]) -> Vec<f64> {
 }
 
 pub fn bias_add_forward(n: usize, c: usize, hw: usize, x: &[f64], b: &[f64]) -> Vec<f64> {
-    assert_eq!(
-        x.len(),
-        n * c * hw,
-        "bias_add_forward: x length for n={n} c={c} hw={hw}"
-    );
+    assert_eq!(x.len(), n * c * hw, "bias_add_forward: x length for n={n} c={c} hw={hw}");
     assert_eq!(b.len(), c, "bias_add_forward: b length for c={c}");
     let mut y = vec![0.0; x.len()];
     for ni in 0..n {
@@ -46,11 +39,7 @@ pub fn bias_add_forward(n: usize, c: usize, hw: usize, x: &[f64], b: &[f64]) -> 
 
 /// dx is dy itself; only the broadcast bias needs a reduction.
 pub fn bias_add_backward(n: usize, c: usize, hw: usize, dy: &[f64]) -> Vec<f64> {
-    assert_eq!(
-        dy.len(),
-        n * c * hw,
-        "bias_add_backward: dy length for n={n} c={c} hw={hw}"
-    );
+    assert_eq!(dy.len(), n * c * hw, "bias_add_backward: dy length for n={n} c={c} hw={hw}");
     let mut db = vec![0.0; c];
     for ni in 0..n {
         for ch in 0..c {
@@ -96,12 +85,7 @@ mod tests {
             let bias = rng.vec(c);
             let g = rng.vec(x.len());
             let dbias = bias_add_backward(n, c, hw, &g);
-            check_grad(
-                &format!("bias_add n={n} c={c} hw={hw}"),
-                &bias,
-                &dbias,
-                |bs| dot(&bias_add_forward(n, c, hw, &x, bs), &g),
-            );
+            check_grad(&format!("bias_add n={n} c={c} hw={hw}"), &bias, &dbias, |bs| dot(&bias_add_forward(n, c, hw, &x, bs), &g));
         }
     }
 }

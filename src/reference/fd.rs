@@ -44,9 +44,7 @@ impl Rng {
     /// A shuffled ramp in [-1, 1): all values distinct and spaced 2/len apart,
     /// far more than an FD step, so max/argmax never flips under perturbation.
     pub(crate) fn distinct(&mut self, len: usize) -> Vec<f64> {
-        let mut v: Vec<f64> = (0..len)
-            .map(|i| 2.0 * i as f64 / len as f64 - 1.0)
-            .collect();
+        let mut v: Vec<f64> = (0..len).map(|i| 2.0 * i as f64 / len as f64 - 1.0).collect();
         for i in (1..len).rev() {
             let j = (self.next_u64() % (i as u64 + 1)) as usize;
             v.swap(i, j);
@@ -78,11 +76,7 @@ pub(crate) fn numeric_grad(x: &[f64], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<
 /// ||fd - analytic|| / ||analytic||.
 pub(crate) fn rel_err(fd: &[f64], analytic: &[f64]) -> f64 {
     assert_eq!(fd.len(), analytic.len(), "rel_err: length mismatch");
-    let diff: f64 = fd
-        .iter()
-        .zip(analytic)
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum();
+    let diff: f64 = fd.iter().zip(analytic).map(|(a, b)| (a - b) * (a - b)).sum();
     let norm: f64 = analytic.iter().map(|a| a * a).sum();
     (diff / norm).sqrt()
 }
@@ -91,10 +85,7 @@ pub(crate) fn rel_err(fd: &[f64], analytic: &[f64]) -> f64 {
 pub(crate) fn check_grad(what: &str, x: &[f64], analytic: &[f64], f: impl Fn(&[f64]) -> f64) {
     assert_eq!(x.len(), analytic.len(), "{what}: gradient length mismatch");
     // A vanishing gradient would make the relative error meaningless.
-    assert!(
-        analytic.iter().any(|&a| a != 0.0),
-        "{what}: analytic gradient is all zero"
-    );
+    assert!(analytic.iter().any(|&a| a != 0.0), "{what}: analytic gradient is all zero");
     let fd = numeric_grad(x, H, f);
     let e = rel_err(&fd, analytic);
     assert!(e < TOL, "{what}: relative L2 error {e:e} >= {TOL:e}");

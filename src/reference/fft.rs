@@ -106,7 +106,14 @@ mod tests {
             let (_, wi) = get(&format!("fft.{h}x{w}.im"));
             let scale = wr.iter().chain(&wi).fold(0.0f64, |m, v| m.max(v.abs()));
             for k in 0..re.len() {
-                assert!((re[k] - wr[k]).abs() < 1e-9 * scale && (im[k] - wi[k]).abs() < 1e-9 * scale, "{h}x{w} [{k}]: ({}, {}) vs numpy ({}, {})", re[k], im[k], wr[k], wi[k]);
+                assert!(
+                    (re[k] - wr[k]).abs() < 1e-9 * scale && (im[k] - wi[k]).abs() < 1e-9 * scale,
+                    "{h}x{w} [{k}]: ({}, {}) vs numpy ({}, {})",
+                    re[k],
+                    im[k],
+                    wr[k],
+                    wi[k]
+                );
             }
         }
     }

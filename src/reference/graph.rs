@@ -3,7 +3,7 @@
 //! checked end to end: loss and every parameter gradient.
 
 use super::activation::{self as act, Activation};
-use super::{batch_norm as bn, concat, conv2d, conv_transpose2d as ct, dropout2d, group_norm as gn, loss, maxpool2d, pad2d, resize_bilinear as rb};
+use super::{batch_norm as bn, concat, conv_transpose2d as ct, conv2d, dropout2d, group_norm as gn, loss, maxpool2d, pad2d, resize_bilinear as rb};
 
 /// A value on the tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +177,10 @@ impl Graph {
                     c
                 }
                 Op::ConvT(s, has_b) => {
-                    let mut c = vec![(inp[0], ct::conv_transpose2d_input_grad(s, d(inp[1]), &dy)), (inp[1], ct::conv_transpose2d_weight_grad(s, d(inp[0]), &dy))];
+                    let mut c = vec![
+                        (inp[0], ct::conv_transpose2d_input_grad(s, d(inp[1]), &dy)),
+                        (inp[1], ct::conv_transpose2d_weight_grad(s, d(inp[0]), &dy)),
+                    ];
                     if *has_b {
                         let (ho, wo) = s.out_hw();
                         c.push((inp[2], super::elementwise::bias_add_backward(s.n, s.cout, ho * wo, &dy)));
@@ -292,4 +295,3 @@ impl Backend for Graph {
         Ok(Graph::dropout2d(self, *x, p as f64, seed, stream))
     }
 }
-

@@ -4,15 +4,8 @@
 //! Layouts: x/y/dx/dy [n, c, hw], gamma/beta/dgamma/dbeta [c], mean/rstd [n, groups].
 
 fn check(what: &str, n: usize, c: usize, hw: usize, groups: usize, x: &[f64], gamma: &[f64]) {
-    assert!(
-        groups > 0 && c.is_multiple_of(groups),
-        "{what}: c = {c} not divisible by groups = {groups}"
-    );
-    assert_eq!(
-        x.len(),
-        n * c * hw,
-        "{what}: x length for n={n} c={c} hw={hw}"
-    );
+    assert!(groups > 0 && c.is_multiple_of(groups), "{what}: c = {c} not divisible by groups = {groups}");
+    assert_eq!(x.len(), n * c * hw, "{what}: x length for n={n} c={c} hw={hw}");
     assert_eq!(gamma.len(), c, "{what}: gamma length for c={c}");
 }
 
@@ -125,24 +118,10 @@ mod tests {
         let r = 1.0 / 1.25f64.sqrt();
         assert_close("mean", &mean, &[2.5], 1e-15);
         assert_close("rstd", &rstd, &[r], 1e-15);
-        assert_close(
-            "y",
-            &y,
-            &[-1.5 * r * 2.0, -0.5 * r * 2.0, 0.5 * r + 1.0, 1.5 * r + 1.0],
-            1e-14,
-        );
+        assert_close("y", &y, &[-1.5 * r * 2.0, -0.5 * r * 2.0, 0.5 * r + 1.0, 1.5 * r + 1.0], 1e-14);
 
         // Two groups of one channel each normalise separately.
-        let (_, mean, rstd) = group_norm_forward(
-            1,
-            2,
-            2,
-            2,
-            0.0,
-            &[1.0, 3.0, 10.0, 14.0],
-            &[1.0; 2],
-            &[0.0; 2],
-        );
+        let (_, mean, rstd) = group_norm_forward(1, 2, 2, 2, 0.0, &[1.0, 3.0, 10.0, 14.0], &[1.0; 2], &[0.0; 2]);
         assert_close("mean per group", &mean, &[2.0, 12.0], 1e-15);
         assert_close("rstd per group", &rstd, &[1.0, 0.5], 1e-15);
     }
@@ -150,19 +129,12 @@ mod tests {
     #[test]
     fn normalised_groups_have_zero_mean_unit_variance() {
         let (n, c, hw, groups) = (3, 6, 13 * 11, 3);
-        let x: Vec<f64> = Rng::new(9)
-            .vec(n * c * hw)
-            .iter()
-            .map(|v| 3.0 * v + 0.7)
-            .collect();
+        let x: Vec<f64> = Rng::new(9).vec(n * c * hw).iter().map(|v| 3.0 * v + 0.7).collect();
         let (y, _, _) = group_norm_forward(n, c, hw, groups, 0.0, &x, &[1.0; 6], &[0.0; 6]);
         for run in y.chunks(c / groups * hw) {
             let mu = run.iter().sum::<f64>() / run.len() as f64;
             let var = run.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / run.len() as f64;
-            assert!(
-                mu.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
-                "mean {mu} var {var}"
-            );
+            assert!(mu.abs() < 1e-12 && (var - 1.0).abs() < 1e-12, "mean {mu} var {var}");
         }
     }
 
@@ -174,27 +146,12 @@ mod tests {
         let beta = rng.vec(c);
         let g = rng.vec(n * c * hw);
         let (_, mean, rstd) = group_norm_forward(n, c, hw, groups, eps, &x, &gamma, &beta);
-        let (dx, dgamma, dbeta) =
-            group_norm_backward(n, c, hw, groups, &x, &gamma, &mean, &rstd, &g);
-        let l = |x: &[f64], gamma: &[f64], beta: &[f64]| {
-            dot(
-                &group_norm_forward(n, c, hw, groups, eps, x, gamma, beta).0,
-                &g,
-            )
-        };
+        let (dx, dgamma, dbeta) = group_norm_backward(n, c, hw, groups, &x, &gamma, &mean, &rstd, &g);
+        let l = |x: &[f64], gamma: &[f64], beta: &[f64]| dot(&group_norm_forward(n, c, hw, groups, eps, x, gamma, beta).0, &g);
         let what = format!("n={n} c={c} hw={hw} groups={groups}");
-        check_grad(&format!("group_norm dx {what}"), &x, &dx, |x| {
-            l(x, &gamma, &beta)
-        });
-        check_grad(
-            &format!("group_norm dgamma {what}"),
-            &gamma,
-            &dgamma,
-            |gm| l(&x, gm, &beta),
-        );
-        check_grad(&format!("group_norm dbeta {what}"), &beta, &dbeta, |bt| {
-            l(&x, &gamma, bt)
-        });
+        check_grad(&format!("group_norm dx {what}"), &x, &dx, |x| l(x, &gamma, &beta));
+        check_grad(&format!("group_norm dgamma {what}"), &gamma, &dgamma, |gm| l(&x, gm, &beta));
+        check_grad(&format!("group_norm dbeta {what}"), &beta, &dbeta, |bt| l(&x, &gamma, bt));
     }
 
     #[test]

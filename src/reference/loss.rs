@@ -10,11 +10,7 @@ pub enum Loss {
 }
 
 pub fn loss_forward(kind: Loss, pred: &[f64], target: &[f64]) -> f64 {
-    assert_eq!(
-        pred.len(),
-        target.len(),
-        "loss_forward: pred and target lengths differ"
-    );
+    assert_eq!(pred.len(), target.len(), "loss_forward: pred and target lengths differ");
     let mut sum = 0.0;
     for (p, t) in pred.iter().zip(target) {
         let d = p - t;
@@ -30,11 +26,7 @@ pub fn loss_forward(kind: Loss, pred: &[f64], target: &[f64]) -> f64 {
 
 /// Returns (dpred, dtarget); the loss depends only on d, so dtarget = -dpred.
 pub fn loss_backward(kind: Loss, pred: &[f64], target: &[f64], dl: f64) -> (Vec<f64>, Vec<f64>) {
-    assert_eq!(
-        pred.len(),
-        target.len(),
-        "loss_backward: pred and target lengths differ"
-    );
+    assert_eq!(pred.len(), target.len(), "loss_backward: pred and target lengths differ");
     let scale = dl / pred.len() as f64;
     let dpred: Vec<f64> = pred
         .iter()
@@ -94,19 +86,10 @@ mod tests {
         let d = rng.vec_off_zero(len, 1e-3);
         let pred: Vec<f64> = target.iter().zip(&d).map(|(t, d)| t + d).collect();
         let dl = 0.37;
-        for kind in [
-            Loss::Mse,
-            Loss::L1,
-            Loss::Charbonnier(1e-3),
-            Loss::Charbonnier(0.5),
-        ] {
+        for kind in [Loss::Mse, Loss::L1, Loss::Charbonnier(1e-3), Loss::Charbonnier(0.5)] {
             let (dp, dt) = loss_backward(kind, &pred, &target, dl);
-            check_grad(&format!("{kind:?} dpred"), &pred, &dp, |p| {
-                dl * loss_forward(kind, p, &target)
-            });
-            check_grad(&format!("{kind:?} dtarget"), &target, &dt, |t| {
-                dl * loss_forward(kind, &pred, t)
-            });
+            check_grad(&format!("{kind:?} dpred"), &pred, &dp, |p| dl * loss_forward(kind, p, &target));
+            check_grad(&format!("{kind:?} dtarget"), &target, &dt, |t| dl * loss_forward(kind, &pred, t));
         }
     }
 }

@@ -4,35 +4,14 @@
 //! Layouts: x/dx [n, c, h, w], y/dy/idx [n, c, ho, wo]; idx = iy * w + ix within the plane.
 
 fn out_hw(h: usize, w: usize, k: (usize, usize), stride: (usize, usize)) -> (usize, usize) {
-    assert!(
-        stride.0 > 0 && stride.1 > 0,
-        "maxpool2d: stride must be positive"
-    );
-    assert!(
-        k.0 > 0 && k.1 > 0 && k.0 <= h && k.1 <= w,
-        "maxpool2d: kernel {k:?} does not fit {h}x{w}"
-    );
+    assert!(stride.0 > 0 && stride.1 > 0, "maxpool2d: stride must be positive");
+    assert!(k.0 > 0 && k.1 > 0 && k.0 <= h && k.1 <= w, "maxpool2d: kernel {k:?} does not fit {h}x{w}");
     ((h - k.0) / stride.0 + 1, (w - k.1) / stride.1 + 1)
 }
 
-pub fn maxpool2d_forward(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: (usize, usize),
-    stride: (usize, usize),
-    x: &[f64],
-) -> (Vec<f64>, Vec<u32>) {
-    assert_eq!(
-        x.len(),
-        n * c * h * w,
-        "maxpool2d_forward: x length for n={n} c={c} h={h} w={w}"
-    );
-    assert!(
-        h * w <= u32::MAX as usize,
-        "maxpool2d_forward: plane too large for u32 indices"
-    );
+pub fn maxpool2d_forward(n: usize, c: usize, h: usize, w: usize, k: (usize, usize), stride: (usize, usize), x: &[f64]) -> (Vec<f64>, Vec<u32>) {
+    assert_eq!(x.len(), n * c * h * w, "maxpool2d_forward: x length for n={n} c={c} h={h} w={w}");
+    assert!(h * w <= u32::MAX as usize, "maxpool2d_forward: plane too large for u32 indices");
     let (ho, wo) = out_hw(h, w, k, stride);
     let mut y = vec![0.0; n * c * ho * wo];
     let mut idx = vec![0u32; n * c * ho * wo];
@@ -63,16 +42,7 @@ pub fn maxpool2d_forward(
 
 /// Routes each dy to its recorded argmax; overlapping windows (stride < kernel)
 /// can pick the same input, so contributions accumulate.
-pub fn maxpool2d_backward(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: (usize, usize),
-    stride: (usize, usize),
-    idx: &[u32],
-    dy: &[f64],
-) -> Vec<f64> {
+pub fn maxpool2d_backward(n: usize, c: usize, h: usize, w: usize, k: (usize, usize), stride: (usize, usize), idx: &[u32], dy: &[f64]) -> Vec<f64> {
     let (ho, wo) = out_hw(h, w, k, stride);
     assert_eq!(dy.len(), n * c * ho * wo, "maxpool2d_backward: dy length");
     assert_eq!(idx.len(), dy.len(), "maxpool2d_backward: idx length");
@@ -80,10 +50,7 @@ pub fn maxpool2d_backward(
     for plane in 0..n * c {
         for o in 0..ho * wo {
             let i = idx[plane * ho * wo + o] as usize;
-            assert!(
-                i < h * w,
-                "maxpool2d_backward: index {i} outside a {h}x{w} plane"
-            );
+            assert!(i < h * w, "maxpool2d_backward: index {i} outside a {h}x{w} plane");
             dx[plane * h * w + i] += dy[plane * ho * wo + o];
         }
     }
@@ -129,26 +96,15 @@ mod tests {
         assert_eq!(dx, vec![0.0, 7.0, 0.0]);
     }
 
-    fn grad_check(
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        k: (usize, usize),
-        stride: (usize, usize),
-        seed: u64,
-    ) {
+    fn grad_check(n: usize, c: usize, h: usize, w: usize, k: (usize, usize), stride: (usize, usize), seed: u64) {
         let mut rng = Rng::new(seed);
         let x = rng.distinct(n * c * h * w);
         let (y, idx) = maxpool2d_forward(n, c, h, w, k, stride, &x);
         let g = rng.vec(y.len());
         let dx = maxpool2d_backward(n, c, h, w, k, stride, &idx, &g);
-        check_grad(
-            &format!("maxpool n={n} c={c} {h}x{w} k={k:?} s={stride:?}"),
-            &x,
-            &dx,
-            |x| dot(&maxpool2d_forward(n, c, h, w, k, stride, x).0, &g),
-        );
+        check_grad(&format!("maxpool n={n} c={c} {h}x{w} k={k:?} s={stride:?}"), &x, &dx, |x| {
+            dot(&maxpool2d_forward(n, c, h, w, k, stride, x).0, &g)
+        });
     }
 
     #[test]

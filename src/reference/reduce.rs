@@ -48,9 +48,7 @@ mod tests {
         let dl = -1.3;
         for kind in [Reduce::Sum, Reduce::Mean, Reduce::SumSq] {
             let dx = reduce_backward(kind, &x, dl);
-            check_grad(&format!("{kind:?}"), &x, &dx, |x| {
-                dl * reduce_forward(kind, x)
-            });
+            check_grad(&format!("{kind:?}"), &x, &dx, |x| dl * reduce_forward(kind, x));
         }
     }
 }

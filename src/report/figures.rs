@@ -102,11 +102,7 @@ pub fn cases(path: &Path, title: &str, [clean, noisy, recon]: [&[f32]; 3], psnr:
 /// `grids/diversity_collapse_demo.png`: one clean image, N noise draws of it, and the N
 /// reconstructions (nearly the same image: the model returns one answer, not a distribution).
 pub fn diversity(path: &Path, title: &str, clean: &[f32], noisy: &[f32], recon: &[f32], draws: usize, hw: usize) -> Result<()> {
-    let rows = [
-        ("clean".to_string(), clean, None),
-        ("noise draws".to_string(), noisy, None),
-        ("reconstructions".to_string(), recon, None),
-    ];
+    let rows = [("clean".to_string(), clean, None), ("noise draws".to_string(), noisy, None), ("reconstructions".to_string(), recon, None)];
     labelled_rows(title, &rows, draws, hw)?.save(path)
 }
 
@@ -227,7 +223,15 @@ pub fn training_curves(path: &Path, title: &str, train: &[TrainPoint], val: &[Va
 /// `reports/frequency_analysis.png`: the mean log-magnitude spectra (fftshifted) of the clean
 /// images and of the reconstructions at each level, on one colour scale, and the radial
 /// profiles (log scale).
-pub fn frequency(path: &Path, title: &str, clean_log: &[f32], recon_logs: &[(f32, Vec<f32>)], hw: usize, clean_prof: &[f64], recon_profs: &[(f32, Vec<f64>)]) -> Result<()> {
+pub fn frequency(
+    path: &Path,
+    title: &str,
+    clean_log: &[f32],
+    recon_logs: &[(f32, Vec<f32>)],
+    hw: usize,
+    clean_prof: &[f64],
+    recon_profs: &[(f32, Vec<f64>)],
+) -> Result<()> {
     fonts()?;
     let c = 4 * hw as u32;
     let n = 1 + recon_logs.len() as u32;
@@ -235,14 +239,26 @@ pub fn frequency(path: &Path, title: &str, clean_log: &[f32], recon_logs: &[(f32
     let (w, h) = (maps_w.max(700), 36 + 24 + c + 24 + 380);
     let mut cv = Canvas::new(w, h);
     cv.text(title, 8, 8, 18.0, Anchor::TopLeft)?;
-    let (lo, hi) = clean_log.iter().chain(recon_logs.iter().flat_map(|(_, v)| v.iter())).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+    let (lo, hi) = clean_log
+        .iter()
+        .chain(recon_logs.iter().flat_map(|(_, v)| v.iter()))
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
     let top = 36 + 22;
-    for (i, (label, img)) in std::iter::once(("clean".to_string(), clean_log)).chain(recon_logs.iter().map(|(l, v)| (format!("recon, sigma {l}"), v.as_slice()))).enumerate() {
+    for (i, (label, img)) in std::iter::once(("clean".to_string(), clean_log))
+        .chain(recon_logs.iter().map(|(l, v)| (format!("recon, sigma {l}"), v.as_slice())))
+        .enumerate()
+    {
         let x = 16 + i as u32 * (c + 12);
         cv.text(&label, (x + c / 2) as i32, 38, 13.0, Anchor::TopCenter)?;
         cv.blit_map(img, hw, hw, x, top, 4, lo, hi);
     }
-    cv.text(&format!("mean log(1 + |F|), fftshifted (zero frequency at the centre); colour scale {lo:.2} .. {hi:.2}"), 16, (top + c + 4) as i32, 12.0, Anchor::TopLeft)?;
+    cv.text(
+        &format!("mean log(1 + |F|), fftshifted (zero frequency at the centre); colour scale {lo:.2} .. {hi:.2}"),
+        16,
+        (top + c + 4) as i32,
+        12.0,
+        Anchor::TopLeft,
+    )?;
     {
         let root = BitMapBackend::with_buffer(&mut cv.buf, (w, h)).into_drawing_area();
         let (_, bottom) = root.split_vertically(top + c + 24);

@@ -68,7 +68,15 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
     } else {
         h += "<table><tr><th>level</th><th>PSNR dB</th><th>noisy input dB</th><th>gain dB</th><th>SSIM</th><th>noisy SSIM</th></tr>\n";
         for b in &lim.baseline {
-            h += &format!("<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td><td>{:.4}</td><td>{:.4}</td></tr>\n", b.sigma, b.psnr, b.noisy_psnr, b.psnr - b.noisy_psnr, b.ssim, b.noisy_ssim);
+            h += &format!(
+                "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td><td>{:.4}</td><td>{:.4}</td></tr>\n",
+                b.sigma,
+                b.psnr,
+                b.noisy_psnr,
+                b.psnr - b.noisy_psnr,
+                b.ssim,
+                b.noisy_ssim
+            );
         }
         h += "</table>\n";
     }
@@ -112,7 +120,9 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
         // few images with large ratios can put the mean ratio above 1 while most images lose
         // detail: say so where the two point in opposite directions.
         let mut disagree = String::new();
-        for (what, ratio, t, recon, clean) in [("Laplacian", s.hf_ratio, s.hf_t, s.recon_hf, s.clean_hf), ("gradient", s.grad_ratio, s.grad_t, s.recon_grad, s.clean_grad)] {
+        for (what, ratio, t, recon, clean) in
+            [("Laplacian", s.hf_ratio, s.hf_t, s.recon_hf, s.clean_hf), ("gradient", s.grad_ratio, s.grad_t, s.recon_grad, s.clean_grad)]
+        {
             if (ratio - 1.0) * t < 0.0 && clean > 0.0 {
                 disagree += &format!(
                     " For the {what} the mean of the per-image ratios ({ratio:.3}) and the t-test (t = {t:.1}) point in opposite directions: a few images with large ratios pull the mean; the ratio of the mean values is {:.3}.",
@@ -168,7 +178,10 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
     h += &format!(
         "<div class=\"reading\">{}</div>\n",
         if m.ratio > 1.0 {
-            format!("The outputs sit {:.0}% farther from any training image than real digits do: under heavy noise the model returns a blend between several plausible digits (a point between the modes of the data), not one of them.", 100.0 * (m.ratio - 1.0))
+            format!(
+                "The outputs sit {:.0}% farther from any training image than real digits do: under heavy noise the model returns a blend between several plausible digits (a point between the modes of the data), not one of them.",
+                100.0 * (m.ratio - 1.0)
+            )
         } else {
             "The outputs are as close to real training images as real test images are: no sign of averaging between modes at this level.".to_string()
         }
@@ -209,6 +222,9 @@ mod tests {
         let lim: Limitations = serde_json::from_str(&json).unwrap();
         let html = page(&lim, None, &[]);
         assert_eq!(html.matches("point in opposite directions").count(), 1, "{html}");
-        assert!(html.contains("mean of the per-image ratios (1.035) and the t-test (t = -6.5)") && html.contains("ratio of the mean values is 0.988"), "{html}");
+        assert!(
+            html.contains("mean of the per-image ratios (1.035) and the t-test (t = -6.5)") && html.contains("ratio of the mean values is 0.988"),
+            "{html}"
+        );
     }
 }

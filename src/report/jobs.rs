@@ -73,7 +73,13 @@ fn sigma_panels(ctx: &Ctx, cfg: &Config, s: &Session) -> Result<Vec<PathBuf>> {
         for &l in &s.levels {
             let [c, n, r] = images_at(ctx, cfg, s.kind, &s.gm.model, &s.gm.weights, &s.set(), k, 1, l, 0)?;
             let cap = crate::ops::metrics::PSNR_CAP as f64;
-            cols.push(PanelColumn { level: l, psnr: crate::metrics::psnr(&r, &c, cap), noisy_psnr: crate::metrics::psnr(&n, &c, cap), noisy: n, recon: r });
+            cols.push(PanelColumn {
+                level: l,
+                psnr: crate::metrics::psnr(&r, &c, cap),
+                noisy_psnr: crate::metrics::psnr(&n, &c, cap),
+                noisy: n,
+                recon: r,
+            });
             clean = c;
         }
         let p = out_path(cfg, "panels", &format!("sigma_panel_{k}.png"));
@@ -102,7 +108,17 @@ fn cases(ctx: &Ctx, cfg: &Config, s: &Session, scores: &[LevelScores]) -> Result
         }
         let ps: Vec<f64> = picks.iter().map(|&i| psnr[i] as f64).collect();
         let p = out_path(cfg, "grids", &format!("{name}_cases.png"));
-        figures::cases(&p, &format!("the {k} {name} test images by PSNR at {} {level} (image {})", s.level_name(), picks.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")), [&c, &n, &r], &ps, IMAGE_HW)?;
+        figures::cases(
+            &p,
+            &format!(
+                "the {k} {name} test images by PSNR at {} {level} (image {})",
+                s.level_name(),
+                picks.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            [&c, &n, &r],
+            &ps,
+            IMAGE_HW,
+        )?;
         out.push(p);
     }
     Ok(out)
@@ -113,7 +129,8 @@ pub fn read_logs(out_dir: &Path) -> Result<(Vec<TrainPoint>, Vec<ValPoint>)> {
     let logs = out_dir.join("logs");
     let rows = |f: &str| -> Result<Vec<Vec<String>>> {
         let p = logs.join(f);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (the training logs; train first)", p.display())))?;
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (the training logs; train first)", p.display())))?;
         Ok(text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::to_string).collect()).collect())
     };
     let num = |v: &[String], i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok());
@@ -139,7 +156,15 @@ fn frequency(cfg: &Config, s: &Session, col: &Collected) -> Result<PathBuf> {
     let recon_logs: Vec<(f32, Vec<f32>)> = s.levels.iter().zip(&col.levels).map(|(l, v)| (*l, v.2.clone())).collect();
     let recon_profs: Vec<(f32, Vec<f64>)> = s.levels.iter().zip(&col.levels).map(|(l, v)| (*l, mean_profile(&v.1, col.bins))).collect();
     let p = out_path(cfg, "reports", "frequency_analysis.png");
-    figures::frequency(&p, &format!("spectra of {} test images: clean against reconstructed", s.n), &col.clean_log, &recon_logs, IMAGE_HW, &mean_profile(&col.clean_prof, col.bins), &recon_profs)?;
+    figures::frequency(
+        &p,
+        &format!("spectra of {} test images: clean against reconstructed", s.n),
+        &col.clean_log,
+        &recon_logs,
+        IMAGE_HW,
+        &mean_profile(&col.clean_prof, col.bins),
+        &recon_profs,
+    )?;
     Ok(p)
 }
 
@@ -161,7 +186,11 @@ fn diversity(ctx: &Ctx, cfg: &Config, s: &Session, draw_figure: bool) -> Result<
         in_mse.push(analysis::mean_pairwise_mse(&noisy, draws, IMAGE_LEN));
         if k == 0 && draw_figure {
             let p = out_path(cfg, "grids", "diversity_collapse_demo.png");
-            let title = format!("one test image, {draws} noise draws at {} {sigma}, {draws} reconstructions (mean pairwise MSE {:.1e})", s.level_name(), out_mse[0]);
+            let title = format!(
+                "one test image, {draws} noise draws at {} {sigma}, {draws} reconstructions (mean pairwise MSE {:.1e})",
+                s.level_name(),
+                out_mse[0]
+            );
             figures::diversity(&p, &title, &clean, &noisy, &recon, draws, IMAGE_HW)?;
             fig = Some(p);
         }
@@ -210,7 +239,18 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
     let job = if full { "dae report" } else { "dae compare limitations" };
     let s = Session::open(ctx, cfg, opts, job)?;
     let v = opts.verbose;
-    say(v, &format!("{job}: {} ({} weights, {}) on {} test images at {} {}", s.path.display(), s.weights, s.gm.config.model.describe(), s.n, s.level_name(), crate::config::list(&s.levels)));
+    say(
+        v,
+        &format!(
+            "{job}: {} ({} weights, {}) on {} test images at {} {}",
+            s.path.display(),
+            s.weights,
+            s.gm.config.model.describe(),
+            s.n,
+            s.level_name(),
+            crate::config::list(&s.levels)
+        ),
+    );
     let mut col = Collector::new(ctx, s.n, s.levels.len(), IMAGE_HW)?;
     let Some((scores, secs)) = s.score(ctx, cfg, v, full, Some(&mut col))? else { return Ok(None) };
     let collected = col.finish(ctx)?;
@@ -237,7 +277,11 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
             figs.push(("Best and worst cases".into(), p, "By the reconstruction's PSNR at the level nearest sigma 0.3.".into()));
         }
         match curves(cfg) {
-            Ok(p) => figs.push(("Training curves".into(), p, "Training loss and learning rate by step; validation PSNR by epoch (dashed: the noisy input).".into())),
+            Ok(p) => figs.push((
+                "Training curves".into(),
+                p,
+                "Training loss and learning rate by step; validation PSNR by epoch (dashed: the noisy input).".into(),
+            )),
             Err(e) => say(v, &format!("no training curves: {e}")),
         }
     }
@@ -248,8 +292,10 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
         figs.push(("Diversity collapse".into(), p, "Different noise draws of one image all map to nearly the same output.".into()));
     }
     let mode = mode_averaging(ctx, cfg, &s, opts.data_dir.as_deref(), v)?;
-    let smoothing: Vec<analysis::Smoothing> = s.levels.iter().zip(&collected.levels).map(|(l, lv)| analysis::smoothing(*l, &lv.0, &collected.clean_stats)).collect();
-    let frequency: Vec<(f32, f64)> = s.levels.iter().zip(&collected.levels).map(|(l, lv)| (*l, analysis::high_freq_ratio(&lv.1, &collected.clean_prof, collected.bins))).collect();
+    let smoothing: Vec<analysis::Smoothing> =
+        s.levels.iter().zip(&collected.levels).map(|(l, lv)| analysis::smoothing(*l, &lv.0, &collected.clean_stats)).collect();
+    let frequency: Vec<(f32, f64)> =
+        s.levels.iter().zip(&collected.levels).map(|(l, lv)| (*l, analysis::high_freq_ratio(&lv.1, &collected.clean_prof, collected.bins))).collect();
     let mean_of = |v: &mut dyn Iterator<Item = f64>| crate::eval::mean(v);
     let smoothing_score = mean_of(&mut smoothing.iter().map(|x| x.smoothing_score));
     let high_freq_ratio = mean_of(&mut frequency.iter().map(|x| x.1));
@@ -267,7 +313,10 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
         high_freq_ratio,
         diversity: div,
         mode_averaging: mode,
-        baseline: vr.iter().map(|r| analysis::Baseline { sigma: r.sigma, psnr: r.psnr, noisy_psnr: r.psnr_noisy, ssim: r.ssim, noisy_ssim: r.ssim_noisy }).collect(),
+        baseline: vr
+            .iter()
+            .map(|r| analysis::Baseline { sigma: r.sigma, psnr: r.psnr, noisy_psnr: r.psnr_noisy, ssim: r.ssim, noisy_ssim: r.ssim_noisy })
+            .collect(),
     };
     let jp = out_path(cfg, "reports", "limitations_analysis.json");
     crate::eval::write_json(&jp, &lim)?;
@@ -317,7 +366,8 @@ pub fn compare_runs(dirs: &[PathBuf], out: &Path) -> Result<String> {
     let mut curves = Vec::new();
     for d in dirs {
         let p = d.join("logs/evaluation_results.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (run dae eval on that folder first)", p.display())))?;
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (run dae eval on that folder first)", p.display())))?;
         let r: EvalResults = serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: not an evaluation result: {e}", p.display())))?;
         evals.push((d.display().to_string(), r));
         if let Ok((_, val)) = read_logs(d) {

@@ -136,4 +136,3 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
     Ok(Loaded { tensors, meta: md.metadata().clone().unwrap_or_default(), path: path.to_path_buf() })
 }
-

@@ -41,7 +41,10 @@ pub fn lock(dir: &Path, name: &str, note: &str) -> Result<FolderLock, LockError>
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            return Err(LockError::Held { path: path.clone(), holder: if holder.is_empty() { "another process".into() } else { holder.to_string() } });
+            return Err(LockError::Held {
+                path: path.clone(),
+                holder: if holder.is_empty() { "another process".into() } else { holder.to_string() },
+            });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }

@@ -44,7 +44,6 @@ impl Rng {
     }
 }
 
-
 /// Fuzz-style input for the readers' tests: `base` with random damage (flipped, overwritten,
 /// inserted or deleted bytes, truncation, duplication), or pure random bytes.
 #[cfg(test)]
