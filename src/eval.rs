@@ -208,6 +208,8 @@ pub fn score(
             encode(start)?;
         }
         ctx.flush()?;
+        // One batch queued behind the running one at most: an interrupt waits for two.
+        ctx.pace()?;
         start += nb;
         progress(start);
     }
@@ -510,6 +512,7 @@ impl Session {
         hook: Option<&'a mut dyn BatchHook>,
     ) -> Result<Option<(Vec<LevelScores>, f64)>> {
         signal::reset();
+        signal::set_note("stopping after this batch; nothing half-written is left");
         signal::install();
         let bar = if verbose { indicatif::ProgressBar::new(self.n as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(

@@ -64,9 +64,20 @@ pub fn denoise(ctx: &Ctx, gm: &GpuModel, pixels: &[f32], shape: [usize; 4], chun
 }
 
 /// Read a PNG as [c, h, w] in [0, 1] with `c` channels (grey from RGB by luma, RGB repeated
-/// from grey).
-pub fn read_png(path: &Path, c: usize) -> Result<(Vec<f32>, usize, usize)> {
+/// from grey); what the conversion dropped goes into `notes`.
+pub fn read_png(path: &Path, c: usize, notes: &mut Vec<String>) -> Result<(Vec<f32>, usize, usize)> {
     let img = image::open(path).map_err(|e| Error::Msg(format!("{}: not a readable image: {e}", path.display())))?;
+    let color = img.color();
+    if c == 1 && (color.has_color() || color.has_alpha()) {
+        let what = match (color.has_color(), color.has_alpha()) {
+            (true, true) => "colour (turned grey by luma) and transparency (dropped)",
+            (true, false) => "colour (turned grey by luma)",
+            _ => "transparency (dropped)",
+        };
+        notes.push(format!("{}: the model takes grey images; this one has {what}", path.display()));
+    } else if c == 3 && color.has_alpha() {
+        notes.push(format!("{}: transparency dropped (the model takes RGB)", path.display()));
+    }
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data = match c {
         1 => img.to_luma8().into_raw().iter().map(|&v| v as f32 / 255.0).collect(),
@@ -99,15 +110,78 @@ fn is_png(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))
 }
 
+fn has_ext(p: &Path, ext: &str) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Whether `a` and `b` name one existing file (through links, hard links or `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+        false
+    }
+    #[cfg(not(unix))]
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Refuse outputs that would replace an input (`dae infer --input a.png --output a.png`, or
+/// the input folder given as the output folder): the user's originals are never overwritten.
+fn refuse_in_place(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
+    for o in outputs {
+        if let Some(i) = inputs.iter().find(|i| same_file(i, o)) {
+            return Err(Error::Config(format!(
+                "--output {} would replace the input {}: dae infer never overwrites its input; pick another output file or folder",
+                o.display(),
+                i.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What `dae infer` did: images written, where, and what the caller should tell the user
+/// about the input (colour dropped, values outside [0, 1]).
+pub struct Inferred {
+    pub images: usize,
+    pub output: PathBuf,
+    pub warnings: Vec<String>,
+}
+
 /// `dae infer`: returns how many images were written and where.
-pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) -> Result<(usize, PathBuf)> {
+pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) -> Result<Inferred> {
     if !ckpt.is_file() {
         return Err(Error::Config(format!("--ckpt: no weights file at {}", ckpt.display())));
+    }
+    let mut warnings = Vec::new();
+    let pngs = input.is_dir() || is_png(input);
+    // The output's kind follows the input's: PNG files for PNG input, safetensors for
+    // safetensors; decided before any work.
+    if pngs && !input.is_dir() && !output.is_dir() && !is_png(output) {
+        return Err(Error::Config(format!(
+            "--output {}: PNG input is written as PNG; name the output file .png, or give an existing folder",
+            output.display()
+        )));
+    }
+    if pngs && input.is_dir() && output.is_file() {
+        return Err(Error::Config(format!("--output {} is a file, not a folder (the input is a folder of PNG files)", output.display())));
+    }
+    if !pngs && !has_ext(output, "safetensors") {
+        return Err(Error::Config(format!(
+            "--output {}: safetensors input is written as safetensors (tensor `output`); name the output file .safetensors",
+            output.display()
+        )));
     }
     let file = checkpoint::load_model(ckpt)?;
     let gm = GpuModel::upload(ctx, &file)?;
     let c = gm.config.model.in_ch;
-    if input.is_dir() || is_png(input) {
+    if pngs {
         let files: Vec<PathBuf> = if input.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(input)
                 .map_err(|e| Error::Msg(format!("{}: {e}", input.display())))?
@@ -123,13 +197,15 @@ pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) ->
             vec![input.to_path_buf()]
         };
         let one = !input.is_dir() && (is_png(output) || !output.is_dir());
-        for f in &files {
-            let (px, h, w) = read_png(f, c)?;
+        let dsts: Vec<PathBuf> =
+            files.iter().map(|f| if one { output.to_path_buf() } else { output.join(f.file_name().unwrap_or_default()) }).collect();
+        refuse_in_place(&files, &dsts)?;
+        for (f, dst) in files.iter().zip(&dsts) {
+            let (px, h, w) = read_png(f, c, &mut warnings)?;
             let y = denoise(ctx, &gm, &px, [1, c, h, w], 1)?;
-            let dst = if one { output.to_path_buf() } else { output.join(f.file_name().unwrap_or_default()) };
-            write_png(&dst, &y, gm.config.model.out_ch, h, w)?;
+            write_png(dst, &y, gm.config.model.out_ch, h, w)?;
         }
-        return Ok((files.len(), output.to_path_buf()));
+        return Ok(Inferred { images: files.len(), output: output.to_path_buf(), warnings });
     }
     if !input.is_file() {
         return Err(Error::Config(format!("--input: no file or folder at {}", input.display())));
@@ -144,11 +220,21 @@ pub fn run(ctx: &Ctx, ckpt: &Path, input: &Path, output: &Path, chunk: usize) ->
     if shape[1] != c {
         return Err(Error::Msg(format!("{}: `input` has {} channels, the model takes {c}", input.display(), shape[1])));
     }
+    refuse_in_place(&[input.to_path_buf()], &[output.to_path_buf()])?;
     let px: Vec<f32> = bytemuck::pod_collect_to_vec(data);
     check_finite(input, &px, shape)?;
+    let outside = px.iter().filter(|v| !(0.0..=1.0).contains(*v)).count();
+    if outside > 0 {
+        let (lo, hi) = px.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        warnings.push(format!(
+            "{}: {outside} of {} input values lie outside [0, 1] (min {lo}, max {hi}); the model was trained on images in [0, 1], so its output for them means little",
+            input.display(),
+            px.len()
+        ));
+    }
     let s = [shape[0], shape[1], shape[2], shape[3]];
     let y = denoise(ctx, &gm, &px, s, chunk)?;
     let out_shape = vec![s[0], gm.config.model.out_ch, s[2], s[3]];
     checkpoint::write(output, vec![("output".into(), out_shape, bytemuck::cast_slice(&y).to_vec(), safetensors::Dtype::F32)], Default::default())?;
-    Ok((s[0], output.to_path_buf()))
+    Ok(Inferred { images: s[0], output: output.to_path_buf(), warnings })
 }

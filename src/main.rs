@@ -153,6 +153,10 @@ enum Cmd {
         /// E's steps (`E:N`).
         #[arg(long, hide = true, value_parser = parse_crash_at)]
         crash_at: Option<(usize, u64)>,
+        /// For the tests of late interrupts: send this process SIGINT during the last epoch's
+        /// validation (`validation`) or just before its checkpoint saves (`save`).
+        #[arg(long, hide = true, value_parser = parse_raise_at)]
+        raise_at: Option<dae::train::RaiseAt>,
     },
     /// Evaluate a checkpoint on the whole test split at every test level: a table beside the
     /// noisy input, and <out_dir>/logs/evaluation_results.json.
@@ -268,6 +272,14 @@ impl From<NoiseArg> for dae::config::NoiseKind {
     }
 }
 
+fn parse_raise_at(s: &str) -> Result<dae::train::RaiseAt, String> {
+    match s {
+        "validation" => Ok(dae::train::RaiseAt::Validation),
+        "save" => Ok(dae::train::RaiseAt::Save),
+        _ => Err("expected validation or save".into()),
+    }
+}
+
 fn parse_crash_at(s: &str) -> Result<(usize, u64), String> {
     let (e, n) = s.split_once(':').ok_or("expected EPOCH:N")?;
     Ok((e.parse().map_err(|_| "bad EPOCH")?, n.parse().map_err(|_| "bad N")?))
@@ -288,8 +300,18 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
         Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
-        Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at } => {
-            train(cli.adapter.as_deref(), &common, resume, no_ema, overwrite, quiet, crash_at)
+        Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at, raise_at } => {
+            let opts = dae::train::TrainOptions {
+                data_dir: common.data_dir.clone(),
+                resume,
+                no_ema,
+                verbose: !quiet,
+                overwrite,
+                crash_at,
+                raise_at,
+                ..Default::default()
+            };
+            train(cli.adapter.as_deref(), &common, &opts)
         }
         Cmd::Bench { batch, models, warmup, iters, json, filter, all, profile, amp } => {
             for (name, v, lo, hi) in [("--batch", batch, 1, 4096), ("--warmup", warmup, 0, 1000), ("--iters", iters, 1, 10_000)] {
@@ -430,32 +452,20 @@ fn interrupted_exit(job: &str, what: &str) -> dae::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-fn train(
-    adapter: Option<&str>,
-    common: &Common,
-    resume: bool,
-    no_ema: bool,
-    overwrite: bool,
-    quiet: bool,
-    crash_at: Option<(usize, u64)>,
-) -> dae::Result<ExitCode> {
+fn train(adapter: Option<&str>, common: &Common, opts: &dae::train::TrainOptions) -> dae::Result<ExitCode> {
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
-    let opts = dae::train::TrainOptions {
-        data_dir: common.data_dir.clone(),
-        resume,
-        no_ema,
-        verbose: !quiet,
-        stop_after: None,
-        overwrite,
-        crash_at,
-        direct: false,
-    };
     let t0 = std::time::Instant::now();
-    let s = dae::train::train(&ctx, &cfg, &opts)?;
+    let s = dae::train::train(&ctx, &cfg, opts)?;
     let out = std::path::Path::new(&cfg.out_dir);
     if let Some(code) = s.interrupted {
-        eprintln!("stopped at step {}; continue with the same command and --resume", s.steps);
+        if s.epochs_done >= cfg.train.epochs && s.validated {
+            eprintln!("stopped at step {} with training complete ({} epochs): its checkpoints and logs are all written", s.steps, s.epochs_done);
+        } else if s.epochs_done >= cfg.train.epochs {
+            eprintln!("stopped at step {} with every training step done; the same command with --resume runs the final validation", s.steps);
+        } else {
+            eprintln!("stopped at step {}; continue with the same command and --resume", s.steps);
+        }
         return Ok(ExitCode::from(code));
     }
     println!("trained {} epochs ({} steps) in {:.1} s; best mean val PSNR {:.2} dB", s.epochs_done, s.steps, t0.elapsed().as_secs_f64(), s.best_psnr);
@@ -472,8 +482,11 @@ fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path,
         return Err(dae::Error::Config("--batch must be > 0".into()));
     }
     let ctx = dae::Ctx::open(adapter)?;
-    let (n, out) = dae::infer::run(&ctx, ckpt, input, output, batch)?;
-    eprintln!("denoised {n} image(s) into {}", out.display());
+    let done = dae::infer::run(&ctx, ckpt, input, output, batch)?;
+    for w in &done.warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!("denoised {} image(s) into {}", done.images, done.output.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -48,6 +48,18 @@ pub struct TrainOptions {
     pub crash_at: Option<(usize, u64)>,
     /// Encode every step anew instead of replaying the recorded plan (tests compare the two).
     pub direct: bool,
+    /// Send this process a real SIGINT at a point of the last epoch's end (tests of late
+    /// interrupts; the hidden `dae train --raise-at`).
+    pub raise_at: Option<RaiseAt>,
+}
+
+/// Where `TrainOptions::raise_at` interrupts the last epoch's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaiseAt {
+    /// After the first validation batch.
+    Validation,
+    /// Just before the checkpoint saves.
+    Save,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +73,8 @@ pub struct Summary {
     pub images_per_s: f64,
     /// Under amp: the loss scale at the end and the steps the scaler skipped (whole run).
     pub amp: Option<(f32, u64)>,
+    /// False when an interrupt cut the last epoch's validation short (`--resume` runs it).
+    pub validated: bool,
 }
 
 /// Everything the run keeps on the GPU, and where it is in the run.
@@ -101,6 +115,9 @@ pub struct Trainer {
     /// shapes of it to time: `Ctx::retune`).
     plan: Option<Plan>,
     direct: bool,
+    /// Whether the epochs done have been validated (false after an interrupt cut the last
+    /// one's validation short; saved in the state file).
+    validated: bool,
 }
 
 impl Trainer {
@@ -156,6 +173,7 @@ impl Trainer {
         let val_v = ctx.upload_u32("val indices", &val_idx)?;
 
         let (model, layout) = Model::new(&cfg.model)?;
+        fits_adapter(ctx, cfg, layout.param_len())?;
         let (p0, b0) = layout.init(cfg.seed);
         let params = ctx.upload("params", &p0)?;
         let ema = ctx.upload("ema", &p0)?;
@@ -227,11 +245,66 @@ impl Trainer {
             perm,
             plan: None,
             direct: opts.direct,
+            validated: true,
         };
         if opts.resume {
             tr.resume()?;
         }
         Ok(tr)
+    }
+
+    /// The end of an epoch whose steps are done: validate (EMA or raw weights), log the rows,
+    /// keep best_model, save `last` (and `epoch_NNN`), draw the epoch's figure. `None` when an
+    /// interrupt stopped the validation: `last` is saved marked unvalidated, and `--resume`
+    /// validates this epoch before it trains on.
+    fn end_epoch(&mut self, opts: &TrainOptions, ips: f64, say: &mut dyn FnMut(&str)) -> Result<Option<Vec<ValRow>>> {
+        let cfg = self.cfg.clone();
+        let hook = opts.raise_at == Some(RaiseAt::Validation) && self.epoch == cfg.train.epochs;
+        let val =
+            self.validate(!opts.no_ema, hook).map_err(|e| e.limit_in_terms_of("train.batch_size (validation batches)", cfg.train.batch_size))?;
+        let Some(val) = val else {
+            self.validated = false;
+            self.save("last")?;
+            say(&format!(
+                "interrupted during epoch {}'s validation: saved {} at step {}; --resume validates this epoch first",
+                self.epoch,
+                self.ckpt_dir().join("last.safetensors").display(),
+                self.step
+            ));
+            return Ok(None);
+        };
+        self.validated = true;
+        let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;
+        let rows: Vec<String> = val
+            .iter()
+            .map(|r| format!("{},{},{:.6},{:.4},{:.5},{:.4},{:.5}", self.epoch, r.sigma, r.loss, r.psnr, r.ssim, r.psnr_noisy, r.ssim_noisy))
+            .collect();
+        append(&self.logs_dir().join(VAL_CSV), VAL_HEADER, &rows)?;
+        let line = val
+            .iter()
+            .map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let amp = match self.scaler_state()? {
+            Some((scale, skipped)) => format!(" | amp: loss scale {scale}, {skipped} steps skipped"),
+            None => String::new(),
+        };
+        say(&format!("epoch {}/{} val {} | {:.0} img/s{amp}", self.epoch, cfg.train.epochs, line, ips));
+        if mean_psnr > self.best_psnr {
+            self.best_psnr = mean_psnr;
+            self.save_best(!opts.no_ema, mean_psnr)?;
+        }
+        if opts.raise_at == Some(RaiseAt::Save) && self.epoch == cfg.train.epochs {
+            signal::raise_real();
+        }
+        self.save("last")?;
+        if self.epoch % cfg.train.save_every == 0 {
+            self.save(&format!("epoch_{:03}", self.epoch))?;
+        }
+        if self.epoch % cfg.train.viz_every == 0 || self.epoch == cfg.train.epochs {
+            self.recon_grid(!opts.no_ema)?;
+        }
+        Ok(Some(val))
     }
 
     fn ckpt_dir(&self) -> PathBuf {
@@ -290,6 +363,9 @@ impl Trainer {
         state_meta.insert("opt_t".into(), self.opt.t.to_string());
         state_meta.insert("best_psnr".into(), self.best_psnr.to_string());
         state_meta.insert("batches_tracked".into(), self.batches_tracked.to_string());
+        if !self.validated {
+            state_meta.insert("validated".into(), "false".into());
+        }
         checkpoint::write_set(
             &dir,
             stem,
@@ -385,6 +461,7 @@ impl Trainer {
         self.step_in_epoch = num(state, "step_in_epoch")? as usize;
         self.batches_tracked = w.batches_tracked;
         self.best_psnr = state.meta.get("best_psnr").and_then(|v| v.parse().ok()).unwrap_or(f64::NEG_INFINITY);
+        self.validated = state.meta.get("validated").is_none_or(|v| v != "false");
         truncate_logs(&self.logs_dir(), self.step, self.epoch)?;
         // Leave the folder as an uninterrupted run would have: `last` at this state, and the
         // epoch set of this boundary when a crash cut it off after `last` was saved.
@@ -543,15 +620,37 @@ impl Trainer {
 
     /// Validation metrics per evaluation level on the held-out split, with the EMA (or raw)
     /// weights; None when interrupted.
-    pub fn validate(&self, use_ema: bool) -> Result<Option<Vec<ValRow>>> {
+    pub fn validate(&self, use_ema: bool, raise_after_first_batch: bool) -> Result<Option<Vec<ValRow>>> {
         let w = if use_ema { &self.ema_w } else { &self.raw_w };
         let set = eval::EvalSet { dataset: &self.dataset, idx: &self.val_idx, n: self.val_len };
         let levels = eval::eval_levels(&self.cfg);
         let pass =
             eval::Pass { kind: self.cfg.noise.kind, levels: &levels, batch: self.cfg.train.batch_size, lpips: None, hook: None, direct: self.direct };
-        let scores = eval::score(&self.ctx, &self.cfg, &self.model, w, &set, pass, &mut |_| {})?;
+        let mut raise = raise_after_first_batch;
+        let scores = eval::score(&self.ctx, &self.cfg, &self.model, w, &set, pass, &mut |_| {
+            if std::mem::take(&mut raise) {
+                signal::raise_real();
+            }
+        })?;
         Ok(scores.map(|s| eval::val_rows(&self.cfg, &s)))
     }
+}
+
+/// The parameters live in one buffer each (weights, gradients, EMA, Adam's two moments): a model
+/// whose parameters exceed the adapter's largest buffer is refused before anything is built on
+/// the host (a base of 1024 channels is gigabytes of initialisation).
+fn fits_adapter(ctx: &Ctx, cfg: &Config, params: usize) -> Result<()> {
+    let (limit, name) = ctx.largest_buffer();
+    let bytes = params as u64 * 4;
+    if bytes > limit {
+        return Err(Error::Config(format!(
+            "the model ({}) has {params} parameters, {} MiB in one buffer, over this adapter's {name} of {} MiB: lower model.base_ch (or model.num_downs)",
+            cfg.model.describe(),
+            bytes >> 20,
+            limit >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// The config fields that can make a loss non-finite, when they are set that way.
@@ -592,8 +691,7 @@ const VAL_HEADER: &str = "epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy";
 
 fn append(path: &Path, header: &str, rows: &[String]) -> Result<()> {
     let fresh = !path.exists();
-    let mut f =
-        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+    let mut f = crate::util::files::open_append(path)?;
     let mut text = String::new();
     if fresh {
         text.push_str(header);
@@ -613,27 +711,28 @@ fn truncate_logs(dir: &Path, step: u64, epoch: usize) -> Result<()> {
         let mut lines = text.lines();
         let mut out: Vec<&str> = lines.next().into_iter().collect();
         out.extend(lines.filter(|l| ok(l)));
-        std::fs::write(&path, out.join("\n") + "\n").map_err(|e| Error::Msg(format!("cannot rewrite {}: {e}", path.display())))
+        crate::util::files::write_file(&path, (out.join("\n") + "\n").as_bytes())
     };
     let first = |l: &str| l.split(',').next().and_then(|v| v.parse::<u64>().ok());
     keep(dir.join(TRAIN_CSV), &|l| first(l).is_some_and(|s| s <= step))?;
     keep(dir.join(VAL_CSV), &|l| first(l).is_some_and(|e| e <= epoch as u64))
 }
 
-/// The folders of out_dir that hold a run's results; --overwrite clears them all.
-pub const OUTPUT_SUBDIRS: [&str; 6] = ["logs", "ckpts", "figures", "grids", "panels", "reports"];
-
-/// Files a run writes in out_dir; a new run (not --resume) refuses to mix with an earlier one's.
-fn prepare_out_dir(out: &Path, opts: &TrainOptions) -> Result<()> {
+/// Whether a new run (not --resume) finds an earlier one in `out`: an error without
+/// --overwrite; with it `true`, and the earlier run's files go only once the new run's first
+/// step has run ([`start_files`]), so a run that cannot start (bad data, a model too large for
+/// the adapter, ...) leaves the earlier one whole.
+fn earlier_run(out: &Path, opts: &TrainOptions) -> Result<bool> {
     if opts.resume {
-        return Ok(());
+        return Ok(false);
     }
-    let stale: Vec<PathBuf> = [out.join("logs").join(TRAIN_CSV), out.join("logs").join(VAL_CSV), out.join("ckpts").join("last.safetensors")]
-        .into_iter()
-        .filter(|p| p.exists())
-        .collect();
+    let stale: Vec<PathBuf> =
+        [out.join("logs").join(TRAIN_CSV), out.join("logs").join(VAL_CSV), out.join("ckpts").join("last.safetensors"), out.join(RESOLVED)]
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect();
     if stale.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     if !opts.overwrite {
         // Suggest --resume only where it would work.
@@ -642,18 +741,35 @@ fn prepare_out_dir(out: &Path, opts: &TrainOptions) -> Result<()> {
             Err(_) => "it has no complete checkpoint to resume from; ".to_string(),
         };
         return Err(Error::Config(format!(
-            "{} already holds a run ({}): {resume}start over with --overwrite (deletes its logs, checkpoints, figures and reports), or pick another --out-dir",
+            "{} already holds a run ({}): {resume}start over with --overwrite (once the new run has started, removes the logs, checkpoints, figures and reports dae wrote there; other files are kept), or pick another --out-dir",
             out.display(),
             stale.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )));
     }
-    for sub in OUTPUT_SUBDIRS {
-        let d = out.join(sub);
-        if d.exists() {
-            std::fs::remove_dir_all(&d).map_err(|e| Error::Msg(format!("--overwrite: cannot remove {}: {e}", d.display())))?;
+    Ok(true)
+}
+
+const RESOLVED: &str = "config.resolved.yaml";
+
+/// The run's folders and its resolved config; first, with `clear`, the earlier run's files
+/// (dae's own only: anything else in the folder is kept and listed).
+fn start_files(out: &Path, cfg: &Config, clear: bool, say: &mut dyn FnMut(&str)) -> Result<()> {
+    if clear {
+        let (n, kept) = crate::util::outputs::remove_earlier_run(out)?;
+        say(&format!("--overwrite: removed the {n} files of the earlier run in {}", out.display()));
+        if !kept.is_empty() {
+            // Said even under --quiet: these are the user's files.
+            eprintln!(
+                "--overwrite: kept {} file(s) dae did not write: {}",
+                kept.len(),
+                kept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
         }
     }
-    Ok(())
+    for d in ["logs", "ckpts"] {
+        crate::util::files::create_dir(&out.join(d))?;
+    }
+    crate::util::files::write_file(&out.join(RESOLVED), cfg.to_yaml().as_bytes())
 }
 
 /// Run (or continue) training to `train.epochs`.
@@ -673,13 +789,19 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         }
         e => Error::Msg(e.to_string()),
     })?;
-    prepare_out_dir(Path::new(&cfg.out_dir), opts)?;
+    let mut clear = earlier_run(Path::new(&cfg.out_dir), opts)?;
     let mut tr = Trainer::new(ctx, cfg, opts, &mut say)?;
+    if opts.resume && tr.epoch >= cfg.train.epochs && tr.validated {
+        return Err(Error::Config(format!(
+            "{} holds a finished run: all {} epochs are done (step {}), nothing to resume; raise train.epochs to train on, or score it with dae eval / dae report",
+            cfg.out_dir, tr.epoch, tr.step
+        )));
+    }
     let spe = tr.steps_per_epoch();
     let logs = tr.logs_dir();
-    std::fs::create_dir_all(&logs).map_err(|e| Error::Msg(format!("cannot create {}: {e}", logs.display())))?;
-    std::fs::create_dir_all(tr.ckpt_dir()).map_err(|e| Error::Msg(format!("cannot create {}: {e}", tr.ckpt_dir().display())))?;
-    std::fs::write(tr.out.join("config.resolved.yaml"), cfg.to_yaml()).map_err(|e| Error::Msg(format!("cannot write the resolved config: {e}")))?;
+    if !clear {
+        start_files(&tr.out, cfg, false, &mut say)?;
+    }
     let info = &ctx.gpu().info;
     say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
     let on_cpu = info.device_type == wgpu::DeviceType::Cpu;
@@ -713,6 +835,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     if opts.resume {
         say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
     }
+    signal::set_note("stopping after this step (or validation batch) and saving `last`");
     signal::install();
     let log_every = cfg.train.log_every.min(spe).max(1);
     let log = ctx.alloc("step log", 2 * log_every)?;
@@ -725,7 +848,14 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let b = cfg.train.batch_size;
     let amp_on = tr.opt.scaler.is_some();
     let skips_in_a_row = std::cell::Cell::new(0usize);
-    while tr.epoch < cfg.train.epochs {
+    // A run stopped during an epoch's validation validates that epoch first.
+    if !tr.validated {
+        match tr.end_epoch(opts, ips, &mut say)? {
+            Some(val) => last_val = val,
+            None => interrupted = Some(signal::interrupted().unwrap_or(130)),
+        }
+    }
+    while tr.epoch < cfg.train.epochs && interrupted.is_none() {
         let e = tr.epoch;
         tr.write_perm(e)?;
         let bar = if verbose { indicatif::ProgressBar::new(spe as u64) } else { indicatif::ProgressBar::hidden() };
@@ -791,6 +921,15 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
             let lr = tr.schedule.lr(tr.step);
             window.push((tr.step, lr));
             tr.train_step(tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
+            if clear {
+                // The new run has started (its first step ran): now the earlier one may go.
+                ctx.gpu().wait()?;
+                start_files(&tr.out, cfg, true, &mut say)?;
+                clear = false;
+            }
+            // At most one step queued behind the running one: an interrupt waits for two steps
+            // at most.
+            ctx.pace()?;
             // The run-time estimate: a step that only replays the settled plan, timed on its
             // own (the first steps compile the kernels and, on an empty tune cache, time them
             // while the plan is recorded anew); two waits per run, outside the steady loop.
@@ -859,46 +998,28 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         if let Some((_, n)) = opts.crash_at.filter(|(ce, _)| *ce == tr.epoch) {
             checkpoint::crash_after_writes(n);
         }
-        let Some(val) = tr.validate(!opts.no_ema).map_err(|e| e.limit_in_terms_of("train.batch_size (validation batches)", b))? else {
-            tr.save("last")?;
-            say(&format!(
-                "interrupted during epoch {}'s validation: saved {} at step {} (a resume starts the next epoch; this epoch's validation is skipped)",
-                tr.epoch,
-                tr.ckpt_dir().join("last.safetensors").display(),
-                tr.step
-            ));
+        let Some(val) = tr.end_epoch(opts, ips, &mut say)? else {
             interrupted = Some(signal::interrupted().unwrap_or(130));
             break;
         };
-        let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;
-        let rows: Vec<String> = val
-            .iter()
-            .map(|r| format!("{},{},{:.6},{:.4},{:.5},{:.4},{:.5}", tr.epoch, r.sigma, r.loss, r.psnr, r.ssim, r.psnr_noisy, r.ssim_noisy))
-            .collect();
-        append(&logs.join(VAL_CSV), VAL_HEADER, &rows)?;
-        let line = val
-            .iter()
-            .map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim))
-            .collect::<Vec<_>>()
-            .join(" | ");
-        let amp = match tr.scaler_state()? {
-            Some((scale, skipped)) => format!(" | amp: loss scale {scale}, {skipped} steps skipped"),
-            None => String::new(),
-        };
-        say(&format!("epoch {}/{} val {} | {:.0} img/s{amp}", tr.epoch, cfg.train.epochs, line, ips));
-        if mean_psnr > tr.best_psnr {
-            tr.best_psnr = mean_psnr;
-            tr.save_best(!opts.no_ema, mean_psnr)?;
-        }
-        tr.save("last")?;
-        if tr.epoch % cfg.train.save_every == 0 {
-            tr.save(&format!("epoch_{:03}", tr.epoch))?;
-        }
-        if tr.epoch % cfg.train.viz_every == 0 || tr.epoch == cfg.train.epochs {
-            tr.recon_grid(!opts.no_ema)?;
-        }
         last_val = val;
+        // A signal during the saves above (or after validation's last batch) stops here, at
+        // the epoch boundary, with `last` just written.
+        if let Some(code) = signal::interrupted() {
+            say(&format!("{}: stopped after epoch {}'s checkpoints; `last` is at step {}", signal::name(code), tr.epoch, tr.step));
+            interrupted = Some(code);
+            break;
+        }
     }
     let amp = tr.scaler_state()?;
-    Ok(Summary { steps: tr.step, epochs_done: tr.epoch, interrupted, last_val, best_psnr: tr.best_psnr, images_per_s: ips, amp })
+    Ok(Summary {
+        steps: tr.step,
+        epochs_done: tr.epoch,
+        interrupted,
+        last_val,
+        best_psnr: tr.best_psnr,
+        images_per_s: ips,
+        amp,
+        validated: tr.validated,
+    })
 }

@@ -877,9 +877,13 @@ fn sigint_and_sigterm_save_last_and_exit_130_and_143() {
 // ---- checkpoint sets ---------------------------------------------------------------------
 
 fn tiny_train_cmd(out: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    tiny_train_cmd_on(out, &mnist_dir(), extra)
+}
+
+fn tiny_train_cmd_on(out: &std::path::Path, data: &std::path::Path, extra: &[&str]) -> std::process::Command {
     let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.yaml");
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dae"));
-    c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(mnist_dir()).arg("-q");
+    c.arg("train").arg("--config").arg(&cfg).arg("--out-dir").arg(out).arg("--data-dir").arg(data).arg("-q");
     for s in [
         "model.base_ch=4",
         "model.num_downs=1",
@@ -1275,6 +1279,27 @@ fn infer_chunks_reads_pngs_and_refuses_non_finite_input() {
     image::RgbImage::from_fn(33, 40, |i, j| image::Rgb([(i * 7) as u8, (j * 3) as u8, 90])).save(dir.join("pngs/rgb.png")).unwrap();
     let o = infer(&dir.join("pngs"), &dir.join("out"), "8");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("rgb.png: the model takes grey images; this one has colour"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Never in place: a file onto itself, a folder onto itself, safetensors onto itself.
+    let grey = std::fs::read(dir.join("pngs/grey.png")).unwrap();
+    let inputs = std::fs::read(&input).unwrap();
+    for (inp, out) in [(dir.join("pngs/grey.png"), dir.join("pngs/grey.png")), (dir.join("pngs"), dir.join("pngs")), (input.clone(), input.clone())] {
+        let o = infer(&inp, &out, "8");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("would replace the input"), "{err}");
+    }
+    assert!(std::fs::read(dir.join("pngs/grey.png")).unwrap() == grey && std::fs::read(&input).unwrap() == inputs);
+    // The output's kind follows the input's.
+    for (inp, out) in [(dir.join("pngs/grey.png"), dir.join("x.jpg")), (input.clone(), dir.join("x.png"))] {
+        let o = infer(&inp, &out, "8");
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!out.exists());
+    }
     for (f, w, h) in [("grey.png", 28, 28), ("rgb.png", 33, 40)] {
         let img = image::open(dir.join("out").join(f)).unwrap();
         assert_eq!((img.width(), img.height()), (w, h), "{f}");
@@ -1551,4 +1576,155 @@ fn the_recorded_step_matches_encoding_every_step() {
     assert_eq!(val(&a), val(&b), "the planned validation pass differs from encoding every batch");
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
+}
+
+// ---- nothing lost -------------------------------------------------------------------------
+
+/// Every file under `dir` (lock files aside: each run rewrites its holder note) with its bytes.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.file_name().unwrap().to_string_lossy().ends_with(".lock") {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `--overwrite` removes the earlier run only once the new one has run its first step (a run
+/// that cannot start leaves it whole), and then only the files dae wrote: a user's own files in
+/// the run's folders stay, listed.
+#[test]
+fn overwrite_keeps_the_earlier_run_until_the_new_one_starts_and_keeps_foreign_files() {
+    let out = tmp("overwrite");
+    let o = tiny_train_cmd(&out, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let foreign = ["ckpts/my_pytorch_model.pt", "figures/holiday.png", "logs/notes.txt", "reports/thesis.tex"];
+    for f in foreign {
+        std::fs::create_dir_all(out.join(f).parent().unwrap()).unwrap();
+        std::fs::write(out.join(f), f.as_bytes()).unwrap();
+    }
+    let before = snapshot(&out);
+    assert!(before.keys().any(|p| p.ends_with("ckpts/last.safetensors")));
+    // Data that fails its check: every data file present, the training images empty.
+    let bad = tmp("overwrite-bad-data");
+    std::fs::create_dir_all(&bad).unwrap();
+    for f in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(mnist_dir().join(f), bad.join(f)).unwrap();
+    }
+    std::fs::write(bad.join("train-images-idx3-ubyte.gz"), b"").unwrap();
+    let o = tiny_train_cmd_on(&out, &bad, &["--overwrite"]).output().unwrap();
+    assert!(!o.status.success(), "training on an empty data file succeeded");
+    assert!(snapshot(&out) == before, "a failed --overwrite start changed the earlier run: {}", String::from_utf8_lossy(&o.stderr));
+    // A model too large for the adapter: refused before any parameter is built, naming the field.
+    let o = tiny_train_cmd(&out, &["--overwrite", "--set", "model.base_ch=1024", "--set", "model.num_downs=2"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("model.base_ch") && err.contains("max_"), "{err}");
+    assert!(snapshot(&out) == before, "a model that does not fit changed the earlier run");
+    // The real thing: the earlier run's files go, the user's stay, byte for byte, and are named.
+    let o = tiny_train_cmd(&out, &["--overwrite"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for f in foreign {
+        assert_eq!(std::fs::read(out.join(f)).unwrap(), f.as_bytes(), "{f}");
+        assert!(err.contains(f), "the kept file {f} is not listed: {err}");
+    }
+    let rows = std::fs::read_to_string(out.join("logs/train_metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows, 5, "header + the new run's 4 steps");
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&bad).ok();
+}
+
+/// No file dae writes is written through a symbolic link: a link at the lock's name is refused,
+/// and a link where a log, a figure, a checkpoint file, the resolved config or a temp file goes
+/// is replaced, never followed: the files the links point to keep their bytes.
+#[test]
+fn no_file_is_written_through_a_symbolic_link() {
+    let out = tmp("links");
+    let sets = [
+        "model.base_ch=4",
+        "model.num_downs=1",
+        "train.epochs=1",
+        "train.save_every=1",
+        "train.batch_size=8",
+        "train.max_steps_per_epoch=2",
+        "data.val_size=8",
+        "noise.test_sigmas=[0.3]",
+    ];
+    dae::train::train(&ctx(), &quick(&out, &sets), &opts()).unwrap();
+    let mine = tmp("links-precious");
+    std::fs::create_dir_all(&mine).unwrap();
+    let link = |at: &str| {
+        let target = mine.join(at.replace('/', "_"));
+        std::fs::write(&target, format!("the user's own {at}")).unwrap();
+        let p = out.join(at);
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+    };
+    let mut two = sets.to_vec();
+    two.push("train.epochs=2");
+    let resumed = dae::train::TrainOptions { resume: true, ..opts() };
+    link(".dae-train.lock");
+    let e = dae::train::train(&ctx(), &quick(&out, &two), &resumed).unwrap_err().to_string();
+    assert!(e.contains("symbolic link") && e.contains(".dae-train.lock"), "{e}");
+    std::fs::remove_file(out.join(".dae-train.lock")).unwrap();
+    let written = [
+        "config.resolved.yaml",
+        "logs/val_metrics.csv",
+        "figures/recon_epoch_002.png",
+        "ckpts/epoch_002.safetensors",
+        "ckpts/epoch_002.manifest.json",
+        "ckpts/last.ema.safetensors.tmp",
+    ];
+    for at in written {
+        link(at);
+    }
+    dae::train::train(&ctx(), &quick(&out, &two), &resumed).unwrap();
+    for at in written {
+        let target = mine.join(at.replace('/', "_"));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), format!("the user's own {at}"), "written through the link at {at}");
+        let m = std::fs::symlink_metadata(out.join(at));
+        assert!(m.map_or(at.ends_with(".tmp"), |m| m.file_type().is_file()), "{at} should be dae's own file now");
+    }
+    dae::checkpoint::read(&out.join("ckpts/epoch_002.safetensors")).unwrap();
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&mine).ok();
+}
+
+/// A SIGINT during the last epoch's validation, or just before its saves, is not ignored: the
+/// run says at once what it will do, stops at the next safe point and exits 130 with `last`
+/// intact; --resume then finishes what was cut (the validation) or trains on.
+#[test]
+fn a_late_sigint_exits_130_with_last_intact_and_resumable() {
+    for at in ["validation", "save"] {
+        let out = tmp(&format!("late-{at}"));
+        let o = tiny_train_cmd(&out, &["--raise-at", at, "--set", "data.val_size=24"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(130), "{at}: {err}");
+        assert!(err.contains("interrupt (Ctrl-C) received: stopping") && err.contains("Ctrl-C again quits at once"), "{at}: {err}");
+        let set = dae::checkpoint::open_set(&out.join("ckpts"), "last").unwrap().expect("last is intact");
+        assert_eq!(set.step, 4, "{at}");
+        let val_rows = || std::fs::read_to_string(out.join("logs/val_metrics.csv")).unwrap().lines().count();
+        if at == "validation" {
+            assert!(err.contains("--resume runs the final validation"), "{err}");
+            assert_eq!(val_rows(), 2, "epoch 1's row only");
+            let o = tiny_train_cmd(&out, &["--resume", "--set", "data.val_size=24"]).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(val_rows(), 3, "the resumed run validated epoch 2");
+        } else {
+            assert!(err.contains("training complete"), "{err}");
+            assert_eq!(val_rows(), 3);
+            let o = tiny_train_cmd(&out, &["--resume", "--set", "data.val_size=24", "--set", "train.epochs=3"]).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(dae::checkpoint::open_set(&out.join("ckpts"), "last").unwrap().unwrap().step, 6);
+        }
+        std::fs::remove_dir_all(&out).ok();
+    }
 }

@@ -201,6 +201,9 @@ pub struct CtxInner {
     tuner: RefCell<tune::Tuner>,
     /// Candidate every tuned launch takes, untimed (the checks run each in turn).
     forced: Cell<Option<usize>>,
+    /// The newest submission, and the one `pace` waits for next.
+    submitted: RefCell<Option<wgpu::SubmissionIndex>>,
+    paced: RefCell<Option<wgpu::SubmissionIndex>>,
 }
 
 /// Timestamp queries at the start and end of each compute pass, resolved and read back at each
@@ -356,6 +359,8 @@ impl Ctx {
             poison: Cell::new(false),
             variant: Cell::new(Variant::from_env()),
             forced: Cell::new(None),
+            submitted: RefCell::new(None),
+            paced: RefCell::new(None),
             half: RefCell::new(None),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
@@ -407,12 +412,12 @@ impl Ctx {
     fn submit_timed(&self, mut encoder: wgpu::CommandEncoder) -> Result<()> {
         let mut timer = self.0.timer.borrow_mut();
         let Some(t) = timer.as_mut() else {
-            self.0.gpu.queue.submit([encoder.finish()]);
+            *self.0.submitted.borrow_mut() = Some(self.0.gpu.queue.submit([encoder.finish()]));
             return Ok(());
         };
         encoder.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
         encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.read, 0, 16);
-        self.0.gpu.queue.submit([encoder.finish()]);
+        *self.0.submitted.borrow_mut() = Some(self.0.gpu.queue.submit([encoder.finish()]));
         let (tx, rx) = std::sync::mpsc::channel();
         t.read.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -646,13 +651,18 @@ impl Ctx {
         self.0.dispatches.get()
     }
 
-    fn check_size(&self, op: &'static str, bytes: u64) -> Result<()> {
+    /// The largest buffer a kernel can bind, in bytes, and the limit that sets it.
+    pub fn largest_buffer(&self) -> (u64, &'static str) {
         let l = &self.0.gpu.limits;
-        let (limit, name) = if l.max_storage_buffer_binding_size < l.max_buffer_size {
+        if l.max_storage_buffer_binding_size < l.max_buffer_size {
             (l.max_storage_buffer_binding_size, "max_storage_buffer_binding_size")
         } else {
             (l.max_buffer_size, "max_buffer_size")
-        };
+        }
+    }
+
+    fn check_size(&self, op: &'static str, bytes: u64) -> Result<()> {
+        let (limit, name) = self.largest_buffer();
         if bytes > limit {
             return Err(Error::Limit { op, what: "a buffer".into(), need: bytes, limit, limit_name: name });
         }
@@ -1056,6 +1066,17 @@ impl Ctx {
         self.submit_timed(e)?;
         self.0.dispatches.set(self.0.dispatches.get() + plan.dispatches.len() as u64);
         self.0.gpu.check(|| summarize(&plan.dispatches.iter().map(|d| d.entry).collect::<Vec<_>>()))
+    }
+
+    /// Keep at most one unit of paced work (a training step, an evaluation batch) queued
+    /// behind the one the GPU runs: wait until what was submitted before the previous call has
+    /// finished. Nothing else in a step loop waits, so without this the host queues steps far
+    /// ahead of the GPU, and an interrupt, which stops the loop, then waits for all of them.
+    pub fn pace(&self) -> Result<()> {
+        let newest = self.0.submitted.borrow().clone();
+        let Some(prev) = self.0.paced.replace(newest) else { return Ok(()) };
+        self.0.gpu.device.poll(wgpu::PollType::Wait { submission_index: Some(prev), timeout: None }).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.0.gpu.check(|| "pace".into())
     }
 
     /// Submit everything encoded so far (one `queue.submit`). Does not wait.

@@ -54,13 +54,16 @@ pub fn serialize(path: &Path, tensors: &TensorList, meta: HashMap<String, String
     safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e))
 }
 
-/// `bytes` into `path.tmp`, fsynced (the caller renames it).
+/// `bytes` into `path.tmp`, fsynced (the caller renames it). The temp file is created anew
+/// (`create_new`: a stale one, or a symbolic link left at its name, is removed first, never
+/// written through), and the rename that follows replaces a link at `path` itself, not the
+/// file it points to: no file dae writes is written through a symbolic link.
 pub fn write_tmp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(path, format!("cannot create folder: {e}")))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir)?;
     }
     let tmp = tmp_path(path);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+    let written = create_new(&tmp).and_then(|mut f| {
         use std::io::Write;
         f.write_all(bytes)?;
         f.sync_all()
@@ -71,6 +74,51 @@ pub fn write_tmp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     }
     write_point(&tmp);
     Ok(tmp)
+}
+
+/// A new file at `path` for writing: whatever was at that name (a stale file or a symbolic
+/// link) is removed first, and `create_new` refuses to follow a link that appears meanwhile.
+pub fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// An error when `path` is a symbolic link: dae appends to or locks only files it owns, and
+/// writing through a link would change the file it points to.
+pub fn refuse_link(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = std::fs::read_link(path).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
+            Err(err(
+                path,
+                format!(
+                    "is a symbolic link{to}; dae does not write through links (that would change the file it points to): remove the link or pick another folder"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Open `path` for appending (created when missing) without following a symbolic link.
+pub fn open_append(path: &Path) -> Result<std::fs::File> {
+    refuse_link(path)?;
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NOFOLLOW);
+    o.open(path).map_err(|e| err(path, format!("cannot write: {e}")))
+}
+
+/// Create the folder `dir` (and its parents), naming a file that stands where a folder should.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    if let Some(file) = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.is_file()) {
+        return Err(Error::Msg(format!("{} is a file, not a folder (needed for {})", file.display(), dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create folder: {e}")))
 }
 
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -135,4 +183,28 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let (_, md) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| err(path, e))?;
     let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
     Ok(Loaded { tensors, meta: md.metadata().clone().unwrap_or_default(), path: path.to_path_buf() })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_links_and_appends_refuse_them() {
+        let dir = std::env::temp_dir().join(format!("dae-files-link-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mine = dir.join("mine.txt");
+        std::fs::write(&mine, "mine").unwrap();
+        for name in ["a.csv", "b.json", "b.json.tmp"] {
+            std::os::unix::fs::symlink(&mine, dir.join(name)).unwrap();
+        }
+        let e = open_append(&dir.join("a.csv")).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // b.json.tmp, a stale temp file that is a link, and b.json itself are replaced.
+        write_file(&dir.join("b.json"), b"dae's").unwrap();
+        assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+        assert_eq!(std::fs::read_to_string(dir.join("b.json")).unwrap(), "dae's");
+        assert!(std::fs::symlink_metadata(dir.join("b.json")).unwrap().file_type().is_file());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

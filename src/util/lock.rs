@@ -15,8 +15,17 @@ pub struct FolderLock {
 /// Why a lock was not taken: someone holds it (their note), or the file could not be used.
 #[derive(Debug)]
 pub enum LockError {
-    Held { path: PathBuf, holder: String },
-    Io { path: PathBuf, message: String },
+    Held {
+        path: PathBuf,
+        holder: String,
+    },
+    Io {
+        path: PathBuf,
+        message: String,
+    },
+    /// The folder or the lock file's name is unusable (a file where the folder should be, a
+    /// symbolic link at the lock's name): the message says which.
+    Refused(String),
 }
 
 impl std::fmt::Display for LockError {
@@ -24,6 +33,7 @@ impl std::fmt::Display for LockError {
         match self {
             LockError::Held { path, holder } => write!(f, "{} is locked by {holder}", path.display()),
             LockError::Io { path, message } => write!(f, "cannot lock {}: {message}", path.display()),
+            LockError::Refused(m) => write!(f, "{m}"),
         }
     }
 }
@@ -33,8 +43,15 @@ impl std::fmt::Display for LockError {
 pub fn lock(dir: &Path, name: &str, note: &str) -> Result<FolderLock, LockError> {
     let path = dir.join(format!(".dae-{name}.lock"));
     let io = |e: std::io::Error| LockError::Io { path: path.clone(), message: e.to_string() };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    let refused = |e: crate::error::Error| LockError::Refused(e.to_string());
+    crate::util::files::create_dir(dir).map_err(refused)?;
+    crate::util::files::refuse_link(&path).map_err(refused)?;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    // Never through a link (one could point at a user's file, which the note would replace).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NOFOLLOW);
+    let mut file = o.open(&path).map_err(io)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -75,6 +92,23 @@ mod tests {
         drop(a);
         lock(&dir, "train", "pid 2 (test)").unwrap();
         drop(b);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_link_is_refused_and_its_target_untouched() {
+        let dir = std::env::temp_dir().join(format!("dae-lock-link-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mine = dir.join("my-config.yaml");
+        std::fs::write(&mine, "seed: 1\n").unwrap();
+        std::os::unix::fs::symlink(&mine, dir.join(".dae-eval.lock")).unwrap();
+        let e = lock(&dir, "eval", "pid 1 (test)").unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&mine).unwrap(), "seed: 1\n");
+        // A file where the folder should be is named as such.
+        let e = lock(&mine, "eval", "pid 1 (test)").unwrap_err().to_string();
+        assert!(e.contains("is a file, not a folder"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

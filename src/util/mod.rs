@@ -3,5 +3,6 @@
 
 pub mod files;
 pub mod lock;
+pub mod outputs;
 pub mod rng;
 pub mod signal;

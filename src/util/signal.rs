@@ -1,7 +1,8 @@
 //! Interrupts of the long jobs: the first SIGINT (Ctrl-C) or SIGTERM sets a flag that the job
 //! polls at its next step boundary (training saves `last` there; evaluation stops without
-//! writing a partial result); a second one ends the process at once. The exit status says
-//! which signal it was: 130 for SIGINT, 143 for SIGTERM.
+//! writing a partial result) and prints at once what will happen (the job's [`set_note`]); a
+//! second one ends the process at once. The exit status says which signal it was: 130 for
+//! SIGINT, 143 for SIGTERM.
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -17,6 +18,26 @@ fn pending() -> &'static Arc<AtomicUsize> {
 fn seen() -> &'static Arc<AtomicBool> {
     static S: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     S.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// What the running job does on an interrupt, printed when the first one arrives.
+fn note() -> &'static std::sync::Mutex<String> {
+    static N: OnceLock<std::sync::Mutex<String>> = OnceLock::new();
+    N.get_or_init(|| std::sync::Mutex::new("stopping at the next safe point".into()))
+}
+
+/// Say what the running job will do when interrupted ("stopping after this step and saving
+/// `last`"): printed the moment the first signal arrives, with how to quit at once.
+pub fn set_note(what: &str) {
+    if let Ok(mut n) = note().lock() {
+        *n = what.to_string();
+    }
+}
+
+fn announce(code: usize) {
+    let what = note().lock().map(|n| n.clone()).unwrap_or_default();
+    let again = if code == 143 { "a second signal" } else { "Ctrl-C again" };
+    eprintln!("\n{} received: {what}; {again} quits at once", name(code as u8));
 }
 
 /// Install the handlers once per process; later calls do nothing.
@@ -40,6 +61,13 @@ fn register() -> std::io::Result<()> {
         signal_hook::flag::register(sig, seen.clone())?;
         signal_hook::flag::register_usize(sig, pending().clone(), code)?;
     }
+    // A thread that says at once what the first signal does (a handler may not print).
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("dae-signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            announce(if sig == SIGTERM { 143 } else { 130 });
+        }
+    })?;
     Ok(())
 }
 
@@ -50,6 +78,7 @@ fn register() -> std::io::Result<()> {
             std::process::exit(130);
         }
         pending().store(130, Ordering::SeqCst);
+        announce(130);
     })
     .map_err(std::io::Error::other)
 }
@@ -71,6 +100,19 @@ pub fn reset() {
 /// Behave as if an interrupt with exit status `code` had arrived (tests of the stop path).
 pub fn raise(code: u8) {
     pending().store(code as usize, Ordering::SeqCst);
+}
+
+/// Send this process a real SIGINT, through the installed handlers (tests of late interrupts;
+/// elsewhere than unix, the same as `raise(130)` after the announcement).
+pub fn raise_real() {
+    #[cfg(unix)]
+    {
+        if signal_hook::low_level::raise(signal_hook::consts::SIGINT).is_ok() {
+            return;
+        }
+    }
+    announce(130);
+    raise(130);
 }
 
 /// The signal's name for messages.
