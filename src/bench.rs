@@ -437,7 +437,16 @@ pub fn tuned_table(rows: &[TunedRow]) -> String {
 const BENCH_TUNE_BUDGET_S: f64 = 300.0;
 
 /// Ceilings, kernel rows and training steps, in one run on `ctx`.
+/// The kernel families the suite times (the rows' first column), for `--filter`.
+pub const KERNELS: [&str; 7] = ["conv2d", "conv_transpose2d", "group_norm", "batch_norm", "adamw", "ema", "fft2"];
+
 pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    if let Some(f) = &s.filter {
+        let names: Vec<&str> = KERNELS.iter().copied().chain(s.models.iter().map(|(m, _)| m.as_str())).collect();
+        if !names.iter().any(|n| n.contains(f.as_str())) {
+            return Err(crate::error::Error::Config(format!("--filter {f:?} matches no kernel or model of the suite: {}", names.join(", "))));
+        }
+    }
     // Rows of untuned shapes would time the first blocking, not what training runs once tuned.
     ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
     let timer = if ctx.set_gpu_timer(true)? { Timer::Gpu } else { Timer::Wall };

@@ -195,9 +195,33 @@ fn remove_stale_tmps(dir: &Path, stem: &str) {
     }
 }
 
-/// The set `--resume` continues from: `last` when complete, else the newest complete
-/// `epoch_NNN` (with a note saying why). Errors name the folder and what was found.
+/// Every f32 tensor of the set's files finite: a set that passes its manifest can still hold
+/// a NaN (written by a dae before the non-finite guard, or edited), and training from it would
+/// only spread it.
+pub fn all_finite(set: &Set) -> Result<()> {
+    for f in &set.files {
+        let mut names: Vec<&String> = f.tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let (dt, _, data) = &f.tensors[name];
+            if *dt == Dtype::F32 {
+                finite(&f.path, name, &bytemuck::pod_collect_to_vec::<u8, f32>(data))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest complete checkpoint set in `dir` (see [`newest_usable`]).
 pub fn newest_set(dir: &Path) -> Result<(Set, Option<String>)> {
+    newest_usable(dir, &mut |_| Ok(()))
+}
+
+/// The newest complete checkpoint set in `dir` that `usable` accepts: `last`, or the newest
+/// `epoch_NNN` when `last` is missing, incomplete, older, or refused by `usable` (a NaN in
+/// weights whose manifest matches: written by a dae that did not check), with a note saying
+/// why it is not `last`.
+pub fn newest_usable(dir: &Path, usable: &mut dyn FnMut(&Set) -> Result<()>) -> Result<(Set, Option<String>)> {
     let mut problems = Vec::new();
     let last = match open_set(dir, "last") {
         Ok(s) => s,
@@ -206,6 +230,7 @@ pub fn newest_set(dir: &Path) -> Result<(Set, Option<String>)> {
             None
         }
     };
+    let last_missing = last.is_none() && problems.is_empty();
     // Every epoch stem with any file (a set, a manifest or only a stale `.tmp`): opening each
     // finishes or cleans up what a crash left.
     let mut epochs: Vec<String> = std::fs::read_dir(dir)
@@ -220,33 +245,51 @@ pub fn newest_set(dir: &Path) -> Result<(Set, Option<String>)> {
     epochs.dedup();
     // A single file's rename is its commit: a `.tmp` beside it is always stale.
     let _ = std::fs::remove_file(tmp_path(&dir.join("best_model.safetensors")));
-    let mut best: Option<Set> = None;
+    let mut sets: Vec<Set> = Vec::new();
     for stem in epochs.iter().rev() {
         match open_set(dir, stem) {
-            Ok(Some(s)) if best.as_ref().is_none_or(|b| s.step > b.step) => best = Some(s),
-            Ok(_) => {}
+            Ok(Some(s)) => sets.push(s),
+            Ok(None) => {}
             Err(e) => problems.push(e.to_string()),
         }
     }
-    match (last, best) {
-        (Some(l), b) if b.as_ref().is_none_or(|b| l.step >= b.step) => Ok((l, None)),
-        (l, Some(b)) => {
-            let why = if l.is_some() {
-                "is older".to_string()
-            } else if problems.is_empty() {
-                "is missing".to_string()
-            } else {
-                format!("is incomplete ({})", problems[0])
-            };
-            let note = format!("`last` {why}; continuing from {} (step {})", b.stem, b.step);
-            Ok((b, Some(note)))
-        }
-        (_, None) => Err(Error::Msg(format!(
-            "--resume: no complete checkpoint in {}{}; start over with --overwrite",
-            dir.display(),
-            if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
-        ))),
+    // Newest first; `last` ahead of an epoch set of the same step.
+    sets.sort_by_key(|s| std::cmp::Reverse(s.step));
+    let last_step = last.as_ref().map(|l| l.step);
+    if let Some(l) = last {
+        let at = sets.iter().position(|s| s.step <= l.step).unwrap_or(sets.len());
+        sets.insert(at, l);
     }
+    let mut last_refused = None;
+    for set in sets {
+        match usable(&set) {
+            Ok(()) if set.stem == "last" => return Ok((set, None)),
+            Ok(()) => {
+                let why = if let Some(r) = &last_refused {
+                    format!("cannot be used ({r})")
+                } else if last_step.is_some() {
+                    "is older".to_string()
+                } else if last_missing {
+                    "is missing".to_string()
+                } else {
+                    format!("is incomplete ({})", problems[0])
+                };
+                let note = format!("`last` {why}; continuing from {} (step {})", set.stem, set.step);
+                return Ok((set, Some(note)));
+            }
+            Err(e) => {
+                if set.stem == "last" {
+                    last_refused = Some(e.to_string());
+                }
+                problems.push(e.to_string());
+            }
+        }
+    }
+    Err(Error::Msg(format!(
+        "--resume: no complete checkpoint in {}{}; start over with --overwrite",
+        dir.display(),
+        if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
+    )))
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -340,7 +383,11 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
         ));
     }
     let yaml = file.meta.get("config").ok_or_else(|| err(path, "no config in the metadata"))?;
-    let config = crate::config::Config::from_yaml(yaml, &format!("{} (metadata)", path.display()), &[])?;
+    // A damaged file, not a usage error: exit status 1 like every other damaged checkpoint.
+    let config = crate::config::Config::from_yaml(yaml, &format!("{} (metadata)", path.display()), &[]).map_err(|e| match e {
+        Error::Config(m) => Error::Msg(format!("{m} (the checkpoint's metadata is damaged)")),
+        e => e,
+    })?;
     let (_, layout) = crate::nn::Model::new(&config.model)?;
     let weights = load_weights(&layout, &file)?;
     Ok(ModelFile { config, weights, meta: file.meta, path: path.to_path_buf() })

@@ -399,7 +399,7 @@ impl ModelConfig {
         if !(1..=64).contains(&self.in_ch) || !(1..=64).contains(&self.out_ch) {
             return bad(format!("model.in_ch and model.out_ch must be in 1..=64, got {} and {}", self.in_ch, self.out_ch));
         }
-        if self.name == Arch::Unet && self.up == UpMode::Bilinear && self.base_ch % 2 != 0 {
+        if self.name == Arch::Unet && self.up == UpMode::Bilinear && !self.base_ch.is_multiple_of(2) {
             return bad(format!("model.base_ch must be even for a bilinear unet (channels are halved), got {}", self.base_ch));
         }
         if self.norm_type == NormType::Group {
@@ -519,13 +519,61 @@ impl Default for EvalConfig {
     }
 }
 
+/// For a field that takes one of a few names (an enum) given a mapping or a list, serde says
+/// "expected a Value::Tagged enum": ask the field with a name it cannot know, and return the
+/// names it expects instead.
+fn names_hint(v: &serde_yaml::Value, path: &str) -> Option<String> {
+    let given = path.split('.').try_fold(v, |cur, k| cur.get(k))?;
+    if !(given.is_mapping() || given.is_sequence()) {
+        return None;
+    }
+    let mut probe = v.clone();
+    let slot = path.split('.').try_fold(&mut probe, |cur, k| cur.get_mut(k))?;
+    *slot = serde_yaml::Value::String("\u{1}".into());
+    let e = serde_path_to_error::deserialize::<_, Config>(probe).err()?.into_inner().to_string();
+    // serde's "unknown variant `?`, expected `a` or `b`" (or "expected one of `a`, `b`, `c`").
+    let at = e.find("unknown variant").and_then(|u| e[u..].find("expected").map(|x| u + x))?;
+    Some(format!("got a {}, {}", if given.is_mapping() { "mapping" } else { "list" }, &e[at..]))
+}
+
 fn yaml_err(file: &str, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("config {file}: {e}"))
+}
+
+/// The config's sections: a null or empty one is an error (it would silently mean every default,
+/// e.g. the full model).
+const SECTIONS: [&str; 5] = ["data", "noise", "model", "train", "eval"];
+
+fn empty_section(v: &serde_yaml::Value) -> bool {
+    v.is_null() || v.as_mapping().is_some_and(|m| m.is_empty())
+}
+
+/// `new` laid over `old`: mappings merge key by key (so `--set 'train={lr: 1e-3}'` changes
+/// train.lr and keeps the rest of the section); anything else replaces.
+fn merge(old: &mut serde_yaml::Value, new: serde_yaml::Value) {
+    match (old.as_mapping_mut(), new) {
+        (Some(o), serde_yaml::Value::Mapping(n)) => {
+            for (k, v) in n {
+                match o.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        o.insert(k, v);
+                    }
+                }
+            }
+        }
+        (_, n) => *old = n,
+    }
 }
 
 /// Set `path` (dotted, e.g. `train.lr`) in `root` to `value` parsed as YAML.
 fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()> {
     let v: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| Error::Config(format!("--set {path}={value}: {e}")))?;
+    if SECTIONS.contains(&path) && empty_section(&v) {
+        return Err(Error::Config(format!(
+            "--set {path}={value}: an empty section would mean every default of `{path}`; set its fields (--set {path}.FIELD=VALUE) instead"
+        )));
+    }
     let mut cur = root;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -538,7 +586,12 @@ fn set_path(root: &mut serde_yaml::Value, path: &str, value: &str) -> Result<()>
         let map = cur.as_mapping_mut().ok_or_else(|| Error::Config(format!("--set {path}: {} is not a section", parts[..i].join("."))))?;
         let key = serde_yaml::Value::String(part.to_string());
         if i + 1 == parts.len() {
-            map.insert(key, v);
+            match map.get_mut(&key) {
+                Some(old) => merge(old, v),
+                None => {
+                    map.insert(key, v);
+                }
+            }
             return Ok(());
         }
         cur = map.entry(key).or_insert(serde_yaml::Value::Null);
@@ -603,6 +656,16 @@ impl Config {
                 format!("the file is {kind}; a config is a mapping of sections (seed, out_dir, data, noise, model, train, eval)"),
             ));
         }
+        if let Some(m) = v.as_mapping() {
+            for sec in SECTIONS {
+                if m.get(sec).is_some_and(empty_section) {
+                    return Err(yaml_err(
+                        file,
+                        format!("section `{sec}` is empty (null or {{}}); remove the line to take every default of `{sec}`, or give its fields"),
+                    ));
+                }
+            }
+        }
         for s in sets {
             let (k, val) = s.split_once('=').ok_or_else(|| Error::Config(format!("--set expects key=value, got {s:?}")))?;
             set_path(&mut v, k.trim(), val.trim())?;
@@ -610,17 +673,32 @@ impl Config {
         let what = if sets.is_empty() { file.to_string() } else { format!("{file} (with --set {})", sets.join(", ")) };
         // serde_yaml's own errors carry no field path once the text is a Value (the --set
         // overrides need that step): serde_path_to_error puts `train.lr` back in the message.
-        let cfg: Config = serde_path_to_error::deserialize(v).map_err(|e| match e.path().to_string() {
-            p if p == "." => yaml_err(&what, e.into_inner()),
-            p => yaml_err(&what, format!("{p}: {}", e.into_inner())),
+        let cfg: Config = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+            let p = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            match p.as_str() {
+                "." => yaml_err(&what, inner),
+                _ => yaml_err(&what, format!("{p}: {}", names_hint(&v, &p).unwrap_or(inner))),
+            }
         })?;
         cfg.validate().map_err(|e| Error::Config(format!("config {what}: {e}")))?;
         Ok(cfg)
     }
 
     pub fn load(path: &Path, sets: &[String]) -> Result<Config> {
+        if path.is_dir() {
+            return Err(Error::Config(format!("--config {} is a folder, not a config file", path.display())));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
-        Config::from_yaml(&text, &path.display().to_string(), sets)
+        // A byte-order mark (some editors on Windows write one) is not YAML.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        if text.trim().is_empty() {
+            return Err(Error::Config(format!(
+                "config {} is empty; a config is a mapping of sections (see configs/quick.yaml for a small model, configs/mnist.yaml for the full one)",
+                path.display()
+            )));
+        }
+        Config::from_yaml(text, &path.display().to_string(), sets)
     }
 
     pub fn to_yaml(&self) -> String {
@@ -638,6 +716,13 @@ impl Config {
         };
         need(t.lr > 0.0 && t.lr.is_finite(), format!("train.lr must be > 0, got {}", t.lr));
         need((1..=1_000_000).contains(&t.epochs), format!("train.epochs must be in 1..=1000000, got {}", t.epochs));
+        need(
+            t.warmup_epochs.is_nan() || t.warmup_epochs <= t.epochs as f64,
+            format!(
+                "train.warmup_epochs {} is longer than train.epochs {}: the learning rate would never reach train.lr ({})",
+                t.warmup_epochs, t.epochs, t.lr
+            ),
+        );
         need((1..=65_536).contains(&t.batch_size), format!("train.batch_size must be in 1..=65536, got {}", t.batch_size));
         need(t.weight_decay >= 0.0 && t.weight_decay.is_finite(), format!("train.weight_decay must be >= 0 and finite, got {}", t.weight_decay));
         need(t.betas.iter().all(|b| (0.0..1.0).contains(b)), format!("train.betas must be in [0, 1), got {}", list(&t.betas)));
@@ -759,6 +844,39 @@ mod tests {
         assert!(e.contains("train.lr") && e.contains("abc"), "{e}");
         let e = Config::from_yaml("", "x.yaml", &["train.batch_size=-3".into()]).unwrap_err().to_string();
         assert!(e.contains("train.batch_size") && e.contains("--set"), "{e}");
+        let e = Config::from_yaml("", "x.yaml", &["model.name={a: 1}".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.name") && e.contains("got a mapping") && e.contains("unet") && !e.contains("Tagged"), "{e}");
+        let e = Config::from_yaml("train:\n  epochs: 1\n  warmup_epochs: 50\n", "x.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("train.warmup_epochs 50"), "{e}");
+    }
+
+    /// A null or empty section is an error naming it (not the whole default model); a
+    /// `--set` mapping merges into its section; an empty file or one with only a byte-order
+    /// mark is an error, a byte-order mark before YAML is not.
+    #[test]
+    fn empty_sections_and_files_are_errors_and_set_mappings_merge() {
+        for (text, sets) in
+            [("model: ~\n", vec![]), ("model: {}\n", vec![]), ("", vec!["model=null".to_string()]), ("", vec!["model={}".to_string()])]
+        {
+            let e = Config::from_yaml(text, "x.yaml", &sets).unwrap_err().to_string();
+            assert!(e.contains("model") && e.contains("empty"), "{text:?} {sets:?}: {e}");
+        }
+        let c = Config::from_yaml("train:\n  batch_size: 8\n", "x.yaml", &["train={lr: 0.0005}".into()]).unwrap();
+        assert_eq!((c.train.lr, c.train.batch_size), (0.0005, 8));
+        let dir = std::env::temp_dir().join(format!("dae-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text, ok) in
+            [("empty.yaml", "", false), ("blank.yaml", " \n\n", false), ("bom-only.yaml", "\u{feff}", false), ("bom.yaml", "\u{feff}seed: 3\n", true)]
+        {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            let r = Config::load(&p, &[]);
+            assert_eq!(r.is_ok(), ok, "{name}: {:?}", r.err().map(|e| e.to_string()));
+            if let Err(e) = r {
+                assert!(e.to_string().contains("is empty"), "{name}: {e}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Thousands of damaged configs (bytes of configs/*.yaml mutated, then read as text the way

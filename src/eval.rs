@@ -445,6 +445,17 @@ impl Session {
     pub fn open(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, job: &str) -> Result<Session> {
         use crate::error::Error;
         let path = opts.ckpt.clone().unwrap_or_else(|| default_checkpoint(cfg, opts.no_ema));
+        if opts.ckpt.is_some() && path.is_dir() {
+            let inside = path.join("best_model.safetensors");
+            return Err(Error::Config(format!(
+                "--ckpt {} is a folder; name a weights file{}",
+                path.display(),
+                if inside.is_file() { format!(", e.g. {}", inside.display()) } else { " (a .safetensors file dae train wrote)".to_string() }
+            )));
+        }
+        if let Some(why) = path.parent().and_then(crate::util::files::not_a_folder) {
+            return Err(Error::Config(format!("no checkpoint at {}: {why}", path.display())));
+        }
         if !path.is_file() {
             return Err(Error::Config(format!(
                 "no checkpoint at {}: train one first (dae train --config ...), or name one with --ckpt",

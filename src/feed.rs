@@ -34,6 +34,9 @@ pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
 /// Make sure the files are there (downloading when allowed), then read one split.
 pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<IdxImages> {
     let s = spec(cfg.data.dataset);
+    if let Some(why) = crate::util::files::not_a_folder(dir) {
+        return Err(crate::error::Error::Config(format!("the data folder {}: {why}", dir.display())));
+    }
     if cfg.data.download {
         data::ensure_files(s, dir, s.mirrors, log)?;
     }

@@ -57,7 +57,14 @@ pub fn denoise(ctx: &Ctx, gm: &GpuModel, pixels: &[f32], shape: [usize; 4], chun
                 start += nb;
             }
             Err(Error::Limit { .. }) if nb > 1 => chunk = nb / 2,
-            Err(e) => return Err(e.limit_in_terms_of("one image of this size (--batch 1)", 1)),
+            Err(Error::Limit { op, what, need, limit, limit_name }) => {
+                // Buffers grow with the pixels: the side of a square image that would fit.
+                let side = ((h * w) as f64 * limit as f64 / need.max(1) as f64).sqrt() as usize;
+                return Err(Error::Config(format!(
+                    "one image of {h} x {w} pixels is too large for this adapter even alone: {op} needs {what} of {need} bytes, over its {limit_name} of {limit} bytes; scale it down (with this model, images up to about {side} x {side} fit)"
+                )));
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(out)

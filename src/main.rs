@@ -546,10 +546,10 @@ fn devices(wanted: Option<&str>, json: bool) -> dae::Result<ExitCode> {
 }
 
 fn gradcheck(adapter: Option<&str>, json: bool, only: Option<&str>) -> dae::Result<ExitCode> {
-    if let Some(w) = only {
-        if !dae::check::families().iter().any(|f| f.contains(w)) {
-            return Err(dae::Error::Config(format!("--only {w:?} matches no op family; families: {}", dae::check::families().join(", "))));
-        }
+    if let Some(w) = only
+        && !dae::check::families().iter().any(|f| f.contains(w))
+    {
+        return Err(dae::Error::Config(format!("--only {w:?} matches no op family; families: {}", dae::check::families().join(", "))));
     }
     let ctx = dae::Ctx::open(adapter)?;
     if !json {

@@ -298,10 +298,10 @@ impl Trainer {
             signal::raise_real();
         }
         self.save("last")?;
-        if self.epoch % cfg.train.save_every == 0 {
+        if self.epoch.is_multiple_of(cfg.train.save_every) {
             self.save(&format!("epoch_{:03}", self.epoch))?;
         }
-        if self.epoch % cfg.train.viz_every == 0 || self.epoch == cfg.train.epochs {
+        if self.epoch.is_multiple_of(cfg.train.viz_every) || self.epoch == cfg.train.epochs {
             self.recon_grid(!opts.no_ema)?;
         }
         Ok(Some(val))
@@ -396,7 +396,10 @@ impl Trainer {
 
     fn resume(&mut self) -> Result<()> {
         let dir = self.ckpt_dir();
-        let (set, note) = checkpoint::newest_set(&dir)?;
+        if let Some(why) = crate::util::files::not_a_folder(&dir) {
+            return Err(Error::Msg(format!("--resume: {why} (the run's checkpoints folder)")));
+        }
+        let (set, note) = checkpoint::newest_usable(&dir, &mut checkpoint::all_finite)?;
         if let Some(n) = note {
             eprintln!("--resume: {n}");
         }
@@ -471,7 +474,7 @@ impl Trainer {
         let epoch_stem = format!("epoch_{:03}", self.epoch);
         if self.step_in_epoch == 0
             && self.epoch > 0
-            && self.epoch % self.cfg.train.save_every == 0
+            && self.epoch.is_multiple_of(self.cfg.train.save_every)
             && !matches!(checkpoint::open_set(&dir, &epoch_stem), Ok(Some(_)))
         {
             self.save(&epoch_stem)?;
@@ -969,17 +972,17 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
                     log_rows(&ctx.take(p)?, &w, i)?;
                 }
                 pending = Some((ctx.read_async(&log)?, std::mem::take(&mut window), ips));
-                if end || stop.is_some() {
-                    if let Some((p, w, i)) = pending.take() {
-                        log_rows(&ctx.take(p)?, &w, i)?;
-                    }
+                if (end || stop.is_some())
+                    && let Some((p, w, i)) = pending.take()
+                {
+                    log_rows(&ctx.take(p)?, &w, i)?;
                 }
                 bar.set_position(tr.step_in_epoch as u64);
-            } else if let Some((p, w, i)) = &pending {
-                if let Some(vals) = ctx.try_take(p)? {
-                    log_rows(&vals, w, *i)?;
-                    pending = None;
-                }
+            } else if let Some((p, w, i)) = &pending
+                && let Some(vals) = ctx.try_take(p)?
+            {
+                log_rows(&vals, w, *i)?;
+                pending = None;
             }
             if stop.is_some() {
                 interrupted = stop;

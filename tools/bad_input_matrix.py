@@ -117,9 +117,19 @@ def safetensors(tensors):
 
 
 def png(name, w, h, mode="L"):
-    from PIL import Image
+    """A w x h PNG of one grey level, written by hand (zlib + struct: no imaging package)."""
+    import zlib
+    ch = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    ctype = {"L": 0, "RGB": 2, "RGBA": 6}[mode]
+    row = b"\0" + bytes([128]) * (w * ch)
+    comp = zlib.compressobj(6)
+    body = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
     p = path(name)
-    Image.new(mode, (w, h), 128).save(p)
+    with open(p, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
     return p
 
 
@@ -150,8 +160,10 @@ for k, v in bad_yaml.items():
 cases = []
 
 
-def case(name, argv, codes, word=None, env=None, check=None, timeout=300):
-    cases.append((name, argv, codes if isinstance(codes, tuple) else (codes,), word, env, check, timeout))
+def case(name, argv, codes, word=None, env=None, check=None, timeout=300, warn=None):
+    """`warn`: a word stderr must hold when the command exits 0 (a warning where the input is
+    usable); without it the case is silent."""
+    cases.append((name, argv, codes if isinstance(codes, tuple) else (codes,), word, env, check, timeout, warn))
 
 
 o = path("out")
@@ -238,6 +250,199 @@ case("resume with nothing to resume", train(path("fresh"), "--resume"), (1, 2), 
 case("start over an earlier run without --overwrite", train(run_dir), 2, "--overwrite")
 
 
+# ---- nothing lost: --overwrite, symbolic links, infer in place (each must leave the user's files) ----
+def tree(d):
+    """Every file under d with its bytes (lock files aside: each run rewrites its note)."""
+    out = {}
+    for root, _, files in os.walk(d):
+        for f in files:
+            if not f.endswith(".lock"):
+                p = os.path.join(root, f)
+                out[os.path.relpath(p, d)] = open(p, "rb").read()
+    return out
+
+
+def kept(d, before):
+    """A check: the folder d holds exactly `before` (the earlier run, whole)."""
+    def check(err):
+        now = tree(d)
+        gone = [k for k in before if now.get(k) != before[k]]
+        return f"the earlier run lost or changed {len(gone)} files, e.g. {gone[:3]}" if gone else None
+    return check
+
+
+def fresh_run(name, *extra):
+    d = path(name)
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(run_dir, d, ignore=shutil.ignore_patterns("*.lock"))
+    return d
+
+
+empty_gz = data_copy("empty_gz", lambda d: open(os.path.join(d, "train-images-idx3-ubyte.gz"), "wb").close())
+for name, extra, data, codes, word in [
+    ("an empty data file", [], empty_gz, (1,), "train-images"),
+    ("a model too large for the adapter", ["--set", "model.base_ch=1024", "--set", "model.num_downs=2"], DATA, (2,), "model.base_ch"),
+]:
+    d = fresh_run("ow_" + name.replace(" ", "_"))
+    case(f"--overwrite with {name} leaves the earlier run", train(d, "--overwrite", *extra, data=data), codes, word, check=kept(d, tree(d)))
+ow_foreign = fresh_run("ow_foreign")
+foreign = ["ckpts/my_pytorch_model.pt", "figures/holiday.png", "logs/notes.txt", "reports/thesis.tex", "mine/notes.md", "notes.txt"]
+for f in foreign:
+    os.makedirs(os.path.dirname(os.path.join(ow_foreign, f)), exist_ok=True)
+    open(os.path.join(ow_foreign, f), "w").write(f)
+
+
+def foreign_kept(err):
+    lost = [f for f in foreign if not os.path.exists(os.path.join(ow_foreign, f)) or open(os.path.join(ow_foreign, f)).read() != f]
+    return f"--overwrite removed files dae did not write: {lost}" if lost else None
+
+
+case("--overwrite keeps files dae did not write", train(ow_foreign, "--overwrite"), 0, check=foreign_kept)
+not_a_run = path("not_a_run")
+os.makedirs(not_a_run, exist_ok=True)
+open(os.path.join(not_a_run, "config.resolved.yaml"), "w").write("mine\n")
+case("plain train into a folder holding a config.resolved.yaml", train(not_a_run), 2, "--overwrite", check=kept(not_a_run, tree(not_a_run)))
+
+# Every file dae writes, tried as a symbolic link to a file of the user's: it must keep its bytes.
+precious = path("precious")
+os.makedirs(precious, exist_ok=True)
+
+
+def linked(d, rel):
+    target = os.path.join(precious, os.path.basename(d) + "." + rel.replace("/", "_") + ".mine")
+    open(target, "w").write("the user's " + rel)
+    p = os.path.join(d, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    if os.path.lexists(p):
+        os.remove(p)
+    os.symlink(target, p)
+
+    def check(err):
+        return None if open(target, "rb").read() == ("the user's " + rel).encode() else f"written through the link at {rel}"
+    return check
+
+
+train_writes = [".dae-train.lock", "config.resolved.yaml", "logs/train_metrics.csv", "logs/val_metrics.csv", "ckpts/last.safetensors",
+                "ckpts/last.ema.safetensors", "ckpts/last.manifest.json", "ckpts/last.state.safetensors.tmp", "ckpts/epoch_001.safetensors",
+                "ckpts/best_model.safetensors", "figures/recon_epoch_001.png"]
+for rel in train_writes:
+    d = path("ln_train_" + rel.replace("/", "_"))
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    case(f"train with {rel} a symbolic link", train(d, "--overwrite"), (0, 1, 2), check=linked(d, rel))
+ev_writes = [".dae-eval.lock", "logs/evaluation_results.json"]
+report_writes = ["reports/limitations_analysis.html", "reports/limitations_analysis.json", "grids/best_cases.png", "reports/training_curves.png"]
+for rel in ev_writes + report_writes:
+    d = fresh_run("ln_eval_" + rel.replace("/", "_"))
+    sub = "report" if rel in report_writes else "eval"
+    case(f"{sub} with {rel} a symbolic link", [sub, "--config", QUICK, "--out-dir", d, "--data-dir", DATA] + TINY, (0, 1, 2), check=linked(d, rel))
+
+# infer never replaces its input
+inplace = path("inplace")
+os.makedirs(inplace, exist_ok=True)
+png("inplace/a.png", 28, 28)
+st_in = file_bytes("inplace_in.safetensors", safetensors({"input": ([1, 1, 28, 28], [0.5] * 784)}))
+for name, i, out_ in [("a PNG onto itself", os.path.join(inplace, "a.png"), os.path.join(inplace, "a.png")),
+                      ("a folder onto itself", inplace, inplace),
+                      ("a safetensors file onto itself", st_in, st_in)]:
+    seen = {}
+
+    def argv(i=i, out_=out_, seen=seen):
+        # The inputs as they are just before this case (an earlier case may have changed them).
+        png("inplace/a.png", 28, 28)
+        seen["before"] = (tree(inplace), open(st_in, "rb").read())
+        return ["infer", "--ckpt", ckpt, "--input", i, "--output", out_]
+
+    def check(err, seen=seen):
+        folder, st = seen["before"]
+        return kept(inplace, folder)(err) or (None if open(st_in, "rb").read() == st else "the safetensors input changed")
+    case(f"infer {name}", argv, 2, "would replace the input", check=check)
+
+# ---- silently accepted, misleading errors ------------------------------------------------------
+# (A case that, unanswered, would train the full default model has a 30 s limit: a timeout is
+# judged unclear.)
+for k, text in [("empty", b""), ("blank", b"  \n\n"), ("model_null", b"model: ~\n"), ("model_empty", b"model: {}\n")]:
+    case(f"config {k}", ["train", "--config", file_bytes(f"cfg2_{k}.yaml", text), "--out-dir", o, "--data-dir", DATA], 2, "empty", timeout=30)
+for s_ in ["model=null", "model={}", "train=~"]:
+    case(f"--set {s_}", train(o, "--overwrite", "--set", s_), 2, "empty", timeout=30)
+bom = file_bytes("cfg_bom.yaml", b"\xef\xbb\xbf" + open(QUICK, "rb").read())
+case("config with a byte-order mark", ["train", "--config", bom, "--out-dir", path("bom_run"), "--data-dir", DATA, "--overwrite"] + TINY, 0)
+case("--set train={lr: 1e-3} keeps the section's other fields", train(path("merge_run"), "--overwrite", "--set", "train={lr: 1e-3}"), 0)
+case("--set model.name={a: 1}", train(o, "--overwrite", "--set", "model.name={a: 1}"), 2, "unet")
+case("warmup_epochs longer than the run", train(o, "--overwrite", "--set", "train.warmup_epochs=50"), 2, "warmup_epochs")
+case("a model whose parameters cannot fit", train(o, "--overwrite", "--set", "model.base_ch=1024", "--set", "model.num_downs=4"), 2, "model.base_ch", timeout=60)
+wide = file_bytes("wide_in.safetensors", safetensors({"input": ([1, 1, 28, 28], [(-50.0 + 100.0 * i / 783) for i in range(784)])}))
+case("infer safetensors input outside [0, 1]", inf(wide), 0, warn="outside [0, 1]")
+rgba = png("rgba.png", 28, 28, "RGBA")
+case("infer RGB png into a grey model", inf(rgb), 0, warn="colour")
+case("infer RGBA png into a grey model", inf(rgba), 0, warn="transparency")
+case("infer PNG to a .jpg name", ["infer", "--ckpt", ckpt, "--input", rgb, "--output", path("x.jpg")], 2, ".png")
+case("infer PNG to a .safetensors name", ["infer", "--ckpt", ckpt, "--input", rgb, "--output", path("x.safetensors")], 2, ".png")
+case("infer safetensors to a .png name", ["infer", "--ckpt", ckpt, "--input", st_in, "--output", path("x.png")], 2, ".safetensors")
+big = png("big.png", 10000, 10000)
+case("infer a 10000x10000 PNG", ["infer", "--ckpt", ckpt, "--input", big, "--output", path("big_out.png")], (1, 2), "scale it down", timeout=120)
+for k, text in [("empty", ""), ("header only", "step,epoch,loss,lr,grad_norm,images_per_s\n"), ("garbage", "hello\nworld\n")]:
+    d = path("curves_" + k.replace(" ", "_"))
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    open(os.path.join(d, "logs", "train_metrics.csv"), "w").write(text)
+    open(os.path.join(d, "logs", "val_metrics.csv"), "w").write("epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy\n")
+    case(f"viz curves on a {k} train_metrics.csv", ["viz", "curves", "--config", QUICK, "--out-dir", d] + TINY, (1, 2), "train_metrics.csv")
+case("bench --filter that matches nothing", ["bench", "--filter", "zzznomatch"], 2, "zzznomatch")
+a_file = file_bytes("a_file", b"x")
+case("--out-dir is a file", train(a_file, "--overwrite"), (1, 2), "not a folder")
+case("--data-dir is a file", train(path("dd_file_run"), "--overwrite", data=a_file), (1, 2), "not a folder")
+ck_file = fresh_run("ckpts_file")
+shutil.rmtree(os.path.join(ck_file, "ckpts"))
+open(os.path.join(ck_file, "ckpts"), "w").write("x")
+case("--resume with ckpts a file", train(ck_file, "--resume", "--set", "train.epochs=3"), (1, 2), "not a folder")
+case("infer output under a file (named)", ["infer", "--ckpt", ckpt, "--input", os.path.join(imgs, "a.png"), "--output", os.path.join(a_file, "x.png")], (1, 2), "not a folder")
+case("eval --ckpt a folder of checkpoints", ev(os.path.join(run_dir, "ckpts")), 2, "is a folder")
+bad_meta_ck = bytearray(ck)
+meta_at = ck.find(b'"config":"')
+bad_meta = header.get("__metadata__", {}).get("config", "")
+if bad_meta:
+    hdr = json.loads(ck[8:8 + hlen])
+    hdr["__metadata__"]["config"] = "model: [unclosed\n"
+    hj = json.dumps(hdr).encode()
+    hj += b" " * ((8 - len(hj) % 8) % 8)
+    case("eval ckpt with invalid YAML in its metadata", ev(file_bytes("ck_badmeta.safetensors", struct.pack("<Q", len(hj)) + hj + ck[8 + hlen:])), 1, "metadata")
+done_run = fresh_run("finished")
+case("--resume of a finished run", train(done_run, "--resume"), 2, "finished")
+nan_last = fresh_run("nan_last")
+
+
+def nan_in_last():
+    """NaN in last.safetensors with its manifest rewritten to match (size and SHA-256)."""
+    import hashlib
+    ckd = os.path.join(nan_last, "ckpts")
+    raw = bytearray(open(os.path.join(ckd, "last.safetensors"), "rb").read())
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    k = next(x for x in h if x != "__metadata__" and h[x]["dtype"] == "F32")
+    at = 8 + n + h[k]["data_offsets"][0]
+    raw[at:at + 4] = struct.pack("<f", float("nan"))
+    open(os.path.join(ckd, "last.safetensors"), "wb").write(raw)
+    m = json.load(open(os.path.join(ckd, "last.manifest.json")))
+    for f in m["files"]:
+        if f["name"] == "last.safetensors":
+            f["sha256"] = hashlib.sha256(raw).hexdigest()
+            f["bytes"] = len(raw)
+    json.dump(m, open(os.path.join(ckd, "last.manifest.json"), "w"))
+    return train(nan_last, "--resume", "--set", "train.epochs=3")
+
+
+case("--resume with a NaN in a last whose manifest matches", nan_in_last, 0, warn="continuing from epoch_002")
+cache = file_bytes("tune_corrupt.json", b"{not json")
+
+
+def one_warning(err):
+    n = err.count("autotune cache")
+    return None if n <= 1 else f"the autotune cache warning printed {n} times"
+
+
+case("a corrupt autotune cache warns once", train(path("tune_run"), "--overwrite"), 0, env={"DAE_TUNE_CACHE": cache}, check=one_warning, warn="autotune cache")
+
+
 def no_tmp_left(d):
     for root, _, files in os.walk(d):
         for f in files:
@@ -269,6 +474,35 @@ def signal_case(name, sig, code):
     return p.returncode, err, problem
 
 
+def late_signal_case():
+    """SIGINT once every training step has run, i.e. during the last epoch's validation (a large
+    validation split keeps it busy for seconds): exit 130, `last` intact, --resume finishes."""
+    out = path("sig_late")
+    shutil.rmtree(out, ignore_errors=True)
+    steps = 6
+    p = subprocess.Popen([DAE] + train(out, "--overwrite", "--set", "train.epochs=1", "--set", f"train.max_steps_per_epoch={steps}",
+                                       "--set", "train.log_every=1", "--set", "data.val_size=3000"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    csv = os.path.join(out, "logs", "train_metrics.csv")
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if os.path.exists(csv) and len(open(csv).read().splitlines()) >= steps + 1:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    problem = None
+    if p.returncode == 130:
+        if not os.path.exists(os.path.join(out, "ckpts", "last.manifest.json")):
+            problem = "no last checkpoint set after the interrupt"
+        else:
+            r2, _, e2 = run(train(out, "--resume", "--set", "train.epochs=1", "--set", f"train.max_steps_per_epoch={steps}",
+                                  "--set", "data.val_size=3000"))
+            if r2 != 0:
+                problem = f"--resume after the interrupt failed: {e2.strip()[-200:]}"
+    return p.returncode, err, problem
+
+
 def busy_case():
     out = path("busy")
     shutil.rmtree(out, ignore_errors=True)
@@ -289,13 +523,15 @@ counts = {"clear": 0, "handled": 0, "unclear": 0, "silent": 0, "panic": 0, "data
 rows = []
 
 
-def judge(name, rc, err, codes, word, problem=None):
+def judge(name, rc, err, codes, word, problem=None, warn=None):
     last = (err.strip().splitlines() or [""])[-1]
     if rc == 101 or "panicked" in err:
         kind = "panic"
     elif problem:
         kind = "data loss"
     elif rc == 0 and 0 not in codes:
+        kind = "silent"
+    elif rc == 0 and warn and warn.lower() not in err.lower():
         kind = "silent"
     elif rc not in codes:
         kind = "unclear"
@@ -311,15 +547,19 @@ def judge(name, rc, err, codes, word, problem=None):
     print(f"{kind:9} {rc:>3}  {name:45} {detail[:150]}")
 
 
-for name, argv, codes, word, env, check, timeout in cases:
+for name, argv, codes, word, env, check, timeout, warn in cases:
+    if callable(argv):  # set-up that must run just before the case (it reuses a folder)
+        argv = argv()
     try:
         rc, _, err = run(argv, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         rc, err = -1, "timed out"
-    judge(name, rc, err, codes, word, check() if check else None)
+    judge(name, rc, err, codes, word, check(err) if check else None, warn)
 for sig, code in [(signal.SIGINT, 130), (signal.SIGTERM, 143)]:
     rc, err, problem = signal_case(sig.name, sig, code)
-    judge(f"{sig.name} during training, then --resume", rc, err, (code,), None, problem)
+    judge(f"{sig.name} during training, then --resume", rc, err, (code,), "received", problem)
+rc, err, problem = late_signal_case()
+judge("SIGINT during the last epoch's validation, then --resume", rc, err, (130,), "received", problem)
 for name, rc, err, codes, word in busy_case():
     judge(name, rc, err, codes, word)
 problem = no_tmp_left(work)

@@ -310,8 +310,8 @@ mod tests {
         };
         let clean = vec![st(&sharp); 4];
         let s0 = smoothing(0.3, &clean, &clean);
-        let s1 = smoothing(0.3, &vec![st(&soft); 4], &clean);
-        let s2 = smoothing(0.3, &vec![st(&softer); 4], &clean);
+        let s1 = smoothing(0.3, &[st(&soft); 4], &clean);
+        let s2 = smoothing(0.3, &[st(&softer); 4], &clean);
         assert!(s0.smoothing_score.abs() < 1e-9, "{s0:?}");
         assert!(s1.smoothing_score > 0.1 && s2.smoothing_score > s1.smoothing_score, "{s1:?} {s2:?}");
         assert!(s1.hf_ratio < 1.0 && s1.grad_ratio < 1.0);

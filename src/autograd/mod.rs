@@ -498,11 +498,12 @@ fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         Op::Concat(o) => o.backward(x, dy, sink),
         Op::ConcatInPlace => {
             for t in x {
-                if sink.wants(t) && !sink.alias(t, dy) {
-                    if let Some((g, _)) = sink.target(t)? {
-                        // Both have the concat's layout: adding all of it adds t's channels.
-                        ops::elementwise::copy(sink.ctx(), dy, &g, true)?;
-                    }
+                if sink.wants(t)
+                    && !sink.alias(t, dy)
+                    && let Some((g, _)) = sink.target(t)?
+                {
+                    // Both have the concat's layout: adding all of it adds t's channels.
+                    ops::elementwise::copy(sink.ctx(), dy, &g, true)?;
                 }
             }
             Ok(())

@@ -235,7 +235,7 @@ impl Composed {
 
     pub fn random(rng: &mut Rng) -> Composed {
         let sh = Composed::shapes();
-        let mut v = |i: usize, scale: f32| -> Vec<f64> { rng.vec(sh[i].1.iter().product()).iter().map(|x| (x * scale) as f32 as f64).collect() };
+        let mut v = |i: usize, scale: f32| -> Vec<f64> { rng.vec(sh[i].1.iter().product()).iter().map(|x| (x * scale) as f64).collect() };
         Composed {
             x: v(0, 1.0),
             w1: v(1, 0.5),

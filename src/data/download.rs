@@ -197,7 +197,12 @@ fn fetch(url: &str, part: &Path, want_md5: &str) -> Result<(), Failure> {
         .unwrap_or_default();
     let mut body = resp.into_body().into_with_config().limit(MAX_DOWNLOAD).reader();
 
-    let mut file = File::create(part).map_err(local("cannot create"))?;
+    // Created anew: a stale `.part` (or a link left at its name) is removed, never written through.
+    match fs::remove_file(part) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(local("cannot create")(e)),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(part).map_err(local("cannot create"))?;
     let mut h = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -3,7 +3,6 @@
 //! dimension, then the raw bytes. Readers insist on the exact size the header declares so that
 //! a cut or padded download fails here, with the file named, instead of skewing training.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -120,7 +119,12 @@ fn header_bytes(path: &Path, magic: u32, dims: &[(&str, usize)]) -> Result<Vec<u
 
 fn write_gz(path: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
     let io_err = |op: &'static str| move |e| DataError::Io { op, path: path.to_path_buf(), source: e };
-    let file = File::create(path).map_err(io_err("cannot create"))?;
+    // Created anew, never through a link left at its name.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("cannot create")(e)),
+        _ => {}
+    }
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(io_err("cannot create"))?;
     let mut enc = GzEncoder::new(file, Compression::default());
     for p in parts {
         enc.write_all(p).map_err(io_err("cannot write"))?;

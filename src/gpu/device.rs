@@ -132,9 +132,9 @@ pub const REQUIREMENTS: &[Requirement] = &[
         need: 1,
         get: |l| l.max_dynamic_uniform_buffers_per_pipeline_layout as u64,
     },
-    Requirement { name: "max_uniform_buffer_binding_size", need: 256, get: |l| l.max_uniform_buffer_binding_size as u64 },
+    Requirement { name: "max_uniform_buffer_binding_size", need: 256, get: |l| l.max_uniform_buffer_binding_size },
     // Whole batches are chunked to fit; a buffer of one 28x28 model's activations must fit.
-    Requirement { name: "max_storage_buffer_binding_size", need: 16 << 20, get: |l| l.max_storage_buffer_binding_size as u64 },
+    Requirement { name: "max_storage_buffer_binding_size", need: 16 << 20, get: |l| l.max_storage_buffer_binding_size },
     Requirement { name: "max_buffer_size", need: 64 << 20, get: |l| l.max_buffer_size },
 ];
 

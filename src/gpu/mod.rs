@@ -38,10 +38,10 @@ pub struct Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade() {
-            if let Ok(mut p) = pool.try_borrow_mut() {
-                p.free.entry(self.bytes).or_default().insert(self.id, self.buf.clone());
-            }
+        if let Some(pool) = self.pool.upgrade()
+            && let Ok(mut p) = pool.try_borrow_mut()
+        {
+            p.free.entry(self.bytes).or_default().insert(self.id, self.buf.clone());
         }
     }
 }
@@ -74,7 +74,7 @@ impl View {
     /// Elements [start, start + len) of this view; `start` must keep the binding offset aligned
     /// (a multiple of 64 elements = 256 bytes).
     pub fn slice(&self, start: usize, len: usize) -> Result<View> {
-        if start + len > self.len || (start * 4) % 256 != 0 {
+        if start + len > self.len || !(start * 4).is_multiple_of(256) {
             return Err(Error::Msg(format!("view slice {start}..{} of {} elements is out of range or not 256-byte aligned", start + len, self.len)));
         }
         Ok(View { storage: self.storage.clone(), offset: self.offset + start as u64 * 4, len })

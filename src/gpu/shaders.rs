@@ -236,11 +236,11 @@ mod tests {
         for s in SHADERS {
             let module = validate(s.family).unwrap();
             for (_, ty) in module.types.iter() {
-                if let (Some(name), naga::TypeInner::Struct { members, span }) = (&ty.name, &ty.inner) {
-                    if name.ends_with("Params") {
-                        let fields: Vec<(String, usize)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
-                        wgsl.insert(name.clone(), (*span as usize, fields, s.family));
-                    }
+                if let (Some(name), naga::TypeInner::Struct { members, span }) = (&ty.name, &ty.inner)
+                    && name.ends_with("Params")
+                {
+                    let fields: Vec<(String, usize)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
+                    wgsl.insert(name.clone(), (*span as usize, fields, s.family));
                 }
             }
         }

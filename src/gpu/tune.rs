@@ -58,21 +58,25 @@ fn budget_from_env() -> f64 {
     }
 }
 
-/// Read a cache file; a missing file is an empty cache, a corrupt one too (with a warning: it is
-/// rewritten at the next tuning).
-fn load(path: &Path) -> BTreeMap<String, String> {
+/// Read a cache file; a missing file is an empty cache, a corrupt one too (with a warning when
+/// `warn`, which the first read of a process gives: it is rewritten at the next tuning).
+fn load(path: &Path, warn: bool) -> BTreeMap<String, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
         Err(e) => {
-            eprintln!("warning: autotune cache {} unreadable ({e}); tuning again", path.display());
+            if warn {
+                eprintln!("warning: autotune cache {} unreadable ({e}); tuning again", path.display());
+            }
             return BTreeMap::new();
         }
     };
     match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("warning: autotune cache {} is corrupt ({e}); ignoring it, it will be rewritten", path.display());
+            if warn {
+                eprintln!("warning: autotune cache {} is corrupt ({e}); ignoring it, it will be rewritten", path.display());
+            }
             BTreeMap::new()
         }
     }
@@ -85,7 +89,7 @@ impl Tuner {
 
     /// A tuner for `device` keeping its cache in `path` (none: this process only).
     pub fn at(path: Option<PathBuf>, device: &str, budget: f64) -> Tuner {
-        let cache = path.as_deref().map(load).unwrap_or_default();
+        let cache = path.as_deref().map(|p| load(p, true)).unwrap_or_default();
         Tuner {
             path,
             device: device.to_string(),
@@ -197,7 +201,7 @@ impl Tuner {
     fn save(&mut self) {
         let Some(path) = &self.path else { return };
         // Another process may have tuned other keys meanwhile: merge, ours win.
-        let mut merged = load(path);
+        let mut merged = load(path, false);
         merged.extend(self.cache.iter().map(|(k, v)| (k.clone(), v.clone())));
         let bytes = match serde_json::to_vec_pretty(&merged) {
             Ok(b) => b,
@@ -211,7 +215,7 @@ impl Tuner {
             static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
-            std::fs::write(&tmp, &bytes)?;
+            std::io::Write::write_all(&mut crate::util::files::create_new(&tmp)?, &bytes)?;
             std::fs::rename(&tmp, path)
         };
         if let Err(e) = write() {

@@ -656,10 +656,10 @@ impl Conv2dOp {
         if let Some((dw, acc)) = sink.target(&x[1])? {
             weight_grad_of(sink.ctx(), g, saved_input(&self.x_half, &x[0]), operand_of(&dy_half, dy), &dw, acc)?;
         }
-        if let Some(b) = x.get(2) {
-            if let Some((db, acc)) = sink.target(b)? {
-                elementwise::bias_grad(sink.ctx(), g.n, g.cout, g.ho * g.wo, dy, Chans::PLAIN, &db, acc)?;
-            }
+        if let Some(b) = x.get(2)
+            && let Some((db, acc)) = sink.target(b)?
+        {
+            elementwise::bias_grad(sink.ctx(), g.n, g.cout, g.ho * g.wo, dy, Chans::PLAIN, &db, acc)?;
         }
         Ok(())
     }
@@ -674,10 +674,10 @@ impl Conv2dOp {
         if let Some((dw, acc)) = sink.target(&x[1])? {
             weight_grad_of(sink.ctx(), g, operand_of(&dy_half, dy), saved_input(&self.x_half, &x[0]), &dw, acc)?;
         }
-        if let Some(b) = x.get(2) {
-            if let Some((db, acc)) = sink.target(b)? {
-                elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, g.xs, &db, acc)?;
-            }
+        if let Some(b) = x.get(2)
+            && let Some((db, acc)) = sink.target(b)?
+        {
+            elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, g.xs, &db, acc)?;
         }
         Ok(())
     }

@@ -31,14 +31,14 @@ pub const MAX_SIDE: usize = 256;
 pub fn factors(mut n: usize) -> Vec<usize> {
     let mut f = Vec::new();
     for p in [4, 2, 3, 5, 7] {
-        while n > 1 && n % p == 0 {
+        while n > 1 && n.is_multiple_of(p) {
             f.push(p);
             n /= p;
         }
     }
     let mut p = 11;
     while n > 1 {
-        while n % p == 0 {
+        while n.is_multiple_of(p) {
             f.push(p);
             n /= p;
         }

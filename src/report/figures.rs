@@ -37,10 +37,10 @@ fn labelled_rows(title: &str, rows: &[(String, &[f32], Option<Vec<String>>)], n:
         for i in 0..n.min(imgs.len() / per) {
             let x = LABEL_W + i as u32 * (c + GAP);
             cv.blit_grey(&imgs[i * per..(i + 1) * per], hw, hw, x, y, ZOOM);
-            if let Some(caps) = under {
-                if let Some(t) = caps.get(i) {
-                    cv.text(t, (x + c / 2) as i32, (y + c + 2) as i32, 12.0, Anchor::TopCenter)?;
-                }
+            if let Some(caps) = under
+                && let Some(t) = caps.get(i)
+            {
+                cv.text(t, (x + c / 2) as i32, (y + c + 2) as i32, 12.0, Anchor::TopCenter)?;
             }
         }
         y += row_h(r);

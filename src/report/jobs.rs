@@ -124,23 +124,69 @@ fn cases(ctx: &Ctx, cfg: &Config, s: &Session, scores: &[LevelScores]) -> Result
     Ok(out)
 }
 
-/// The rows of a run's CSV logs: (train points, validation points).
-pub fn read_logs(out_dir: &Path) -> Result<(Vec<TrainPoint>, Vec<ValPoint>)> {
+/// A row of `logs/train_metrics.csv` (written by `dae train`).
+#[derive(serde::Deserialize)]
+struct TrainCsv {
+    step: f64,
+    #[allow(dead_code)]
+    epoch: f64,
+    loss: f64,
+    lr: f64,
+}
+
+/// A row of `logs/val_metrics.csv`.
+#[derive(serde::Deserialize)]
+struct ValCsv {
+    epoch: f64,
+    sigma: f32,
+    psnr: f64,
+    psnr_noisy: f64,
+}
+
+/// The rows of one CSV log. A row that does not parse is an error naming the file and line,
+/// except a last line without its newline (a run killed while writing it), which is dropped
+/// with a warning in `warnings`.
+fn csv_rows<T: serde::de::DeserializeOwned>(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<T>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Msg(format!("cannot read {}: {e} (the training logs; train first)", path.display())))?;
+    let torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    let mut r = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let mut out = Vec::new();
+    let mut records = r.deserialize::<T>().peekable();
+    while let Some(row) = records.next() {
+        match row {
+            Ok(v) => out.push(v),
+            Err(_) if torn && records.peek().is_none() => {
+                warnings.push(format!("{}: the last line is cut off (a run killed while writing it); it is left out", path.display()));
+            }
+            Err(e) => {
+                let line = e.position().map_or(String::new(), |p| format!(" line {}", p.line()));
+                return Err(Error::Msg(format!("{}{line}: not a row of a dae log: {e}", path.display())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A run's CSV logs: (train points, validation points, warnings about torn last lines). A log
+/// with no training row is an error: there is nothing to draw.
+pub fn read_logs(out_dir: &Path) -> Result<(Vec<TrainPoint>, Vec<ValPoint>, Vec<String>)> {
     let logs = out_dir.join("logs");
-    let rows = |f: &str| -> Result<Vec<Vec<String>>> {
-        let p = logs.join(f);
-        let text =
-            std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (the training logs; train first)", p.display())))?;
-        Ok(text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::to_string).collect()).collect())
-    };
-    let num = |v: &[String], i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok());
-    let train = rows("train_metrics.csv")?.iter().filter_map(|r| Some((num(r, 0)?, num(r, 2)?, num(r, 3)?))).collect();
-    let val = rows("val_metrics.csv")?.iter().filter_map(|r| Some((num(r, 0)?, num(r, 1)? as f32, num(r, 3)?, num(r, 5)?))).collect();
-    Ok((train, val))
+    let mut warnings = Vec::new();
+    let tp = logs.join("train_metrics.csv");
+    let train: Vec<TrainPoint> = csv_rows::<TrainCsv>(&tp, &mut warnings)?.into_iter().map(|r| (r.step, r.loss, r.lr)).collect();
+    if train.is_empty() {
+        return Err(Error::Msg(format!("{} holds no training rows: the run logged no step", tp.display())));
+    }
+    let val =
+        csv_rows::<ValCsv>(&logs.join("val_metrics.csv"), &mut warnings)?.into_iter().map(|r| (r.epoch, r.sigma, r.psnr, r.psnr_noisy)).collect();
+    Ok((train, val, warnings))
 }
 
 fn curves(cfg: &Config) -> Result<PathBuf> {
-    let (train, val) = read_logs(Path::new(&cfg.out_dir))?;
+    let (train, val, warnings) = read_logs(Path::new(&cfg.out_dir))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     let p = out_path(cfg, "reports", "training_curves.png");
     figures::training_curves(&p, &format!("training of {}", cfg.out_dir), &train, &val)?;
     Ok(p)
@@ -370,7 +416,7 @@ pub fn compare_runs(dirs: &[PathBuf], out: &Path) -> Result<String> {
             std::fs::read_to_string(&p).map_err(|e| Error::Msg(format!("cannot read {}: {e} (run dae eval on that folder first)", p.display())))?;
         let r: EvalResults = serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: not an evaluation result: {e}", p.display())))?;
         evals.push((d.display().to_string(), r));
-        if let Ok((_, val)) = read_logs(d) {
+        if let Ok((_, val, _)) = read_logs(d) {
             curves.push((d.display().to_string(), val));
         }
     }

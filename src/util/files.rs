@@ -113,10 +113,16 @@ pub fn open_append(path: &Path) -> Result<std::fs::File> {
     o.open(path).map_err(|e| err(path, format!("cannot write: {e}")))
 }
 
+/// "X is a file, not a folder" when `dir` or a folder above it is a file (where a folder is
+/// needed, the OS's own "File exists" or "Not a directory" says little).
+pub fn not_a_folder(dir: &Path) -> Option<String> {
+    dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.is_file()).map(|f| format!("{} is a file, not a folder", f.display()))
+}
+
 /// Create the folder `dir` (and its parents), naming a file that stands where a folder should.
 pub fn create_dir(dir: &Path) -> Result<()> {
-    if let Some(file) = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.is_file()) {
-        return Err(Error::Msg(format!("{} is a file, not a folder (needed for {})", file.display(), dir.display())));
+    if let Some(why) = not_a_folder(dir) {
+        return Err(Error::Msg(format!("{why} (needed for {})", dir.display())));
     }
     std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create folder: {e}")))
 }
