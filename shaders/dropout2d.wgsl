@@ -9,7 +9,7 @@
 struct Dropout2dParams {
     len: u32, hw: u32, accumulate: u32, _pad0: u32,
     prob: f32, scale: f32, seed_lo: u32, seed_hi: u32,
-    stream_lo: u32, stream_hi: u32, _pad1: u32, _pad2: u32,
+    stream_lo: u32, stream_hi: u32, layer: u32, _pad2: u32,
 }
 
 const WG: u32 = 256u;

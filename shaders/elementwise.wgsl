@@ -8,7 +8,7 @@
 struct ElementwiseParams {
     len: u32, c: u32, hw: u32, accumulate: u32,
     alpha: f32, c_off: u32, c_total: u32, chunks: u32,
-    chunk: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    chunk: u32, offset: u32, _pad1: u32, _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -108,12 +108,12 @@ fn bias_grad_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     put(ch, t);
 }
 
-// out[hw + i] = a[i]: a value copied to a position of a log buffer (hw is the offset).
+// out[offset + i] = a[i]: a value copied to a position of a log buffer.
 @compute @workgroup_size(WG)
 fn copy_offset(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.len) { return; }
-    out[p.hw + i] = a[i];
+    out[p.offset + i] = a[i];
 }
 
 // out = alpha everywhere (NaN poisoning in the checks, ones for a backward seed).

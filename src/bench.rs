@@ -659,7 +659,7 @@ pub fn model_step_timed(
     let tune_s = t_tune.elapsed().as_secs_f64();
     let mut step = || -> Result<()> {
         opt.t += 1;
-        opt.patch(&mut plan, 2e-4);
+        opt.patch(&mut plan, 2e-4)?;
         ctx.replay(&plan)
     };
     let ms = time(ctx, timer, warmup, iters, &mut step)?;

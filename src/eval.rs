@@ -108,8 +108,22 @@ fn lpips_batch(
 /// The forward of `model` (eval mode) on the noisy images of `clean` [nb, 1, 28, 28]: returns
 /// (network input, reconstruction).
 fn denoise(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, clean: &View, dp: &DataParams, nb: usize) -> Result<(View, Tensor)> {
+    denoise_named(ctx, cfg, model, w, clean, dp, nb, "noise")
+}
+
+/// [`denoise`] with the noise dispatch named `slot` (a recorded batch rewrites its keys).
+fn denoise_named(
+    ctx: &Ctx,
+    cfg: &Config,
+    model: &Model,
+    w: &Weights,
+    clean: &View,
+    dp: &DataParams,
+    nb: usize,
+    slot: &str,
+) -> Result<(View, Tensor)> {
     let input = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
-    data_noise(ctx, dp, clean, &input)?;
+    ctx.named(slot, || data_noise(ctx, dp, clean, &input))?;
     let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone());
     let recon = model.forward(&mut Graph::inference(ctx), &Fwd::gpu(w, false, cfg.seed, 0), &x)?;
     Ok((input, recon))
@@ -131,6 +145,14 @@ pub struct Pass<'a> {
     pub hook: Option<&'a mut dyn BatchHook>,
     /// Encode every batch anew instead of replaying one recorded batch (tests compare the two).
     pub direct: bool,
+}
+
+/// The slots of a recorded evaluation batch: the batch's first image, the noise of level `li`
+/// (the only dispatch of `denoise` whose Params change), where the per-image metrics go.
+const SLOT_BATCH: &str = "batch";
+const SLOT_OFFSET: &str = "metrics offset";
+fn noise_slot(li: usize) -> String {
+    format!("noise of level {li}")
 }
 
 /// Score `model` on `set` at each of the pass's levels, `batch` images at a time;
@@ -172,13 +194,15 @@ pub fn score(
         let nb = b.min(set.n - start);
         let mut encode = |start: usize| -> Result<()> {
             let clean = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
-            data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean)?;
+            ctx.named(SLOT_BATCH, || data_gather(ctx, set.dataset, set.idx, start, nb, IMAGE_LEN, &clean))?;
             for (li, &level) in levels.iter().enumerate() {
                 let dp = level_params(cfg, kind, level, 0, start, nb);
-                let (input, recon) = denoise(ctx, cfg, model, w, &clean, &dp, nb)?;
-                image_metrics(ctx, recon.view(), &clean, shape(nb), (1.0, 0.0), &slots[li].0, start)?;
-                // The noisy input scored in [0, 1]: the network input mapped back.
-                image_metrics(ctx, &input, &clean, shape(nb), noisy01, &slots[li].1, start)?;
+                let (input, recon) = denoise_named(ctx, cfg, model, w, &clean, &dp, nb, &noise_slot(li))?;
+                ctx.named(SLOT_OFFSET, || {
+                    image_metrics(ctx, recon.view(), &clean, shape(nb), (1.0, 0.0), &slots[li].0, start)?;
+                    // The noisy input scored in [0, 1]: the network input mapped back.
+                    image_metrics(ctx, &input, &clean, shape(nb), noisy01, &slots[li].1, start)
+                })?;
                 if let Some(lp) = lpips {
                     lpips_batch(ctx, lp, &clean, recon.view(), &input, noisy_pm1, nb, &lp_slots[li], start)?;
                 }
@@ -193,11 +217,11 @@ pub fn score(
                 plan = Some(ctx.record(|| encode(start))?);
             }
             let p = plan.as_mut().ok_or_else(|| crate::error::Error::Msg("no eval plan".into()))?;
-            p.patch::<DataParams>("data_gather", |_, d| d.start = start as u32);
-            p.patch::<DataParams>("data_noise", |k, d| *d = level_params(cfg, kind, levels[k], 0, start, nb));
-            for entry in ["metrics_pixel", "ssim_rows", "ssim_image"] {
-                p.patch::<crate::ops::metrics::MetricsParams>(entry, |_, m| m.offset = start as u32);
+            p.set::<DataParams>(SLOT_BATCH, |_, d| d.start = start as u32)?;
+            for (li, &level) in levels.iter().enumerate() {
+                p.set::<DataParams>(&noise_slot(li), |_, d| *d = level_params(cfg, kind, level, 0, start, nb))?;
             }
+            p.set::<crate::ops::metrics::MetricsParams>(SLOT_OFFSET, |_, m| m.offset = start as u32)?;
             ctx.replay(p)?;
             // Progressive autotune, as in training: record the batch anew while shapes of it
             // wait for timing.

@@ -77,6 +77,23 @@ pub struct Summary {
     pub validated: bool,
 }
 
+/// The slots of the recorded training step (see [`Trainer::step_values`]).
+const SLOT_BATCH: &str = "batch";
+const SLOT_NOISE: &str = "noise";
+const SLOT_LOG_LOSS: &str = "log: loss";
+const SLOT_LOG_NORM: &str = "log: squared grad norm";
+
+/// What changes from one training step to the next.
+struct StepValues {
+    /// The batch's first position in the epoch's permutation.
+    start: usize,
+    noise: DataParams,
+    lr: f32,
+    /// The log buffer's slots of the loss and of the squared grad norm.
+    log_loss: usize,
+    log_norm: usize,
+}
+
 /// Everything the run keeps on the GPU, and where it is in the run.
 pub struct Trainer {
     pub ctx: Ctx,
@@ -496,11 +513,11 @@ impl Trainer {
         let ctx = self.ctx.clone();
         let b = self.cfg.train.batch_size;
         let n = b * IMAGE_LEN;
+        let v = self.step_values(slot);
         let clean = ctx.alloc("batch", n)?;
-        data_gather(&ctx, &self.dataset, &self.perm, self.step_in_epoch * b, b, IMAGE_LEN, &clean)?;
+        ctx.named(SLOT_BATCH, || data_gather(&ctx, &self.dataset, &self.perm, v.start, b, IMAGE_LEN, &clean))?;
         let input = ctx.alloc("batch", n)?;
-        let dp = noise_params(&self.cfg, n, self.epoch as u32, self.step as u32, None, self.cfg.noise.level_scale(self.epoch));
-        data_noise(&ctx, &dp, &clean, &input)?;
+        ctx.named(SLOT_NOISE, || data_noise(&ctx, &v.noise, &clean, &input))?;
         let shape = vec![b, 1, IMAGE_HW, IMAGE_HW];
         let x = Tensor::wrap(&ctx, shape.clone(), input);
         let y = Tensor::wrap(&ctx, shape, clean);
@@ -530,39 +547,44 @@ impl Trainer {
         let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
         drop(g.backward_with(&l, &loss_seed(&ctx, self.opt.scaler.as_ref())?)?);
         drop(half);
-        let lr = self.schedule.lr(self.step) as f32;
-        self.opt.step(&ctx, &self.params, &self.grads, lr)?;
+        self.opt.step(&ctx, &self.params, &self.grads, v.lr)?;
         let scaler = self.opt.scaler.as_ref().map(|s| &s.state);
         ema_update_unless_skipped(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema, scaler)?;
         if !self.layout.buffers.is_empty() {
             ema_update_unless_skipped(&ctx, self.cfg.train.ema_decay, &self.buffers, &self.ema_buffers, scaler)?;
         }
-        copy_offset(&ctx, l.view(), log, 2 * slot)?;
-        copy_offset(&ctx, &self.opt.norm_sq, log, 2 * slot + 1)
+        ctx.named(SLOT_LOG_LOSS, || copy_offset(&ctx, l.view(), log, v.log_loss))?;
+        ctx.named(SLOT_LOG_NORM, || copy_offset(&ctx, &self.opt.norm_sq, log, v.log_norm))
     }
 
-    /// The per-step values of the plan: the batch's place in the permutation, the noise keys and
-    /// curriculum, the dropout streams, the learning rate and Adam's bias corrections, the log
-    /// slot. Nothing else changes from step to step.
-    fn patch_step(&mut self, s: usize, slot: usize) -> Result<()> {
+    /// The values of the current step that a recorded step does not fix: the batch's place in
+    /// the permutation, the noise keys and curriculum, the learning rate, the log slots (the
+    /// dropout streams and Adam's bias corrections follow the step count: `restep`,
+    /// `Optimizer::patch`). Encoding and replay both take them from here.
+    fn step_values(&self, slot: usize) -> StepValues {
         let b = self.cfg.train.batch_size;
-        let step = self.step;
-        let dp = noise_params(&self.cfg, b * IMAGE_LEN, self.epoch as u32, step as u32, None, self.cfg.noise.level_scale(self.epoch));
-        let lr = self.schedule.lr(step) as f32;
-        let plan = self.plan.as_mut().ok_or_else(|| Error::Msg("no step plan".into()))?;
-        plan.patch::<DataParams>("data_gather", |_, p| p.start = (s * b) as u32);
-        plan.patch::<DataParams>("data_noise", |_, p| *p = dp);
-        for entry in ["dropout2d_forward", "dropout2d_backward"] {
-            // The model's stream is step * 64 + the layer's dropout index.
-            plan.patch::<Dropout2dParams>(entry, |_, p| {
-                let layer = (p.stream_lo as u64 | (p.stream_hi as u64) << 32) % 64;
-                let stream = step.wrapping_mul(64).wrapping_add(layer);
-                (p.stream_lo, p.stream_hi) = (stream as u32, (stream >> 32) as u32);
-            });
+        StepValues {
+            start: self.step_in_epoch * b,
+            noise: noise_params(&self.cfg, b * IMAGE_LEN, self.epoch as u32, self.step as u32, None, self.cfg.noise.level_scale(self.epoch)),
+            lr: self.schedule.lr(self.step) as f32,
+            log_loss: 2 * slot,
+            log_norm: 2 * slot + 1,
         }
-        self.opt.patch(plan, lr);
-        plan.patch::<ElementwiseParams>("copy_offset", |k, p| p.hw = (2 * slot + k) as u32);
-        Ok(())
+    }
+
+    /// Write the current step's values into the recorded plan, slot by slot.
+    fn patch_step(&mut self, slot: usize) -> Result<()> {
+        let v = self.step_values(slot);
+        let step = self.step;
+        let plan = self.plan.as_mut().ok_or_else(|| Error::Msg("no step plan".into()))?;
+        plan.set::<DataParams>(SLOT_BATCH, |_, p| p.start = v.start as u32)?;
+        plan.set::<DataParams>(SLOT_NOISE, |_, p| *p = v.noise)?;
+        if plan.slot_names().contains(&crate::ops::dropout2d::SLOT) {
+            plan.set::<Dropout2dParams>(crate::ops::dropout2d::SLOT, |_, p| p.restep(step))?;
+        }
+        self.opt.patch(plan, v.lr)?;
+        plan.set::<ElementwiseParams>(SLOT_LOG_LOSS, |_, p| p.offset = v.log_loss as u32)?;
+        plan.set::<ElementwiseParams>(SLOT_LOG_NORM, |_, p| p.offset = v.log_norm as u32)
     }
 
     /// One optimiser step on batch `s` of the epoch: the first records the whole step as a plan;
@@ -580,7 +602,7 @@ impl Trainer {
             } else {
                 self.opt.t += 1;
             }
-            self.patch_step(s, slot)?;
+            self.patch_step(slot)?;
             let plan = self.plan.as_ref().ok_or_else(|| Error::Msg("no step plan".into()))?;
             self.ctx.replay(plan)?;
             // Progressive autotune: a first run on an empty cache times what its budget allows

@@ -367,7 +367,7 @@ fn bad_input_is_an_error_naming_the_op() {
     shape_err(g.resize_bilinear(&x, 0, 4, false), "resize_bilinear");
     shape_err(g.concat(&[&x, &t(&[1, 2, 7, 6])]), "concat");
     shape_err(g.concat(&[]), "concat");
-    shape_err(g.dropout2d(&x, 1.0, 0, 0), "dropout2d");
+    shape_err(g.dropout2d(&x, 1.0, 0, 0, 0), "dropout2d");
     shape_err(g.add(&x, &t(&[1, 3, 7, 6])), "add");
     shape_err(g.bias_add(&x, &t(&[4])), "bias_add");
     shape_err(g.mse_loss(&x, &t(&[1, 3, 7, 6])), "mse_loss");
@@ -1747,4 +1747,110 @@ fn the_bad_input_matrix_is_all_clear_or_handled() {
     let out = String::from_utf8_lossy(&o.stdout);
     let bad: Vec<&str> = out.lines().filter(|l| ["unclear", "silent", "panic", "data loss"].iter().any(|k| l.starts_with(k))).collect();
     assert!(o.status.success() && bad.is_empty(), "{}\n{}\n{}", bad.join("\n"), out.lines().last().unwrap_or(""), String::from_utf8_lossy(&o.stderr));
+}
+
+/// A recorded step's per-step values live in named slots (`Ctx::named`, `Plan::set`): a step
+/// with two noise draws (their own keys and sigmas) and three log copies, recorded once and
+/// replayed with each step's values set slot by slot, computes bit for bit what encoding every
+/// step anew computes. (Patching by kernel name gave both draws one set of Params.) A slot the
+/// recording did not name, or Params of the wrong type, are errors.
+#[test]
+fn named_slots_replay_a_step_with_two_noise_draws_bit_for_bit() {
+    use dae::ops::data::{DataParams, data_gather, data_noise};
+    use dae::ops::elementwise::{ElementwiseParams, copy_offset};
+    let c = ctx();
+    let (images, image_len, b, steps) = (8usize, 64usize, 2usize, 4usize);
+    let bytes: Vec<u8> = (0..images * image_len).map(|i| (i * 37 % 251) as u8).collect();
+    let dataset = c.upload_u32("dataset", &dae::feed::pack_u8(&bytes)).unwrap();
+    let perm = c.upload_u32("perm", &(0..images as u32).rev().collect::<Vec<_>>()).unwrap();
+    let n = b * image_len;
+    let (clean, xa, xb) = (c.alloc("clean", n).unwrap(), c.alloc("xa", n).unwrap(), c.alloc("xb", n).unwrap());
+    let log = c.alloc("log", 3 * steps).unwrap();
+    let cfg_a = dae::config::Config::from_yaml("seed: 3\nnoise: {train_sigmas: [0.1, 0.5]}\n", "a", &[]).unwrap();
+    let cfg_b = dae::config::Config::from_yaml("seed: 11\nnoise: {train_sigmas: [0.9]}\n", "b", &[]).unwrap();
+    let pa = |s: usize| dae::feed::noise_params(&cfg_a, n, 0, s as u32, None, 1.0);
+    let pb = |s: usize| dae::feed::noise_params(&cfg_b, n, 1, 1000 + s as u32, None, 1.0);
+    let encode = |s: usize| -> dae::Result<()> {
+        c.named("batch", || data_gather(&c, &dataset, &perm, b * s, b, image_len, &clean))?;
+        c.named("noise a", || data_noise(&c, &pa(s), &clean, &xa))?;
+        c.named("noise b", || data_noise(&c, &pb(s), &clean, &xb))?;
+        c.named("log a", || copy_offset(&c, &xa.slice(0, 1)?, &log, 3 * s))?;
+        c.named("log b", || copy_offset(&c, &xb.slice(0, 1)?, &log, 3 * s + 1))?;
+        c.named("log clean", || copy_offset(&c, &clean.slice(0, 1)?, &log, 3 * s + 2))
+    };
+    let bits = |v: &dae::gpu::View| c.read(v).unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    dae::ops::elementwise::fill(&c, &log, 0.0).unwrap();
+    let mut direct = Vec::new();
+    for s in 0..steps {
+        encode(s).unwrap();
+        c.flush().unwrap();
+        direct.push((bits(&xa), bits(&xb)));
+    }
+    let direct_log = bits(&log);
+    assert_ne!(direct[0].0, direct[0].1, "the two draws must differ for the test to mean anything");
+    dae::ops::elementwise::fill(&c, &log, 0.0).unwrap();
+    let mut plan = c.record(|| encode(0)).unwrap();
+    assert_eq!(plan.slot_names(), ["batch", "log a", "log b", "log clean", "noise a", "noise b"]);
+    for (s, d) in direct.iter().enumerate() {
+        plan.set::<DataParams>("batch", |_, p| p.start = (b * s) as u32).unwrap();
+        plan.set::<DataParams>("noise a", |_, p| *p = pa(s)).unwrap();
+        plan.set::<DataParams>("noise b", |_, p| *p = pb(s)).unwrap();
+        for (k, name) in ["log a", "log b", "log clean"].iter().enumerate() {
+            plan.set::<ElementwiseParams>(name, |_, p| p.offset = (3 * s + k) as u32).unwrap();
+        }
+        c.replay(&plan).unwrap();
+        assert!((bits(&xa), bits(&xb)) == *d, "step {s}: the replayed draws differ from direct encoding");
+    }
+    assert_eq!(bits(&log), direct_log, "the replayed log differs");
+    let e = plan.set::<DataParams>("noise c", |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("no slot \"noise c\"") && e.contains("noise b"), "{e}");
+    let e = plan.set::<ElementwiseParams>("noise a", |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("bytes of Params"), "{e}");
+}
+
+/// Autotune compares the bits of the candidates it times (they compute the same bits by
+/// design): on lavapipe all agree; a planted miscompile of one candidate (one flipped bit) is
+/// found against the simple kernel (conv) or by majority (group norm's workgroup sizes),
+/// dropped (never picked) and reported naming kernel, shape and adapter.
+#[test]
+fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
+    use dae::ops::Chans;
+    use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_weight_grad};
+    let c = ctx();
+    c.tune_afresh(600.0);
+    let g = ConvGeom { n: 2, cin: 13, h: 11, w: 9, cout: 10, ho: 11, wo: 9, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
+    let mut rng = dae::util::rng::Rng::new(5);
+    let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
+    let w = c.upload("t", &rng.vec(g.cout * g.cin * g.kh * g.kw)).unwrap();
+    let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
+    let (y, dw) = (c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap(), c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap());
+    conv2d_forward(&c, &g, &x, &w, None, &y, false).unwrap();
+    conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+    assert!(c.miscompiles().is_empty(), "the candidates disagree on this adapter: {:?}", c.miscompiles());
+    let before = c.read(&y).unwrap();
+    // The same shapes timed again from scratch, "channel blocks" and "8 x 8 channels" planted wrong.
+    for planted in ["channel blocks", "8 x 8 channels"] {
+        c.tune_afresh(600.0);
+        c.plant_miscompile(Some(planted));
+        conv2d_forward(&c, &g, &x, &w, None, &y, false).unwrap();
+        conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+        c.plant_miscompile(None);
+        let found = c.miscompiles();
+        let hit: Vec<&String> = found.iter().filter(|m| m.contains(&format!(": {planted} computed other bits"))).collect();
+        assert_eq!(hit.len(), 1, "{planted}: {found:?}");
+        assert!(hit[0].contains("simple kernel agrees") && hit[0].contains(&c.gpu().info.name) && hit[0].contains("n2 13x11x9"), "{}", hit[0]);
+        assert!(c.tuned_choices().values().all(|l| l != planted), "the dropped candidate was picked: {:?}", c.tuned_choices());
+        assert!(c.read(&y).unwrap() == before, "the forward's result changed");
+    }
+    // Group norm's workgroup sizes have no simple kernel: the majority decides.
+    c.tune_afresh(600.0);
+    let labels = c.miscompiles().len();
+    let xn = Tensor::from_slice(&c, &[2, 8, 5, 7], &rng.vec(2 * 8 * 35)).unwrap();
+    let (gamma, beta) = (Tensor::full(&c, &[8], 1.0).unwrap(), Tensor::full(&c, &[8], 0.0).unwrap());
+    let planted = "32 per workgroup";
+    c.plant_miscompile(Some(planted));
+    Graph::inference(&c).group_norm(&xn, 4, &gamma, &beta, 1e-5).unwrap();
+    c.plant_miscompile(None);
+    let found = &c.miscompiles()[labels..];
+    assert!(found.iter().any(|m| m.contains(&format!(": {planted} computed other bits")) && m.contains("majority")), "{found:?}");
 }

@@ -354,8 +354,8 @@ impl Graph {
         Ok(y)
     }
 
-    pub fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
-        let (y, op) = dropout2d::dropout2d(x, p, seed, stream)?;
+    pub fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, step: u64, layer: u32) -> Result<Tensor> {
+        let (y, op) = dropout2d::dropout2d(x, p, seed, step, layer)?;
         self.record(Op::Dropout2d(op), &[x], &y);
         Ok(y)
     }

@@ -30,13 +30,15 @@ pub(super) fn check_activations(c: &mut Checker) -> Result<()> {
 }
 
 pub(super) fn check_dropout(c: &mut Checker) -> Result<()> {
-    for (shape, p, seed, stream) in
-        [([3, 5, 7, 7], 0.3f32, 7u64, 0u64), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 33)]
+    // (step, layer): streams 0, 41 and 2^33 (a high word).
+    for (shape, p, seed, step, layer) in
+        [([3, 5, 7, 7], 0.3f32, 7u64, 0u64, 0u32), ([1, 3, 13, 11], 0.5, 0x1234_5678_9abc, 0, 41), ([4, 6, 3, 3], 0.1, 99, 1 << 27, 0)]
     {
         let [n, ch, h, w] = shape;
         let (x, xr) = c.leaf(&shape)?;
+        let stream = crate::ops::dropout2d::stream(step, layer);
         c.case("dropout2d", format!("x{} p{p} seed {seed} stream {stream}", dims(&shape)));
-        let y = c.g.dropout2d(&x, p, seed, stream)?;
+        let y = c.g.dropout2d(&x, p, seed, step, layer)?;
         // The kernel compares against p rounded to f32; the reference gets the same value.
         c.cmp_t("dropout2d_forward", &y, &r::dropout2d::dropout2d_forward(n, ch, h * w, p as f64, seed, stream, &xr))?;
         let (grads, g) = c.backward(&y)?;

@@ -204,6 +204,9 @@ pub struct CtxInner {
     /// The newest submission, and the one `pace` waits for next.
     submitted: RefCell<Option<wgpu::SubmissionIndex>>,
     paced: RefCell<Option<wgpu::SubmissionIndex>>,
+    /// Autotune's cross-check findings ([`Ctx::miscompiles`]).
+    miscompiles: RefCell<Vec<String>>,
+    planted: Cell<Option<&'static str>>,
 }
 
 /// Timestamp queries at the start and end of each compute pass, resolved and read back at each
@@ -223,6 +226,8 @@ struct Planned {
     bind: wgpu::BindGroup,
     groups: [u32; 3],
     entry: &'static str,
+    /// Bytes of its Params (what a slot's setter must match).
+    params_len: usize,
 }
 
 #[derive(Default)]
@@ -236,6 +241,10 @@ struct PlanBuilder {
     keep: Vec<View>,
     /// `Ctx::tune_deferrals` when the recording began.
     deferrals: u64,
+    /// The slot names of [`Ctx::named`] open now, innermost last, and the dispatches each name
+    /// holds.
+    scopes: Vec<String>,
+    slots: HashMap<String, Vec<usize>>,
 }
 
 /// Half precision until dropped (`Ctx::half_scope`).
@@ -252,6 +261,8 @@ impl Drop for HalfScope {
 /// the step, the noise keys, offsets.
 pub struct Plan {
     dispatches: Vec<Planned>,
+    /// Per-step values by name ([`Ctx::named`]): the dispatches whose Params a replay rewrites.
+    slots: HashMap<String, Vec<usize>>,
     params: Vec<u8>,
     keep: Vec<View>,
     /// Bytes per Params slot.
@@ -270,25 +281,39 @@ impl Plan {
         self.dispatches.is_empty()
     }
 
-    /// Rewrite the Params of every recorded dispatch of `entry`; `f` gets the index of the
-    /// dispatch among those of `entry` (recording order) and its Params.
-    pub fn patch<P: GpuParams>(&mut self, entry: &str, mut f: impl FnMut(usize, &mut P)) {
+    /// Rewrite the Params of the dispatches recorded under the slot `name` ([`Ctx::named`]);
+    /// `f` gets the index of the dispatch within the slot (recording order) and its Params. An
+    /// error when the recording named no such slot, or when `P` is not those dispatches' Params.
+    pub fn set<P: GpuParams>(&mut self, name: &str, mut f: impl FnMut(usize, &mut P)) -> Result<()> {
         let n = std::mem::size_of::<P>();
-        let mut k = 0;
-        for (i, d) in self.dispatches.iter().enumerate() {
-            if d.entry == entry {
-                let at = i * self.slot as usize;
-                let mut p: P = bytemuck::pod_read_unaligned(&self.params[at..at + n]);
-                f(k, &mut p);
-                self.params[at..at + n].copy_from_slice(bytemuck::bytes_of(&p));
-                k += 1;
+        let Some(idx) = self.slots.get(name) else {
+            let mut known: Vec<&str> = self.slots.keys().map(String::as_str).collect();
+            known.sort();
+            return Err(Error::Msg(format!("the plan has no slot {name:?} (its recording named: {})", known.join(", "))));
+        };
+        for (k, &i) in idx.iter().enumerate() {
+            let d = &self.dispatches[i];
+            if d.params_len != n {
+                return Err(Error::Msg(format!(
+                    "slot {name:?}: dispatch {k} ({}) has {} bytes of Params, not the {n} of {}",
+                    d.entry,
+                    d.params_len,
+                    std::any::type_name::<P>()
+                )));
             }
+            let at = i * self.slot as usize;
+            let mut p: P = bytemuck::pod_read_unaligned(&self.params[at..at + n]);
+            f(k, &mut p);
+            self.params[at..at + n].copy_from_slice(bytemuck::bytes_of(&p));
         }
+        Ok(())
     }
 
-    /// How many dispatches of `entry` the plan holds.
-    pub fn count(&self, entry: &str) -> usize {
-        self.dispatches.iter().filter(|d| d.entry == entry).count()
+    /// The slot names the recording gave, sorted.
+    pub fn slot_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.slots.keys().map(String::as_str).collect();
+        v.sort();
+        v
     }
 
     /// The kept buffers (see [`Ctx::record`]).
@@ -361,6 +386,8 @@ impl Ctx {
             forced: Cell::new(None),
             submitted: RefCell::new(None),
             paced: RefCell::new(None),
+            miscompiles: RefCell::new(Vec::new()),
+            planted: Cell::new(None),
             half: RefCell::new(None),
             dispatches: Cell::new(0),
             profile: RefCell::new(sync_from_env()),
@@ -517,12 +544,25 @@ impl Ctx {
 
     /// Which of `labels` (a kernel's candidates at one shape, first = the default) to run: pinned
     /// by a checkpoint, else cached for this adapter and driver, else timed now: `run(i)` encodes
-    /// candidate i once (on scratch outputs), and each runs alone on the GPU, once to warm up
-    /// (compile) and twice timed; the fastest wins and is cached. Past the process's tuning
-    /// budget the first label runs, untuned and not cached, and the shape waits for
-    /// [`Ctx::retune`]. A plan being recorded is set aside while candidates run, so nothing of the
-    /// tuning enters it.
-    pub fn tuned(&self, kernel: &str, shape: &str, labels: &[&'static str], mut run: impl FnMut(usize) -> Result<()>) -> Result<usize> {
+    /// candidate i once on scratch outputs it initialises the same way each time, and returns
+    /// them; each runs alone on the GPU, once to warm up (compile) and twice timed; the fastest
+    /// wins and is cached. Past the process's tuning budget the first label runs, untuned and not
+    /// cached, and the shape waits for [`Ctx::retune`]. A plan being recorded is set aside while
+    /// candidates run, so nothing of the tuning enters it.
+    ///
+    /// The candidates compute the same bits by design, so the warm-up outputs are compared: a
+    /// candidate that disagrees is judged against `simple()` (the family's simple kernel on the
+    /// same scratch outputs) where there is one, by majority where not, and the wrong ones are
+    /// dropped with a warning naming kernel, shape and adapter ([`Ctx::miscompiles`]): a
+    /// miscompile check on every adapter dae tunes on.
+    pub fn tuned(
+        &self,
+        kernel: &str,
+        shape: &str,
+        labels: &[&'static str],
+        mut run: impl FnMut(usize) -> Result<Vec<View>>,
+        simple: Option<&mut dyn FnMut() -> Result<Vec<View>>>,
+    ) -> Result<usize> {
         if let Some(i) = self.0.forced.get() {
             return Ok(i.min(labels.len() - 1));
         }
@@ -553,20 +593,30 @@ impl Ctx {
                 // A shape cut short before is timed whole now, however long that takes: a
                 // shape longer than one slice would otherwise never finish.
                 let whole = self.0.tuner.borrow().is_deferred(&short);
-                for i in 0..labels.len() {
+                let mut outputs = Vec::new();
+                for (i, label) in labels.iter().enumerate() {
                     // A candidate whose three runs would go past the budget is not started: the
                     // shape uses the best so far this time and is tuned whole by a later run.
                     let e = t0.elapsed().as_secs_f64();
                     if i > 0 && !whole && !self.0.tuner.borrow().fits(3.0 * e / i as f64 * (i + 1) as f64) {
                         break;
                     }
-                    self.run_alone(|| run(i))?;
+                    // Read inside: a plan being recorded is set aside there.
+                    let mut bits = Vec::new();
+                    self.run_alone(|| {
+                        bits = self.output_bits(&run(i)?, label)?;
+                        Ok(())
+                    })?;
+                    outputs.push(bits);
                     warm += 1;
                 }
+                let wrong = self.cross_check(kernel, shape, &labels[..warm], &outputs, simple)?;
                 let mut best_s = vec![f64::INFINITY; warm];
                 for _ in 0..2 {
                     for (i, b) in best_s.iter_mut().enumerate() {
-                        *b = b.min(self.run_alone(|| run(i))?);
+                        if !wrong.contains(&i) {
+                            *b = b.min(self.run_alone(|| run(i).map(drop))?);
+                        }
                     }
                 }
                 let times: Vec<(String, f64)> = labels.iter().zip(&best_s).map(|(l, t)| (l.to_string(), t * 1e3)).collect();
@@ -583,6 +633,107 @@ impl Ctx {
         };
         self.0.tuner.borrow_mut().note_used(&short, labels[pick]);
         Ok(pick)
+    }
+
+    /// The bits of a candidate's outputs (its scratch views, read back), for [`Ctx::cross_check`]
+    /// (a planted miscompile flips the lowest bit of its candidate's first value).
+    fn output_bits(&self, views: &[View], label: &str) -> Result<Vec<u32>> {
+        let mut bits = Vec::new();
+        for v in views {
+            bits.extend(self.read(v)?.iter().map(|x| x.to_bits()));
+        }
+        if self.0.planted.get() == Some(label)
+            && let Some(b) = bits.first_mut()
+        {
+            *b ^= 1;
+        }
+        Ok(bits)
+    }
+
+    /// Tests of autotune's cross-check: the candidate `label` reports its outputs with one bit
+    /// flipped, as a miscompiled kernel would.
+    pub fn plant_miscompile(&self, label: Option<&'static str>) {
+        self.0.planted.set(label);
+    }
+
+    /// Autotune from scratch in this context: no cache file read or written, nothing known,
+    /// `budget_s` seconds of timing.
+    pub fn tune_afresh(&self, budget_s: f64) {
+        let i = &self.0.gpu.info;
+        *self.0.tuner.borrow_mut() = tune::Tuner::at(None, &format!("{} | {} {}", i.name, i.driver, i.driver_info), budget_s);
+    }
+
+    /// The candidates (by index into `labels`) whose outputs are wrong, each reported. All
+    /// agreeing: none. Otherwise the candidates fall into groups of identical bits; with a
+    /// simple kernel, the group nearest its output (relative max difference) is right; without,
+    /// the largest group, and a tie drops nothing but is reported.
+    fn cross_check(
+        &self,
+        kernel: &str,
+        shape: &str,
+        labels: &[&str],
+        outputs: &[Vec<u32>],
+        simple: Option<&mut dyn FnMut() -> Result<Vec<View>>>,
+    ) -> Result<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, o) in outputs.iter().enumerate() {
+            match groups.iter_mut().find(|g| outputs[g[0]] == *o) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        if groups.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let names = |g: &[usize]| g.iter().map(|&i| labels[i]).collect::<Vec<_>>().join(", ");
+        let (right, how) = match simple {
+            Some(f) => {
+                let mut want: Vec<f32> = Vec::new();
+                self.run_alone(|| {
+                    want = self.output_bits(&f()?, "")?.into_iter().map(f32::from_bits).collect();
+                    Ok(())
+                })?;
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+                let dist = |g: &Vec<usize>| {
+                    outputs[g[0]].iter().zip(&want).fold(0f32, |m, (b, w)| {
+                        let d = (f32::from_bits(*b) - w).abs() / scale;
+                        if d.is_nan() { f32::INFINITY } else { m.max(d) }
+                    })
+                };
+                let best = groups.iter().min_by(|a, b| dist(a).total_cmp(&dist(b))).cloned().unwrap_or_default();
+                (best.clone(), format!("the simple kernel agrees with {} (max difference {:.1e} of its largest value)", names(&best), dist(&best)))
+            }
+            None => {
+                let most = groups.iter().map(Vec::len).max().unwrap_or(0);
+                let top: Vec<&Vec<usize>> = groups.iter().filter(|g| g.len() == most).collect();
+                if top.len() > 1 {
+                    let msg = format!(
+                        "{kernel} at {shape} on {}: its candidates disagree ({}) and no majority decides which are right; none dropped",
+                        self.0.gpu.info.name,
+                        groups.iter().map(|g| format!("[{}]", names(g))).collect::<Vec<_>>().join(" vs ")
+                    );
+                    eprintln!("warning: autotune: {msg}");
+                    self.0.miscompiles.borrow_mut().push(msg);
+                    return Ok(Vec::new());
+                }
+                (top[0].clone(), format!("the majority ({}) agrees", names(top[0])))
+            }
+        };
+        let wrong: Vec<usize> = (0..outputs.len()).filter(|i| !right.contains(i)).collect();
+        let msg = format!(
+            "{kernel} at {shape} on {} ({}): {} computed other bits than the rest ({how}); dropped for this shape. Please report this adapter and driver",
+            self.0.gpu.info.name,
+            self.0.gpu.info.driver_info,
+            names(&wrong)
+        );
+        eprintln!("warning: autotune: {msg}");
+        self.0.miscompiles.borrow_mut().push(msg);
+        Ok(wrong)
+    }
+
+    /// What autotune's cross-check found wrong in this process (each also printed as a warning).
+    pub fn miscompiles(&self) -> Vec<String> {
+        self.0.miscompiles.borrow().clone()
     }
 
     /// Run `f`'s dispatches on their own (any open recording and GPU timer set aside, earlier
@@ -924,7 +1075,11 @@ impl Ctx {
             for (_, v) in l.bindings {
                 rec.buffers.insert(v.storage.id, v.storage.bytes);
             }
-            rec.dispatches.push(Planned { pipe, bind: bg, groups: l.groups, entry: l.entry });
+            if let Some(name) = rec.scopes.last() {
+                let i = rec.dispatches.len();
+                rec.slots.entry(name.clone()).or_default().push(i);
+            }
+            rec.dispatches.push(Planned { pipe, bind: bg, groups: l.groups, entry: l.entry, params_len: pbytes.len() });
             return Ok(());
         }
         if self.0.enc.borrow().slots >= ARENA_SLOTS {
@@ -980,6 +1135,26 @@ impl Ctx {
 
     // ---- plans: a step recorded once, replayed every step --------------------------------------
 
+    /// Name the per-step values of the dispatches `f` encodes: while a plan records, they form
+    /// the slot `name`, whose Params a replay rewrites through [`Plan::set`] (the batch offset,
+    /// the noise keys, the learning rate, the log slot: whatever changes between replays). The
+    /// innermost name holds a dispatch; the same name given twice gathers both. Outside a
+    /// recording it only runs `f`. It changes nothing of what the launchers do.
+    pub fn named<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let recording = match self.0.recording.borrow_mut().as_mut() {
+            Some(rec) => {
+                rec.scopes.push(name.to_string());
+                true
+            }
+            None => false,
+        };
+        let r = f();
+        if recording && let Some(rec) = self.0.recording.borrow_mut().as_mut() {
+            rec.scopes.pop();
+        }
+        r
+    }
+
     /// Record the work `encode` encodes as a plan: its dispatches are built (pipelines, bind
     /// groups) and kept in order with their Params instead of being encoded. Buffers freed during
     /// the recording go back to the pool and are reused by later dispatches of the same
@@ -1002,6 +1177,7 @@ impl Ctx {
             peak_bytes: b.buffers.values().sum(),
             untuned: self.tune_deferrals() > b.deferrals,
             dispatches: b.dispatches,
+            slots: b.slots,
             params: b.params,
             keep: b.keep,
             slot: self.0.slot_bytes,

@@ -75,7 +75,8 @@ pub trait Backend {
     fn resize(&mut self, x: &Self::T, ho: usize, wo: usize, align_corners: bool) -> Result<Self::T>;
     fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize)) -> Result<Self::T>;
     fn concat(&mut self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
-    fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, stream: u64) -> Result<Self::T>;
+    /// Training-mode dropout with the Philox stream of (`step`, `layer`) (`ops::dropout2d::stream`).
+    fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, step: u64, layer: u32) -> Result<Self::T>;
     /// Reserve the channel concatenation [n, sum(chans), h, w] of parts produced later: one slot
     /// per part, to pass to `write_into` before the op producing it. `None` slots (the default,
     /// the CPU reference's) mean `concat` copies.
@@ -146,8 +147,8 @@ impl Backend for Graph {
     fn concat(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         Graph::concat(self, &[a, b])
     }
-    fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
-        Graph::dropout2d(self, x, p, seed, stream)
+    fn dropout2d(&mut self, x: &Tensor, p: f32, seed: u64, step: u64, layer: u32) -> Result<Tensor> {
+        Graph::dropout2d(self, x, p, seed, step, layer)
     }
     fn concat_slots(&mut self, n: usize, chans: &[usize], h: usize, w: usize) -> Result<Vec<Option<Tensor>>> {
         Ok(Graph::concat_slots(self, n, chans, h, w)?.into_iter().map(Some).collect())
@@ -227,13 +228,13 @@ struct Block {
     norm: Norm,
     act: Activation,
     dropout: f32,
-    drop_id: u64,
+    drop_id: u32,
 }
 
 struct Builder<'c> {
     l: Layout,
     cfg: &'c ModelConfig,
-    dropouts: u64,
+    dropouts: u32,
 }
 
 impl Builder<'_> {
@@ -316,7 +317,7 @@ impl Block {
         };
         if self.dropout > 0.0 && f.training {
             // A distinct Philox stream per (step, dropout layer).
-            be.dropout2d(&h, self.dropout, f.seed, f.step.wrapping_mul(64).wrapping_add(self.drop_id))
+            be.dropout2d(&h, self.dropout, f.seed, f.step, self.drop_id)
         } else {
             Ok(h)
         }

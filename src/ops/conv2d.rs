@@ -112,6 +112,8 @@ struct Blocked {
     taps: usize,
     /// Floats of the output as the `_ubo` kernels keep a tap range's raw sums ([n, C, H, W]).
     out_len: usize,
+    /// The simple kernel of the same pass and its invocations: autotune's referee.
+    simple: &'static str,
 }
 
 /// How a blocked kernel runs.
@@ -188,12 +190,17 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
                 }
             }
             let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
-            let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| {
+            // Each candidate, and the simple kernel, on a zeroed scratch copy of the output.
+            let on_scratch = |f: &dyn Fn(&[(u32, &View)]) -> Result<()>| -> Result<Vec<View>> {
                 let scratch = ctx.alloc("autotune scratch", out.len())?;
+                crate::ops::elementwise::fill(ctx, &scratch, 0.0)?;
                 let mut b = inputs.to_vec();
                 b.push((slot, &scratch));
-                launch(candidates[i].0, &b)
-            })?;
+                f(&b)?;
+                Ok(vec![scratch])
+            };
+            let mut simple = || on_scratch(&|b| run(ctx, k.simple, p, b, out.len()));
+            let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| on_scratch(&|b| launch(candidates[i].0, b)), Some(&mut simple))?;
             candidates[pick].0
         }
         Variant::Tiled | Variant::Naive => Blocking::Tiled,
@@ -298,6 +305,7 @@ fn forward_of(ctx: &Ctx, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y
             summed: g.cin,
             taps: g.kh * g.kw,
             out_len: g.n * g.cout * g.ho * g.wo,
+            simple: "conv2d_forward",
         };
         run_blocked(ctx, &k, p, &bind)
     } else {
@@ -333,6 +341,7 @@ fn input_grad_of(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operan
             summed: g.cout,
             taps: g.kh * g.kw,
             out_len: g.n * g.cin * g.h * g.w,
+            simple: "conv2d_input_grad",
         };
         run_blocked(ctx, &k, p, &bind)
     } else {
@@ -479,10 +488,25 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
                 })
                 .collect();
             let labels: Vec<&'static str> = offered.iter().map(|c| c.1).collect();
-            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &labels, |i| {
-                let scratch = ctx.alloc("autotune scratch", partials.len())?;
-                launch(offered[i].0, &scratch)
-            })?;
+            // Each candidate with the reduce after it, and the simple kernel, into a zeroed
+            // scratch dw (the candidates' partials are theirs to lay out).
+            let zeroed = |len: usize| -> Result<View> {
+                let v = ctx.alloc("autotune scratch", len)?;
+                crate::ops::elementwise::fill(ctx, &v, 0.0)?;
+                Ok(v)
+            };
+            let mut simple = || -> Result<Vec<View>> {
+                let out = zeroed(wsz)?;
+                run(ctx, "conv2d_weight_grad", g.params(false, false), &[(1, x), (4, dy), (7, &out)], wsz)?;
+                Ok(vec![out])
+            };
+            let candidate = |i: usize| -> Result<Vec<View>> {
+                let (scratch, out) = (zeroed(partials.len())?, zeroed(wsz)?);
+                launch(offered[i].0, &scratch)?;
+                run(ctx, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(5, &scratch), (7, &out)], wsz)?;
+                Ok(vec![out])
+            };
+            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &labels, candidate, Some(&mut simple))?;
             offered[pick].0
         }
     };

@@ -12,7 +12,7 @@ gpu_params! {
     pub struct ElementwiseParams {
         pub len: u32, pub c: u32, pub hw: u32, pub accumulate: u32,
         pub alpha: f32, pub c_off: u32, pub c_total: u32, pub chunks: u32,
-        pub chunk: u32, pub _pad0: u32, pub _pad1: u32, pub _pad2: u32,
+        pub chunk: u32, pub offset: u32, pub _pad1: u32, pub _pad2: u32,
     }
 }
 
@@ -38,7 +38,7 @@ pub fn copy(ctx: &Ctx, src: &View, dst: &View, accumulate: bool) -> Result<()> {
 /// dst[offset..offset + src.len()] = src (a scalar into a log buffer, without aligned views).
 pub fn copy_offset(ctx: &Ctx, src: &View, dst: &View, offset: usize) -> Result<()> {
     crate::ensure!(offset + src.len() <= dst.len(), "copy_offset", "{} elements at {offset} overrun a buffer of {}", src.len(), dst.len());
-    let p = ElementwiseParams { len: u(src.len()), hw: u(offset), ..Default::default() };
+    let p = ElementwiseParams { len: u(src.len()), offset: u(offset), ..Default::default() };
     run(ctx, "copy_offset", p, &[(1, src), (3, dst)], grid1d(ctx, "copy_offset", src.len())?)
 }
 

@@ -92,12 +92,28 @@ impl NormThreads {
         launch: impl Fn(usize, &[(u32, &View)]) -> Result<()>,
     ) -> Result<()> {
         let pick = if ctx.variant() == crate::gpu::Variant::Auto {
-            ctx.tuned(kernel, shape, &self.labels, |i| {
-                let scratch: Vec<(u32, View)> = out.iter().map(|(b, v)| Ok((*b, ctx.alloc("autotune scratch", v.len())?))).collect::<Result<_>>()?;
-                let mut b = inputs.to_vec();
-                b.extend(scratch.iter().map(|(k, v)| (*k, v)));
-                launch(i, &b)
-            })?
+            // Each candidate on zeroed scratch copies of the outputs; no simple kernel here: the
+            // cross-check goes by majority.
+            ctx.tuned(
+                kernel,
+                shape,
+                &self.labels,
+                |i| {
+                    let scratch: Vec<(u32, View)> = out
+                        .iter()
+                        .map(|(b, v)| {
+                            let s = ctx.alloc("autotune scratch", v.len())?;
+                            elementwise::fill(ctx, &s, 0.0)?;
+                            Ok((*b, s))
+                        })
+                        .collect::<Result<_>>()?;
+                    let mut b = inputs.to_vec();
+                    b.extend(scratch.iter().map(|(k, v)| (*k, v)));
+                    launch(i, &b)?;
+                    Ok(scratch.into_iter().map(|(_, v)| v).collect())
+                },
+                None,
+            )?
         } else {
             0
         };

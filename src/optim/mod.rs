@@ -103,8 +103,11 @@ impl Optimizer {
             ..Default::default()
         };
         self.per_step(&mut p, lr);
-        k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v, self.scaler.as_ref().map(|s| &s.state))
+        ctx.named(Self::SLOT, || k::optim_step(ctx, h.kind, p, &self.norm_sq, param, grad, &self.m, &self.v, self.scaler.as_ref().map(|s| &s.state)))
     }
+
+    /// The slot of a recorded step that holds the update's per-step values ([`Optimizer::patch`]).
+    pub const SLOT: &'static str = "optimizer step";
 
     /// The values of a step that change with it: the learning rate and Adam's bias corrections
     /// at step `t`.
@@ -116,8 +119,8 @@ impl Optimizer {
     }
 
     /// Set this step's values (at `self.t`) in a recorded plan's optimiser dispatch.
-    pub fn patch(&self, plan: &mut crate::gpu::Plan, lr: f32) {
-        plan.patch::<OptimParams>("optim_step", |_, p| self.per_step(p, lr));
+    pub fn patch(&self, plan: &mut crate::gpu::Plan, lr: f32) -> Result<()> {
+        plan.set::<OptimParams>(Self::SLOT, |_, p| self.per_step(p, lr))
     }
 }
 

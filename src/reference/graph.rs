@@ -291,7 +291,7 @@ impl Backend for Graph {
     fn concat(&mut self, a: &V, b: &V) -> Result<V> {
         Ok(Graph::concat(self, &[*a, *b]))
     }
-    fn dropout2d(&mut self, x: &V, p: f32, seed: u64, stream: u64) -> Result<V> {
-        Ok(Graph::dropout2d(self, *x, p as f64, seed, stream))
+    fn dropout2d(&mut self, x: &V, p: f32, seed: u64, step: u64, layer: u32) -> Result<V> {
+        Ok(Graph::dropout2d(self, *x, p as f64, seed, crate::ops::dropout2d::stream(step, layer)))
     }
 }
