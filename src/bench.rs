@@ -568,14 +568,16 @@ fn norm_passes(ctx: &Ctx, amp: bool, variant: &str) -> Result<Vec<(Option<View>,
     Ok(v)
 }
 
-/// One full training step of a SPEC model as `dae train` runs it (forward, MSE, backward, global
-/// clip, AdamW, EMA) on random [0, 1) data, recorded once as a plan and replayed; `spec` like
-/// `unet16x2` or `conv64x3`. The first step is timed from a cold start (compile, and autotune
-/// within the process's budget); then, as in training, the step is recorded anew until autotune
-/// has timed all its shapes (within `BENCH_TUNE_BUDGET_S` for the process), and the timed steps
-/// replay that plan. With `profile`, one more step follows with every dispatch timed on
-/// its own: (entry point, calls, seconds), slowest first. `amp`: as under `train.amp` (an
-/// error where the adapter lacks shader-f16).
+/// One training step of a SPEC model as `dae train` runs it, by `dae train`'s own code
+/// (`Trainer`: the batch gathered from a dataset on the GPU through the epoch's permutation, the
+/// noise, forward, the loss, backward, global clip, AdamW, the EMA of weights and buffers, the
+/// log copies) on synthetic images, recorded once as a plan and replayed; `spec` like `unet16x2`
+/// or `conv64x3`; the default config otherwise. The first step is timed from a cold start
+/// (compile, and autotune within the process's budget); then, as in training, the step is
+/// recorded anew until autotune has timed all its shapes (within `BENCH_TUNE_BUDGET_S` for the
+/// process), and the timed steps replay that plan. With `profile`, one more step follows with
+/// every dispatch timed on its own: (entry point, calls, seconds), slowest first. `amp`: as
+/// under `train.amp` (an error where the adapter lacks shader-f16).
 #[allow(clippy::type_complexity)]
 pub fn model_step(
     ctx: &Ctx,
@@ -587,6 +589,17 @@ pub fn model_step(
     amp: bool,
 ) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
     model_step_timed(ctx, Timer::Wall, spec, batch, warmup, iters, profile, amp)
+}
+
+/// The run `model_step` times: the default config with `spec`'s model at `batch`, on 4 batches
+/// of synthetic images (and one validation image, which the bench never scores).
+fn bench_config(spec: &str, batch: usize, amp: bool) -> Result<crate::config::Config> {
+    let mut cfg = crate::config::Config { model: spec_model(spec)?, ..Default::default() };
+    cfg.train.batch_size = batch;
+    cfg.train.amp = amp;
+    cfg.data.val_size = 1;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// `model_step` with the step timed by `timer`.
@@ -601,47 +614,20 @@ pub fn model_step_timed(
     profile: bool,
     amp: bool,
 ) -> Result<(TrainRow, Vec<(&'static str, u64, f64)>)> {
-    use crate::nn::model::Fwd;
-    use crate::nn::{Model, Weights};
-    use crate::ops::optim::OptKind;
-    use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
-    use crate::tensor::Tensor;
-    let mc = spec_model(spec)?;
-    let t_cold = Instant::now();
-    let (model, layout) = Model::new(&mc)?;
-    let (p0, b0) = layout.init(1);
-    let params = ctx.upload("bench", &p0)?;
-    let ema = ctx.upload("bench", &p0)?;
-    let buffers = ctx.upload("bench", &b0)?;
-    let grads = ctx.alloc("bench", layout.param_len())?;
-    crate::ops::elementwise::fill(ctx, &grads, 0.0)?;
-    let w = Weights::views(ctx, &layout, &params, Some(&grads), &buffers)?;
-    let hyper = Hyper { kind: OptKind::Adamw, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, momentum: 0.0, grad_clip: Some(1.0) };
-    let mut opt = Optimizer::new(ctx, layout.param_len(), hyper)?;
-    if amp {
-        if !ctx.gpu().has_f16() {
-            return Err(crate::error::Error::Msg("--amp: this adapter has no shader-f16 (train.amp would train in f32)".into()));
-        }
-        opt.scaler = Some(LossScaler::new(ctx, 65536.0, 2000)?);
+    if amp && !ctx.gpu().has_f16() {
+        return Err(crate::error::Error::Msg("--amp: this adapter has no shader-f16 (train.amp would train in f32)".into()));
     }
+    let cfg = bench_config(spec, batch, amp)?;
+    let t_cold = Instant::now();
     let mut rng = crate::util::rng::Rng::new(9);
-    let n = batch * 28 * 28;
-    let x = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
-    let y = Tensor::from_slice(ctx, &[batch, 1, 28, 28], &rng.vec(n).iter().map(|v| 0.5 + 0.5 * v).collect::<Vec<_>>())?;
-    let encode = |opt: &mut Optimizer| -> Result<()> {
-        let half = ctx.half_scope(opt.scaler.as_ref().map(|s| s.flag.clone()));
-        let mut g = crate::autograd::Graph::new(ctx);
-        w.attach(&mut g)?;
-        let out = model.forward(&mut g, &Fwd::gpu(&w, true, 1, 0), &x)?;
-        let l = g.mse_loss(&out, &y)?;
-        drop(g.backward_with(&l, &loss_seed(ctx, opt.scaler.as_ref())?)?);
-        drop(half);
-        opt.step(ctx, &params, &grads, 2e-4)?;
-        ema_update_unless_skipped(ctx, 0.999, &params, &ema, opt.scaler.as_ref().map(|s| &s.state))
-    };
-    let record = |opt: &mut Optimizer| ctx.record(|| encode(opt)).map_err(|e| e.limit_in_terms_of("--batch", batch));
-    let mut plan = record(&mut opt)?;
-    ctx.replay(&plan)?;
+    let count = 4 * batch + cfg.data.val_size;
+    let pixels: Vec<u8> = rng.vec(count * 784).iter().map(|v| ((0.5 + 0.5 * v).clamp(0.0, 1.0) * 255.0) as u8).collect();
+    let images = crate::data::IdxImages { count, rows: 28, cols: 28, pixels };
+    let mut tr = crate::train::Trainer::on_images(ctx, &cfg, &crate::train::TrainOptions::default(), &images, &mut |_| {})
+        .map_err(|e| e.limit_in_terms_of("--batch", batch))?;
+    let log = ctx.alloc("step log", 2)?;
+    let step = |tr: &mut crate::train::Trainer| tr.bench_step(&log).map_err(|e| e.limit_in_terms_of("--batch", batch));
+    step(&mut tr)?;
     ctx.gpu().wait()?;
     let first_step_s = t_cold.elapsed().as_secs_f64();
     // As `dae train` does, the step is recorded anew while autotune has shapes of it to time,
@@ -650,27 +636,23 @@ pub fn model_step_timed(
     // at batch 16 on lavapipe). Shapes past that budget run untuned, as they did before.
     let t_tune = Instant::now();
     ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
-    while plan.untuned() && ctx.tune_budget_left() {
-        opt.t += 1;
-        plan = record(&mut opt)?;
-        ctx.replay(&plan)?;
+    while tr.retuning() && ctx.tune_budget_left() {
+        step(&mut tr)?;
     }
+    // The plan of the timed steps is recorded (a last re-recording, if any, happens here).
+    step(&mut tr)?;
     ctx.gpu().wait()?;
     let tune_s = t_tune.elapsed().as_secs_f64();
-    let mut step = || -> Result<()> {
-        opt.t += 1;
-        opt.patch(&mut plan, 2e-4)?;
-        ctx.replay(&plan)
-    };
-    let ms = time(ctx, timer, warmup, iters, &mut step)?;
+    let ms = time(ctx, timer, warmup, iters, &mut || step(&mut tr))?;
     let mut prof = Vec::new();
     if profile {
         ctx.set_profile(true)?;
-        let r = step();
+        let r = step(&mut tr);
         prof = ctx.profile();
         ctx.set_profile(false)?;
         r?;
     }
+    let (dispatches, peak) = tr.plan_stats().unwrap_or((0, 0));
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let row = TrainRow {
         model: spec.to_string(),
@@ -679,8 +661,8 @@ pub fn model_step_timed(
         images_per_s: batch as f64 * 1e3 / ms,
         first_step_s,
         tune_s,
-        dispatches: plan.len(),
-        peak_mem_mb: mib(plan.peak_bytes),
+        dispatches,
+        peak_mem_mb: mib(peak),
         min_mem_mb: min_bytes(spec, batch).map(mib),
     };
     Ok((row, prof))

@@ -445,6 +445,77 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `dae train` shows its events: notes (unless --quiet) and warnings on stderr, and per
+/// epoch a progress bar on a terminal, or without one a plain line at most every 10 s.
+struct Shown {
+    verbose: bool,
+    bar: Option<indicatif::ProgressBar>,
+    epoch: (usize, usize),
+    plain: bool,
+    last_line: std::time::Instant,
+}
+
+impl Shown {
+    fn new(verbose: bool) -> Shown {
+        let plain = verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Shown { verbose, bar: None, epoch: (0, 0), plain, last_line: std::time::Instant::now() }
+    }
+
+    /// A line above the bar, if there is one.
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn event(&mut self, e: dae::train::Event) {
+        use dae::train::Event;
+        match e {
+            Event::Note(m) if self.verbose => self.line(&m),
+            Event::Note(_) => {}
+            Event::Warning(m) => self.line(&format!("warning: {m}")),
+            Event::Epoch { epoch, epochs, steps, done } => {
+                self.epoch = (epoch, epochs);
+                if self.verbose {
+                    let bar = indicatif::ProgressBar::new(steps as u64);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    bar.set_prefix(format!("{epoch}/{epochs}"));
+                    bar.set_position(done as u64);
+                    self.bar = Some(bar);
+                }
+            }
+            Event::Progress { done, step, loss, lr, images_per_s } => {
+                let msg = format!("loss {loss:.5} lr {lr:.2e} {images_per_s:.0} img/s");
+                if self.plain && self.last_line.elapsed().as_secs_f64() >= 10.0 {
+                    eprintln!("epoch {}/{} step {step} {msg}", self.epoch.0, self.epoch.1);
+                    self.last_line = std::time::Instant::now();
+                }
+                if let Some(b) = &self.bar {
+                    b.set_position(done as u64);
+                    b.set_message(msg);
+                }
+            }
+            Event::EpochSteps { finished } => {
+                if let Some(b) = self.bar.take() {
+                    if finished { b.finish_and_clear() } else { b.abandon() }
+                }
+            }
+        }
+    }
+
+    /// The run ended (an error may have cut an epoch short): leave the bar where it stood.
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.abandon();
+        }
+    }
+}
+
 /// The exit for a job an interrupt stopped: 130 (SIGINT) or 143 (SIGTERM).
 fn interrupted_exit(job: &str, what: &str) -> dae::Result<ExitCode> {
     let code = dae::util::signal::interrupted().unwrap_or(130);
@@ -456,8 +527,20 @@ fn train(adapter: Option<&str>, common: &Common, opts: &dae::train::TrainOptions
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
     let t0 = std::time::Instant::now();
-    let s = dae::train::train(&ctx, &cfg, opts)?;
+    let mut shown = Shown::new(opts.verbose);
+    let r = dae::train::train_with(&ctx, &cfg, opts, &mut |e| shown.event(e));
+    shown.finish();
+    let s = r?;
     let out = std::path::Path::new(&cfg.out_dir);
+    if s.already_finished {
+        eprintln!(
+            "the run in {} is already complete: all {} epochs are done (step {}); nothing to resume. Raise train.epochs to train on, or score it with dae eval / dae report",
+            out.display(),
+            s.epochs_done,
+            s.steps
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(code) = s.interrupted {
         if s.epochs_done >= cfg.train.epochs && s.validated {
             eprintln!("stopped at step {} with training complete ({} epochs): its checkpoints and logs are all written", s.steps, s.epochs_done);

@@ -10,7 +10,7 @@ use crate::gpu::{Ctx, View};
 pub(crate) struct TensorInner {
     pub(crate) id: u64,
     pub(crate) shape: Vec<usize>,
-    /// None for a hollow tensor (see [`Tensor::hollow`]).
+    /// None only inside a [`Handle`] (see [`Tensor::hollow`]).
     pub(crate) view: Option<View>,
     pub(crate) ctx: Ctx,
     pub(crate) slice: Option<ChannelSlice>,
@@ -113,21 +113,23 @@ impl Tensor {
     }
     /// The buffer behind the tensor: all of it, also for a slice (whose own elements are
     /// strided through it; see [`ChannelSlice`]).
-    ///
-    /// Panics for a hollow tensor: a backward that reads one is a bug in the graph's list of
-    /// the inputs each op's backward reads (`autograd::reads_input`).
     pub fn view(&self) -> &View {
         match &self.0.view {
             Some(v) => v,
-            None => panic!("{self:?}: the values of a hollow tensor were read (autograd::reads_input is wrong for its op)"),
+            // Hollow tensors live only inside handles, which never hand one out.
+            None => unreachable!("{self:?}: a hollow tensor escaped its Handle"),
         }
     }
 
-    /// The same tensor to a graph (its id, shape and layout) without its values: what a graph
-    /// node keeps of an input whose backward needs only its gradient slot, so that its buffer
-    /// returns to the pool as soon as nothing else holds it.
-    pub(crate) fn hollow(&self) -> Tensor {
+    /// The same tensor without its values (its id, shape and layout), for a [`Handle`]: its
+    /// buffer returns to the pool as soon as nothing else holds it.
+    fn hollow(&self) -> Tensor {
         Tensor(Rc::new(TensorInner { view: None, shape: self.0.shape.clone(), ctx: self.0.ctx.clone(), ..*self.0 }))
+    }
+
+    /// The tensor's identity to a graph, without its values ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        Handle(self.hollow())
     }
 
     /// Elements of the buffer a gradient of this tensor needs: its own, or for a channel slice
@@ -157,5 +159,33 @@ impl Tensor {
             [n, c, h, w] => Ok([n, c, h, w]),
             _ => Err(Error::shape(op, format!("expects an NCHW tensor, got shape {:?}", self.0.shape))),
         }
+    }
+}
+
+/// A tensor's identity to a graph (id, shape, layout) without its values: what a graph node
+/// keeps of its inputs, to route their gradients. The values a backward reads are the ones its
+/// op saved when it ran (`ops::*Op`); a handle has no way to reach a buffer, so a backward
+/// cannot read what its op did not save.
+#[derive(Clone, Debug)]
+pub struct Handle(Tensor);
+
+impl Handle {
+    pub fn id(&self) -> u64 {
+        self.0.id()
+    }
+    pub fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.numel()
+    }
+    pub fn buffer_len(&self) -> usize {
+        self.0.buffer_len()
+    }
+    pub fn is_slice(&self) -> bool {
+        self.0.is_slice()
+    }
+    pub fn nchw(&self, op: &'static str) -> Result<[usize; 4]> {
+        self.0.nchw(op)
     }
 }

@@ -53,6 +53,24 @@ pub struct TrainOptions {
     pub raise_at: Option<RaiseAt>,
 }
 
+/// What a run tells its caller as it goes: the library prints nothing, the caller (`main.rs`)
+/// shows these (a progress bar, lines, warnings).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A line about the run (the adapter, the model, a checkpoint saved, an epoch's validation).
+    Note(String),
+    /// Something the user should know that did not stop the run.
+    Warning(String),
+    /// An epoch's steps start: epoch (1-based) of `epochs`, `steps` in it, `done` already (a
+    /// resumed epoch).
+    Epoch { epoch: usize, epochs: usize, steps: usize, done: usize },
+    /// After a log window: steps done in the epoch, the last step (1-based), its loss and
+    /// learning rate, and the window's images/s.
+    Progress { done: usize, step: u64, loss: f32, lr: f64, images_per_s: f64 },
+    /// The epoch's steps ended (`finished`: all of them; else an interrupt or an error cut them).
+    EpochSteps { finished: bool },
+}
+
 /// Where `TrainOptions::raise_at` interrupts the last epoch's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RaiseAt {
@@ -75,6 +93,8 @@ pub struct Summary {
     pub amp: Option<(f32, u64)>,
     /// False when an interrupt cut the last epoch's validation short (`--resume` runs it).
     pub validated: bool,
+    /// `--resume` found the run finished: nothing was trained.
+    pub already_finished: bool,
 }
 
 /// The slots of the recorded training step (see [`Trainer::step_values`]).
@@ -155,6 +175,11 @@ impl Trainer {
     pub fn steps_per_epoch(&self) -> usize {
         steps_per_epoch(&self.cfg, self.train_idx.len())
     }
+
+    /// Every epoch trained and validated.
+    pub fn finished(&self) -> bool {
+        self.epoch >= self.cfg.train.epochs && self.validated
+    }
 }
 
 pub fn steps_per_epoch(cfg: &Config, n_train: usize) -> usize {
@@ -164,7 +189,7 @@ pub fn steps_per_epoch(cfg: &Config, n_train: usize) -> usize {
 
 impl Trainer {
     /// Set up a run: data on the GPU, model, arenas, optimiser (and the `last` checkpoint when resuming).
-    pub fn new(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, say: &mut dyn FnMut(&str)) -> Result<Trainer> {
+    pub fn new(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn FnMut(Event)) -> Result<Trainer> {
         if cfg.model.in_ch != 1 || cfg.model.out_ch != 1 {
             return Err(Error::Config(format!(
                 "model.in_ch and model.out_ch must be 1 for {} (grey images), got {} and {}",
@@ -174,7 +199,19 @@ impl Trainer {
             )));
         }
         let dir = data_dir(cfg, opts.data_dir.as_deref());
-        let images = load_images(cfg, &dir, true, say)?;
+        let images = load_images(cfg, &dir, true, &mut |m| events(Event::Note(m.to_string())))?;
+        Trainer::on_images(ctx, cfg, opts, &images, events)
+    }
+
+    /// A run on images already in memory (split into training and validation as the config
+    /// says): `dae train`'s, and the synthetic images `dae bench --models` times the step on.
+    pub fn on_images(
+        ctx: &Ctx,
+        cfg: &Config,
+        opts: &TrainOptions,
+        images: &crate::data::IdxImages,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Trainer> {
         let (train_idx, val_idx) = split(cfg, images.count)?;
         let spe = steps_per_epoch(cfg, train_idx.len());
         if spe == 0 {
@@ -265,7 +302,7 @@ impl Trainer {
             validated: true,
         };
         if opts.resume {
-            tr.resume()?;
+            tr.resume(events)?;
         }
         Ok(tr)
     }
@@ -274,7 +311,7 @@ impl Trainer {
     /// keep best_model, save `last` (and `epoch_NNN`), draw the epoch's figure. `None` when an
     /// interrupt stopped the validation: `last` is saved marked unvalidated, and `--resume`
     /// validates this epoch before it trains on.
-    fn end_epoch(&mut self, opts: &TrainOptions, ips: f64, say: &mut dyn FnMut(&str)) -> Result<Option<Vec<ValRow>>> {
+    fn end_epoch(&mut self, opts: &TrainOptions, ips: f64, events: &mut dyn FnMut(Event)) -> Result<Option<Vec<ValRow>>> {
         let cfg = self.cfg.clone();
         let hook = opts.raise_at == Some(RaiseAt::Validation) && self.epoch == cfg.train.epochs;
         let val =
@@ -282,12 +319,12 @@ impl Trainer {
         let Some(val) = val else {
             self.validated = false;
             self.save("last")?;
-            say(&format!(
+            events(Event::Note(format!(
                 "interrupted during epoch {}'s validation: saved {} at step {}; --resume validates this epoch first",
                 self.epoch,
                 self.ckpt_dir().join("last.safetensors").display(),
                 self.step
-            ));
+            )));
             return Ok(None);
         };
         self.validated = true;
@@ -306,7 +343,7 @@ impl Trainer {
             Some((scale, skipped)) => format!(" | amp: loss scale {scale}, {skipped} steps skipped"),
             None => String::new(),
         };
-        say(&format!("epoch {}/{} val {} | {:.0} img/s{amp}", self.epoch, cfg.train.epochs, line, ips));
+        events(Event::Note(format!("epoch {}/{} val {} | {:.0} img/s{amp}", self.epoch, cfg.train.epochs, line, ips)));
         if mean_psnr > self.best_psnr {
             self.best_psnr = mean_psnr;
             self.save_best(!opts.no_ema, mean_psnr)?;
@@ -411,14 +448,14 @@ impl Trainer {
         checkpoint::write(&self.ckpt_dir().join("best_model.safetensors"), checkpoint::weight_tensors(&self.layout, &w), meta)
     }
 
-    fn resume(&mut self) -> Result<()> {
+    fn resume(&mut self, events: &mut dyn FnMut(Event)) -> Result<()> {
         let dir = self.ckpt_dir();
         if let Some(why) = crate::util::files::not_a_folder(&dir) {
             return Err(Error::Msg(format!("--resume: {why} (the run's checkpoints folder)")));
         }
         let (set, note) = checkpoint::newest_usable(&dir, &mut checkpoint::all_finite)?;
         if let Some(n) = note {
-            eprintln!("--resume: {n}");
+            events(Event::Warning(format!("--resume: {n}")));
         }
         let [raw, ema, state] = &set.files;
         let saved: Config = serde_yaml::from_str(raw.meta.get("config").map(String::as_str).unwrap_or(""))
@@ -440,10 +477,10 @@ impl Trainer {
                 .map(|(n, _)| *n)
                 .collect();
         if !changed.is_empty() {
-            eprintln!(
-                "warning: --resume with a config that differs from the checkpoint's in: {}; the run continues with the new settings and will not match an uninterrupted run",
+            events(Event::Warning(format!(
+                "--resume with a config that differs from the checkpoint's in: {}; the run continues with the new settings and will not match an uninterrupted run",
                 changed.join(", ")
-            );
+            )));
         }
         let num = |f: &checkpoint::Loaded, k: &str| -> Result<u64> {
             f.meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Msg(format!("--resume: {} lacks {k}", f.path.display())))
@@ -453,7 +490,10 @@ impl Trainer {
         if let Some(k) = raw.meta.get("kernels") {
             match serde_json::from_str(k) {
                 Ok(choices) => self.ctx.pin_tuned(choices),
-                Err(e) => eprintln!("warning: --resume: the kernel choices in {} are unreadable ({e}); autotune picks again", raw.path.display()),
+                Err(e) => events(Event::Warning(format!(
+                    "--resume: the kernel choices in {} are unreadable ({e}); autotune picks again",
+                    raw.path.display()
+                ))),
             }
         }
         let w = checkpoint::load_weights(&self.layout, raw)?;
@@ -470,10 +510,10 @@ impl Trainer {
             if state.tensors.contains_key("amp_scaler") {
                 self.ctx.write(&s.state, &checkpoint::arena(state, "amp_scaler", crate::ops::amp::STATE_LEN)?)?;
             } else {
-                eprintln!(
-                    "warning: --resume: {} has no loss-scaler state (saved without train.amp); amp starts from train.amp_init_scale",
+                events(Event::Warning(format!(
+                    "--resume: {} has no loss-scaler state (saved without train.amp); amp starts from train.amp_init_scale",
                     state.path.display()
-                );
+                )));
             }
         }
         self.step = num(state, "step")?;
@@ -637,6 +677,21 @@ impl Trainer {
         self.plan.as_ref().is_none_or(Plan::untuned)
     }
 
+    /// One step as `dae train` runs it, for `dae bench --models`: the epoch's end starts the
+    /// next epoch (its permutation written) without validation or checkpoints; `log` holds two
+    /// values.
+    pub fn bench_step(&mut self, log: &View) -> Result<()> {
+        if self.step == 0 && self.step_in_epoch == 0 {
+            self.write_perm(self.epoch)?;
+        }
+        if self.step_in_epoch == self.steps_per_epoch() {
+            self.epoch += 1;
+            self.step_in_epoch = 0;
+            self.write_perm(self.epoch)?;
+        }
+        self.train_step(self.step_in_epoch, log, 0)
+    }
+
     /// Dispatches per training step and the bytes of GPU memory its plan binds (after the first
     /// step).
     pub fn plan_stats(&self) -> Option<(usize, u64)> {
@@ -778,17 +833,17 @@ const RESOLVED: &str = "config.resolved.yaml";
 
 /// The run's folders and its resolved config; first, with `clear`, the earlier run's files
 /// (dae's own only: anything else in the folder is kept and listed).
-fn start_files(out: &Path, cfg: &Config, clear: bool, say: &mut dyn FnMut(&str)) -> Result<()> {
+fn start_files(out: &Path, cfg: &Config, clear: bool, events: &mut dyn FnMut(Event)) -> Result<()> {
     if clear {
         let (n, kept) = crate::util::outputs::remove_earlier_run(out)?;
-        say(&format!("--overwrite: removed the {n} files of the earlier run in {}", out.display()));
+        events(Event::Note(format!("--overwrite: removed the {n} files of the earlier run in {}", out.display())));
         if !kept.is_empty() {
-            // Said even under --quiet: these are the user's files.
-            eprintln!(
+            // A warning, so shown even under --quiet: these are the user's files.
+            events(Event::Warning(format!(
                 "--overwrite: kept {} file(s) dae did not write: {}",
                 kept.len(),
                 kept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            );
+            )));
         }
     }
     for d in ["logs", "ckpts"] {
@@ -797,233 +852,259 @@ fn start_files(out: &Path, cfg: &Config, clear: bool, say: &mut dyn FnMut(&str))
     crate::util::files::write_file(&out.join(RESOLVED), cfg.to_yaml().as_bytes())
 }
 
-/// Run (or continue) training to `train.epochs`.
+/// Run (or continue) training to `train.epochs`, discarding the run's events.
 pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
-    let verbose = opts.verbose;
-    let mut say = |m: &str| {
-        if verbose {
-            eprintln!("{m}");
+    train_with(ctx, cfg, opts, &mut |_| {})
+}
+
+/// The per-step log: the steps of a window of `log_every` copy (loss, squared grad norm) into
+/// a GPU buffer, read a step or two later without a wait in the loop, then written as CSV rows,
+/// reported as progress and checked: a non-finite loss stops the run, and under amp so does a
+/// long run of steps the loss scaler skipped (a finite loss with an infinite norm).
+struct StepLog {
+    buf: View,
+    every: usize,
+    /// The steps of the window being filled: (step, learning rate).
+    window: Vec<(u64, f64)>,
+    /// The last full window's read in flight, its steps and its images/s.
+    pending: Option<(crate::gpu::PendingRead, Vec<(u64, f64)>, f64)>,
+    t0: Instant,
+    images_per_s: f64,
+    skips_in_a_row: usize,
+    amp: bool,
+    csv: PathBuf,
+}
+
+impl StepLog {
+    fn new(ctx: &Ctx, every: usize, amp: bool, csv: PathBuf) -> Result<StepLog> {
+        Ok(StepLog {
+            buf: ctx.alloc("step log", 2 * every)?,
+            every,
+            window: Vec::new(),
+            pending: None,
+            t0: Instant::now(),
+            images_per_s: 0.0,
+            skips_in_a_row: 0,
+            amp,
+            csv,
+        })
+    }
+
+    /// The slot the next step writes, once its (step, lr) is noted.
+    fn next(&mut self, step: u64, lr: f64) -> usize {
+        self.window.push((step, lr));
+        self.window.len() - 1
+    }
+
+    /// After a step: at a window's end (or the epoch's, or a stop) queue the window's read and
+    /// take the previous one (in by now); otherwise take the pending read if it is in.
+    fn after_step(&mut self, ctx: &Ctx, tr: &Trainer, last: bool, events: &mut dyn FnMut(Event)) -> Result<()> {
+        if self.window.len() == self.every || last {
+            self.images_per_s = (self.window.len() * tr.cfg.train.batch_size) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+            self.t0 = Instant::now();
+            if let Some((p, w, i)) = self.pending.take() {
+                self.rows(&ctx.take(p)?, &w, i, tr, events)?;
+            }
+            self.pending = Some((ctx.read_async(&self.buf)?, std::mem::take(&mut self.window), self.images_per_s));
+            if last && let Some((p, w, i)) = self.pending.take() {
+                self.rows(&ctx.take(p)?, &w, i, tr, events)?;
+            }
+        } else if let Some((p, _, _)) = &self.pending
+            && let Some(vals) = ctx.try_take(p)?
+            && let Some((_, w, i)) = self.pending.take()
+        {
+            self.rows(&vals, &w, i, tr, events)?;
         }
-    };
-    signal::reset();
+        Ok(())
+    }
+
+    /// The CSV rows of one window (slot k holds step window[k]'s loss and squared grad norm),
+    /// the progress event, and the stop on a non-finite value.
+    fn rows(&mut self, vals: &[f32], window: &[(u64, f64)], ips: f64, tr: &Trainer, events: &mut dyn FnMut(Event)) -> Result<()> {
+        let (cfg, e) = (&tr.cfg, tr.epoch);
+        let mut rows = Vec::new();
+        for (k, (st, lr)) in window.iter().enumerate() {
+            let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
+            let skipped = self.amp && lv.is_finite() && nsq == f32::INFINITY;
+            self.skips_in_a_row = if skipped { self.skips_in_a_row + 1 } else { 0 };
+            let stop = if self.skips_in_a_row >= MAX_SKIPS_IN_A_ROW {
+                Some(format!(
+                    "amp: {MAX_SKIPS_IN_A_ROW} steps in a row overflowed (up to step {}, epoch {}), the loss scale halving each time: the gradients are not finite even unscaled; stopping",
+                    st + 1,
+                    e + 1
+                ))
+            } else if !skipped && (!lv.is_finite() || !nsq.is_finite()) {
+                Some(format!(
+                    "the loss became {} at step {} (epoch {}); stopping",
+                    if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
+                    st + 1,
+                    e + 1
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = stop {
+                append(&self.csv, TRAIN_HEADER, &rows)?;
+                events(Event::EpochSteps { finished: false });
+                return Err(Error::Msg(format!("{why}. {}{}", intact_note(&tr.ckpt_dir()), suspects(cfg))));
+            }
+            rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
+        }
+        append(&self.csv, TRAIN_HEADER, &rows)?;
+        if let Some((st, lr)) = window.last() {
+            events(Event::Progress { done: tr.step_in_epoch, step: st + 1, loss: vals[2 * (window.len() - 1)], lr: *lr, images_per_s: ips });
+        }
+        Ok(())
+    }
+}
+
+/// The run-time estimate, said once: a step that only replays the settled plan is timed on its
+/// own (the first steps compile the kernels and, on an empty tune cache, time them while the
+/// plan is recorded anew); two waits per run, outside the steady loop, and none unless asked.
+struct Estimate {
+    on: bool,
+    on_cpu: bool,
+    steps: u32,
+    mark: Instant,
+}
+
+impl Estimate {
+    fn after_step(&mut self, ctx: &Ctx, tr: &Trainer, events: &mut dyn FnMut(Event)) -> Result<()> {
+        let cfg = &tr.cfg;
+        let total = (tr.steps_per_epoch() * cfg.train.epochs) as u64;
+        if self.steps > 0 || !tr.retuning() {
+            self.steps += 1;
+        }
+        if !self.on || !(1..=2).contains(&self.steps) || tr.step >= total {
+            return Ok(());
+        }
+        ctx.gpu().wait()?;
+        if self.steps == 1 {
+            self.mark = Instant::now();
+            return Ok(());
+        }
+        let per_step = self.mark.elapsed().as_secs_f64();
+        // Validation: a forward per image and level, about a third of a step's work.
+        let val = ((cfg.train.epochs - tr.epoch) * tr.val_len * eval::eval_levels(cfg).len()) as f64 / cfg.train.batch_size as f64 / 3.0;
+        let secs = ((total - tr.step) as f64 + val) * per_step;
+        if self.on_cpu || secs > 3600.0 {
+            let hint = if secs > 3600.0 { "; for a first try, configs/quick.yaml trains a small model in minutes" } else { "" };
+            events(Event::Note(format!(
+                "estimated time for the rest of the run: {}{hint}",
+                humantime::format_duration(std::time::Duration::from_secs(secs as u64))
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Take the output folder's lock, refuse to mix with an earlier run, set the run up, and say
+/// what it is.
+fn start(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn FnMut(Event)) -> Result<(crate::util::lock::FolderLock, Trainer, bool)> {
     // One training run per folder for its whole life: a second one would interleave the logs
     // and overwrite the checkpoints. (Evaluation takes its own lock and may run beside it.)
-    let _lock = crate::util::lock::lock(Path::new(&cfg.out_dir), "train", &crate::util::lock::holder_note("dae train")).map_err(|e| match e {
+    let lock = crate::util::lock::lock(Path::new(&cfg.out_dir), "train", &crate::util::lock::holder_note("dae train")).map_err(|e| match e {
         crate::util::lock::LockError::Held { holder, .. } => {
             Error::Msg(format!("{} is in use by another training run ({holder}); wait for it to finish, or pick another --out-dir", cfg.out_dir))
         }
         e => Error::Msg(e.to_string()),
     })?;
-    let mut clear = earlier_run(Path::new(&cfg.out_dir), opts)?;
-    let mut tr = Trainer::new(ctx, cfg, opts, &mut say)?;
-    if opts.resume && tr.epoch >= cfg.train.epochs && tr.validated {
-        return Err(Error::Config(format!(
-            "{} holds a finished run: all {} epochs are done (step {}), nothing to resume; raise train.epochs to train on, or score it with dae eval / dae report",
-            cfg.out_dir, tr.epoch, tr.step
-        )));
-    }
-    let spe = tr.steps_per_epoch();
-    let logs = tr.logs_dir();
+    let clear = earlier_run(Path::new(&cfg.out_dir), opts)?;
+    let tr = Trainer::new(ctx, cfg, opts, events)?;
     if !clear {
-        start_files(&tr.out, cfg, false, &mut say)?;
+        start_files(&tr.out, cfg, false, events)?;
     }
     let info = &ctx.gpu().info;
-    say(&format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type));
-    let on_cpu = info.device_type == wgpu::DeviceType::Cpu;
-    if on_cpu {
-        say(
-            "note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps",
-        );
+    events(Event::Note(format!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type)));
+    if info.device_type == wgpu::DeviceType::Cpu {
+        events(Event::Note(
+            "note: this adapter is a CPU (e.g. Mesa's lavapipe), not a GPU: training works but is slow; the run time is estimated after the first steps".into(),
+        ));
     }
-    let total_steps = (spe * cfg.train.epochs) as u64;
-    // The run-time estimate's marks: after a step once the plan has settled, after the next.
-    let (mut steps_here, mut t_mark) = (0u32, Instant::now());
-    say(&format!(
+    events(Event::Note(format!(
         "model: {} -> {} parameters; {} train / {} val images, {} steps per epoch of {}",
         cfg.model.describe(),
         tr.layout.num_params(),
         tr.train_idx.len(),
         tr.val_len,
-        spe,
+        tr.steps_per_epoch(),
         cfg.train.batch_size
-    ));
+    )));
     if cfg.train.amp {
         if tr.opt.scaler.is_some() {
-            say(&format!(
+            events(Event::Note(format!(
                 "amp: f16 conv operands with f32 accumulation, f32 elsewhere; dynamic loss scale from {} (doubling after {} clean steps)",
                 cfg.train.amp_init_scale, cfg.train.amp_growth_interval
-            ));
+            )));
         } else {
-            eprintln!("warning: train.amp is set but this adapter has no shader-f16; training in f32");
+            events(Event::Warning("train.amp is set but this adapter has no shader-f16; training in f32".into()));
         }
     }
-    if opts.resume {
-        say(&format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch));
+    // A finished run has nothing to resume (its checkpoint sets were completed above if a crash
+    // cut the last saves short); the caller says so.
+    if opts.resume && !tr.finished() {
+        events(Event::Note(format!("resumed at step {} (epoch {}, step {} of it)", tr.step, tr.epoch + 1, tr.step_in_epoch)));
     }
+    Ok((lock, tr, clear))
+}
+
+/// Run (or continue) training to `train.epochs`, telling `events` what happens: set up, then
+/// epoch by epoch its steps (each logged, the earlier run's files cleared after the first when
+/// overwriting, an interrupt checked), then the epoch's end (validation, checkpoints, figure).
+pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn FnMut(Event)) -> Result<Summary> {
+    signal::reset();
+    let (_lock, mut tr, mut clear) = start(ctx, cfg, opts, events)?;
+    let already_finished = tr.finished();
     signal::set_note("stopping after this step (or validation batch) and saving `last`");
     signal::install();
-    let log_every = cfg.train.log_every.min(spe).max(1);
-    let log = ctx.alloc("step log", 2 * log_every)?;
-    // Without a terminal the bar is hidden; print a plain line at most every 10 s instead.
-    let plain = verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_line = Instant::now();
+    let spe = tr.steps_per_epoch();
+    let mut log = StepLog::new(ctx, cfg.train.log_every.min(spe).max(1), tr.opt.scaler.is_some(), tr.logs_dir().join(TRAIN_CSV))?;
+    let mut estimate = Estimate { on: opts.verbose, on_cpu: ctx.gpu().info.device_type == wgpu::DeviceType::Cpu, steps: 0, mark: Instant::now() };
     let mut last_val = Vec::new();
-    let mut ips = 0.0;
     let mut interrupted: Option<u8> = None;
-    let b = cfg.train.batch_size;
-    let amp_on = tr.opt.scaler.is_some();
-    let skips_in_a_row = std::cell::Cell::new(0usize);
     // A run stopped during an epoch's validation validates that epoch first.
     if !tr.validated {
-        match tr.end_epoch(opts, ips, &mut say)? {
+        match tr.end_epoch(opts, 0.0, events)? {
             Some(val) => last_val = val,
             None => interrupted = Some(signal::interrupted().unwrap_or(130)),
         }
     }
     while tr.epoch < cfg.train.epochs && interrupted.is_none() {
-        let e = tr.epoch;
-        tr.write_perm(e)?;
-        let bar = if verbose { indicatif::ProgressBar::new(spe as u64) } else { indicatif::ProgressBar::hidden() };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", e + 1, cfg.train.epochs));
-        bar.set_position(tr.step_in_epoch as u64);
-        let mut window: Vec<(u64, f64)> = Vec::new();
-        let mut t0 = Instant::now();
-        let mut pending: Option<(crate::gpu::PendingRead, Vec<(u64, f64)>, f64)> = None;
-        let ckpts = tr.ckpt_dir();
-        // The CSV rows of one window (slot k holds step window[k]'s loss and squared grad
-        // norm), the progress message, and the stop on a non-finite value. Under amp a finite
-        // loss with an infinite norm is a step the loss scaler skipped (logged with grad_norm
-        // inf); only a long run of them stops training.
-        let mut log_rows = |vals: &[f32], window: &[(u64, f64)], ips: f64| -> Result<()> {
-            let mut rows = Vec::new();
-            for (k, (st, lr)) in window.iter().enumerate() {
-                let (lv, nsq) = (vals[2 * k], vals[2 * k + 1]);
-                let skipped = amp_on && lv.is_finite() && nsq == f32::INFINITY;
-                skips_in_a_row.set(if skipped { skips_in_a_row.get() + 1 } else { 0 });
-                if skips_in_a_row.get() >= MAX_SKIPS_IN_A_ROW {
-                    append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-                    bar.abandon();
-                    return Err(Error::Msg(format!(
-                        "amp: {MAX_SKIPS_IN_A_ROW} steps in a row overflowed (up to step {}, epoch {}), the loss scale halving each time: the gradients are not finite even unscaled; stopping. {}{}",
-                        st + 1,
-                        e + 1,
-                        intact_note(&ckpts),
-                        suspects(cfg)
-                    )));
-                }
-                if !skipped && (!lv.is_finite() || !nsq.is_finite()) {
-                    append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-                    bar.abandon();
-                    return Err(Error::Msg(format!(
-                        "the loss became {} at step {} (epoch {}); stopping. {}{}",
-                        if lv.is_finite() { format!("finite but the gradient norm {nsq}") } else { lv.to_string() },
-                        st + 1,
-                        e + 1,
-                        intact_note(&ckpts),
-                        suspects(cfg)
-                    )));
-                }
-                rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
-            }
-            append(&logs.join(TRAIN_CSV), TRAIN_HEADER, &rows)?;
-            if let Some((st, lr)) = window.last() {
-                let lv = vals[2 * (window.len() - 1)];
-                let msg = format!("loss {lv:.5} lr {lr:.2e} {ips:.0} img/s");
-                if plain && last_line.elapsed().as_secs_f64() >= 10.0 {
-                    eprintln!("epoch {}/{} step {} {msg}", e + 1, cfg.train.epochs, st + 1);
-                    last_line = Instant::now();
-                }
-                bar.set_message(msg);
-            }
-            Ok(())
-        };
+        tr.write_perm(tr.epoch)?;
+        events(Event::Epoch { epoch: tr.epoch + 1, epochs: cfg.train.epochs, steps: spe, done: tr.step_in_epoch });
         while tr.step_in_epoch < spe {
-            let lr = tr.schedule.lr(tr.step);
-            window.push((tr.step, lr));
-            tr.train_step(tr.step_in_epoch, &log, window.len() - 1).map_err(|e| e.limit_in_terms_of("train.batch_size", b))?;
+            let slot = log.next(tr.step, tr.schedule.lr(tr.step));
+            tr.train_step(tr.step_in_epoch, &log.buf, slot).map_err(|e| e.limit_in_terms_of("train.batch_size", cfg.train.batch_size))?;
             if clear {
                 // The new run has started (its first step ran): now the earlier one may go.
                 ctx.gpu().wait()?;
-                start_files(&tr.out, cfg, true, &mut say)?;
+                start_files(&tr.out, cfg, true, events)?;
                 clear = false;
             }
             // At most one step queued behind the running one: an interrupt waits for two steps
             // at most.
             ctx.pace()?;
-            // The run-time estimate: a step that only replays the settled plan, timed on its
-            // own (the first steps compile the kernels and, on an empty tune cache, time them
-            // while the plan is recorded anew); two waits per run, outside the steady loop.
-            if steps_here > 0 || !tr.retuning() {
-                steps_here += 1;
-            }
-            if verbose && (1..=2).contains(&steps_here) && tr.step < total_steps {
-                ctx.gpu().wait()?;
-                if steps_here == 1 {
-                    t_mark = Instant::now();
-                } else {
-                    let per_step = t_mark.elapsed().as_secs_f64();
-                    // Validation: a forward per image and level, about a third of a step's work.
-                    let val = ((cfg.train.epochs - e) * tr.val_len * eval::eval_levels(cfg).len()) as f64 / b as f64 / 3.0;
-                    let secs = ((total_steps - tr.step) as f64 + val) * per_step;
-                    if on_cpu || secs > 3600.0 {
-                        let hint = if secs > 3600.0 { "; for a first try, configs/quick.yaml trains a small model in minutes" } else { "" };
-                        bar.suspend(|| {
-                            eprintln!(
-                                "estimated time for the rest of the run: {}{hint}",
-                                humantime::format_duration(std::time::Duration::from_secs(secs as u64))
-                            )
-                        });
-                    }
-                }
-            }
-            let end = tr.step_in_epoch == spe;
+            estimate.after_step(ctx, &tr, events)?;
             // stop_after (tests) acts as a Ctrl-C without touching the process-wide flag.
             let stop = signal::interrupted().or(opts.stop_after.filter(|n| tr.step >= *n).map(|_| 130));
-            if window.len() == log_every || end || stop.is_some() {
-                let dt = t0.elapsed().as_secs_f64();
-                ips = (window.len() * b) as f64 / dt.max(1e-9);
-                t0 = Instant::now();
-                // No wait here: the log's copy is queued behind this window's steps and read a
-                // step or two later; the previous window's must be in by now (taken if not).
-                if let Some((p, w, i)) = pending.take() {
-                    log_rows(&ctx.take(p)?, &w, i)?;
-                }
-                pending = Some((ctx.read_async(&log)?, std::mem::take(&mut window), ips));
-                if (end || stop.is_some())
-                    && let Some((p, w, i)) = pending.take()
-                {
-                    log_rows(&ctx.take(p)?, &w, i)?;
-                }
-                bar.set_position(tr.step_in_epoch as u64);
-            } else if let Some((p, w, i)) = &pending
-                && let Some(vals) = ctx.try_take(p)?
-            {
-                log_rows(&vals, w, *i)?;
-                pending = None;
-            }
+            log.after_step(ctx, &tr, tr.step_in_epoch == spe || stop.is_some(), events)?;
             if stop.is_some() {
                 interrupted = stop;
                 break;
             }
         }
+        events(Event::EpochSteps { finished: interrupted.is_none() });
         if let Some(code) = interrupted {
-            bar.abandon();
             tr.save("last")?;
-            say(&format!("{}: saved {} at step {}", signal::name(code), tr.ckpt_dir().join("last.safetensors").display(), tr.step));
+            events(Event::Note(format!("{}: saved {} at step {}", signal::name(code), tr.ckpt_dir().join("last.safetensors").display(), tr.step)));
             break;
         }
-        bar.finish_and_clear();
         tr.epoch += 1;
         tr.step_in_epoch = 0;
         if let Some((_, n)) = opts.crash_at.filter(|(ce, _)| *ce == tr.epoch) {
             checkpoint::crash_after_writes(n);
         }
-        let Some(val) = tr.end_epoch(opts, ips, &mut say)? else {
+        let Some(val) = tr.end_epoch(opts, log.images_per_s, events)? else {
             interrupted = Some(signal::interrupted().unwrap_or(130));
             break;
         };
@@ -1031,7 +1112,7 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         // A signal during the saves above (or after validation's last batch) stops here, at
         // the epoch boundary, with `last` just written.
         if let Some(code) = signal::interrupted() {
-            say(&format!("{}: stopped after epoch {}'s checkpoints; `last` is at step {}", signal::name(code), tr.epoch, tr.step));
+            events(Event::Note(format!("{}: stopped after epoch {}'s checkpoints; `last` is at step {}", signal::name(code), tr.epoch, tr.step)));
             interrupted = Some(code);
             break;
         }
@@ -1043,8 +1124,9 @@ pub fn train(ctx: &Ctx, cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         interrupted,
         last_val,
         best_psnr: tr.best_psnr,
-        images_per_s: ips,
+        images_per_s: log.images_per_s,
         amp,
         validated: tr.validated,
+        already_finished,
     })
 }

@@ -17,14 +17,17 @@ use crate::ops::activation::{self, Activation};
 use crate::ops::loss::{self, LossKind};
 use crate::ops::reduce::{self, ReduceKind};
 use crate::ops::{self, Sink, batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, maxpool2d, pad2d, resize_bilinear};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
+/// A recorded op: what its backward needs beyond the handles of its inputs, saved by the op
+/// itself when it ran (each `*Op` owns the tensors its backward reads; a variant without one
+/// reads no input's values).
 pub enum Op {
     Conv2d(conv2d::Conv2dOp),
     ConvTranspose2d(conv2d::Conv2dOp),
     GroupNorm(group_norm::GroupNormOp),
     BatchNorm(batch_norm::BatchNormOp),
-    Activation(Activation),
+    Activation(activation::ActivationOp),
     MaxPool2d(maxpool2d::MaxPool2dOp),
     ResizeBilinear(resize_bilinear::ResizeOp),
     Pad2d(pad2d::Pad2dOp),
@@ -33,17 +36,19 @@ pub enum Op {
     ConcatInPlace,
     Dropout2d(dropout2d::Dropout2dOp),
     Add,
-    Mul,
+    Mul(elementwise::MulOp),
     Scale(f32),
     BiasAdd,
-    Loss(LossKind),
-    Reduce(ReduceKind),
+    Loss(loss::LossOp),
+    Reduce(reduce::ReduceOp),
 }
 
+/// A node keeps its inputs and output as handles (identity, shape, layout: where gradients
+/// go), never their values: those its backward reads, its op saved.
 pub struct Node {
     op: Op,
-    inputs: Vec<Tensor>,
-    output: Tensor,
+    inputs: Vec<Handle>,
+    output: Handle,
 }
 
 /// What a tensor is to the graph.
@@ -60,8 +65,6 @@ pub struct Graph {
     record: bool,
     nodes: Vec<Node>,
     tracked: HashMap<u64, Tracked>,
-    /// Where the next op that can write into a given tensor writes (`write_into`).
-    dest: Option<Tensor>,
 }
 
 /// The gradients `backward` computed for leaves without a grad slot.
@@ -84,7 +87,7 @@ struct Targets<'a> {
 }
 
 impl Sink for Targets<'_> {
-    fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>> {
+    fn target(&mut self, t: &Handle) -> Result<Option<(View, bool)>> {
         match self.tracked.get(&t.id()) {
             None => Ok(None),
             Some(Tracked::Leaf(Some(slot))) => Ok(Some((slot.clone(), true))),
@@ -99,10 +102,10 @@ impl Sink for Targets<'_> {
             }
         }
     }
-    fn wants(&self, t: &Tensor) -> bool {
+    fn wants(&self, t: &Handle) -> bool {
         self.tracked.contains_key(&t.id())
     }
-    fn alias(&mut self, t: &Tensor, g: &View) -> bool {
+    fn alias(&mut self, t: &Handle, g: &View) -> bool {
         match self.tracked.get(&t.id()) {
             None => true,
             Some(Tracked::Leaf(Some(_))) => false,
@@ -121,7 +124,7 @@ impl Sink for Targets<'_> {
 impl Graph {
     /// A graph that records (training).
     pub fn new(ctx: &Ctx) -> Graph {
-        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new(), dest: None }
+        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new() }
     }
 
     /// A graph that records nothing (evaluation): ops run, nothing is kept for a backward.
@@ -166,24 +169,22 @@ impl Graph {
     }
 
     fn record(&mut self, op: Op, inputs: &[&Tensor], output: &Tensor) {
-        // A destination the op could not take lapses (the concat then copies).
-        self.dest = None;
         if self.record && inputs.iter().any(|t| self.wants(t)) {
             self.tracked.insert(output.id(), Tracked::Out(self.nodes.len()));
-            // Of an input whose values the backward does not read, and of the output, the node
-            // keeps only the identity: their buffers go back to the pool once the forward is
-            // done with them.
-            let inputs = inputs.iter().enumerate().map(|(i, t)| if reads_input(&op, i) { (*t).clone() } else { t.hollow() }).collect();
-            self.nodes.push(Node { op, inputs, output: output.hollow() });
+            // Only handles: a buffer the op did not save goes back to the pool once the forward
+            // is done with it.
+            let inputs = inputs.iter().map(|t| t.handle()).collect();
+            self.nodes.push(Node { op, inputs, output: output.handle() });
         }
     }
 
     // ---- in-place concatenation ----------------------------------------------------------------
 
     /// Reserve the channel concatenation [n, sum(chans), h, w] of parts to be produced later, and
-    /// return the parts as channel slices of it. Pass a part to `write_into` before the op that
-    /// produces it (norm+activation, activation, pad, bilinear resize and transposed conv take
-    /// it); `concat` of all the parts, in order, is then the reserved tensor with no copy.
+    /// return the parts as channel slices of it. Pass a part as the `into` of the op that
+    /// produces it (the `_into` forms of norm+activation, activation, pad, bilinear resize and
+    /// transposed conv); `concat` of all the parts, in order, is then the reserved tensor with
+    /// no copy.
     pub fn concat_slots(&mut self, n: usize, chans: &[usize], h: usize, w: usize) -> Result<Vec<Tensor>> {
         let total: usize = chans.iter().sum();
         let whole = Tensor::wrap(&self.ctx, vec![n, total, h, w], self.ctx.alloc("concat", n * total * h * w)?);
@@ -195,12 +196,6 @@ impl Graph {
                 Tensor::channel_slice(&whole, off - c, c)
             })
             .collect()
-    }
-
-    /// The next op writes its output into `slot` (a part from `concat_slots`), when it can; an
-    /// op that cannot ignores it, and any other op in between cancels it.
-    pub fn write_into(&mut self, slot: Option<&Tensor>) {
-        self.dest = slot.cloned();
     }
 
     /// All parts are the channel slices of one buffer, in order, covering it: the concat is
@@ -240,8 +235,22 @@ impl Graph {
         pad: (usize, usize),
         output_pad: (usize, usize),
     ) -> Result<Tensor> {
-        let dest = self.dest.take();
-        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad, dest.as_ref())?;
+        self.conv_transpose2d_into(x, w, b, stride, pad, output_pad, None)
+    }
+
+    /// `conv_transpose2d` written `into` a concat part when given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose2d_into(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        stride: (usize, usize),
+        pad: (usize, usize),
+        output_pad: (usize, usize),
+        into: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad, into)?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
         self.record(Op::ConvTranspose2d(op), &inputs, &y);
@@ -254,8 +263,22 @@ impl Graph {
 
     /// Group norm with the activation after it fused in (no dispatch of its own either way).
     pub fn group_norm_act(&mut self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Option<Activation>) -> Result<Tensor> {
-        let dest = self.dest.take();
-        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act, dest.as_ref())?;
+        self.group_norm_act_into(x, groups, gamma, beta, eps, act, None)
+    }
+
+    /// `group_norm_act` written `into` a concat part when given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn group_norm_act_into(
+        &mut self,
+        x: &Tensor,
+        groups: usize,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        act: Option<Activation>,
+        into: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act, into)?;
         self.record(Op::GroupNorm(op), &[x, gamma, beta], &y);
         Ok(y)
     }
@@ -289,11 +312,28 @@ impl Graph {
         eps: f32,
         act: Option<Activation>,
     ) -> Result<Tensor> {
+        self.batch_norm_act_into(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, None)
+    }
+
+    /// `batch_norm_act` written `into` a concat part when given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_act_into(
+        &mut self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+        act: Option<Activation>,
+        into: Option<&Tensor>,
+    ) -> Result<Tensor> {
         if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
             return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
         }
-        let dest = self.dest.take();
-        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, dest.as_ref())?;
+        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, into)?;
         if let Some(op) = op {
             self.record(Op::BatchNorm(op), &[x, gamma, beta], &y);
         }
@@ -301,9 +341,13 @@ impl Graph {
     }
 
     pub fn activation(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
-        let dest = self.dest.take();
-        let y = activation::activation(x, a, dest.as_ref())?;
-        self.record(Op::Activation(a), &[x], &y);
+        self.activation_into(x, a, None)
+    }
+
+    /// `activation` written `into` a concat part when given.
+    pub fn activation_into(&mut self, x: &Tensor, a: Activation, into: Option<&Tensor>) -> Result<Tensor> {
+        let y = activation::activation(x, a, into)?;
+        self.record(Op::Activation(activation::ActivationOp::saving(a, x, &y)), &[x], &y);
         Ok(y)
     }
     pub fn relu(&mut self, x: &Tensor) -> Result<Tensor> {
@@ -323,8 +367,12 @@ impl Graph {
     }
 
     pub fn resize_bilinear(&mut self, x: &Tensor, ho: usize, wo: usize, align_corners: bool) -> Result<Tensor> {
-        let dest = self.dest.take();
-        let (y, op) = resize_bilinear::resize_bilinear(x, ho, wo, align_corners, dest.as_ref())?;
+        self.resize_bilinear_into(x, ho, wo, align_corners, None)
+    }
+
+    /// `resize_bilinear` written `into` a concat part when given.
+    pub fn resize_bilinear_into(&mut self, x: &Tensor, ho: usize, wo: usize, align_corners: bool, into: Option<&Tensor>) -> Result<Tensor> {
+        let (y, op) = resize_bilinear::resize_bilinear(x, ho, wo, align_corners, into)?;
         self.record(Op::ResizeBilinear(op), &[x], &y);
         Ok(y)
     }
@@ -336,8 +384,12 @@ impl Graph {
     }
 
     pub fn pad2d(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
-        let dest = self.dest.take();
-        let (y, op) = pad2d::pad2d(x, pads, dest.as_ref())?;
+        self.pad2d_into(x, pads, None)
+    }
+
+    /// `pad2d` written `into` a concat part when given.
+    pub fn pad2d_into(&mut self, x: &Tensor, pads: (usize, usize, usize, usize), into: Option<&Tensor>) -> Result<Tensor> {
+        let (y, op) = pad2d::pad2d(x, pads, into)?;
         self.record(Op::Pad2d(op), &[x], &y);
         Ok(y)
     }
@@ -367,7 +419,7 @@ impl Graph {
     }
     pub fn mul(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let y = elementwise::mul(a, b)?;
-        self.record(Op::Mul, &[a, b], &y);
+        self.record(Op::Mul(elementwise::MulOp::saving(a, b)), &[a, b], &y);
         Ok(y)
     }
     pub fn scale(&mut self, x: &Tensor, alpha: f32) -> Result<Tensor> {
@@ -384,7 +436,7 @@ impl Graph {
     /// The mean loss between `pred` and `target` (same shape), as a scalar tensor [1].
     pub fn loss(&mut self, pred: &Tensor, target: &Tensor, kind: LossKind) -> Result<Tensor> {
         let y = loss::loss(pred, target, kind)?;
-        self.record(Op::Loss(kind), &[pred, target], &y);
+        self.record(Op::Loss(loss::LossOp::saving(kind, pred, target)), &[pred, target], &y);
         Ok(y)
     }
     pub fn mse_loss(&mut self, pred: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -394,7 +446,7 @@ impl Graph {
     /// Reduce all of `x` to a scalar tensor of shape [1].
     pub fn reduce(&mut self, x: &Tensor, kind: ReduceKind) -> Result<Tensor> {
         let y = reduce::reduce(x, kind)?;
-        self.record(Op::Reduce(kind), &[x], &y);
+        self.record(Op::Reduce(reduce::ReduceOp::saving(kind, x)), &[x], &y);
         Ok(y)
     }
     pub fn sum_sq(&mut self, x: &Tensor) -> Result<Tensor> {
@@ -468,21 +520,6 @@ impl Graph {
     }
 }
 
-/// Whether `backward_node` reads the values of the op's input `i`, not only its identity, shape
-/// and layout (the output's values it never reads). Keep in step with the backwards it calls.
-fn reads_input(op: &Op, i: usize) -> bool {
-    match op {
-        // The weights feed the input gradient; x's values, under half precision, come from the
-        // f16 copy the op saved (the norms' too); the bias only receives a gradient.
-        Op::Conv2d(o) | Op::ConvTranspose2d(o) => i == 1 || (i == 0 && !o.saves_half_input()),
-        Op::GroupNorm(o) => i != 0 || !o.saves_half_input(),
-        Op::BatchNorm(o) => i != 0 || !o.saves_half_input(),
-        // Shapes only: maxpool saved its argmax, the others move dy.
-        Op::MaxPool2d(_) | Op::ResizeBilinear(_) | Op::Pad2d(_) | Op::Concat(_) | Op::ConcatInPlace | Op::Add | Op::BiasAdd => false,
-        _ => true,
-    }
-}
-
 /// The one match: each op's backward, given the gradient of its output.
 fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     let x = &node.inputs;
@@ -491,7 +528,7 @@ fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         Op::ConvTranspose2d(o) => o.backward_conv_transpose(x, dy, sink),
         Op::GroupNorm(o) => o.backward(x, dy, sink),
         Op::BatchNorm(o) => o.backward(x, dy, sink),
-        Op::Activation(a) => activation::backward(*a, &x[0], &node.output, dy, sink),
+        Op::Activation(o) => o.backward(&x[0], dy, sink),
         Op::MaxPool2d(o) => o.backward(&x[0], dy, sink),
         Op::ResizeBilinear(o) => o.backward(&x[0], dy, sink),
         Op::Pad2d(o) => o.backward(&x[0], dy, sink),
@@ -510,10 +547,10 @@ fn backward_node(node: &Node, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         }
         Op::Dropout2d(o) => o.backward(&x[0], dy, sink),
         Op::Add => ops::elementwise::add_backward(x, dy, sink),
-        Op::Mul => ops::elementwise::mul_backward(x, dy, sink),
+        Op::Mul(o) => o.backward(x, dy, sink),
         Op::Scale(a) => ops::elementwise::scale_backward(*a, &x[0], dy, sink),
         Op::BiasAdd => ops::elementwise::bias_add_backward(x, dy, sink),
-        Op::Loss(k) => loss::backward(*k, x, dy, sink),
-        Op::Reduce(k) => reduce::backward(*k, &x[0], dy, sink),
+        Op::Loss(o) => o.backward(x, dy, sink),
+        Op::Reduce(o) => o.backward(&x[0], dy, sink),
     }
 }

@@ -128,17 +128,16 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
         c.case("channel slices", format!("{which} into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));
         let slots = c.g.concat_slots(n, &[ca, cb], h, w)?;
         let (xa, xar) = c.leaf(&[n, ca, h, w])?;
-        c.g.write_into(Some(&slots[0]));
-        let a = c.g.relu(&xa)?;
+        let a = c.g.activation_into(&xa, Activation::Relu, Some(&slots[0]))?;
         let ar = r::activation::activation_forward(R::Relu, &xar);
-        c.g.write_into(Some(&slots[1]));
+        let into = Some(&slots[1]);
         // The part's GPU tensor, its reference value, and a function of its reference gradient
         // giving (entry, leaf, reference gradient) rows.
         type Back = Box<dyn Fn(&[f64]) -> Vec<(String, usize, Vec<f64>)>>;
         let (b, br, leaves, back): (Tensor, Vec<f64>, Vec<Tensor>, Back) = match which {
             "relu" => {
                 let (x, xr) = c.leaf(&[n, cb, h, w])?;
-                let y = c.g.relu(&x)?;
+                let y = c.g.activation_into(&x, Activation::Relu, into)?;
                 let yr = r::activation::activation_forward(R::Relu, &xr);
                 (y, yr, vec![x], Box::new(move |g| vec![("activation_backward".into(), 0, r::activation::activation_backward(R::Relu, &xr, g))]))
             }
@@ -146,7 +145,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (x, xr) = c.leaf(&[n, cb, h, w])?;
                 let (gm, gr) = c.leaf_in(&[cb], 0.5, 1.5)?;
                 let (bt, btr) = c.leaf(&[cb])?;
-                let y = c.g.group_norm_act(&x, 2, &gm, &bt, 1e-5, Some(Activation::Silu))?;
+                let y = c.g.group_norm_act_into(&x, 2, &gm, &bt, 1e-5, Some(Activation::Silu), into)?;
                 let (pre, mr, sr) = r::group_norm::group_norm_forward(n, cb, hw, 2, 1e-5, &xr, &gr, &btr);
                 let yr = r::activation::activation_forward(R::Silu, &pre);
                 let back: Back = Box::new(move |g| {
@@ -165,7 +164,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (gm, gr) = c.leaf_in(&[cb], 0.5, 1.5)?;
                 let (bt, btr) = c.leaf(&[cb])?;
                 let (rm, rv) = (Tensor::zeros(c.ctx, &[cb])?, Tensor::full(c.ctx, &[cb], 1.0)?);
-                let y = c.g.batch_norm_act(&x, &gm, &bt, &rm, &rv, true, 0.1, 1e-5, Some(Activation::Relu))?;
+                let y = c.g.batch_norm_act_into(&x, &gm, &bt, &rm, &rv, true, 0.1, 1e-5, Some(Activation::Relu), into)?;
                 let (mut rmr, mut rvr) = (vec![0.0; cb], vec![1.0; cb]);
                 let (pre, mr, sr) =
                     r::batch_norm::batch_norm_forward_train(n, cb, hw, 1e-5f32 as f64, 0.1f32 as f64, &xr, &gr, &btr, &mut rmr, &mut rvr);
@@ -192,13 +191,13 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
             "pad2d" => {
                 let pads = (1, 2, 1, 1);
                 let (x, xr) = c.leaf(&[n, cb, 4, 3])?;
-                let y = c.g.pad2d(&x, pads)?;
+                let y = c.g.pad2d_into(&x, pads, into)?;
                 let yr = r::pad2d::pad2d_forward(n, cb, 4, 3, pads, &xr);
                 (y, yr, vec![x], Box::new(move |g| vec![("pad2d_backward".into(), 0, r::pad2d::pad2d_backward(n, cb, 4, 3, pads, g))]))
             }
             "resize_bilinear" => {
                 let (x, xr) = c.leaf(&[n, cb, 3, 3])?;
-                let y = c.g.resize_bilinear(&x, h, w, true)?;
+                let y = c.g.resize_bilinear_into(&x, h, w, true, into)?;
                 let yr = r::resize_bilinear::resize_bilinear_forward(n, cb, 3, 3, h, w, true, &xr);
                 (
                     y,
@@ -214,7 +213,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
                 let (x, xr) = c.leaf(&[n, cin, 3, 3])?;
                 let (wt, wr) = c.leaf(&[cin, cb, 2, 2])?;
                 let (bs, bsr) = c.leaf(&[cb])?;
-                let y = c.g.conv_transpose2d(&x, &wt, Some(&bs), (2, 2), (0, 0), (0, 0))?;
+                let y = c.g.conv_transpose2d_into(&x, &wt, Some(&bs), (2, 2), (0, 0), (0, 0), into)?;
                 let rs = r::conv_transpose2d::ConvTranspose2dShape {
                     n,
                     cin,
@@ -272,10 +271,8 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     let rm0 = c.rng.vec(cb);
     let rv0: Vec<f32> = c.rng.vec(cb).iter().map(|v| 1.0 + 0.5 * v).collect();
     let (rm, rv) = (Tensor::from_slice(c.ctx, &[cb], &rm0)?, Tensor::from_slice(c.ctx, &[cb], &rv0)?);
-    gi.write_into(Some(&slots[0]));
-    let a = gi.relu(&xa)?;
-    gi.write_into(Some(&slots[1]));
-    let b = gi.batch_norm_act(&x, &gm, &bt, &rm, &rv, false, 0.1, 1e-5, Some(Activation::Relu))?;
+    let a = gi.activation_into(&xa, Activation::Relu, Some(&slots[0]))?;
+    let b = gi.batch_norm_act_into(&x, &gm, &bt, &rm, &rv, false, 0.1, 1e-5, Some(Activation::Relu), Some(&slots[1]))?;
     let cat = gi.concat(&[&a, &b])?;
     c.push("written in place (no concat copy)", if cat.view().same(slots[0].view()) { 0.0 } else { 1.0 }, None);
     let pre = r::batch_norm::batch_norm_forward_eval(n, cb, hw, 1e-5f32 as f64, &xr, &gr, &btr, &f64s(&rm0), &f64s(&rv0));

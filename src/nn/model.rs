@@ -35,7 +35,17 @@ pub trait Backend {
     type T: Clone;
     fn dims(&self, t: &Self::T) -> Result<[usize; 4]>;
     fn conv2d(&mut self, x: &Self::T, w: &Self::T, b: Option<&Self::T>, s: (usize, usize), p: (usize, usize)) -> Result<Self::T>;
-    fn conv_transpose2d(&mut self, x: &Self::T, w: &Self::T, b: Option<&Self::T>, s: (usize, usize), p: (usize, usize)) -> Result<Self::T>;
+    /// The ops that can write their output into a part of a concat (`concat_slots`) take it as
+    /// `into`; a backend without slots ignores it.
+    fn conv_transpose2d(
+        &mut self,
+        x: &Self::T,
+        w: &Self::T,
+        b: Option<&Self::T>,
+        s: (usize, usize),
+        p: (usize, usize),
+        into: Option<&Self::T>,
+    ) -> Result<Self::T>;
     fn group_norm(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32) -> Result<Self::T>;
     #[allow(clippy::too_many_arguments)]
     fn batch_norm(
@@ -49,11 +59,21 @@ pub trait Backend {
         momentum: f32,
         eps: f32,
     ) -> Result<Self::T>;
-    fn act(&mut self, x: &Self::T, a: Activation) -> Result<Self::T>;
+    fn act(&mut self, x: &Self::T, a: Activation, into: Option<&Self::T>) -> Result<Self::T>;
     /// A norm and the activation after it (a backend may fuse the two).
-    fn group_norm_act(&mut self, x: &Self::T, groups: usize, g: &Self::T, b: &Self::T, eps: f32, a: Activation) -> Result<Self::T> {
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_act(
+        &mut self,
+        x: &Self::T,
+        groups: usize,
+        g: &Self::T,
+        b: &Self::T,
+        eps: f32,
+        a: Activation,
+        into: Option<&Self::T>,
+    ) -> Result<Self::T> {
         let h = self.group_norm(x, groups, g, b, eps)?;
-        self.act(&h, a)
+        self.act(&h, a, into)
     }
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_act(
@@ -67,24 +87,23 @@ pub trait Backend {
         momentum: f32,
         eps: f32,
         a: Activation,
+        into: Option<&Self::T>,
     ) -> Result<Self::T> {
         let h = self.batch_norm(x, g, b, rm, rv, training, momentum, eps)?;
-        self.act(&h, a)
+        self.act(&h, a, into)
     }
     fn maxpool2d(&mut self, x: &Self::T) -> Result<Self::T>;
-    fn resize(&mut self, x: &Self::T, ho: usize, wo: usize, align_corners: bool) -> Result<Self::T>;
-    fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize)) -> Result<Self::T>;
+    fn resize(&mut self, x: &Self::T, ho: usize, wo: usize, align_corners: bool, into: Option<&Self::T>) -> Result<Self::T>;
+    fn pad(&mut self, x: &Self::T, pads: (usize, usize, usize, usize), into: Option<&Self::T>) -> Result<Self::T>;
     fn concat(&mut self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
     /// Training-mode dropout with the Philox stream of (`step`, `layer`) (`ops::dropout2d::stream`).
     fn dropout2d(&mut self, x: &Self::T, p: f32, seed: u64, step: u64, layer: u32) -> Result<Self::T>;
     /// Reserve the channel concatenation [n, sum(chans), h, w] of parts produced later: one slot
-    /// per part, to pass to `write_into` before the op producing it. `None` slots (the default,
-    /// the CPU reference's) mean `concat` copies.
+    /// per part, to pass as `into` to the op producing it. `None` slots (the default, the CPU
+    /// reference's) mean `concat` copies.
     fn concat_slots(&mut self, _n: usize, chans: &[usize], _h: usize, _w: usize) -> Result<Vec<Option<Self::T>>> {
         Ok(vec![None; chans.len()])
     }
-    /// The next op writes its output into `slot` when it can.
-    fn write_into(&mut self, _slot: Option<&Self::T>) {}
 }
 
 /// The GPU ops, recorded by the caller's graph when their inputs want gradients.
@@ -96,8 +115,16 @@ impl Backend for Graph {
     fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
         Graph::conv2d(self, x, w, b, s, p)
     }
-    fn conv_transpose2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: (usize, usize), p: (usize, usize)) -> Result<Tensor> {
-        Graph::conv_transpose2d(self, x, w, b, s, p, (0, 0))
+    fn conv_transpose2d(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        s: (usize, usize),
+        p: (usize, usize),
+        into: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        Graph::conv_transpose2d_into(self, x, w, b, s, p, (0, 0), into)
     }
     fn group_norm(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
         Graph::group_norm(self, x, groups, g, b, eps)
@@ -115,11 +142,20 @@ impl Backend for Graph {
     ) -> Result<Tensor> {
         Graph::batch_norm(self, x, g, b, rm, rv, training, momentum, eps)
     }
-    fn act(&mut self, x: &Tensor, a: Activation) -> Result<Tensor> {
-        Graph::activation(self, x, a)
+    fn act(&mut self, x: &Tensor, a: Activation, into: Option<&Tensor>) -> Result<Tensor> {
+        Graph::activation_into(self, x, a, into)
     }
-    fn group_norm_act(&mut self, x: &Tensor, groups: usize, g: &Tensor, b: &Tensor, eps: f32, a: Activation) -> Result<Tensor> {
-        Graph::group_norm_act(self, x, groups, g, b, eps, Some(a))
+    fn group_norm_act(
+        &mut self,
+        x: &Tensor,
+        groups: usize,
+        g: &Tensor,
+        b: &Tensor,
+        eps: f32,
+        a: Activation,
+        into: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        Graph::group_norm_act_into(self, x, groups, g, b, eps, Some(a), into)
     }
     fn batch_norm_act(
         &mut self,
@@ -132,17 +168,18 @@ impl Backend for Graph {
         momentum: f32,
         eps: f32,
         a: Activation,
+        into: Option<&Tensor>,
     ) -> Result<Tensor> {
-        Graph::batch_norm_act(self, x, g, b, rm, rv, training, momentum, eps, Some(a))
+        Graph::batch_norm_act_into(self, x, g, b, rm, rv, training, momentum, eps, Some(a), into)
     }
     fn maxpool2d(&mut self, x: &Tensor) -> Result<Tensor> {
         Graph::max_pool2d(self, x, (2, 2), (2, 2))
     }
-    fn resize(&mut self, x: &Tensor, ho: usize, wo: usize, ac: bool) -> Result<Tensor> {
-        Graph::resize_bilinear(self, x, ho, wo, ac)
+    fn resize(&mut self, x: &Tensor, ho: usize, wo: usize, ac: bool, into: Option<&Tensor>) -> Result<Tensor> {
+        Graph::resize_bilinear_into(self, x, ho, wo, ac, into)
     }
-    fn pad(&mut self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
-        Graph::pad2d(self, x, pads)
+    fn pad(&mut self, x: &Tensor, pads: (usize, usize, usize, usize), into: Option<&Tensor>) -> Result<Tensor> {
+        Graph::pad2d_into(self, x, pads, into)
     }
     fn concat(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         Graph::concat(self, &[a, b])
@@ -152,9 +189,6 @@ impl Backend for Graph {
     }
     fn concat_slots(&mut self, n: usize, chans: &[usize], h: usize, w: usize) -> Result<Vec<Option<Tensor>>> {
         Ok(Graph::concat_slots(self, n, chans, h, w)?.into_iter().map(Some).collect())
-    }
-    fn write_into(&mut self, slot: Option<&Tensor>) {
-        Graph::write_into(self, slot)
     }
 }
 
@@ -207,10 +241,15 @@ impl Conv {
     }
 
     fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T) -> Result<B::T> {
+        self.forward_into(be, f, x, None)
+    }
+
+    /// `into`: a concat part a transposed conv writes its output into.
+    fn forward_into<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T, into: Option<&B::T>) -> Result<B::T> {
         let w = &f.params[self.w];
         let b = self.b.map(|i| &f.params[i]);
         let (s, p) = ((self.stride, self.stride), (self.pad, self.pad));
-        if self.transposed { be.conv_transpose2d(x, w, b, s, p) } else { be.conv2d(x, w, b, s, p) }
+        if self.transposed { be.conv_transpose2d(x, w, b, s, p, into) } else { be.conv2d(x, w, b, s, p) }
     }
 }
 
@@ -304,15 +343,13 @@ impl Block {
     fn forward<B: Backend>(&self, be: &mut B, f: &Fwd<B::T>, x: &B::T, into: Option<&B::T>) -> Result<B::T> {
         let h = self.conv.forward(be, f, x)?;
         let p = f.params;
-        if self.ends_in_norm(f.training) {
-            be.write_into(into);
-        }
+        let into = if self.ends_in_norm(f.training) { into } else { None };
         // The norm and the activation after it in one op (the GPU fuses them).
         let h = match self.norm {
-            Norm::None => be.act(&h, self.act)?,
-            Norm::Group { groups, gamma, beta } => be.group_norm_act(&h, groups, &p[gamma], &p[beta], 1e-5, self.act)?,
+            Norm::None => be.act(&h, self.act, into)?,
+            Norm::Group { groups, gamma, beta } => be.group_norm_act(&h, groups, &p[gamma], &p[beta], 1e-5, self.act, into)?,
             Norm::Batch { gamma, beta, mean, var } => {
-                be.batch_norm_act(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5, self.act)?
+                be.batch_norm_act(&h, &p[gamma], &p[beta], &f.buffers[mean], &f.buffers[var], f.training, 0.1, 1e-5, self.act, into)?
             }
         };
         if self.dropout > 0.0 && f.training {
@@ -457,9 +494,9 @@ impl Model {
                 t = m.bottleneck.forward(be, f, &t, None)?;
                 t = run(be, &m.decoder, f, &t, None)?;
                 let o = m.out.forward(be, f, &t)?;
-                let y = be.act(&o, Activation::Sigmoid)?;
+                let y = be.act(&o, Activation::Sigmoid, None)?;
                 let [_, _, yh, yw] = be.dims(&y)?;
-                if (yh, yw) == (h, w) { Ok(y) } else { be.resize(&y, h, w, false) }
+                if (yh, yw) == (h, w) { Ok(y) } else { be.resize(&y, h, w, false, None) }
             }
             Model::Unet(m) => {
                 // Each skip and the upsampled tensor beside it are written straight into their
@@ -489,24 +526,17 @@ impl Model {
                     let [_, _, sh, sw] = be.dims(&skip)?;
                     let (dy, dx) = (sh - 2 * th, sw - 2 * tw);
                     let padding = dy != 0 || dx != 0;
-                    if !padding {
-                        be.write_into(slot);
-                    }
+                    let up_into = if padding { None } else { slot };
                     let upx = match &u.up {
-                        Some(c) => c.forward(be, f, &t)?,
-                        None => be.resize(&t, 2 * th, 2 * tw, true)?,
+                        Some(c) => c.forward_into(be, f, &t, up_into)?,
+                        None => be.resize(&t, 2 * th, 2 * tw, true, up_into)?,
                     };
-                    let padded = if padding {
-                        be.write_into(slot);
-                        be.pad(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2))?
-                    } else {
-                        upx
-                    };
+                    let padded = if padding { be.pad(&upx, (dx / 2, dx - dx / 2, dy / 2, dy - dy / 2), slot)? } else { upx };
                     let cat = be.concat(&skip, &padded)?;
                     t = run(be, &u.conv, f, &cat, None)?;
                 }
                 let o = m.outc.forward(be, f, &t)?;
-                be.act(&o, Activation::Sigmoid)
+                be.act(&o, Activation::Sigmoid, None)
             }
         }
     }

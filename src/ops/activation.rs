@@ -6,7 +6,7 @@ use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct ActivationParams` in shaders/activation.wgsl.
@@ -120,10 +120,23 @@ pub fn activation(x: &Tensor, a: Activation, dest: Option<&Tensor>) -> Result<Te
     Ok(y)
 }
 
-/// `y` is the forward's output: dy has its layout.
-pub fn backward(a: Activation, x: &Tensor, y: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
-    if let Some((dx, acc)) = sink.target(x)? {
-        activation_backward(sink.ctx(), a, x.view(), dy, &dx, acc, plane(x), Chans::of(y))?;
+/// What an activation's backward reads: x, and the layout of its output `y` (dy has it).
+pub struct ActivationOp {
+    a: Activation,
+    x: Tensor,
+    y: Chans,
+}
+
+impl ActivationOp {
+    /// Saved by the graph after [`activation`] wrote `y` from `x`.
+    pub fn saving(a: Activation, x: &Tensor, y: &Tensor) -> ActivationOp {
+        ActivationOp { a, x: x.clone(), y: Chans::of(y) }
     }
-    Ok(())
+
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+        if let Some((dx, acc)) = sink.target(x)? {
+            activation_backward(sink.ctx(), self.a, self.x.view(), dy, &dx, acc, plane(&self.x), self.y)?;
+        }
+        Ok(())
+    }
 }

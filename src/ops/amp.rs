@@ -60,12 +60,28 @@ pub fn operand_of<'a>(half: &'a Option<View>, v: &'a View) -> Operand<'a> {
     }
 }
 
-/// An op's saved input `x` as its backward reads it: the f16 copy it saved (`half`), else x's
-/// values (only then does the graph keep them; see `autograd::reads_input`).
-pub fn saved_input<'a>(half: &'a Option<View>, x: &'a crate::tensor::Tensor) -> Operand<'a> {
-    match half {
-        Some(h) => Operand::F16(h),
-        None => Operand::F32(x.view()),
+/// The input an op keeps for its backward: x itself, or under half precision the f16 copy its
+/// forward made (then x's f32 buffer returns to the pool once the forward is done with it: f16
+/// activation storage).
+pub enum SavedInput {
+    F32(crate::tensor::Tensor),
+    F16(View),
+}
+
+impl SavedInput {
+    /// `half` (from [`half_copy`]) when there is one, else x.
+    pub fn of(x: &crate::tensor::Tensor, half: Option<View>) -> SavedInput {
+        match half {
+            Some(h) => SavedInput::F16(h),
+            None => SavedInput::F32(x.clone()),
+        }
+    }
+
+    pub fn operand(&self) -> Operand<'_> {
+        match self {
+            SavedInput::F32(x) => Operand::F32(x.view()),
+            SavedInput::F16(h) => Operand::F16(h),
+        }
     }
 }
 

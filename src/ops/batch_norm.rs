@@ -6,9 +6,9 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::activation::Activation;
-use crate::ops::amp::{Operand, half_copy, saved_input};
+use crate::ops::amp::{Operand, SavedInput, half_copy};
 use crate::ops::{Chans, NormThreads, flag, grid_groups, grid1d, nonzero, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct BatchNormParams` in shaders/batch_norm.wgsl.
@@ -142,13 +142,15 @@ pub fn batch_norm_backward(
     Ok(())
 }
 
+/// What batch norm's backward reads, saved by its forward (training mode): x (under half
+/// precision its f16 copy), gamma, beta and the batch statistics.
 pub struct BatchNormOp {
     p: BatchNormParams,
     stats: View,
     act: Option<Activation>,
-    /// Under half precision, the f16 copy of x the backward reads (f16 activation storage: the
-    /// graph then keeps no f32 x for this op).
-    x_half: Option<View>,
+    x: SavedInput,
+    gamma: Tensor,
+    beta: Tensor,
 }
 
 /// PyTorch's F.batch_norm over NCHW with affine gamma/beta [c] and running stats [c] (updated in
@@ -196,16 +198,12 @@ pub fn batch_norm(
     let stats = ctx.alloc(OP, c * 2)?;
     batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
     let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
-    Ok((y, Some(BatchNormOp { p, stats, act, x_half })))
+    Ok((y, Some(BatchNormOp { p, stats, act, x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() })))
 }
 
 impl BatchNormOp {
-    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
-    pub fn saves_half_input(&self) -> bool {
-        self.x_half.is_some()
-    }
-
-    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    /// `x`: the graph's handles of x, gamma and beta.
+    pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let ctx = sink.ctx().clone();
         let dx = sink.target(&x[0])?;
         let dg = sink.target(&x[1])?;
@@ -237,6 +235,6 @@ impl BatchNormOp {
             param_accumulate: flag(param_acc),
             ..self.p
         };
-        batch_norm_backward(&ctx, self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dxv, &dg, &db)
+        batch_norm_backward(&ctx, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dxv, &dg, &db)
     }
 }

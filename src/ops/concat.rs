@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct ConcatParams` in shaders/concat.wgsl.
@@ -59,7 +59,7 @@ pub fn concat(parts: &[&Tensor]) -> Result<(Tensor, ConcatOp)> {
 }
 
 impl ConcatOp {
-    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         for (t, p) in x.iter().zip(&self.parts) {
             if let Some((dx, acc)) = sink.target(t)? {
                 concat_backward(sink.ctx(), ConcatParams { accumulate: flag(acc), ..*p }, dy, &dx)?;

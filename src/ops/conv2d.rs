@@ -5,9 +5,9 @@ use crate::error::Result;
 use crate::gpu::{Ctx, Launch, Variant, View};
 use crate::gpu_params;
 use crate::ops::Sink;
-use crate::ops::amp::{Operand, half_copy, operand, operand_of, saved_input};
+use crate::ops::amp::{Operand, SavedInput, half_copy, operand, operand_of};
 use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct Conv2dParams` in shaders/conv2d.wgsl.
@@ -561,12 +561,13 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
     Ok(())
 }
 
+/// What a conv's backward reads, saved by its forward: the input (conv2d's x, or the
+/// transposed conv's x: its "dy" in conv terms; under half precision the f16 copy) for the
+/// weight gradient, and the weights for the input gradient. The bias only receives a gradient.
 pub struct Conv2dOp {
     g: ConvGeom,
-    /// Under half precision, the f16 copy of the input (conv2d's x, or the transposed conv's x:
-    /// its "dy" in conv terms) that the forward made: what the weight gradient reads, so the
-    /// graph keeps no f32 copy of the input for this op (f16 activation storage).
-    x_half: Option<View>,
+    x: SavedInput,
+    w: Tensor,
 }
 
 fn check_common(op: &'static str, x: &Tensor, w: &Tensor, stride: (usize, usize)) -> Result<([usize; 4], [usize; 4])> {
@@ -616,7 +617,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
     let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
     let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
     forward_of(x.ctx(), &g, operand_of(&x_half, x.view()), w.view(), b.map(|b| b.view()), y.view(), false)?;
-    Ok((y, Conv2dOp { g, x_half }))
+    Ok((y, Conv2dOp { g, x: SavedInput::of(x, x_half), w: w.clone() }))
 }
 
 /// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
@@ -653,12 +654,12 @@ pub fn conv_transpose2d(
     let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad, xs: Chans::of(&y) };
     let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
     input_grad_of(x.ctx(), &g, w.view(), b.map(|b| b.view()), operand_of(&x_half, x.view()), y.view(), false)?;
-    Ok((y, Conv2dOp { g, x_half }))
+    Ok((y, Conv2dOp { g, x: SavedInput::of(x, x_half), w: w.clone() }))
 }
 
 /// The upstream gradient (`n` x `c` x `hw`, laid out as `chans`) as both GEMMs of a backward
 /// read it: under half precision cast once for the two, when either runs.
-fn grad_operand(sink: &dyn Sink, x: &[Tensor], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
+fn grad_operand(sink: &dyn Sink, x: &[Handle], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
     if !(sink.wants(&x[0]) || sink.wants(&x[1])) {
         return Ok(None);
     }
@@ -666,19 +667,15 @@ fn grad_operand(sink: &dyn Sink, x: &[Tensor], dy: &View, n: usize, c: usize, hw
 }
 
 impl Conv2dOp {
-    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
-    pub fn saves_half_input(&self) -> bool {
-        self.x_half.is_some()
-    }
-
-    pub fn backward_conv(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    /// `x`: the graph's handles of the input, the weights and the bias.
+    pub fn backward_conv(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
         let dy_half = grad_operand(sink, x, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            input_grad_of(sink.ctx(), g, x[1].view(), None, operand_of(&dy_half, dy), &dx, acc)?;
+            input_grad_of(sink.ctx(), g, self.w.view(), None, operand_of(&dy_half, dy), &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            weight_grad_of(sink.ctx(), g, saved_input(&self.x_half, &x[0]), operand_of(&dy_half, dy), &dw, acc)?;
+            weight_grad_of(sink.ctx(), g, self.x.operand(), operand_of(&dy_half, dy), &dw, acc)?;
         }
         if let Some(b) = x.get(2)
             && let Some((db, acc)) = sink.target(b)?
@@ -689,14 +686,14 @@ impl Conv2dOp {
     }
 
     /// dy lives in conv "input" space (the transposed conv's output), x in conv "output" space.
-    pub fn backward_conv_transpose(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward_conv_transpose(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
         let dy_half = grad_operand(sink, x, dy, g.n, g.cin, g.h * g.w, g.xs)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            forward_of(sink.ctx(), g, operand_of(&dy_half, dy), x[1].view(), None, &dx, acc)?;
+            forward_of(sink.ctx(), g, operand_of(&dy_half, dy), self.w.view(), None, &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            weight_grad_of(sink.ctx(), g, operand_of(&dy_half, dy), saved_input(&self.x_half, &x[0]), &dw, acc)?;
+            weight_grad_of(sink.ctx(), g, operand_of(&dy_half, dy), self.x.operand(), &dw, acc)?;
         }
         if let Some(b) = x.get(2)
             && let Some((db, acc)) = sink.target(b)?

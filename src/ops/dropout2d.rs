@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct Dropout2dParams` in shaders/dropout2d.wgsl.
@@ -82,7 +82,7 @@ pub fn dropout2d(x: &Tensor, p: f32, seed: u64, step: u64, layer: u32) -> Result
 }
 
 impl Dropout2dOp {
-    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             dropout2d_backward(sink.ctx(), Dropout2dParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid_groups, grid1d, nonzero, output, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct ElementwiseParams` in shaders/elementwise.wgsl.
@@ -56,7 +56,7 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
-pub fn add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+pub fn add_backward(x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     for t in x {
         if let Some((g, acc)) = sink.target(t)? {
             copy(sink.ctx(), dy, &g, acc)?;
@@ -73,10 +73,25 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
-pub fn mul_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+/// What mul's backward reads: both factors (each one's gradient is dy times the other).
+pub struct MulOp {
+    factors: [Tensor; 2],
+}
+
+impl MulOp {
+    pub fn saving(a: &Tensor, b: &Tensor) -> MulOp {
+        MulOp { factors: [a.clone(), b.clone()] }
+    }
+
+    pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+        mul_backward(&self.factors, x, dy, sink)
+    }
+}
+
+fn mul_backward(factors: &[Tensor; 2], x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     for (i, t) in x.iter().enumerate() {
         if let Some((g, acc)) = sink.target(t)? {
-            let other = &x[1 - i];
+            let other = &factors[1 - i];
             let ctx = sink.ctx();
             run(ctx, "mul_backward", flat(dy.len(), acc, 1.0), &[(1, dy), (2, other.view()), (3, &g)], grid1d(ctx, "mul", dy.len())?)?;
         }
@@ -92,7 +107,7 @@ pub fn scale(x: &Tensor, alpha: f32) -> Result<Tensor> {
     Ok(y)
 }
 
-pub fn scale_backward(alpha: f32, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+pub fn scale_backward(alpha: f32, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((g, acc)) = sink.target(x)? {
         let ctx = sink.ctx();
         run(ctx, "scale_backward", flat(dy.len(), acc, alpha), &[(1, dy), (3, &g)], grid1d(ctx, "scale", dy.len())?)?;
@@ -134,7 +149,7 @@ pub fn bias_grad(ctx: &Ctx, n: usize, c: usize, hw: usize, dy: &View, dys: Chans
     run(ctx, "bias_grad_final", p, &[(1, &partials), (3, db)], grid1d(ctx, "bias_add", c)?)
 }
 
-pub fn bias_add_backward(x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+pub fn bias_add_backward(x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
     if let Some((g, acc)) = sink.target(&x[0])? {
         copy(sink.ctx(), dy, &g, acc)?;
     }

@@ -6,9 +6,9 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::activation::Activation;
-use crate::ops::amp::{Operand, half_copy, saved_input};
+use crate::ops::amp::{Operand, SavedInput, half_copy};
 use crate::ops::{Chans, NormThreads, flag, grid_groups, nonzero, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct GroupNormParams` in shaders/group_norm.wgsl.
@@ -107,13 +107,15 @@ pub fn group_norm_param_grad(
     })
 }
 
+/// What group norm's backward reads, saved by its forward: x (under half precision its f16
+/// copy), gamma, beta and the statistics.
 pub struct GroupNormOp {
     p: GroupNormParams,
     stats: View,
     act: Option<Activation>,
-    /// Under half precision, the f16 copy of x both backward kernels read (f16 activation
-    /// storage: the graph then keeps no f32 x for this op).
-    x_half: Option<View>,
+    x: SavedInput,
+    gamma: Tensor,
+    beta: Tensor,
 }
 
 /// PyTorch's F.group_norm with affine gamma/beta of shape [c], then `act` (fused) when given;
@@ -152,19 +154,15 @@ pub fn group_norm(
     };
     group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
     let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
-    Ok((y, GroupNormOp { p, stats, act, x_half }))
+    Ok((y, GroupNormOp { p, stats, act, x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() }))
 }
 
 impl GroupNormOp {
-    /// Whether the op keeps its input as the f16 copy (then the graph need not keep x).
-    pub fn saves_half_input(&self) -> bool {
-        self.x_half.is_some()
-    }
-
-    pub fn backward(&self, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    /// `x`: the graph's handles of x, gamma and beta.
+    pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(&x[0])? {
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_input_grad(sink.ctx(), self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dx)?;
+            group_norm_input_grad(sink.ctx(), self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dx)?;
         }
         let dg = sink.target(&x[1])?;
         let db = sink.target(&x[2])?;
@@ -189,7 +187,7 @@ impl GroupNormOp {
                 crate::ops::elementwise::fill(&ctx, &db, 0.0)?;
             }
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_param_grad(&ctx, self.act, p, saved_input(&self.x_half, &x[0]), x[1].view(), x[2].view(), dy, &self.stats, &dg, &db)?;
+            group_norm_param_grad(&ctx, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dg, &db)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::reduce::{num_partials, reduce_final};
 use crate::ops::{flag, grid1d, nonzero, output, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct LossParams` in shaders/loss.wgsl.
@@ -96,11 +96,25 @@ pub fn loss(pred: &Tensor, target: &Tensor, kind: LossKind) -> Result<Tensor> {
     Ok(y)
 }
 
-pub fn backward(kind: LossKind, x: &[Tensor], dy: &View, sink: &mut dyn Sink) -> Result<()> {
-    for (t, sign) in [(&x[0], 1.0), (&x[1], -1.0)] {
-        if let Some((d, acc)) = sink.target(t)? {
-            loss_backward(sink.ctx(), kind, x[0].view(), x[1].view(), dy, &d, sign, acc)?;
-        }
+/// What a loss's backward reads: the prediction and the target.
+pub struct LossOp {
+    kind: LossKind,
+    pred: Tensor,
+    target: Tensor,
+}
+
+impl LossOp {
+    pub fn saving(kind: LossKind, pred: &Tensor, target: &Tensor) -> LossOp {
+        LossOp { kind, pred: pred.clone(), target: target.clone() }
     }
-    Ok(())
+
+    /// `x`: the graph's handles of the prediction and the target.
+    pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
+        for (t, sign) in [(&x[0], 1.0), (&x[1], -1.0)] {
+            if let Some((d, acc)) = sink.target(t)? {
+                loss_backward(sink.ctx(), self.kind, self.pred.view(), self.target.view(), dy, &d, sign, acc)?;
+            }
+        }
+        Ok(())
+    }
 }

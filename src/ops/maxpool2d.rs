@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_any, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct MaxPool2dParams` in shaders/maxpool2d.wgsl.
@@ -68,7 +68,7 @@ pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) ->
 }
 
 impl MaxPool2dOp {
-    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             maxpool2d_backward(sink.ctx(), MaxPool2dParams { accumulate: flag(acc), ..self.p }, dy, &self.idx, &dx)?;
         }

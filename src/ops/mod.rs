@@ -28,7 +28,7 @@ pub mod resize_bilinear;
 use crate::error::{Error, Result};
 use crate::gpu::params::{ParamsInfo, info};
 use crate::gpu::{Ctx, View, WG};
-use crate::tensor::{Tensor, numel};
+use crate::tensor::{Handle, Tensor, numel};
 
 pub(crate) fn u(x: usize) -> u32 {
     x as u32
@@ -43,13 +43,13 @@ pub(crate) fn flag(b: bool) -> u32 {
 pub trait Sink {
     /// `None` when `t` wants no gradient; else the buffer and whether to accumulate into it
     /// (`+=`) or write it (`=`).
-    fn target(&mut self, t: &Tensor) -> Result<Option<(View, bool)>>;
+    fn target(&mut self, t: &Handle) -> Result<Option<(View, bool)>>;
     /// Whether `t` wants a gradient.
-    fn wants(&self, t: &Tensor) -> bool;
+    fn wants(&self, t: &Handle) -> bool;
     /// Make `g` itself `t`'s gradient, with no copy (an in-place concat hands each part the
     /// concat's gradient, which has the part's layout). False when `t` already has a gradient
     /// or a slot: the caller then accumulates into `target(t)`.
-    fn alias(&mut self, t: &Tensor, g: &View) -> bool;
+    fn alias(&mut self, t: &Handle, g: &View) -> bool;
     fn ctx(&self) -> &Ctx;
 }
 

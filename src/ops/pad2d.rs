@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct Pad2dParams` in shaders/pad2d.wgsl.
@@ -61,7 +61,7 @@ pub fn pad2d(x: &Tensor, pads: (usize, usize, usize, usize), dest: Option<&Tenso
 }
 
 impl Pad2dOp {
-    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             pad2d_backward(sink.ctx(), Pad2dParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

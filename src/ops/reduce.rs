@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, Overrides, View, WG};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{flag, grid1d, nonzero, output, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct ReduceParams` in shaders/reduce.wgsl.
@@ -97,9 +97,21 @@ pub fn reduce(x: &Tensor, kind: ReduceKind) -> Result<Tensor> {
     Ok(y)
 }
 
-pub fn backward(kind: ReduceKind, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
-    if let Some((dx, acc)) = sink.target(x)? {
-        reduce_backward(sink.ctx(), kind, x.view(), dy, &dx, acc)?;
+/// What a reduction's backward reads: its input (the sum of squares' gradient is 2x dy).
+pub struct ReduceOp {
+    kind: ReduceKind,
+    x: Tensor,
+}
+
+impl ReduceOp {
+    pub fn saving(kind: ReduceKind, x: &Tensor) -> ReduceOp {
+        ReduceOp { kind, x: x.clone() }
     }
-    Ok(())
+
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+        if let Some((dx, acc)) = sink.target(x)? {
+            reduce_backward(sink.ctx(), self.kind, self.x.view(), dy, &dx, acc)?;
+        }
+        Ok(())
+    }
 }

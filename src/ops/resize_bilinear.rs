@@ -5,7 +5,7 @@ use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::{Chans, flag, grid1d, nonzero, output_to, u};
-use crate::tensor::Tensor;
+use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
     /// Keep in sync with `struct ResizeBilinearParams` in shaders/resize_bilinear.wgsl.
@@ -65,7 +65,7 @@ pub fn resize_bilinear(x: &Tensor, ho: usize, wo: usize, align_corners: bool, de
 }
 
 impl ResizeOp {
-    pub fn backward(&self, x: &Tensor, dy: &View, sink: &mut dyn Sink) -> Result<()> {
+    pub fn backward(&self, x: &Handle, dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(x)? {
             resize_bilinear_backward(sink.ctx(), ResizeBilinearParams { accumulate: flag(acc), ..self.p }, dy, &dx)?;
         }

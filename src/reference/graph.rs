@@ -263,7 +263,7 @@ impl Backend for Graph {
     fn conv2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
         Ok(Graph::conv2d(self, *x, *w, b.copied(), s, p))
     }
-    fn conv_transpose2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize)) -> Result<V> {
+    fn conv_transpose2d(&mut self, x: &V, w: &V, b: Option<&V>, s: (usize, usize), p: (usize, usize), _into: Option<&V>) -> Result<V> {
         Ok(Graph::conv_transpose2d(self, *x, *w, b.copied(), s, p))
     }
     fn group_norm(&mut self, x: &V, groups: usize, g: &V, b: &V, eps: f32) -> Result<V> {
@@ -272,7 +272,7 @@ impl Backend for Graph {
     fn batch_norm(&mut self, x: &V, g: &V, b: &V, rm: &V, rv: &V, training: bool, momentum: f32, eps: f32) -> Result<V> {
         Ok(Graph::batch_norm(self, *x, *g, *b, *rm, *rv, training, momentum as f64, eps as f64))
     }
-    fn act(&mut self, x: &V, a: GpuActivation) -> Result<V> {
+    fn act(&mut self, x: &V, a: GpuActivation, _into: Option<&V>) -> Result<V> {
         Ok(Graph::act(self, *x, reference_act(a)))
     }
     fn maxpool2d(&mut self, x: &V) -> Result<V> {
@@ -282,10 +282,10 @@ impl Backend for Graph {
         }
         Ok(Graph::maxpool2d(self, *x, (2, 2), (2, 2)))
     }
-    fn resize(&mut self, x: &V, ho: usize, wo: usize, ac: bool) -> Result<V> {
+    fn resize(&mut self, x: &V, ho: usize, wo: usize, ac: bool, _into: Option<&V>) -> Result<V> {
         Ok(Graph::resize(self, *x, ho, wo, ac))
     }
-    fn pad(&mut self, x: &V, pads: (usize, usize, usize, usize)) -> Result<V> {
+    fn pad(&mut self, x: &V, pads: (usize, usize, usize, usize), _into: Option<&V>) -> Result<V> {
         Ok(Graph::pad(self, *x, pads))
     }
     fn concat(&mut self, a: &V, b: &V) -> Result<V> {
