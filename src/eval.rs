@@ -16,6 +16,7 @@ use crate::ops::data::{DataParams, data_gather, data_noise};
 use crate::ops::loss::LossKind;
 use crate::ops::metrics::{STAT_CHARBONNIER, STAT_MAE, STAT_MSE, STAT_PSNR, Slots, image_metrics};
 use crate::tensor::Tensor;
+use crate::util::events::Event;
 use crate::util::signal;
 
 /// One row of val_metrics.csv: means over the images of one level.
@@ -466,7 +467,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn open(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, job: &str) -> Result<Session> {
+    pub fn open(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, job: &str, events: &mut dyn FnMut(Event)) -> Result<Session> {
         use crate::error::Error;
         let path = opts.ckpt.clone().unwrap_or_else(|| default_checkpoint(cfg, opts.no_ema));
         if opts.ckpt.is_some() && path.is_dir() {
@@ -515,13 +516,7 @@ impl Session {
             _ => None,
         };
         let dir = crate::feed::data_dir(cfg, opts.data_dir.as_deref());
-        let verbose = opts.verbose;
-        let mut log = |m: &str| {
-            if verbose {
-                eprintln!("{m}");
-            }
-        };
-        let images = crate::feed::load_images(cfg, &dir, false, &mut log)?;
+        let images = crate::feed::load_images(cfg, &dir, false, &mut |m| events(Event::Note(m.to_string())))?;
         let n = cfg.eval.test_limit.map_or(images.count, |l| l.min(images.count));
         let dataset = ctx.upload_u32("test set", &crate::feed::pack_u8(&images.pixels))?;
         let idx = ctx.upload_u32("test indices", &(0..n as u32).collect::<Vec<_>>())?;
@@ -537,25 +532,20 @@ impl Session {
         level_name(self.kind)
     }
 
-    /// A scoring pass over the whole test split with a progress bar; `None` when interrupted.
+    /// A scoring pass over the whole test split, its progress told to `events`; `None` when
+    /// interrupted.
     pub fn score<'a>(
         &'a self,
         ctx: &Ctx,
         cfg: &Config,
-        verbose: bool,
+        events: &mut dyn FnMut(Event),
         lpips: bool,
         hook: Option<&'a mut dyn BatchHook>,
     ) -> Result<Option<(Vec<LevelScores>, f64)>> {
         signal::reset();
         signal::set_note("stopping after this batch; nothing half-written is left");
         signal::install();
-        let bar = if verbose { indicatif::ProgressBar::new(self.n as u64) } else { indicatif::ProgressBar::hidden() };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("test set [{bar:30}] {pos}/{len} images x {msg} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("{} levels", self.levels.len()));
+        events(Event::Start { what: format!("test set x {} levels", self.levels.len()), total: self.n, done: 0 });
         let t0 = std::time::Instant::now();
         let pass = Pass {
             kind: self.kind,
@@ -565,13 +555,10 @@ impl Session {
             hook,
             direct: false,
         };
-        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| bar.set_position(done as u64))
-            .map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
-        if r.is_none() {
-            bar.abandon();
-        } else {
-            bar.finish_and_clear();
-        }
+        let r =
+            score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| events(Event::Progress { done, msg: String::new() }));
+        events(Event::End { finished: matches!(r, Ok(Some(_))) });
+        let r = r.map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
         Ok(r.map(|s| (s, t0.elapsed().as_secs_f64())))
     }
 
@@ -630,21 +617,19 @@ pub fn level_name(kind: NoiseKind) -> &'static str {
 /// `dae eval`: the whole test split at every level, written to
 /// `<out_dir>/logs/evaluation_results.json` (atomically, only when the pass completes). `None`
 /// when an interrupt stopped it (nothing written).
-pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions) -> Result<Option<EvalResults>> {
-    let s = Session::open(ctx, cfg, opts, "dae eval")?;
-    if opts.verbose {
-        eprintln!(
-            "evaluating {} ({} weights, {}) on {} test images at {} {} {}",
-            s.path.display(),
-            s.weights,
-            s.gm.config.model.describe(),
-            s.n,
-            noise_name(s.kind),
-            s.level_name(),
-            crate::config::list(&s.levels)
-        );
-    }
-    let Some((scores, secs)) = s.score(ctx, cfg, opts.verbose, true, None)? else { return Ok(None) };
+pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, events: &mut dyn FnMut(Event)) -> Result<Option<EvalResults>> {
+    let s = Session::open(ctx, cfg, opts, "dae eval", events)?;
+    events(Event::Note(format!(
+        "evaluating {} ({} weights, {}) on {} test images at {} {} {}",
+        s.path.display(),
+        s.weights,
+        s.gm.config.model.describe(),
+        s.n,
+        noise_name(s.kind),
+        s.level_name(),
+        crate::config::list(&s.levels)
+    )));
+    let Some((scores, secs)) = s.score(ctx, cfg, events, true, None)? else { return Ok(None) };
     let res = s.results(cfg, &scores, secs);
     write_json(&std::path::Path::new(&cfg.out_dir).join("logs").join("evaluation_results.json"), &res)?;
     Ok(Some(res))

@@ -372,7 +372,10 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             let cfg = common.load()?;
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
             let opts = ev.options(&common);
-            match dae::eval::run(&ctx, &cfg, &opts)? {
+            let mut shown = Shown::new(opts.verbose);
+            let r = dae::eval::run(&ctx, &cfg, &opts, &mut |e| shown.event(e));
+            shown.finish();
+            match r? {
                 Some(r) => {
                     print!("{}", dae::eval::table(&r));
                     println!(
@@ -400,7 +403,11 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             };
             let cfg = job.common.load()?;
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
-            match dae::report::jobs::viz(&ctx, &cfg, &job.ev.options(&job.common), f)? {
+            let opts = job.ev.options(&job.common);
+            let mut shown = Shown::new(opts.verbose);
+            let r = dae::report::jobs::viz(&ctx, &cfg, &opts, f, &mut |e| shown.event(e));
+            shown.finish();
+            match r? {
                 Some(files) => {
                     for p in files {
                         println!("{}", p.display());
@@ -424,7 +431,11 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
     let cfg = common.load()?;
     let ctx = dae::Ctx::open(adapter)?;
     let t0 = std::time::Instant::now();
-    let Some(w) = dae::report::jobs::analyse(&ctx, &cfg, &ev.options(common), full)? else {
+    let opts = ev.options(common);
+    let mut shown = Shown::new(opts.verbose);
+    let r = dae::report::jobs::analyse(&ctx, &cfg, &opts, full, &mut |e| shown.event(e));
+    shown.finish();
+    let Some(w) = r? else {
         return interrupted_exit(
             if full { "report" } else { "compare limitations" },
             "files written before the interrupt are complete; the rest were not written",
@@ -445,12 +456,12 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
     Ok(ExitCode::SUCCESS)
 }
 
-/// How `dae train` shows its events: notes (unless --quiet) and warnings on stderr, and per
-/// epoch a progress bar on a terminal, or without one a plain line at most every 10 s.
+/// How a job's events are shown: notes (unless --quiet) and warnings on stderr, and per pass a
+/// progress bar on a terminal, or without one a plain line at most every 10 s.
 struct Shown {
     verbose: bool,
     bar: Option<indicatif::ProgressBar>,
-    epoch: (usize, usize),
+    what: String,
     plain: bool,
     last_line: std::time::Instant,
 }
@@ -458,7 +469,7 @@ struct Shown {
 impl Shown {
     fn new(verbose: bool) -> Shown {
         let plain = verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Shown { verbose, bar: None, epoch: (0, 0), plain, last_line: std::time::Instant::now() }
+        Shown { verbose, bar: None, what: String::new(), plain, last_line: std::time::Instant::now() }
     }
 
     /// A line above the bar, if there is one.
@@ -469,30 +480,29 @@ impl Shown {
         }
     }
 
-    fn event(&mut self, e: dae::train::Event) {
-        use dae::train::Event;
+    fn event(&mut self, e: dae::util::events::Event) {
+        use dae::util::events::Event;
         match e {
             Event::Note(m) if self.verbose => self.line(&m),
             Event::Note(_) => {}
             Event::Warning(m) => self.line(&format!("warning: {m}")),
-            Event::Epoch { epoch, epochs, steps, done } => {
-                self.epoch = (epoch, epochs);
+            Event::Start { what, total, done } => {
                 if self.verbose {
-                    let bar = indicatif::ProgressBar::new(steps as u64);
+                    let bar = indicatif::ProgressBar::new(total as u64);
                     bar.set_style(
-                        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
                             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                             .progress_chars("=> "),
                     );
-                    bar.set_prefix(format!("{epoch}/{epochs}"));
+                    bar.set_prefix(what.clone());
                     bar.set_position(done as u64);
                     self.bar = Some(bar);
                 }
+                self.what = what;
             }
-            Event::Progress { done, step, loss, lr, images_per_s } => {
-                let msg = format!("loss {loss:.5} lr {lr:.2e} {images_per_s:.0} img/s");
+            Event::Progress { done, msg } => {
                 if self.plain && self.last_line.elapsed().as_secs_f64() >= 10.0 {
-                    eprintln!("epoch {}/{} step {step} {msg}", self.epoch.0, self.epoch.1);
+                    eprintln!("{} {done} {msg}", self.what);
                     self.last_line = std::time::Instant::now();
                 }
                 if let Some(b) = &self.bar {
@@ -500,7 +510,7 @@ impl Shown {
                     b.set_message(msg);
                 }
             }
-            Event::EpochSteps { finished } => {
+            Event::End { finished } => {
                 if let Some(b) = self.bar.take() {
                     if finished { b.finish_and_clear() } else { b.abandon() }
                 }
@@ -508,7 +518,7 @@ impl Shown {
         }
     }
 
-    /// The run ended (an error may have cut an epoch short): leave the bar where it stood.
+    /// The job ended (an error may have cut a pass short): leave the bar where it stood.
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.abandon();

@@ -53,23 +53,7 @@ pub struct TrainOptions {
     pub raise_at: Option<RaiseAt>,
 }
 
-/// What a run tells its caller as it goes: the library prints nothing, the caller (`main.rs`)
-/// shows these (a progress bar, lines, warnings).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// A line about the run (the adapter, the model, a checkpoint saved, an epoch's validation).
-    Note(String),
-    /// Something the user should know that did not stop the run.
-    Warning(String),
-    /// An epoch's steps start: epoch (1-based) of `epochs`, `steps` in it, `done` already (a
-    /// resumed epoch).
-    Epoch { epoch: usize, epochs: usize, steps: usize, done: usize },
-    /// After a log window: steps done in the epoch, the last step (1-based), its loss and
-    /// learning rate, and the window's images/s.
-    Progress { done: usize, step: u64, loss: f32, lr: f64, images_per_s: f64 },
-    /// The epoch's steps ended (`finished`: all of them; else an interrupt or an error cut them).
-    EpochSteps { finished: bool },
-}
+pub use crate::util::events::Event;
 
 /// Where `TrainOptions::raise_at` interrupts the last epoch's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -945,14 +929,15 @@ impl StepLog {
             };
             if let Some(why) = stop {
                 append(&self.csv, TRAIN_HEADER, &rows)?;
-                events(Event::EpochSteps { finished: false });
+                events(Event::End { finished: false });
                 return Err(Error::Msg(format!("{why}. {}{}", intact_note(&tr.ckpt_dir()), suspects(cfg))));
             }
             rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
         }
         append(&self.csv, TRAIN_HEADER, &rows)?;
         if let Some((st, lr)) = window.last() {
-            events(Event::Progress { done: tr.step_in_epoch, step: st + 1, loss: vals[2 * (window.len() - 1)], lr: *lr, images_per_s: ips });
+            let loss = vals[2 * (window.len() - 1)];
+            events(Event::Progress { done: tr.step_in_epoch, msg: format!("step {} loss {loss:.5} lr {lr:.2e} {ips:.0} img/s", st + 1) });
         }
         Ok(())
     }
@@ -1071,7 +1056,7 @@ pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn
     }
     while tr.epoch < cfg.train.epochs && interrupted.is_none() {
         tr.write_perm(tr.epoch)?;
-        events(Event::Epoch { epoch: tr.epoch + 1, epochs: cfg.train.epochs, steps: spe, done: tr.step_in_epoch });
+        events(Event::Start { what: format!("epoch {}/{}", tr.epoch + 1, cfg.train.epochs), total: spe, done: tr.step_in_epoch });
         while tr.step_in_epoch < spe {
             let slot = log.next(tr.step, tr.schedule.lr(tr.step));
             tr.train_step(tr.step_in_epoch, &log.buf, slot).map_err(|e| e.limit_in_terms_of("train.batch_size", cfg.train.batch_size))?;
@@ -1093,7 +1078,7 @@ pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn
                 break;
             }
         }
-        events(Event::EpochSteps { finished: interrupted.is_none() });
+        events(Event::End { finished: interrupted.is_none() });
         if let Some(code) = interrupted {
             tr.save("last")?;
             events(Event::Note(format!("{}: saved {} at step {}", signal::name(code), tr.ckpt_dir().join("last.safetensors").display(), tr.step)));

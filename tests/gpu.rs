@@ -1070,6 +1070,10 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
     let run = copy_run("report");
     let o = eval_cmd(&["report"], &run, &["--sigmas", "0.1,0.5"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Every file training and the report left is one `--overwrite` knows as dae's own.
+    let (ours, others) = dae::util::outputs::survey(&run).unwrap();
+    assert!(others.is_empty(), "files dae wrote that util::outputs does not name: {others:?}");
+    assert!(ours.len() >= 20, "{ours:?}");
     for f in [
         "logs/evaluation_results.json",
         "grids/recon_grid_sigma_0.1.png",

@@ -11,6 +11,7 @@ use crate::eval::{EvalOptions, EvalResults, LevelScores, Session, images_at};
 use crate::feed::{IMAGE_HW, IMAGE_LEN};
 use crate::gpu::Ctx;
 use crate::ops::metrics::STAT_PSNR;
+use crate::util::events::Event;
 
 /// The figures `dae viz` draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +34,6 @@ fn out_path(cfg: &Config, sub: &str, file: &str) -> PathBuf {
 /// "0.3" as a file-name part.
 fn level_tag(l: f32) -> String {
     format!("{l}").replace('-', "m")
-}
-
-fn say(verbose: bool, m: &str) {
-    if verbose {
-        eprintln!("{m}");
-    }
 }
 
 /// The level closest to 0.3 (or the middle one for amounts / peaks): the one a single figure
@@ -182,10 +177,10 @@ pub fn read_logs(out_dir: &Path) -> Result<(Vec<TrainPoint>, Vec<ValPoint>, Vec<
     Ok((train, val, warnings))
 }
 
-fn curves(cfg: &Config) -> Result<PathBuf> {
+fn curves(cfg: &Config, events: &mut dyn FnMut(Event)) -> Result<PathBuf> {
     let (train, val, warnings) = read_logs(Path::new(&cfg.out_dir))?;
     for w in warnings {
-        eprintln!("warning: {w}");
+        events(Event::Warning(w));
     }
     let p = out_path(cfg, "reports", "training_curves.png");
     figures::training_curves(&p, &format!("training of {}", cfg.out_dir), &train, &val)?;
@@ -246,15 +241,14 @@ fn diversity(ctx: &Ctx, cfg: &Config, s: &Session, draw_figure: bool) -> Result<
 
 /// Mode averaging: outputs at eval.mode_sigma against the real test images, each by its
 /// distance to the nearest image of the training file.
-fn mode_averaging(ctx: &Ctx, cfg: &Config, s: &Session, data_dir: Option<&Path>, verbose: bool) -> Result<analysis::ModeAveraging> {
+fn mode_averaging(ctx: &Ctx, cfg: &Config, s: &Session, data_dir: Option<&Path>, events: &mut dyn FnMut(Event)) -> Result<analysis::ModeAveraging> {
     let dir = crate::feed::data_dir(cfg, data_dir);
-    let mut log = |m: &str| say(verbose, m);
-    let train = crate::feed::load_images(cfg, &dir, true, &mut log)?;
+    let train = crate::feed::load_images(cfg, &dir, true, &mut |m| events(Event::Note(m.to_string())))?;
     let ds = ctx.upload_u32("training set", &crate::feed::pack_u8(&train.pixels))?;
     let idx = ctx.upload_u32("training indices", &(0..train.count as u32).collect::<Vec<_>>())?;
     let m = cfg.eval.mode_images.min(s.n);
     let (out_d, real_d) = (ctx.alloc("mode averaging", m)?, ctx.alloc("mode averaging", m)?);
-    say(verbose, &format!("mode averaging: {m} outputs at {} {} against {} training images", s.level_name(), cfg.eval.mode_sigma, train.count));
+    events(Event::Note(format!("mode averaging: {m} outputs at {} {} against {} training images", s.level_name(), cfg.eval.mode_sigma, train.count)));
     let b = 64;
     let mut start = 0;
     while start < m {
@@ -281,24 +275,20 @@ pub struct Written {
 /// `dae report` (everything: `full`) or `dae compare limitations` (the analysis and the figures
 /// its page embeds). `None` when interrupted; nothing half-written is left (each file appears
 /// whole or not at all).
-pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Result<Option<Written>> {
+pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
     let job = if full { "dae report" } else { "dae compare limitations" };
-    let s = Session::open(ctx, cfg, opts, job)?;
-    let v = opts.verbose;
-    say(
-        v,
-        &format!(
-            "{job}: {} ({} weights, {}) on {} test images at {} {}",
-            s.path.display(),
-            s.weights,
-            s.gm.config.model.describe(),
-            s.n,
-            s.level_name(),
-            crate::config::list(&s.levels)
-        ),
-    );
+    let s = Session::open(ctx, cfg, opts, job, events)?;
+    events(Event::Note(format!(
+        "{job}: {} ({} weights, {}) on {} test images at {} {}",
+        s.path.display(),
+        s.weights,
+        s.gm.config.model.describe(),
+        s.n,
+        s.level_name(),
+        crate::config::list(&s.levels)
+    )));
     let mut col = Collector::new(ctx, s.n, s.levels.len(), IMAGE_HW)?;
-    let Some((scores, secs)) = s.score(ctx, cfg, v, full, Some(&mut col))? else { return Ok(None) };
+    let Some((scores, secs)) = s.score(ctx, cfg, events, full, Some(&mut col))? else { return Ok(None) };
     let collected = col.finish(ctx)?;
     let mut files = Vec::new();
     let eval = if full {
@@ -310,7 +300,7 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
     } else {
         None
     };
-    say(v, "figures and the limitations analysis...");
+    events(Event::Note("figures and the limitations analysis...".into()));
     let mut figs: Vec<(String, PathBuf, String)> = Vec::new();
     if full {
         for p in recon_grids(ctx, cfg, &s)? {
@@ -322,13 +312,13 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
         for p in cases(ctx, cfg, &s, &scores)? {
             figs.push(("Best and worst cases".into(), p, "By the reconstruction's PSNR at the level nearest sigma 0.3.".into()));
         }
-        match curves(cfg) {
+        match curves(cfg, events) {
             Ok(p) => figs.push((
                 "Training curves".into(),
                 p,
                 "Training loss and learning rate by step; validation PSNR by epoch (dashed: the noisy input).".into(),
             )),
-            Err(e) => say(v, &format!("no training curves: {e}")),
+            Err(e) => events(Event::Note(format!("no training curves: {e}"))),
         }
     }
     let fp = frequency(cfg, &s, &collected)?;
@@ -337,7 +327,7 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
     if let Some(p) = dfig {
         figs.push(("Diversity collapse".into(), p, "Different noise draws of one image all map to nearly the same output.".into()));
     }
-    let mode = mode_averaging(ctx, cfg, &s, opts.data_dir.as_deref(), v)?;
+    let mode = mode_averaging(ctx, cfg, &s, opts.data_dir.as_deref(), events)?;
     let smoothing: Vec<analysis::Smoothing> =
         s.levels.iter().zip(&collected.levels).map(|(l, lv)| analysis::smoothing(*l, &lv.0, &collected.clean_stats)).collect();
     let frequency: Vec<(f32, f64)> =
@@ -380,22 +370,22 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool) -> Resul
 }
 
 /// `dae viz <figure>`: one figure. `None` when interrupted.
-pub fn viz(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, fig: Figure) -> Result<Option<Vec<PathBuf>>> {
+pub fn viz(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, fig: Figure, events: &mut dyn FnMut(Event)) -> Result<Option<Vec<PathBuf>>> {
     if fig == Figure::Curves {
-        return Ok(Some(vec![curves(cfg)?]));
+        return Ok(Some(vec![curves(cfg, events)?]));
     }
-    let s = Session::open(ctx, cfg, opts, "dae viz")?;
+    let s = Session::open(ctx, cfg, opts, "dae viz", events)?;
     Ok(Some(match fig {
         Figure::ReconGrid => recon_grids(ctx, cfg, &s)?,
         Figure::SigmaPanel => sigma_panels(ctx, cfg, &s)?,
         Figure::Diversity => diversity(ctx, cfg, &s, true)?.1.into_iter().collect(),
         Figure::Cases => {
-            let Some((scores, _)) = s.score(ctx, cfg, opts.verbose, false, None)? else { return Ok(None) };
+            let Some((scores, _)) = s.score(ctx, cfg, events, false, None)? else { return Ok(None) };
             cases(ctx, cfg, &s, &scores)?
         }
         Figure::Frequency => {
             let mut col = Collector::new(ctx, s.n, s.levels.len(), IMAGE_HW)?;
-            let Some(_) = s.score(ctx, cfg, opts.verbose, false, Some(&mut col))? else { return Ok(None) };
+            let Some(_) = s.score(ctx, cfg, events, false, Some(&mut col))? else { return Ok(None) };
             vec![frequency(cfg, &s, &col.finish(ctx)?)?]
         }
         Figure::Curves => unreachable!("handled above"),
