@@ -9,7 +9,6 @@
 //! steps. Every computation is deterministic (fixed reduction orders, counter-based RNG), so a
 //! resumed run ends bit-identical to an uninterrupted one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -29,6 +28,7 @@ use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
 use crate::tensor::Tensor;
+use crate::util::csvlog::{self, TrainLogRow, ValLogRow, round};
 use crate::util::signal;
 
 #[derive(Clone, Debug, Default)]
@@ -313,11 +313,19 @@ impl Trainer {
         };
         self.validated = true;
         let mean_psnr = val.iter().map(|r| r.psnr).sum::<f64>() / val.len() as f64;
-        let rows: Vec<String> = val
+        let rows: Vec<ValLogRow> = val
             .iter()
-            .map(|r| format!("{},{},{:.6},{:.4},{:.5},{:.4},{:.5}", self.epoch, r.sigma, r.loss, r.psnr, r.ssim, r.psnr_noisy, r.ssim_noisy))
+            .map(|r| ValLogRow {
+                epoch: self.epoch as u64,
+                sigma: r.sigma,
+                val_loss: round(r.loss, 6),
+                psnr: round(r.psnr, 4),
+                ssim: round(r.ssim, 5),
+                psnr_noisy: round(r.psnr_noisy, 4),
+                ssim_noisy: round(r.ssim_noisy, 5),
+            })
             .collect();
-        append(&self.logs_dir().join(VAL_CSV), VAL_HEADER, &rows)?;
+        csvlog::append(&self.logs_dir().join(VAL_CSV), &rows)?;
         let line = val
             .iter()
             .map(|r| format!("s{}: {:.2} dB (noisy {:.2}) ssim {:.3}", r.sigma, r.psnr, r.psnr_noisy, r.ssim))
@@ -506,7 +514,13 @@ impl Trainer {
         self.batches_tracked = w.batches_tracked;
         self.best_psnr = state.meta.get("best_psnr").and_then(|v| v.parse().ok()).unwrap_or(f64::NEG_INFINITY);
         self.validated = state.meta.get("validated").is_none_or(|v| v != "false");
-        truncate_logs(&self.logs_dir(), self.step, self.epoch)?;
+        // Drop log rows past the checkpoint (written after it, before the run died).
+        let (step, epoch, mut warnings) = (self.step, self.epoch as u64, Vec::new());
+        csvlog::retain::<TrainLogRow>(&self.logs_dir().join(TRAIN_CSV), |r| r.step <= step, &mut warnings)?;
+        csvlog::retain::<ValLogRow>(&self.logs_dir().join(VAL_CSV), |r| r.epoch <= epoch, &mut warnings)?;
+        for w in warnings {
+            events(Event::Warning(format!("--resume: {w}")));
+        }
         // Leave the folder as an uninterrupted run would have: `last` at this state, and the
         // epoch set of this boundary when a crash cut it off after `last` was saved.
         if set.stem != "last" {
@@ -750,38 +764,6 @@ const VAL_CSV: &str = "val_metrics.csv";
 /// 2^-20, where the overflow no longer comes from the scaling.
 const MAX_SKIPS_IN_A_ROW: usize = 37;
 
-const TRAIN_HEADER: &str = "step,epoch,loss,lr,grad_norm,images_per_s";
-const VAL_HEADER: &str = "epoch,sigma,val_loss,psnr,ssim,psnr_noisy,ssim_noisy";
-
-fn append(path: &Path, header: &str, rows: &[String]) -> Result<()> {
-    let fresh = !path.exists();
-    let mut f = crate::util::files::open_append(path)?;
-    let mut text = String::new();
-    if fresh {
-        text.push_str(header);
-        text.push('\n');
-    }
-    for r in rows {
-        text.push_str(r);
-        text.push('\n');
-    }
-    f.write_all(text.as_bytes()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))
-}
-
-/// On resume, drop log rows past the checkpoint (written after it, before the run died).
-fn truncate_logs(dir: &Path, step: u64, epoch: usize) -> Result<()> {
-    let keep = |path: PathBuf, ok: &dyn Fn(&str) -> bool| -> Result<()> {
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-        let mut lines = text.lines();
-        let mut out: Vec<&str> = lines.next().into_iter().collect();
-        out.extend(lines.filter(|l| ok(l)));
-        crate::util::files::write_file(&path, (out.join("\n") + "\n").as_bytes())
-    };
-    let first = |l: &str| l.split(',').next().and_then(|v| v.parse::<u64>().ok());
-    keep(dir.join(TRAIN_CSV), &|l| first(l).is_some_and(|s| s <= step))?;
-    keep(dir.join(VAL_CSV), &|l| first(l).is_some_and(|e| e <= epoch as u64))
-}
-
 /// Whether a new run (not --resume) finds an earlier one in `out`: an error without
 /// --overwrite; with it `true`, and the earlier run's files go only once the new run's first
 /// step has run ([`start_files`]), so a run that cannot start (bad data, a model too large for
@@ -928,13 +910,20 @@ impl StepLog {
                 None
             };
             if let Some(why) = stop {
-                append(&self.csv, TRAIN_HEADER, &rows)?;
+                csvlog::append(&self.csv, &rows)?;
                 events(Event::End { finished: false });
                 return Err(Error::Msg(format!("{why}. {}{}", intact_note(&tr.ckpt_dir()), suspects(cfg))));
             }
-            rows.push(format!("{},{},{:.6},{:.6e},{:.6},{:.1}", st + 1, e + 1, lv, lr, (nsq as f64).sqrt(), ips));
+            rows.push(TrainLogRow {
+                step: st + 1,
+                epoch: e as u64 + 1,
+                loss: round(lv as f64, 6),
+                lr: *lr,
+                grad_norm: round((nsq as f64).sqrt(), 6),
+                images_per_s: round(ips, 1),
+            });
         }
-        append(&self.csv, TRAIN_HEADER, &rows)?;
+        csvlog::append(&self.csv, &rows)?;
         if let Some((st, lr)) = window.last() {
             let loss = vals[2 * (window.len() - 1)];
             events(Event::Progress { done: tr.step_in_epoch, msg: format!("step {} loss {loss:.5} lr {lr:.2e} {ips:.0} img/s", st + 1) });

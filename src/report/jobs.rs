@@ -11,6 +11,7 @@ use crate::eval::{EvalOptions, EvalResults, LevelScores, Session, images_at};
 use crate::feed::{IMAGE_HW, IMAGE_LEN};
 use crate::gpu::Ctx;
 use crate::ops::metrics::STAT_PSNR;
+use crate::util::csvlog::{self, TrainLogRow, ValLogRow};
 use crate::util::events::Event;
 
 /// The figures `dae viz` draws.
@@ -119,61 +120,20 @@ fn cases(ctx: &Ctx, cfg: &Config, s: &Session, scores: &[LevelScores]) -> Result
     Ok(out)
 }
 
-/// A row of `logs/train_metrics.csv` (written by `dae train`).
-#[derive(serde::Deserialize)]
-struct TrainCsv {
-    step: f64,
-    #[allow(dead_code)]
-    epoch: f64,
-    loss: f64,
-    lr: f64,
-}
-
-/// A row of `logs/val_metrics.csv`.
-#[derive(serde::Deserialize)]
-struct ValCsv {
-    epoch: f64,
-    sigma: f32,
-    psnr: f64,
-    psnr_noisy: f64,
-}
-
-/// The rows of one CSV log. A row that does not parse is an error naming the file and line,
-/// except a last line without its newline (a run killed while writing it), which is dropped
-/// with a warning in `warnings`.
-fn csv_rows<T: serde::de::DeserializeOwned>(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<T>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Msg(format!("cannot read {}: {e} (the training logs; train first)", path.display())))?;
-    let torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
-    let mut r = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
-    let mut out = Vec::new();
-    let mut records = r.deserialize::<T>().peekable();
-    while let Some(row) = records.next() {
-        match row {
-            Ok(v) => out.push(v),
-            Err(_) if torn && records.peek().is_none() => {
-                warnings.push(format!("{}: the last line is cut off (a run killed while writing it); it is left out", path.display()));
-            }
-            Err(e) => {
-                let line = e.position().map_or(String::new(), |p| format!(" line {}", p.line()));
-                return Err(Error::Msg(format!("{}{line}: not a row of a dae log: {e}", path.display())));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A run's CSV logs: (train points, validation points, warnings about torn last lines). A log
 /// with no training row is an error: there is nothing to draw.
 pub fn read_logs(out_dir: &Path) -> Result<(Vec<TrainPoint>, Vec<ValPoint>, Vec<String>)> {
     let logs = out_dir.join("logs");
     let mut warnings = Vec::new();
     let tp = logs.join("train_metrics.csv");
-    let train: Vec<TrainPoint> = csv_rows::<TrainCsv>(&tp, &mut warnings)?.into_iter().map(|r| (r.step, r.loss, r.lr)).collect();
+    let train: Vec<TrainPoint> = csvlog::read::<TrainLogRow>(&tp, &mut warnings)?.into_iter().map(|r| (r.step as f64, r.loss, r.lr)).collect();
     if train.is_empty() {
         return Err(Error::Msg(format!("{} holds no training rows: the run logged no step", tp.display())));
     }
-    let val =
-        csv_rows::<ValCsv>(&logs.join("val_metrics.csv"), &mut warnings)?.into_iter().map(|r| (r.epoch, r.sigma, r.psnr, r.psnr_noisy)).collect();
+    let val = csvlog::read::<ValLogRow>(&logs.join("val_metrics.csv"), &mut warnings)?
+        .into_iter()
+        .map(|r| (r.epoch as f64, r.sigma, r.psnr, r.psnr_noisy))
+        .collect();
     Ok((train, val, warnings))
 }
 
