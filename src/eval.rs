@@ -555,8 +555,12 @@ impl Session {
             hook,
             direct: false,
         };
-        let r =
-            score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| events(Event::Progress { done, msg: String::new() }));
+        let r = score(ctx, cfg, &self.gm.model, &self.gm.weights, &self.set(), pass, &mut |done| {
+            for w in ctx.take_warnings() {
+                events(Event::Warning(w));
+            }
+            events(Event::Progress { done, msg: String::new() })
+        });
         events(Event::End { finished: matches!(r, Ok(Some(_))) });
         let r = r.map_err(|e| e.limit_in_terms_of("eval.batch_size (--batch)", self.batch))?;
         Ok(r.map(|s| (s, t0.elapsed().as_secs_f64())))

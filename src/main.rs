@@ -285,6 +285,14 @@ fn parse_crash_at(s: &str) -> Result<(usize, u64), String> {
     Ok((e.parse().map_err(|_| "bad EPOCH")?, n.parse().map_err(|_| "bad N")?))
 }
 
+/// The runtime's warnings a job did not pass on (the commands without events: gradcheck, bench,
+/// infer, devices), printed at the end.
+fn print_warnings(ctx: &dae::Ctx) {
+    for w in ctx.take_warnings() {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -333,6 +341,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                         rows.push(dae::bench::model_step(&ctx, m, batch, warmup, iters, profile, true)?);
                     }
                 }
+                print_warnings(&ctx);
                 if json {
                     let train: Vec<&dae::bench::TrainRow> = rows.iter().map(|r| &r.0).collect();
                     let tuned = dae::bench::tuned_rows(&ctx);
@@ -361,6 +370,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                     eprintln!("measuring {what} ...");
                 }
             })?;
+            print_warnings(&ctx);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| dae::Error::Msg(e.to_string()))?);
             } else {
@@ -375,6 +385,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             let mut shown = Shown::new(opts.verbose);
             let r = dae::eval::run(&ctx, &cfg, &opts, &mut |e| shown.event(e));
             shown.finish();
+            print_warnings(&ctx);
             match r? {
                 Some(r) => {
                     print!("{}", dae::eval::table(&r));
@@ -407,6 +418,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             let mut shown = Shown::new(opts.verbose);
             let r = dae::report::jobs::viz(&ctx, &cfg, &opts, f, &mut |e| shown.event(e));
             shown.finish();
+            print_warnings(&ctx);
             match r? {
                 Some(files) => {
                     for p in files {
@@ -435,6 +447,7 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
     let mut shown = Shown::new(opts.verbose);
     let r = dae::report::jobs::analyse(&ctx, &cfg, &opts, full, &mut |e| shown.event(e));
     shown.finish();
+    print_warnings(&ctx);
     let Some(w) = r? else {
         return interrupted_exit(
             if full { "report" } else { "compare limitations" },
@@ -540,6 +553,7 @@ fn train(adapter: Option<&str>, common: &Common, opts: &dae::train::TrainOptions
     let mut shown = Shown::new(opts.verbose);
     let r = dae::train::train_with(&ctx, &cfg, opts, &mut |e| shown.event(e));
     shown.finish();
+    print_warnings(&ctx);
     let s = r?;
     let out = std::path::Path::new(&cfg.out_dir);
     if s.already_finished {
@@ -576,6 +590,7 @@ fn infer(adapter: Option<&str>, ckpt: &std::path::Path, input: &std::path::Path,
     }
     let ctx = dae::Ctx::open(adapter)?;
     let done = dae::infer::run(&ctx, ckpt, input, output, batch)?;
+    print_warnings(&ctx);
     for w in &done.warnings {
         eprintln!("warning: {w}");
     }
@@ -651,6 +666,7 @@ fn gradcheck(adapter: Option<&str>, json: bool, only: Option<&str>) -> dae::Resu
     }
     let t0 = std::time::Instant::now();
     let rows = dae::check::run(&ctx, only)?;
+    print_warnings(&ctx);
     let failed = rows.iter().filter(|r| !r.pass).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);

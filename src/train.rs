@@ -1028,6 +1028,9 @@ fn start(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn FnMut(Ev
 pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn FnMut(Event)) -> Result<Summary> {
     signal::reset();
     let (_lock, mut tr, mut clear) = start(ctx, cfg, opts, events)?;
+    for w in ctx.take_warnings() {
+        events(Event::Warning(w));
+    }
     let already_finished = tr.finished();
     signal::set_note("stopping after this step (or validation batch) and saving `last`");
     signal::install();
@@ -1058,6 +1061,9 @@ pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn
             // At most one step queued behind the running one: an interrupt waits for two steps
             // at most.
             ctx.pace()?;
+            for w in ctx.take_warnings() {
+                events(Event::Warning(w));
+            }
             estimate.after_step(ctx, &tr, events)?;
             // stop_after (tests) acts as a Ctrl-C without touching the process-wide flag.
             let stop = signal::interrupted().or(opts.stop_after.filter(|n| tr.step >= *n).map(|_| 130));

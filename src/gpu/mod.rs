@@ -114,7 +114,7 @@ pub enum Variant {
 }
 
 impl Variant {
-    fn from_env() -> Variant {
+    fn from_env(warnings: &mut Vec<String>) -> Variant {
         if std::env::var_os("DAE_NAIVE").is_some_and(|v| !v.is_empty() && v != "0") {
             return Variant::Naive;
         }
@@ -129,7 +129,7 @@ impl Variant {
             Ok("ubo16") => Variant::UniformWide,
             Ok("auto") | Ok("") | Err(_) => Variant::Auto,
             Ok(other) => {
-                eprintln!("warning: DAE_KERNELS={other:?} is not naive, tiled, cb, wgm, sg, sg16, ubo, ubo16 or auto; using auto");
+                warnings.push(format!("DAE_KERNELS={other:?} is not naive, tiled, cb, wgm, sg, sg16, ubo, ubo16 or auto; using auto"));
                 Variant::Auto
             }
         }
@@ -207,6 +207,8 @@ pub struct CtxInner {
     /// Autotune's cross-check findings ([`Ctx::miscompiles`]).
     miscompiles: RefCell<Vec<String>>,
     planted: Cell<Option<&'static str>>,
+    /// What the caller should tell the user, until taken ([`Ctx::take_warnings`]).
+    warnings: RefCell<Vec<String>>,
 }
 
 /// Timestamp queries at the start and end of each compute pass, resolved and read back at each
@@ -367,6 +369,8 @@ impl Ctx {
             mapped_at_creation: false,
         });
         let tuner = RefCell::new(tune::Tuner::new(&gpu.info));
+        let mut warnings = Vec::new();
+        let variant = Variant::from_env(&mut warnings);
         Ctx(Rc::new(CtxInner {
             tuner,
             gpu,
@@ -382,7 +386,8 @@ impl Ctx {
             async_staging: RefCell::default(),
             next_id: Cell::new(1),
             poison: Cell::new(false),
-            variant: Cell::new(Variant::from_env()),
+            variant: Cell::new(variant),
+            warnings: RefCell::new(warnings),
             forced: Cell::new(None),
             submitted: RefCell::new(None),
             paced: RefCell::new(None),
@@ -712,7 +717,7 @@ impl Ctx {
                         self.0.gpu.info.name,
                         groups.iter().map(|g| format!("[{}]", names(g))).collect::<Vec<_>>().join(" vs ")
                     );
-                    eprintln!("warning: autotune: {msg}");
+                    self.0.warnings.borrow_mut().push(format!("autotune: {msg}"));
                     self.0.miscompiles.borrow_mut().push(msg);
                     return Ok(Vec::new());
                 }
@@ -726,12 +731,21 @@ impl Ctx {
             self.0.gpu.info.driver_info,
             names(&wrong)
         );
-        eprintln!("warning: autotune: {msg}");
+        self.0.warnings.borrow_mut().push(format!("autotune: {msg}"));
         self.0.miscompiles.borrow_mut().push(msg);
         Ok(wrong)
     }
 
-    /// What autotune's cross-check found wrong in this process (each also printed as a warning).
+    /// What the runtime has to tell the user since the last call (a corrupt tune cache, a bad
+    /// `DAE_KERNELS`, a miscompiled candidate): the runtime prints nothing; jobs pass these on
+    /// as warnings and `main.rs` prints the rest.
+    pub fn take_warnings(&self) -> Vec<String> {
+        let mut w = std::mem::take(&mut *self.0.warnings.borrow_mut());
+        w.extend(self.0.tuner.borrow_mut().take_warnings());
+        w
+    }
+
+    /// What autotune's cross-check found wrong in this process (each also a warning).
     pub fn miscompiles(&self) -> Vec<String> {
         self.0.miscompiles.borrow().clone()
     }

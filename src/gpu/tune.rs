@@ -35,6 +35,8 @@ pub struct Tuner {
     deferred: std::collections::BTreeSet<String>,
     /// Uses of a deferred shape so far (each untuned use counts).
     deferrals: u64,
+    /// What the caller should tell the user (a corrupt cache, a bad DAE_TUNE_BUDGET), until taken.
+    warnings: Vec<String>,
 }
 
 /// The cache file: `DAE_TUNE_CACHE`, else `<platform cache dir>/dae/tune.json`.
@@ -45,12 +47,12 @@ pub fn cache_path() -> Option<PathBuf> {
     }
 }
 
-fn budget_from_env() -> f64 {
+fn budget_from_env(warnings: &mut Vec<String>) -> f64 {
     match std::env::var("DAE_TUNE_BUDGET") {
         Ok(v) => match v.trim().parse::<f64>() {
             Ok(b) if b.is_finite() && b >= 0.0 => b,
             _ => {
-                eprintln!("warning: DAE_TUNE_BUDGET={v:?} is not a number of seconds >= 0; using {DEFAULT_BUDGET_S}");
+                warnings.push(format!("DAE_TUNE_BUDGET={v:?} is not a number of seconds >= 0; using {DEFAULT_BUDGET_S}"));
                 DEFAULT_BUDGET_S
             }
         },
@@ -58,38 +60,37 @@ fn budget_from_env() -> f64 {
     }
 }
 
-/// Read a cache file; a missing file is an empty cache, a corrupt one too (with a warning when
-/// `warn`, which the first read of a process gives: it is rewritten at the next tuning).
-fn load(path: &Path, warn: bool) -> BTreeMap<String, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+/// Read a cache file; a missing file is an empty cache, a corrupt one too (with a warning into
+/// `warnings` when given, which the first read of a process does: it is rewritten at the next
+/// tuning).
+fn load(path: &Path, warnings: Option<&mut Vec<String>>) -> BTreeMap<String, String> {
+    let problem = match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
+            Ok(m) => return m,
+            Err(e) => format!("autotune cache {} is corrupt ({e}); ignoring it, it will be rewritten", path.display()),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
-        Err(e) => {
-            if warn {
-                eprintln!("warning: autotune cache {} unreadable ({e}); tuning again", path.display());
-            }
-            return BTreeMap::new();
-        }
+        Err(e) => format!("autotune cache {} unreadable ({e}); tuning again", path.display()),
     };
-    match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            if warn {
-                eprintln!("warning: autotune cache {} is corrupt ({e}); ignoring it, it will be rewritten", path.display());
-            }
-            BTreeMap::new()
-        }
+    if let Some(w) = warnings {
+        w.push(problem);
     }
+    BTreeMap::new()
 }
 
 impl Tuner {
     pub fn new(info: &wgpu::AdapterInfo) -> Tuner {
-        Tuner::at(cache_path(), &format!("{} | {} {}", info.name, info.driver, info.driver_info), budget_from_env())
+        let mut warnings = Vec::new();
+        let budget = budget_from_env(&mut warnings);
+        let mut t = Tuner::at(cache_path(), &format!("{} | {} {}", info.name, info.driver, info.driver_info), budget);
+        t.warnings.splice(0..0, warnings);
+        t
     }
 
     /// A tuner for `device` keeping its cache in `path` (none: this process only).
     pub fn at(path: Option<PathBuf>, device: &str, budget: f64) -> Tuner {
-        let cache = path.as_deref().map(|p| load(p, true)).unwrap_or_default();
+        let mut warnings = Vec::new();
+        let cache = path.as_deref().map(|p| load(p, Some(&mut warnings))).unwrap_or_default();
         Tuner {
             path,
             device: device.to_string(),
@@ -102,6 +103,7 @@ impl Tuner {
             slice: budget,
             deferred: Default::default(),
             deferrals: 0,
+            warnings,
         }
     }
 
@@ -201,7 +203,7 @@ impl Tuner {
     fn save(&mut self) {
         let Some(path) = &self.path else { return };
         // Another process may have tuned other keys meanwhile: merge, ours win.
-        let mut merged = load(path, false);
+        let mut merged = load(path, None);
         merged.extend(self.cache.iter().map(|(k, v)| (k.clone(), v.clone())));
         let bytes = match serde_json::to_vec_pretty(&merged) {
             Ok(b) => b,
@@ -219,9 +221,14 @@ impl Tuner {
             std::fs::rename(&tmp, path)
         };
         if let Err(e) = write() {
-            eprintln!("warning: autotune cache {} not written ({e}); the choices hold for this run only", path.display());
+            self.warnings.push(format!("autotune cache {} not written ({e}); the choices hold for this run only", path.display()));
             self.path = None;
         }
+    }
+
+    /// The warnings so far, taken.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     pub fn pin(&mut self, choices: BTreeMap<String, String>) {
