@@ -527,6 +527,20 @@ impl Session {
         EvalSet { dataset: &self.dataset, idx: &self.idx, n: self.n }
     }
 
+    /// "CKPT (ema weights, unet base 16, ...) on N test images at gaussian sigma [0.1, 0.3]".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({} weights, {}) on {} test images at {} {} {}",
+            self.path.display(),
+            self.weights,
+            self.gm.config.model.describe(),
+            self.n,
+            noise_name(self.kind),
+            self.level_name(),
+            crate::config::list(&self.levels)
+        )
+    }
+
     /// "sigma", or "amount" / "peak" for the noises that have no sigma.
     pub fn level_name(&self) -> &'static str {
         level_name(self.kind)
@@ -623,16 +637,7 @@ pub fn level_name(kind: NoiseKind) -> &'static str {
 /// when an interrupt stopped it (nothing written).
 pub fn run(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, events: &mut dyn FnMut(Event)) -> Result<Option<EvalResults>> {
     let s = Session::open(ctx, cfg, opts, "dae eval", events)?;
-    events(Event::Note(format!(
-        "evaluating {} ({} weights, {}) on {} test images at {} {} {}",
-        s.path.display(),
-        s.weights,
-        s.gm.config.model.describe(),
-        s.n,
-        noise_name(s.kind),
-        s.level_name(),
-        crate::config::list(&s.levels)
-    )));
+    events(Event::Note(format!("dae eval: {}", s.describe())));
     let Some((scores, secs)) = s.score(ctx, cfg, events, true, None)? else { return Ok(None) };
     let res = s.results(cfg, &scores, secs);
     write_json(&std::path::Path::new(&cfg.out_dir).join("logs").join("evaluation_results.json"), &res)?;

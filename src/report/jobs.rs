@@ -238,15 +238,7 @@ pub struct Written {
 pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
     let job = if full { "dae report" } else { "dae compare limitations" };
     let s = Session::open(ctx, cfg, opts, job, events)?;
-    events(Event::Note(format!(
-        "{job}: {} ({} weights, {}) on {} test images at {} {}",
-        s.path.display(),
-        s.weights,
-        s.gm.config.model.describe(),
-        s.n,
-        s.level_name(),
-        crate::config::list(&s.levels)
-    )));
+    events(Event::Note(format!("{job}: {}", s.describe())));
     let mut col = Collector::new(ctx, s.n, s.levels.len(), IMAGE_HW)?;
     let Some((scores, secs)) = s.score(ctx, cfg, events, full, Some(&mut col))? else { return Ok(None) };
     let collected = col.finish(ctx)?;
