@@ -114,7 +114,7 @@ pub fn write_png(path: &Path, v: &[f32], c: usize, h: usize, w: usize) -> Result
 }
 
 fn is_png(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    has_ext(p, "png")
 }
 
 fn has_ext(p: &Path, ext: &str) -> bool {

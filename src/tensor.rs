@@ -176,14 +176,8 @@ impl Handle {
     pub fn shape(&self) -> &[usize] {
         self.0.shape()
     }
-    pub fn numel(&self) -> usize {
-        self.0.numel()
-    }
     pub fn buffer_len(&self) -> usize {
         self.0.buffer_len()
-    }
-    pub fn is_slice(&self) -> bool {
-        self.0.is_slice()
     }
     pub fn nchw(&self, op: &'static str) -> Result<[usize; 4]> {
         self.0.nchw(op)

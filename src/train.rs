@@ -617,7 +617,7 @@ impl Trainer {
         let plan = self.plan.as_mut().ok_or_else(|| Error::Msg("no step plan".into()))?;
         plan.set::<DataParams>(SLOT_BATCH, |_, p| p.start = v.start as u32)?;
         plan.set::<DataParams>(SLOT_NOISE, |_, p| *p = v.noise)?;
-        if plan.slot_names().contains(&crate::ops::dropout2d::SLOT) {
+        if plan.has_slot(crate::ops::dropout2d::SLOT) {
             plan.set::<Dropout2dParams>(crate::ops::dropout2d::SLOT, |_, p| p.restep(step))?;
         }
         self.opt.patch(plan, v.lr)?;

@@ -311,6 +311,11 @@ impl Plan {
         Ok(())
     }
 
+    /// Whether the recording named the slot `name`.
+    pub fn has_slot(&self, name: &str) -> bool {
+        self.slots.contains_key(name)
+    }
+
     /// The slot names the recording gave, sorted.
     pub fn slot_names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.slots.keys().map(String::as_str).collect();

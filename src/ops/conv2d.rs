@@ -112,7 +112,7 @@ struct Blocked {
     taps: usize,
     /// Floats of the output as the `_ubo` kernels keep a tap range's raw sums ([n, C, H, W]).
     out_len: usize,
-    /// The simple kernel of the same pass and its invocations: autotune's referee.
+    /// The simple kernel of the same pass (one invocation per element of `out_len`): autotune's referee.
     simple: &'static str,
 }
 
@@ -199,7 +199,7 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
                 f(&b)?;
                 Ok(vec![scratch])
             };
-            let mut simple = || on_scratch(&|b| run(ctx, k.simple, p, b, out.len()));
+            let mut simple = || on_scratch(&|b| run(ctx, k.simple, p, b, k.out_len));
             let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| on_scratch(&|b| launch(candidates[i].0, b)), Some(&mut simple))?;
             candidates[pick].0
         }
