@@ -167,25 +167,21 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
     let keep = |name: &str| s.filter.as_deref().is_none_or(|f| name.contains(f));
     let n = 128;
     let mut rows = Vec::new();
-    use crate::gpu::Variant;
-    // The default runs what training runs (autotune's pick per shape, listed under the table);
-    // --all also times each blocking pinned, and the naive kernels.
-    let variants: &[Variant] = if s.all {
-        &[
-            Variant::Auto,
-            Variant::Tiled,
-            Variant::ChannelBlock,
-            Variant::Workgroup,
-            Variant::Subgroup,
-            Variant::SubgroupWide,
-            Variant::Uniform,
-            Variant::UniformWide,
-            Variant::Naive,
-        ]
-    } else {
-        &[Variant::Auto]
-    };
-    let prev = ctx.variant();
+    use crate::ops::kernels::{Kernels, Pin};
+    // The default runs what training runs (autotune's pick per shape unless DAE_KERNELS pins
+    // one, listed under the table); --all also times each blocking of the kernel table pinned
+    // (with the weight-gradient blocking the checks pair it with), and the simple kernels.
+    let base = Pin::from_env()?;
+    let mut pins: Vec<(Pin, String, usize)> =
+        vec![(base, if base == Pin::AUTO { "tiled, autotuned".into() } else { format!("pinned {base:?}") }, s.runs)];
+    if s.all {
+        for pin in crate::ops::kernels::every_pin() {
+            match (pin.conv, pin.wgrad) {
+                (Some(b), Some(d)) => pins.push((pin, format!("{} / {}", b.row().label, d.row().label), s.runs)),
+                _ => pins.push((pin, "naive".into(), (s.runs / 4).max(3))),
+            }
+        }
+    }
     // (family, cin, cout, h, w, k, stride, pad, transposed)
     let convs = [
         ("conv2d", 1, 32, 28, 28, 3, 1, 1, false),
@@ -218,44 +214,37 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let shape = vec![n, cin, cout, h, w];
         // Under --amp, autotune's pick once more with f16 operands (the casts included: what
         // a training step pays; the flop and byte counts stay those of the f32 passes).
-        let mut passes: Vec<(Variant, Option<View>)> = variants.iter().map(|&v| (v, None)).collect();
+        let mut passes: Vec<(Kernels, String, usize)> = pins.iter().map(|(p, v, runs)| (Kernels::pinned(*p), v.clone(), *runs)).collect();
         if s.amp && ctx.gpu().has_f16() {
-            passes.push((Variant::Auto, Some(ctx.alloc("bench", 1)?)));
+            passes.push((Kernels { half: Some(ctx.alloc("bench", 1)?), pin: base }, format!("{}, f16", pins[0].1), s.runs));
         }
-        for (variant, flag) in passes {
-            ctx.set_variant(variant);
-            let half = ctx.half_scope(flag);
-            let (v, runs) = match variant {
-                Variant::Auto if ctx.half().is_some() => ("tiled, autotuned, f16", s.runs),
-                Variant::Auto => ("tiled, autotuned", s.runs),
-                Variant::Tiled => ("tiled", s.runs),
-                Variant::ChannelBlock => ("tiled, channel blocks", s.runs),
-                Variant::Workgroup => ("tiled, workgroup weights", s.runs),
-                Variant::Subgroup => ("tiled, subgroup weights", s.runs),
-                Variant::SubgroupWide => ("tiled, subgroup weights x16", s.runs),
-                Variant::Uniform => ("tiled, uniform weights", s.runs),
-                Variant::UniformWide => ("tiled, uniform weights x16", s.runs),
-                Variant::Naive => ("naive", (s.runs / 4).max(3)),
-            };
+        for (kn, v, runs) in passes {
+            let (v, kn) = (v.as_str(), &kn);
             // The three kernels; for the transposed conv its forward is the conv input grad.
             // fwd+bwd: the three timed within the same runs, summed.
             let mut fwd = || {
-                if transposed { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) } else { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) }
+                if transposed {
+                    conv2d_input_grad(ctx, kn, &g, &wt, None, &dy, &dx, false)
+                } else {
+                    conv2d_forward(ctx, kn, &g, &xin, &wt, None, &y, false)
+                }
             };
             let mut ig = || {
-                if transposed { conv2d_forward(ctx, &g, &xin, &wt, None, &y, false) } else { conv2d_input_grad(ctx, &g, &wt, None, &dy, &dx, false) }
+                if transposed {
+                    conv2d_forward(ctx, kn, &g, &xin, &wt, None, &y, false)
+                } else {
+                    conv2d_input_grad(ctx, kn, &g, &wt, None, &dy, &dx, false)
+                }
             };
-            let mut wg = || conv2d_weight_grad(ctx, &g, &xin, &dy, &dw, false);
+            let mut wg = || conv2d_weight_grad(ctx, kn, &g, &xin, &dy, &dw, false);
             let (fb, ib) = if transposed { (by + bw + bx, bx + bw + by) } else { (bx + bw + by, by + bw + bx) };
             let ms = time_each(ctx, timer, 1, runs, &mut [&mut fwd, &mut ig, &mut wg])?;
             rows.push(row(c, name, v, "forward", shape.clone(), ms[0], flop, fb));
             rows.push(row(c, name, v, "input_grad", shape.clone(), ms[1], flop, ib));
             rows.push(row(c, name, v, "weight_grad", shape.clone(), ms[2], flop, bx + by + bw));
             rows.push(row(c, name, v, "fwd+bwd", shape.clone(), ms[3], 3.0 * flop, fb + ib + bx + by + bw));
-            drop(half);
         }
     }
-    ctx.set_variant(prev);
     if keep("group_norm") {
         use crate::ops::amp::{half_copy, operand_of};
         use crate::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
@@ -275,18 +264,18 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let shape = vec![n, ch, 28, 28];
         let e = len as f64;
         for (flag, v) in norm_passes(ctx, s.amp, "per group; 2-stage dparams")? {
-            let _half = ctx.half_scope(flag);
+            let kn = Kernels { half: flag, pin: base };
             // Under --amp the forward also makes the f16 copy the backward reads, as in a step.
             let x16 = std::cell::RefCell::new(None);
             let mut fwd = || -> Result<()> {
-                group_norm_forward(ctx, None, p, &x, &gm, &bt, &st, &y)?;
-                *x16.borrow_mut() = half_copy(ctx, &x, n, ch, hw, Chans::PLAIN)?;
+                group_norm_forward(ctx, &kn, None, p, &x, &gm, &bt, &st, &y)?;
+                *x16.borrow_mut() = half_copy(ctx, kn.half.as_ref(), &x, n, ch, hw, Chans::PLAIN)?;
                 Ok(())
             };
             let mut bwd = || -> Result<()> {
                 let x16 = x16.borrow();
-                group_norm_input_grad(ctx, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dx)?;
-                group_norm_param_grad(ctx, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dg, &db)
+                group_norm_input_grad(ctx, &kn, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dx)?;
+                group_norm_param_grad(ctx, &kn, None, p, operand_of(&x16, &x), &gm, &bt, &dy, &st, &dg, &db)
             };
             let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
             rows.push(row(c, "group_norm", &v, "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
@@ -320,14 +309,14 @@ pub fn kernel_rows(ctx: &Ctx, c: &Ceilings, timer: Timer, s: &Suite) -> Result<V
         let shape = vec![n, ch, 14, 14];
         let e = len as f64;
         for (flag, v) in norm_passes(ctx, s.amp, "2-stage (channel x chunk)")? {
-            let _half = ctx.half_scope(flag);
+            let kn = Kernels { half: flag, pin: base };
             let x16 = std::cell::RefCell::new(None);
             let mut fwd = || -> Result<()> {
-                batch_norm_forward_train(ctx, None, p, &x, &gm, &bt, &st, &rm, &rv, &y)?;
-                *x16.borrow_mut() = half_copy(ctx, &x, n, ch, hw, Chans::PLAIN)?;
+                batch_norm_forward_train(ctx, &kn, None, p, &x, &gm, &bt, &st, &rm, &rv, &y)?;
+                *x16.borrow_mut() = half_copy(ctx, kn.half.as_ref(), &x, n, ch, hw, Chans::PLAIN)?;
                 Ok(())
             };
-            let mut bwd = || batch_norm_backward(ctx, None, p, operand_of(&x16.borrow(), &x), &gm, &bt, &dy, &st, &dx, &dg, &db);
+            let mut bwd = || batch_norm_backward(ctx, &kn, None, p, operand_of(&x16.borrow(), &x), &gm, &bt, &dy, &st, &dx, &dg, &db);
             let ms = time_each(ctx, timer, 1, s.runs, &mut [&mut fwd, &mut bwd])?;
             rows.push(row(c, "batch_norm", &v, "forward", shape.clone(), ms[0], 8.0 * e, 8.0 * e));
             rows.push(row(c, "batch_norm", &v, "fwd+bwd", shape.clone(), ms[2], 24.0 * e, 24.0 * e));

@@ -126,7 +126,8 @@ fn denoise_named(
     let input = ctx.alloc("eval batch", nb * IMAGE_LEN)?;
     ctx.named(slot, || data_noise(ctx, dp, clean, &input))?;
     let x = Tensor::wrap(ctx, vec![nb, 1, IMAGE_HW, IMAGE_HW], input.clone());
-    let recon = model.forward(&mut Graph::inference(ctx), &Fwd::gpu(w, false, cfg.seed, 0), &x)?;
+    let recon =
+        model.forward(&mut Graph::inference(ctx).with_kernels(crate::ops::kernels::Kernels::from_env()?), &Fwd::gpu(w, false, cfg.seed, 0), &x)?;
     Ok((input, recon))
 }
 

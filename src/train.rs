@@ -25,6 +25,7 @@ use crate::nn::{Layout, Model, Weights};
 use crate::ops::data::{DataParams, data_gather, data_noise};
 use crate::ops::dropout2d::Dropout2dParams;
 use crate::ops::elementwise::{ElementwiseParams, copy_offset, fill};
+use crate::ops::kernels::Kernels;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
 use crate::tensor::Tensor;
@@ -101,6 +102,8 @@ struct StepValues {
 /// Everything the run keeps on the GPU, and where it is in the run.
 pub struct Trainer {
     pub ctx: Ctx,
+    /// How the step's ops run their kernels: `DAE_KERNELS`'s pins, f16 operands under amp.
+    pub kernels: Kernels,
     pub cfg: Config,
     pub model: Model,
     pub layout: Layout,
@@ -256,6 +259,7 @@ impl Trainer {
         };
         let mut tr = Trainer {
             ctx: ctx.clone(),
+            kernels: Kernels::from_env()?,
             cfg: cfg.clone(),
             model,
             layout,
@@ -560,11 +564,10 @@ impl Trainer {
         let x = Tensor::wrap(&ctx, shape.clone(), input);
         let y = Tensor::wrap(&ctx, shape, clean);
         let fwd = Fwd::gpu(&self.train_w, true, self.cfg.seed, self.step);
-        // Under amp the convs take f16 operands until the backward is encoded (the guard turns
-        // that off on every way out), and the backward starts from the loss scale.
-        let half = ctx.half_scope(self.opt.scaler.as_ref().map(|s| s.flag.clone()));
-        // The step's graph: dropped (with everything it saved) on any early return.
-        let mut g = Graph::new(&ctx);
+        // Under amp the convs take f16 operands (forward and backward), and the backward starts
+        // from the loss scale. The step's graph: dropped (with everything it saved) on any early
+        // return.
+        let mut g = Graph::new(&ctx).with_kernels(self.kernels.with_half(self.opt.scaler.as_ref().map(|s| s.flag.clone())));
         self.train_w.attach(&mut g)?;
         let recon = self.model.forward(&mut g, &fwd, &x)?;
         let mut terms = Vec::new();
@@ -584,7 +587,6 @@ impl Trainer {
         }
         let l = l.ok_or_else(|| Error::Msg("train.loss has no terms".into()))?;
         drop(g.backward_with(&l, &loss_seed(&ctx, self.opt.scaler.as_ref())?)?);
-        drop(half);
         self.opt.step(&ctx, &self.params, &self.grads, v.lr)?;
         let scaler = self.opt.scaler.as_ref().map(|s| &s.state);
         ema_update_unless_skipped(&ctx, self.cfg.train.ema_decay, &self.params, &self.ema, scaler)?;

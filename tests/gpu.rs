@@ -46,9 +46,9 @@ fn amp_cast_and_loss_scaler_match_reference() {
 /// training run; and a conv run under autotune notes its choice for the checkpoint.
 #[test]
 fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
-    use dae::gpu::Variant;
     use dae::ops::Chans;
     use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+    use dae::ops::kernels::{CONV_BLOCKINGS, Kernels, Pin, WGRAD_BLOCKINGS, WgradBlocking, every_pin};
     let c = ctx();
     // Several channel blocks at stride 1, a stride-2 4x4 conv on odd sizes (the input grad's
     // stride phases, rows padded to whole phases in the subgroup kernel), and a conv whose
@@ -67,33 +67,35 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
         let w = c.upload("t", &rng.vec(g.cout * g.cin * g.kh * g.kw)).unwrap();
         let b = c.upload("t", &rng.vec(g.cout)).unwrap();
         let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
-        let run = |v: Variant| -> (Vec<u32>, Vec<u32>, Vec<u32>) {
-            c.set_variant(v);
+        let run = |pin: Pin| -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+            let kn = &Kernels::pinned(pin);
             let y = c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap();
             let dx = c.alloc("t", g.n * g.cin * g.h * g.w).unwrap();
             let dw = c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap();
-            conv2d_forward(&c, &g, &x, &w, Some(&b), &y, false).unwrap();
-            conv2d_input_grad(&c, &g, &w, None, &dy, &dx, false).unwrap();
-            conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+            conv2d_forward(&c, kn, &g, &x, &w, Some(&b), &y, false).unwrap();
+            conv2d_input_grad(&c, kn, &g, &w, None, &dy, &dx, false).unwrap();
+            conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
             let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
             (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()), bits(c.read(&dw).unwrap()))
         };
-        // Tiled runs the 4 x 4 weight gradient, cb the 8 x 4 one, sg and sg16 the subgroup-dy
-        // ones (8 x 8, 8 x 4), ubo the 8 x 8 one, ubo16 the uniform-dy one.
-        let tiled = run(Variant::Tiled);
-        assert!(tiled.0.iter().any(|&b| b != 0) && tiled.1.iter().any(|&b| b != 0) && tiled.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
-        assert!(tiled == run(Variant::ChannelBlock), "channel blocks differ from tiled at {g:?}");
-        assert!(tiled == run(Variant::Workgroup), "the workgroup-memory kernels differ from tiled at {g:?}");
-        // A 256-bit lavapipe has subgroups of 8 lanes: there the subgroup kernels run (not the
-        // channel-block fallback an adapter with narrower subgroups gets).
+        // Every pin of the kernel table's rows (each forward / input-grad blocking with a
+        // weight-gradient one), and autotune's picks, against the first.
+        let first = run(every_pin()[1]);
+        assert!(first.0.iter().any(|&b| b != 0) && first.1.iter().any(|&b| b != 0) && first.2.iter().any(|&b| b != 0), "a kernel wrote nothing");
+        // A 256-bit lavapipe has subgroups of 8 lanes and 64 KiB uniform bindings: there every
+        // blocking runs itself (not the fallback an adapter without them gets).
         let name = &c.gpu().info.name;
-        assert!(c.gpu().has_subgroups_of(8) || !(name.contains("llvmpipe") && name.contains("256 bits")), "{name} without subgroups of 8");
-        assert!(tiled == run(Variant::Subgroup), "the subgroup kernels differ from tiled at {g:?}");
-        assert!(tiled == run(Variant::SubgroupWide), "the 16-channel subgroup kernels differ from tiled at {g:?}");
-        assert!(c.gpu().has_uniform_binding_of(65_536), "no 64 KiB uniform bindings");
-        assert!(tiled == run(Variant::Uniform), "the uniform-weight kernels differ from tiled at {g:?}");
-        assert!(tiled == run(Variant::UniformWide), "the 16-channel uniform-weight kernels differ from tiled at {g:?}");
-        assert!(tiled == run(Variant::Auto), "the tuned conv differs at {g:?}");
+        if name.contains("llvmpipe") && name.contains("256 bits") {
+            for r in CONV_BLOCKINGS.iter() {
+                assert!(r.needs.met(c.gpu()), "{name}: {} does not run here", r.pin);
+            }
+            for r in WGRAD_BLOCKINGS.iter() {
+                assert!(r.needs.met(c.gpu()), "{name}: {} does not run here", r.pin);
+            }
+        }
+        for pin in every_pin().into_iter().skip(2).chain([Pin::AUTO]) {
+            assert!(first == run(pin), "{pin:?} differs from {:?} at {g:?}", every_pin()[1]);
+        }
     }
     // The uniform-dy weight gradient where a row slice holds more pixels than one 64 KiB uniform
     // block of dy: 18 x 128 channels of 3x3 make 12 slices of 2 rows (24 rows), a block holds
@@ -103,15 +105,14 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     let g = ConvGeom { n: 1, cin: 128, h: 24, w: 520, cout: 18, ho: 24, wo: 520, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
     let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
     let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
-    let wgrad = |v: Variant| -> Vec<u32> {
-        c.set_variant(v);
+    let wgrad = |pin: Pin| -> Vec<u32> {
         let dw = c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap();
-        conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+        conv2d_weight_grad(&c, &Kernels::pinned(pin), &g, &x, &dy, &dw, false).unwrap();
         c.read(&dw).unwrap().iter().map(|f| f.to_bits()).collect()
     };
-    let tiled = wgrad(Variant::Tiled);
+    let tiled = wgrad(Pin::wgrad(WgradBlocking::Split(4, 4)));
     assert!(tiled.iter().all(|&b| b != 0), "the weight gradient left zeros");
-    assert!(tiled == wgrad(Variant::UniformWide), "the uniform-dy weight gradient differs from tiled over row ranges");
+    assert!(tiled == wgrad(Pin::wgrad(WgradBlocking::UniformDy)), "the uniform-dy weight gradient differs from tiled over row ranges");
     let noted = c.tuned_choices();
     for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled", "conv2d_weight_grad_tiled"] {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
@@ -124,9 +125,8 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
     use dae::ops::activation::Activation;
     use dae::ops::amp::Operand;
     use dae::ops::group_norm::{GroupNormParams, group_norm_forward, group_norm_input_grad, group_norm_param_grad};
+    use dae::ops::kernels::{Kernels, Pin};
     let c = ctx();
-    let prev = c.variant();
-    c.set_variant(dae::gpu::Variant::Auto);
     let mut rng = dae::util::rng::Rng::new(12);
     // One-channel groups of 575 pixels whose parameter-gradient chunks start inside an image;
     // 2-channel groups of 25; 3 channels a group of 49 with a fused activation.
@@ -148,14 +148,13 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             ..Default::default()
         };
         let run = |wg: usize| -> Vec<Vec<u32>> {
-            c.force_tuned(Some(wg));
+            let kn = &Kernels::pinned(Pin { norm: Some(wg), ..Pin::AUTO });
             let stats = c.alloc("t", n * groups * 2).unwrap();
             let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
             let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
-            group_norm_forward(&c, act, p, &x, &gamma, &beta, &stats, &y).unwrap();
-            group_norm_input_grad(&c, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx).unwrap();
-            group_norm_param_grad(&c, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
-            c.force_tuned(None);
+            group_norm_forward(&c, kn, act, p, &x, &gamma, &beta, &stats, &y).unwrap();
+            group_norm_input_grad(&c, kn, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx).unwrap();
+            group_norm_param_grad(&c, kn, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
             [stats, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };
         let first = run(0);
@@ -185,13 +184,12 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             ..Default::default()
         };
         let run = |wg: usize| -> Vec<Vec<u32>> {
-            c.force_tuned(Some(wg));
+            let kn = &Kernels::pinned(Pin { norm: Some(wg), ..Pin::AUTO });
             let (stats, rm, rv) = (c.alloc("t", 2 * ch).unwrap(), c.upload("t", &vec![0.0; ch]).unwrap(), c.upload("t", &vec![1.0; ch]).unwrap());
             let (y, dx) = (c.alloc("t", n * ch * hw).unwrap(), c.alloc("t", n * ch * hw).unwrap());
             let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
-            batch_norm_forward_train(&c, None, p, &x, &gamma, &beta, &stats, &rm, &rv, &y).unwrap();
-            batch_norm_backward(&c, None, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
-            c.force_tuned(None);
+            batch_norm_forward_train(&c, kn, None, p, &x, &gamma, &beta, &stats, &rm, &rv, &y).unwrap();
+            batch_norm_backward(&c, kn, None, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
             [stats, rm, rv, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };
         let first = run(0);
@@ -200,7 +198,6 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             assert!(first == run(wg), "batch norm's workgroup-size candidate {wg} differs from the first at n {n}, {ch} channels, {hw} pixels");
         }
     }
-    c.set_variant(prev);
 }
 #[test]
 fn group_norm_matches_reference() {
@@ -1821,6 +1818,7 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     use dae::ops::Chans;
     use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_weight_grad};
     let c = ctx();
+    let kn = &dae::ops::kernels::Kernels::default();
     c.tune_afresh(600.0);
     let g = ConvGeom { n: 2, cin: 13, h: 11, w: 9, cout: 10, ho: 11, wo: 9, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
     let mut rng = dae::util::rng::Rng::new(5);
@@ -1828,16 +1826,16 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     let w = c.upload("t", &rng.vec(g.cout * g.cin * g.kh * g.kw)).unwrap();
     let dy = c.upload("t", &rng.vec(g.n * g.cout * g.ho * g.wo)).unwrap();
     let (y, dw) = (c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap(), c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap());
-    conv2d_forward(&c, &g, &x, &w, None, &y, false).unwrap();
-    conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+    conv2d_forward(&c, kn, &g, &x, &w, None, &y, false).unwrap();
+    conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
     assert!(c.miscompiles().is_empty(), "the candidates disagree on this adapter: {:?}", c.miscompiles());
     let before = c.read(&y).unwrap();
     // The same shapes timed again from scratch, "channel blocks" and "8 x 8 channels" planted wrong.
     for planted in ["channel blocks", "8 x 8 channels"] {
         c.tune_afresh(600.0);
         c.plant_miscompile(Some(planted));
-        conv2d_forward(&c, &g, &x, &w, None, &y, false).unwrap();
-        conv2d_weight_grad(&c, &g, &x, &dy, &dw, false).unwrap();
+        conv2d_forward(&c, kn, &g, &x, &w, None, &y, false).unwrap();
+        conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
         c.plant_miscompile(None);
         let found = c.miscompiles();
         let hit: Vec<&String> = found.iter().filter(|m| m.contains(&format!(": {planted} computed other bits"))).collect();

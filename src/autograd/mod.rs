@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::gpu::{Ctx, View};
 use crate::ops::activation::{self, Activation};
+use crate::ops::kernels::Kernels;
 use crate::ops::loss::{self, LossKind};
 use crate::ops::reduce::{self, ReduceKind};
 use crate::ops::{self, Sink, batch_norm, concat, conv2d, dropout2d, elementwise, group_norm, maxpool2d, pad2d, resize_bilinear};
@@ -62,6 +63,9 @@ enum Tracked {
 /// A differentiable computation, owned by whoever runs it.
 pub struct Graph {
     ctx: Ctx,
+    /// How its ops run their kernels (precision, pinned blockings); each op keeps it for its
+    /// backward.
+    kernels: Kernels,
     record: bool,
     nodes: Vec<Node>,
     tracked: HashMap<u64, Tracked>,
@@ -124,7 +128,7 @@ impl Sink for Targets<'_> {
 impl Graph {
     /// A graph that records (training).
     pub fn new(ctx: &Ctx) -> Graph {
-        Graph { ctx: ctx.clone(), record: true, nodes: Vec::new(), tracked: HashMap::new() }
+        Graph { ctx: ctx.clone(), kernels: Kernels::default(), record: true, nodes: Vec::new(), tracked: HashMap::new() }
     }
 
     /// A graph that records nothing (evaluation): ops run, nothing is kept for a backward.
@@ -134,6 +138,22 @@ impl Graph {
 
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// This graph with its ops running their kernels as `k` says (f16 operands, pinned
+    /// blockings; the default: f32, autotuned).
+    pub fn with_kernels(mut self, k: Kernels) -> Graph {
+        self.kernels = k;
+        self
+    }
+
+    /// Run the ops recorded from now on as `k` says (those recorded keep how they ran).
+    pub fn set_kernels(&mut self, k: Kernels) {
+        self.kernels = k;
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
     }
 
     /// Nodes recorded so far.
@@ -219,7 +239,7 @@ impl Graph {
     // ---- the differentiable ops ------------------------------------------------------------------
 
     pub fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<Tensor> {
-        let (y, op) = conv2d::conv2d(x, w, b, stride, pad)?;
+        let (y, op) = conv2d::conv2d(&self.kernels, x, w, b, stride, pad)?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
         self.record(Op::Conv2d(op), &inputs, &y);
@@ -250,7 +270,7 @@ impl Graph {
         output_pad: (usize, usize),
         into: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (y, op) = conv2d::conv_transpose2d(x, w, b, stride, pad, output_pad, into)?;
+        let (y, op) = conv2d::conv_transpose2d(&self.kernels, x, w, b, stride, pad, output_pad, into)?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
         self.record(Op::ConvTranspose2d(op), &inputs, &y);
@@ -278,7 +298,7 @@ impl Graph {
         act: Option<Activation>,
         into: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (y, op) = group_norm::group_norm(x, groups, gamma, beta, eps, act, into)?;
+        let (y, op) = group_norm::group_norm(&self.kernels, x, groups, gamma, beta, eps, act, into)?;
         self.record(Op::GroupNorm(op), &[x, gamma, beta], &y);
         Ok(y)
     }
@@ -333,7 +353,7 @@ impl Graph {
         if !training && self.record && [x, gamma, beta].iter().any(|t| self.wants(t)) {
             return Err(Error::shape("batch_norm", "eval-mode batch norm has no backward; run it in an inference graph"));
         }
-        let (y, op) = batch_norm::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, into)?;
+        let (y, op) = batch_norm::batch_norm(&self.kernels, x, gamma, beta, running_mean, running_var, training, momentum, eps, act, into)?;
         if let Some(op) = op {
             self.record(Op::BatchNorm(op), &[x, gamma, beta], &y);
         }

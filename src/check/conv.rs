@@ -1,97 +1,75 @@
-//! Checks of the convolution kernels (naive, tiled, channel-block, workgroup-memory, subgroup and uniform-weight): conv2d and
-//! conv_transpose2d, forward and both gradients.
+//! Checks of the convolution kernels: conv2d and conv_transpose2d, forward and both gradients,
+//! in the simple kernels and every blocking of the kernel table (`ops::kernels`).
 
 use super::*;
-use crate::gpu::Variant;
-use crate::ops::conv2d::WeightGradBlocking;
+use crate::ops::kernels::{ConvGrid, ConvRow, Kernels, every_pin};
 
-/// The entry name of a conv kernel (forward or input grad) in the variant the context runs
-/// (" f16": the half-precision family, after amp_cast_f16 of its operands).
+/// A blocking's kernels as a row names them: the pack kernel first for the uniform-weight ones,
+/// the entry point (`pass` 0 forward, 1 input grad), its fixed overrides and `note`.
+fn conv_kernels(r: &ConvRow, pass: usize, note: &str) -> String {
+    let pack = if r.grid == ConvGrid::UniformDispatches { "conv2d_pack_weights+" } else { "" };
+    let mut notes: Vec<String> = r.overrides.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    notes.extend((!note.is_empty()).then(|| note.to_string()));
+    let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+    format!("{pack}{}{notes}", r.entries[pass])
+}
+
+/// The entry name of a conv kernel (`conv2d_forward` or `conv2d_input_grad`) as the checker's
+/// kernels run it (" f16": the half-precision family, after amp_cast_f16 of its operands).
 pub(super) fn ce(c: &Checker, entry: &str) -> String {
-    let name = ce32(c, entry);
-    if c.ctx.half().is_some() { format!("{name} f16") } else { name }
+    let pass = if entry == "conv2d_forward" { 0 } else { 1 };
+    let pin = c.kn.pin;
+    let name = match pin.conv {
+        _ if pin.simple => entry.to_string(),
+        None => format!("{}_tiled (tuned)", entry),
+        Some(b) => {
+            let ran = b.on(c.ctx.gpu());
+            conv_kernels(ran.row(), pass, if ran == b { "" } else { b.row().needs.unmet() })
+        }
+    };
+    if c.kn.is_half() { format!("{name} f16") } else { name }
 }
 
 /// The weight-gradient kernels' name.
 fn wg(c: &Checker) -> String {
-    let name = match (c.ctx.tiled(), crate::ops::conv2d::weight_grad_blocking(c.ctx.variant())) {
-        (false, _) => "conv2d_weight_grad".to_string(),
-        (true, Some(WeightGradBlocking::Split(co, ci))) => format!("conv2d_weight_grad_tiled ({co} x {ci})+conv2d_weight_grad_reduce"),
-        (true, Some(WeightGradBlocking::UniformDy)) if c.ctx.gpu().has_uniform_binding_of(65_536) => {
-            "conv2d_pack_dy+conv2d_weight_grad_ubo+conv2d_weight_grad_reduce".to_string()
+    let pin = c.kn.pin;
+    let name = match pin.wgrad {
+        _ if pin.simple => "conv2d_weight_grad".to_string(),
+        None => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
+        Some(b) => {
+            let ran = b.on(c.ctx.gpu());
+            let note = if ran == b { String::new() } else { format!(" ({} asked; {})", b.row().label, b.row().needs.unmet()) };
+            format!("{}{note}+conv2d_weight_grad_reduce", ran.row().kernels)
         }
-        (true, Some(WeightGradBlocking::UniformDy)) => {
-            "conv2d_weight_grad_tiled (8 x 8; uniform bindings under 64 KiB here)+conv2d_weight_grad_reduce".to_string()
-        }
-        (true, Some(WeightGradBlocking::Subgroup(ci))) if c.ctx.gpu().has_subgroups_of(8) => {
-            format!("conv2d_weight_grad_sg (8 x {ci})+conv2d_weight_grad_reduce")
-        }
-        (true, Some(WeightGradBlocking::Subgroup(_))) => {
-            "conv2d_weight_grad_tiled (8 x 4; no subgroups of 8 here)+conv2d_weight_grad_reduce".to_string()
-        }
-        (true, None) => "conv2d_weight_grad_tiled (tuned)+conv2d_weight_grad_reduce".to_string(),
     };
-    if c.ctx.half().is_some() { format!("{name} f16") } else { name.to_string() }
+    if c.kn.is_half() { format!("{name} f16") } else { name }
 }
 
-fn ce32(c: &Checker, entry: &str) -> String {
-    match c.ctx.variant() {
-        Variant::Naive => entry.to_string(),
-        Variant::Tiled => format!("{entry}_tiled"),
-        Variant::ChannelBlock => format!("{entry}_tiled (CHANNEL_BLOCKS 1)"),
-        Variant::Workgroup => format!("{entry}_wgm"),
-        Variant::Subgroup if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg"),
-        Variant::SubgroupWide if c.ctx.gpu().has_subgroups_of(8) => format!("{entry}_sg (SG_CH 16)"),
-        Variant::Subgroup | Variant::SubgroupWide => format!("{entry}_tiled (CHANNEL_BLOCKS 1; no subgroups of 8 here)"),
-        Variant::Uniform if c.ctx.gpu().has_uniform_binding_of(65_536) => format!("conv2d_pack_weights+{entry}_ubo"),
-        Variant::UniformWide if c.ctx.gpu().has_uniform_binding_of(65_536) => format!("conv2d_pack_weights+{entry}_ubo (UBO_CH 16)"),
-        Variant::Uniform | Variant::UniformWide => format!("{entry}_tiled (CHANNEL_BLOCKS 1; uniform bindings under 64 KiB here)"),
-        Variant::Auto => format!("{entry}_tiled (tuned)"),
-    }
-}
-
-pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
-    let prev = c.ctx.variant();
-    for v in [
-        Variant::Naive,
-        Variant::Tiled,
-        Variant::ChannelBlock,
-        Variant::Workgroup,
-        Variant::Subgroup,
-        Variant::SubgroupWide,
-        Variant::Uniform,
-        Variant::UniformWide,
-    ] {
-        c.ctx.set_variant(v);
-        let r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
-        if r.is_err() {
-            c.ctx.set_variant(prev);
-            return r;
-        }
-    }
-    c.ctx.set_variant(prev);
-    Ok(())
-}
-
-/// The conv checks again with f16 operands (`train.amp`), where the adapter has shader-f16:
-/// every kernel against the reference on the same f16-rounded operands at the f32 bounds (the
-/// products are exact, the sums f32), and against the exact operands at the stated F16 bounds.
-/// The channel-block variant shares the tiled kernels' code and is left out.
-pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
-    let Some(flag) = f16_flag(c, "conv")? else { return Ok(()) };
-    let prev = c.ctx.variant();
-    c.ctx.set_half(Some(flag.clone()));
+/// Run the conv checks once per pin, with f16 operands raising `half` when given.
+fn each_pin(c: &mut Checker, half: Option<crate::gpu::View>) -> Result<()> {
+    let base = c.kn.clone();
     let mut r = Ok(());
-    for v in [Variant::Naive, Variant::Tiled, Variant::Workgroup, Variant::Subgroup, Variant::SubgroupWide, Variant::Uniform, Variant::UniformWide] {
-        c.ctx.set_variant(v);
+    for pin in every_pin() {
+        c.set_kernels(Kernels { half: half.clone(), pin });
         r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
         if r.is_err() {
             break;
         }
     }
-    c.ctx.set_half(None);
-    c.ctx.set_variant(prev);
-    r?;
+    c.set_kernels(base);
+    r
+}
+
+pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
+    each_pin(c, None)
+}
+
+/// The conv checks again with f16 operands (`train.amp`), where the adapter has shader-f16:
+/// every kernel against the reference on the same f16-rounded operands at the f32 bounds (the
+/// products are exact, the sums f32), and against the exact operands at the stated F16 bounds.
+pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
+    let Some(flag) = f16_flag(c, "conv")? else { return Ok(()) };
+    each_pin(c, Some(flag.clone()))?;
     // Values in [-1, 1) never overflow f16: the flag must still be clear.
     c.case("amp_cast_f16", "every operand of the f16 conv checks".into());
     let raised = c.ctx.read_u32(&flag)?[0];

@@ -33,6 +33,7 @@ use crate::autograd::{Grads, Graph};
 use crate::error::Result;
 use crate::gpu::Ctx;
 use crate::ops::activation::Activation;
+use crate::ops::kernels::{Kernels, Pin};
 use crate::ops::loss::LossKind;
 use crate::ops::reduce::ReduceKind;
 use crate::reference as r;
@@ -124,6 +125,8 @@ struct Checker<'a> {
     /// The graph the current case records into; each backward consumes it and starts a new one
     /// in which the leaves made so far want gradients again.
     g: Graph,
+    /// How the current case's ops run their kernels (every graph the checker makes runs so).
+    kn: Kernels,
     leaves: Vec<Tensor>,
     rng: Rng,
     rows: Vec<CheckRow>,
@@ -179,7 +182,7 @@ impl Checker<'_> {
     fn backward(&mut self, y: &Tensor) -> Result<(Grads, Vec<f64>)> {
         let g = self.rng.vec(y.numel());
         let gt = Tensor::from_slice(self.ctx, y.shape(), &g)?;
-        let graph = std::mem::replace(&mut self.g, Graph::new(self.ctx));
+        let graph = std::mem::replace(&mut self.g, Graph::new(self.ctx).with_kernels(self.kn.clone()));
         for t in &self.leaves {
             self.g.leaf(t);
         }
@@ -188,8 +191,14 @@ impl Checker<'_> {
 
     /// A fresh graph (the previous one, and what it saved, dropped).
     fn fresh(&mut self) {
-        self.g = Graph::new(self.ctx);
+        self.g = Graph::new(self.ctx).with_kernels(self.kn.clone());
         self.leaves.clear();
+    }
+
+    /// Run the ops recorded from now on as `k` says.
+    fn set_kernels(&mut self, k: Kernels) {
+        self.g.set_kernels(k.clone());
+        self.kn = k;
     }
 
     /// A two-operand kernel's output against `reference(a, b)`. Under half precision
@@ -202,7 +211,7 @@ impl Checker<'_> {
     }
 
     fn cmp_q_vec(&mut self, entry: &str, gpu: &[f32], [a, b]: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) {
-        if self.ctx.half().is_none() {
+        if !self.kn.is_half() {
             return self.cmp(entry, gpu, &reference(a, b));
         }
         let q = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| r::amp::round_f16(x as f32) as f64).collect() };
@@ -282,10 +291,22 @@ pub fn families() -> Vec<&'static str> {
 }
 
 /// Run the checks of the families whose name contains `filter` (all when `None`).
+/// Every buffer the checks allocate is filled with NaN first. The families that do not run
+/// every blocking run the ones `DAE_KERNELS` pins.
 pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
-    let mut c =
-        Checker { ctx, g: Graph::new(ctx), leaves: Vec::new(), rng: Rng::new(0x5EED), rows: Vec::new(), op: "", shape: String::new(), tol: F32 };
-    ctx.set_poison(true);
+    let ctx = &ctx.poisoning();
+    let kn = Kernels::pinned(Pin::from_env()?);
+    let mut c = Checker {
+        ctx,
+        g: Graph::new(ctx).with_kernels(kn.clone()),
+        kn,
+        leaves: Vec::new(),
+        rng: Rng::new(0x5EED),
+        rows: Vec::new(),
+        op: "",
+        shape: String::new(),
+        tol: F32,
+    };
     let result = (|| {
         for (name, f) in FAMILIES {
             if filter.is_none_or(|w| name.contains(w)) {
@@ -296,7 +317,6 @@ pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
         }
         Ok(())
     })();
-    ctx.set_poison(false);
     result.map(|_| c.rows)
 }
 

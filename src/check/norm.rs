@@ -8,18 +8,16 @@ const BN_THREADS: [&str; 4] = ["", " (THREADS 64)", " (THREADS 32)", " (THREADS 
 
 /// Run `f` once per workgroup size (`suffixes`), every tuned launch forced to that candidate.
 fn each_workgroup(c: &mut Checker, suffixes: &[&str], mut f: impl FnMut(&mut Checker, &str) -> Result<()>) -> Result<()> {
-    let prev = c.ctx.variant();
-    c.ctx.set_variant(crate::gpu::Variant::Auto);
+    let base = c.kn.clone();
     let mut r = Ok(());
     for (i, suffix) in suffixes.iter().enumerate() {
-        c.ctx.force_tuned(Some(i));
+        c.set_kernels(Kernels { pin: Pin { norm: Some(i), ..base.pin }, ..base.clone() });
         r = f(c, suffix);
         if r.is_err() {
             break;
         }
     }
-    c.ctx.force_tuned(None);
-    c.ctx.set_variant(prev);
+    c.set_kernels(base);
     r
 }
 
@@ -53,7 +51,8 @@ pub(super) fn check_group_norm(c: &mut Checker) -> Result<()> {
 /// against the exact x at `F16_OPERANDS` (" vs exact": what the rounding costs).
 pub(super) fn check_norms_f16(c: &mut Checker) -> Result<()> {
     let Some(flag) = f16_flag(c, "norm")? else { return Ok(()) };
-    let half = c.ctx.half_scope(Some(flag));
+    let base = c.kn.clone();
+    c.set_kernels(base.with_half(Some(flag)));
     let eps = 1e-5;
     let acts = fused_acts().map(|(a, ra, name)| (Some(a), Some(ra), name));
     let r = each_workgroup(c, &GN_THREADS, |c, wg| {
@@ -95,7 +94,7 @@ pub(super) fn check_norms_f16(c: &mut Checker) -> Result<()> {
         Ok(())
     });
     let r = r.and_then(|_| check_batch_norm_f16(c));
-    drop(half);
+    c.set_kernels(base);
     r
 }
 

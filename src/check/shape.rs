@@ -90,40 +90,20 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
-    let cases = [
-        "relu",
-        "group_norm+silu",
-        "batch_norm+relu",
-        "pad2d",
-        "resize_bilinear",
-        "conv_transpose2d",
-        "conv_transpose2d tiled",
-        "conv_transpose2d cb",
-        "conv_transpose2d wgm",
-        "conv_transpose2d sg",
-        "conv_transpose2d sg16",
-        "conv_transpose2d ubo",
-        "conv_transpose2d ubo16",
-    ];
-    let prev = c.ctx.variant();
-    for which in cases {
-        c.ctx.set_variant(if which.ends_with("tiled") {
-            crate::gpu::Variant::Tiled
-        } else if which.ends_with("cb") {
-            crate::gpu::Variant::ChannelBlock
-        } else if which.ends_with("wgm") {
-            crate::gpu::Variant::Workgroup
-        } else if which.ends_with("sg") {
-            crate::gpu::Variant::Subgroup
-        } else if which.ends_with("sg16") {
-            crate::gpu::Variant::SubgroupWide
-        } else if which.ends_with("ubo") {
-            crate::gpu::Variant::Uniform
-        } else if which.ends_with("ubo16") {
-            crate::gpu::Variant::UniformWide
-        } else {
-            crate::gpu::Variant::Naive
-        });
+    // The transposed conv writing a slice in the simple kernels and every pinned blocking.
+    let base = c.kn.clone();
+    let mut cases: Vec<(String, Pin)> =
+        ["relu", "group_norm+silu", "batch_norm+relu", "pad2d", "resize_bilinear"].iter().map(|w| (w.to_string(), base.pin)).collect();
+    for pin in crate::ops::kernels::every_pin() {
+        let name = match (pin.conv, pin.wgrad) {
+            (Some(b), Some(d)) => format!("conv_transpose2d {}+{}", b.row().pin, d.row().pin),
+            _ => "conv_transpose2d simple".to_string(),
+        };
+        cases.push((name, pin));
+    }
+    for (which, pin) in &cases {
+        let which = which.as_str();
+        c.set_kernels(Kernels::pinned(*pin));
         c.fresh();
         c.case("channel slices", format!("{which} into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));
         let slots = c.g.concat_slots(n, &[ca, cb], h, w)?;
@@ -258,7 +238,7 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
             c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d)?;
         }
     }
-    c.ctx.set_variant(prev);
+    c.set_kernels(base);
     // Batch norm's eval forward (an inference graph) writing a slice.
     c.fresh();
     c.case("channel slices", format!("batch_norm eval+relu into channels [{ca}, {}) of [{n},{},{h},{w}]", ca + cb, ca + cb));

@@ -90,52 +90,6 @@ impl View {
     }
 }
 
-/// The kernel variants a family may have: the simple ones (one output per invocation), the
-/// register-blocked ones with blocks numbered across the workgroups (`Tiled`), the same kernels
-/// with each workgroup on one block of channels so weights are uniform loads (`ChannelBlock`),
-/// channel blocks whose workgroup stages its weights in workgroup memory (`Workgroup`), those with the weights shared through subgroup broadcasts (`Subgroup`, where the adapter has
-/// subgroups of 8 lanes or more; `ChannelBlock` elsewhere; `SubgroupWide` with 16 channels per
-/// invocation), one channel block per dispatch with
-/// its weights in a uniform buffer (`Uniform`, where they fit), the same with two blocks per
-/// dispatch (`UniformWide`), or the blocked ones with that choice made per shape by autotune
-/// (`Auto`, the default). A family without the asked variant runs its blocked one.
-/// `DAE_NAIVE=1` or `DAE_KERNELS=naive|tiled|cb|wgm|sg|sg16|ubo|ubo16|auto` set the default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
-    Naive,
-    Tiled,
-    ChannelBlock,
-    Workgroup,
-    Subgroup,
-    SubgroupWide,
-    Uniform,
-    UniformWide,
-    Auto,
-}
-
-impl Variant {
-    fn from_env(warnings: &mut Vec<String>) -> Variant {
-        if std::env::var_os("DAE_NAIVE").is_some_and(|v| !v.is_empty() && v != "0") {
-            return Variant::Naive;
-        }
-        match std::env::var("DAE_KERNELS").as_deref() {
-            Ok("naive") => Variant::Naive,
-            Ok("tiled") => Variant::Tiled,
-            Ok("cb") => Variant::ChannelBlock,
-            Ok("wgm") => Variant::Workgroup,
-            Ok("sg") => Variant::Subgroup,
-            Ok("sg16") => Variant::SubgroupWide,
-            Ok("ubo") => Variant::Uniform,
-            Ok("ubo16") => Variant::UniformWide,
-            Ok("auto") | Ok("") | Err(_) => Variant::Auto,
-            Ok(other) => {
-                warnings.push(format!("DAE_KERNELS={other:?} is not naive, tiled, cb, wgm, sg, sg16, ubo, ubo16 or auto; using auto"));
-                Variant::Auto
-            }
-        }
-    }
-}
-
 /// Pipeline-overridable constants, as WGSL `override` names and values.
 pub type Overrides = &'static [(&'static str, f64)];
 
@@ -185,11 +139,6 @@ pub struct CtxInner {
     /// Two MAP_READ buffers per size for reads that do not wait, used in turn.
     async_staging: RefCell<HashMap<u64, (usize, [wgpu::Buffer; 2])>>,
     next_id: Cell<u64>,
-    poison: Cell<bool>,
-    variant: Cell<Variant>,
-    /// While set, the families that have a half-precision twin run it (`train.amp`), and their
-    /// f16 casts raise this flag buffer on overflow (see `set_half`).
-    half: RefCell<Option<View>>,
     dispatches: Cell<u64>,
     created: Cell<Created>,
     hashes: Cell<u64>,
@@ -199,8 +148,6 @@ pub struct CtxInner {
     /// GPU timestamps around every compute pass while on (`set_gpu_timer`).
     timer: RefCell<Option<Timer>>,
     tuner: RefCell<tune::Tuner>,
-    /// Candidate every tuned launch takes, untimed (the checks run each in turn).
-    forced: Cell<Option<usize>>,
     /// The newest submission, and the one `pace` waits for next.
     submitted: RefCell<Option<wgpu::SubmissionIndex>>,
     paced: RefCell<Option<wgpu::SubmissionIndex>>,
@@ -247,15 +194,6 @@ struct PlanBuilder {
     /// holds.
     scopes: Vec<String>,
     slots: HashMap<String, Vec<usize>>,
-}
-
-/// Half precision until dropped (`Ctx::half_scope`).
-pub struct HalfScope(Ctx);
-
-impl Drop for HalfScope {
-    fn drop(&mut self) {
-        self.0.set_half(None);
-    }
 }
 
 /// A recorded sequence of dispatches (a training step, an evaluation batch), replayed with
@@ -350,9 +288,10 @@ struct Module {
     info: naga::valid::ModuleInfo,
 }
 
-/// Cheap to clone; every tensor holds one.
+/// Cheap to clone; every tensor holds one. The flag: this handle's allocations are filled with
+/// NaN ([`Ctx::poisoning`]).
 #[derive(Clone)]
-pub struct Ctx(pub(crate) Rc<CtxInner>);
+pub struct Ctx(pub(crate) Rc<CtxInner>, bool);
 
 /// A dispatch: the kernel, its override constants, its Params and its (binding, view) list.
 pub struct Launch<'a, P: GpuParams> {
@@ -374,38 +313,35 @@ impl Ctx {
             mapped_at_creation: false,
         });
         let tuner = RefCell::new(tune::Tuner::new(&gpu.info));
-        let mut warnings = Vec::new();
-        let variant = Variant::from_env(&mut warnings);
-        Ctx(Rc::new(CtxInner {
-            tuner,
-            gpu,
-            modules: RefCell::default(),
-            pipes: RefCell::default(),
-            binds: RefCell::default(),
-            enc: RefCell::new(Encoding { encoder: None, pass: None, staging: Vec::new(), slots: 0, kernels: Vec::new() }),
-            pool: Rc::default(),
-            arena,
-            slot_bytes,
-            dummy: RefCell::new(None),
-            staging: RefCell::default(),
-            async_staging: RefCell::default(),
-            next_id: Cell::new(1),
-            poison: Cell::new(false),
-            variant: Cell::new(variant),
-            warnings: RefCell::new(warnings),
-            forced: Cell::new(None),
-            submitted: RefCell::new(None),
-            paced: RefCell::new(None),
-            miscompiles: RefCell::new(Vec::new()),
-            planted: Cell::new(None),
-            half: RefCell::new(None),
-            dispatches: Cell::new(0),
-            profile: RefCell::new(sync_from_env()),
-            created: Cell::new(Created::default()),
-            hashes: Cell::new(0),
-            recording: RefCell::new(None),
-            timer: RefCell::new(None),
-        }))
+        Ctx(
+            Rc::new(CtxInner {
+                tuner,
+                gpu,
+                modules: RefCell::default(),
+                pipes: RefCell::default(),
+                binds: RefCell::default(),
+                enc: RefCell::new(Encoding { encoder: None, pass: None, staging: Vec::new(), slots: 0, kernels: Vec::new() }),
+                pool: Rc::default(),
+                arena,
+                slot_bytes,
+                dummy: RefCell::new(None),
+                staging: RefCell::default(),
+                async_staging: RefCell::default(),
+                next_id: Cell::new(1),
+                warnings: RefCell::new(Vec::new()),
+                submitted: RefCell::new(None),
+                paced: RefCell::new(None),
+                miscompiles: RefCell::new(Vec::new()),
+                planted: Cell::new(None),
+                dispatches: Cell::new(0),
+                profile: RefCell::new(sync_from_env()),
+                created: Cell::new(Created::default()),
+                hashes: Cell::new(0),
+                recording: RefCell::new(None),
+                timer: RefCell::new(None),
+            }),
+            false,
+        )
     }
 
     /// GPU timing: while on, every compute pass writes a timestamp at its start and end and
@@ -486,10 +422,16 @@ impl Ctx {
         id
     }
 
-    /// Fill every newly allocated buffer with NaN, so a kernel that leaves an element unwritten
-    /// fails its check instead of passing on stale zeros. Used by the kernel checks.
-    pub fn set_poison(&self, on: bool) {
-        self.0.poison.set(on);
+    /// A handle on the same runtime whose allocations (and so those of every tensor and op
+    /// made through it) are filled with NaN, so a kernel that leaves an element unwritten fails
+    /// its check instead of passing on stale zeros. Used by the kernel checks.
+    pub fn poisoning(&self) -> Ctx {
+        Ctx(self.0.clone(), true)
+    }
+
+    /// Whether both handles are on the same runtime (device, caches, pool).
+    pub fn same_runtime(&self, other: &Ctx) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
     }
 
     pub fn created(&self) -> Created {
@@ -500,39 +442,6 @@ impl Ctx {
         let mut c = self.0.created.get();
         f(&mut c);
         self.0.created.set(c);
-    }
-
-    /// Use the register-blocked (`_tiled`) kernels where a family has them (default), or the
-    /// simple ones (the checks run both; `dae bench` compares them).
-    pub fn set_tiled(&self, on: bool) {
-        self.0.variant.set(if on { Variant::Tiled } else { Variant::Naive });
-    }
-
-    /// Which kernel variant the families that have several run.
-    pub fn variant(&self) -> Variant {
-        self.0.variant.get()
-    }
-    pub fn set_variant(&self, v: Variant) {
-        self.0.variant.set(v);
-    }
-
-    /// Half precision for the launches that follow: Some(flag) makes the families with an f16
-    /// twin take f16 operands (cast from f32 by their launchers, which raise `flag`, a one-word
-    /// buffer, when a value is outside f16's range); None returns to f32. The caller checks
-    /// `gpu().has_f16()` first.
-    pub fn set_half(&self, flag: Option<View>) {
-        *self.0.half.borrow_mut() = flag;
-    }
-    /// The overflow flag while half precision is on.
-    pub fn half(&self) -> Option<View> {
-        self.0.half.borrow().clone()
-    }
-
-    /// `set_half(flag)` for as long as the returned guard lives (f32 again when it drops, also
-    /// on an early return).
-    pub fn half_scope(&self, flag: Option<View>) -> HalfScope {
-        self.set_half(flag);
-        HalfScope(self.clone())
     }
 
     /// Profiling: each dispatch is submitted and waited for on its own, and the wall time of
@@ -573,9 +482,6 @@ impl Ctx {
         mut run: impl FnMut(usize) -> Result<Vec<View>>,
         simple: Option<&mut dyn FnMut() -> Result<Vec<View>>>,
     ) -> Result<usize> {
-        if let Some(i) = self.0.forced.get() {
-            return Ok(i.min(labels.len() - 1));
-        }
         let short = format!("{kernel} | {shape}");
         let known = self.0.tuner.borrow().known(&short, labels);
         let pick = match known {
@@ -774,12 +680,6 @@ impl Ctx {
         r
     }
 
-    /// Make every tuned launch take candidate `i` (the last where it has fewer), untimed and
-    /// unrecorded, until `None`: how a check runs each candidate of a family.
-    pub fn force_tuned(&self, i: Option<usize>) {
-        self.0.forced.set(i);
-    }
-
     /// The autotune choices this process used, "kernel | shape" -> label (checkpoints keep them).
     pub fn tuned_choices(&self) -> std::collections::BTreeMap<String, String> {
         self.0.tuner.borrow().used()
@@ -809,11 +709,6 @@ impl Ctx {
     /// Use these choices (from a checkpoint) wherever they name a candidate, before any cache.
     pub fn pin_tuned(&self, choices: std::collections::BTreeMap<String, String>) {
         self.0.tuner.borrow_mut().pin(choices);
-    }
-
-    /// Whether the blocked kernels run (any variant but the simple one).
-    pub fn tiled(&self) -> bool {
-        self.0.variant.get() != Variant::Naive
     }
 
     /// Dispatches encoded so far (all submits).
@@ -866,7 +761,7 @@ impl Ctx {
             }
         };
         let view = View { storage: Rc::new(Storage { buf, id, bytes, pool: Rc::downgrade(&self.0.pool) }), offset: 0, len };
-        if self.0.poison.get() && len > 0 {
+        if self.1 && len > 0 {
             // After a flush: `write_buffer` lands before the next submit, and pending work may
             // still read this recycled buffer.
             self.flush()?;
@@ -897,13 +792,11 @@ impl Ctx {
     }
 
     fn upload_bytes(&self, op: &'static str, bytes: &[u8], len: usize) -> Result<View> {
-        let poison = self.0.poison.replace(false);
         // While a plan records, the host's write lands before every dispatch of each replay: a
         // recycled buffer that an earlier dispatch of the same plan also uses would be
         // overwritten after the upload. An upload then gets a buffer of its own, kept by the plan.
-        let v = self.alloc_from(op, len, !self.recording());
-        self.0.poison.set(poison);
-        let v = v?;
+        // Not poisoned: it is written whole at once.
+        let v = Ctx(self.0.clone(), false).alloc_from(op, len, !self.recording())?;
         self.flush()?;
         if !bytes.is_empty() {
             self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytes);

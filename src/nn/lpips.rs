@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::config::{LpipsConfig, LpipsNet};
 use crate::error::{Error, Result};
 use crate::gpu::{Ctx, View};
+use crate::ops::kernels::Kernels;
 use crate::ops::{activation, conv2d, lpips as k, maxpool2d, resize_bilinear};
 use crate::tensor::Tensor;
 
@@ -106,6 +107,8 @@ pub struct Lpips {
     heads: Vec<View>,
     shift: [f32; 3],
     scale: [f32; 3],
+    /// How its convs run (`DAE_KERNELS`'s pins, f32).
+    kernels: Kernels,
 }
 
 impl Lpips {
@@ -158,7 +161,15 @@ impl Lpips {
                 Layer::Pool(..) => {}
             }
         }
-        Ok(Lpips { net, layers, convs, heads, shift: [shift[0], shift[1], shift[2]], scale: [scale[0], scale[1], scale[2]] })
+        Ok(Lpips {
+            net,
+            layers,
+            convs,
+            heads,
+            shift: [shift[0], shift[1], shift[2]],
+            scale: [scale[0], scale[1], scale[2]],
+            kernels: Kernels::from_env()?,
+        })
     }
 
     /// The five tapped feature maps of images `x` [n, c, h, w] (c 1 or 3) whose values map to
@@ -177,7 +188,11 @@ impl Lpips {
             match *l {
                 Layer::Conv(_, _, _, _, s, p) => {
                     let (w, b) = convs.next().ok_or_else(|| Error::Msg("lpips: fewer convs than layers".into()))?;
-                    h = activation::activation(&conv2d::conv2d(&h, w, Some(b), (s, s), (p, p))?.0, activation::Activation::Relu, None)?;
+                    h = activation::activation(
+                        &conv2d::conv2d(&self.kernels, &h, w, Some(b), (s, s), (p, p))?.0,
+                        activation::Activation::Relu,
+                        None,
+                    )?;
                 }
                 Layer::Pool(kk, s) => h = maxpool2d::max_pool2d(&h, (kk, kk), (s, s))?.0,
                 Layer::Tap => out.push(h.clone()),

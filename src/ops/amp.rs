@@ -42,13 +42,12 @@ pub enum Operand<'a> {
 
 /// `v` as the half kernels read it: under half precision the packed f16 copy of `v` (`n`
 /// images of `c` channels of `hw` values, laid out as `chans`), else `v` itself.
-pub fn operand(ctx: &Ctx, v: Operand, n: usize, c: usize, hw: usize, chans: Chans) -> Result<View> {
-    match (v, ctx.half()) {
-        (Operand::F32(v), Some(flag)) => cast_f16(ctx, v, n, c, hw, chans, &flag),
+/// `half`: the overflow flag under half precision ([`crate::ops::kernels::Kernels::half`]).
+pub fn operand(ctx: &Ctx, half: Option<&View>, v: Operand, n: usize, c: usize, hw: usize, chans: Chans) -> Result<View> {
+    match (v, half) {
+        (Operand::F32(v), Some(flag)) => cast_f16(ctx, v, n, c, hw, chans, flag),
         (Operand::F32(v), None) | (Operand::F16(v), Some(_)) => Ok(v.clone()),
-        (Operand::F16(_), None) => {
-            Err(crate::error::Error::Msg("an f16 operand outside half precision (a backward run without the forward's half scope)".into()))
-        }
+        (Operand::F16(_), None) => Err(crate::error::Error::Msg("an f16 operand for a launch in f32 (its Kernels has no half flag)".into())),
     }
 }
 
@@ -87,11 +86,11 @@ impl SavedInput {
 
 /// The f16 copy of `x` (`n` images of `c` channels of `hw` values, laid out as `chans`) under
 /// half precision, None otherwise: what an op saves for its backward instead of x.
-pub fn half_copy(ctx: &Ctx, x: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
-    if ctx.half().is_none() {
+pub fn half_copy(ctx: &Ctx, half: Option<&View>, x: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
+    if half.is_none() {
         return Ok(None);
     }
-    operand(ctx, Operand::F32(x), n, c, hw, chans).map(Some)
+    operand(ctx, half, Operand::F32(x), n, c, hw, chans).map(Some)
 }
 
 /// The packed f16 copy (2 per 32-bit word) of `x`, an NCHW-like tensor of `n` images of `c`

@@ -7,6 +7,7 @@ use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::activation::Activation;
 use crate::ops::amp::{Operand, SavedInput, half_copy};
+use crate::ops::kernels::Kernels;
 use crate::ops::{Chans, NormThreads, flag, grid_groups, grid1d, nonzero, output_to, u};
 use crate::tensor::{Handle, Tensor};
 
@@ -46,6 +47,7 @@ fn run_in(
 /// (`family`: batch_norm, or batch_norm_h on the saved f16 x).
 fn run_tuned(
     ctx: &Ctx,
+    kn: &Kernels,
     family: &'static str,
     entry: &'static str,
     act: Option<Activation>,
@@ -56,7 +58,7 @@ fn run_tuned(
     let half = if family == FAMILY { "" } else { " f16" };
     let shape = format!("n{} {}x{}{half}", p.n, p.c, p.hw);
     let groups = grid_groups(ctx, family, (p.c * p.chunks) as usize)?;
-    THREADS.launch(ctx, entry, &shape, inputs, out, |i, bindings| {
+    THREADS.launch(ctx, &kn.pin, entry, &shape, inputs, out, |i, bindings| {
         ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups })
     })
 }
@@ -64,6 +66,7 @@ fn run_tuned(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train(
     ctx: &Ctx,
+    kn: &Kernels,
     act: Option<Activation>,
     p: BatchNormParams,
     x: &View,
@@ -76,7 +79,7 @@ pub fn batch_norm_forward_train(
 ) -> Result<()> {
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 3 * (p.c * p.chunks) as usize)?;
-    run_tuned(ctx, FAMILY, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
+    run_tuned(ctx, kn, FAMILY, "batch_norm_stats", act, p, &[(1, x)], &[(12, &partials)])?;
     run(
         ctx,
         "batch_norm_stats_final",
@@ -113,6 +116,7 @@ pub fn batch_norm_forward_eval(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     ctx: &Ctx,
+    kn: &Kernels,
     act: Option<Activation>,
     p: BatchNormParams,
     x: Operand,
@@ -131,7 +135,7 @@ pub fn batch_norm_backward(
     let p = chunked(p);
     let partials = ctx.alloc(FAMILY, 2 * (p.c * p.chunks) as usize)?;
     let inputs = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats)];
-    run_tuned(ctx, family, "batch_norm_backward_partial", act, p, &inputs, &[(12, &partials)])?;
+    run_tuned(ctx, kn, family, "batch_norm_backward_partial", act, p, &inputs, &[(12, &partials)])?;
     let common = [(1, x), (2, gamma), (3, beta), (4, dy), (5, stats), (12, &partials)];
     run(ctx, "batch_norm_backward_final", act, p, &[(10, dgamma), (11, dbeta), (12, &partials)], grid1d(ctx, FAMILY, p.c as usize)?)?;
     if p.write_dx != 0 {
@@ -148,6 +152,8 @@ pub struct BatchNormOp {
     p: BatchNormParams,
     stats: View,
     act: Option<Activation>,
+    /// How the forward ran: the backward runs the same way.
+    kn: Kernels,
     x: SavedInput,
     gamma: Tensor,
     beta: Tensor,
@@ -158,6 +164,7 @@ pub struct BatchNormOp {
 /// written into `dest` (e.g. a channel slice of a concat) when given.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
+    kn: &Kernels,
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
@@ -196,9 +203,9 @@ pub fn batch_norm(
         return Ok((y, None));
     }
     let stats = ctx.alloc(OP, c * 2)?;
-    batch_norm_forward_train(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
-    let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
-    Ok((y, Some(BatchNormOp { p, stats, act, x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() })))
+    batch_norm_forward_train(ctx, kn, act, p, x.view(), gamma.view(), beta.view(), &stats, running_mean.view(), running_var.view(), y.view())?;
+    let x_half = half_copy(ctx, kn.half.as_ref(), x.view(), n, c, h * w, Chans::PLAIN)?;
+    Ok((y, Some(BatchNormOp { p, stats, act, kn: kn.clone(), x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() })))
 }
 
 impl BatchNormOp {
@@ -235,6 +242,6 @@ impl BatchNormOp {
             param_accumulate: flag(param_acc),
             ..self.p
         };
-        batch_norm_backward(&ctx, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dxv, &dg, &db)
+        batch_norm_backward(&ctx, &self.kn, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dxv, &dg, &db)
     }
 }

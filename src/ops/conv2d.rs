@@ -2,10 +2,11 @@
 //! the three kernels (see the shader header for the mapping).
 
 use crate::error::Result;
-use crate::gpu::{Ctx, Launch, Variant, View};
+use crate::gpu::{Ctx, Launch, Overrides, View};
 use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::amp::{Operand, SavedInput, half_copy, operand, operand_of};
+use crate::ops::kernels::{CONV_BLOCKINGS, ConvBlocking, ConvGrid, ConvRow, Kernels, WGRAD_BLOCKINGS, WgradBlocking};
 use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::{Handle, Tensor};
 
@@ -23,19 +24,19 @@ gpu_params! {
 
 const FAMILY: &str = "conv2d";
 
-/// The family of the plain kernels: f32 operands, or f16 under half precision (`Ctx::set_half`).
-fn family(ctx: &Ctx) -> &'static str {
-    if ctx.half().is_some() { "conv2d_h" } else { FAMILY }
+/// The family of the plain kernels: f32 operands, or f16 under half precision.
+fn family(k: &Kernels) -> &'static str {
+    if k.is_half() { "conv2d_h" } else { FAMILY }
 }
 
 /// The subgroup kernels' family, likewise.
-fn sg_family(ctx: &Ctx) -> &'static str {
-    if ctx.half().is_some() { "conv2d_sg_h" } else { "conv2d_sg" }
+fn sg_family(k: &Kernels) -> &'static str {
+    if k.is_half() { "conv2d_sg_h" } else { "conv2d_sg" }
 }
 
 /// The geometry the kernels see once x is an operand: the f16 copy of a channel slice is plain.
-fn half_geom(ctx: &Ctx, g: &ConvGeom) -> ConvGeom {
-    if ctx.half().is_some() { ConvGeom { xs: Chans::PLAIN, ..*g } } else { *g }
+fn half_geom(k: &Kernels, g: &ConvGeom) -> ConvGeom {
+    if k.is_half() { ConvGeom { xs: Chans::PLAIN, ..*g } } else { *g }
 }
 
 /// The geometry of a convolution in conv terms: x [n,cin,h,w] * w [cout,cin,kh,kw] -> [n,cout,ho,wo].
@@ -87,22 +88,18 @@ impl ConvGeom {
     }
 }
 
-fn run(ctx: &Ctx, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], threads: usize) -> Result<()> {
-    ctx.dispatch(Launch { family: family(ctx), entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
+fn run(ctx: &Ctx, kn: &Kernels, entry: &'static str, p: Conv2dParams, bindings: &[(u32, &View)], threads: usize) -> Result<()> {
+    ctx.dispatch(Launch { family: family(kn), entry, overrides: &[], params: &p, bindings, groups: grid1d(ctx, entry, threads)? })
 }
 
 /// The blocked kernels of a forward or an input grad and the size of their grids: `items`
 /// 4-pixel blocks (all images; the input grad's rows padded to whole stride phases) times `ncb`
 /// 8-channel blocks.
 struct Blocked {
-    tiled: &'static str,
-    sg: &'static str,
-    ubo: &'static str,
-    wgm: &'static str,
     items: usize,
     ncb: usize,
-    /// The weights' binding (2), and the pack mode for the `_ubo` kernel: 0 forward (blocks of
-    /// output channels), 1 input grad (blocks of input channels).
+    /// The weights' binding (2), and the pass: 0 forward, 1 input grad (the index into a
+    /// blocking's entries, and the `_ubo` kernels' pack mode: blocks of output or input channels).
     wt: View,
     mode: u32,
     /// The summed channels (input channels for the forward, output channels for the input
@@ -116,80 +113,45 @@ struct Blocked {
     simple: &'static str,
 }
 
-/// How a blocked kernel runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Blocking {
-    /// Items numbered across the channel blocks.
-    Tiled,
-    /// CHANNEL_BLOCKS = 1: each workgroup on one channel block (uniform weight loads).
-    ChannelBlocks,
-    /// conv2d_subgroup.wgsl: channel blocks, weights shared by subgroup broadcast.
-    Subgroup,
-    /// The same with 16 channels per invocation (SG_CH = 16).
-    SubgroupWide,
-    /// One dispatch per channel block, weights packed into a uniform buffer.
-    Uniform,
-    /// The same with two blocks (16 channels) per dispatch, the second bound as `wv`.
-    UniformWide,
-    /// Channel blocks, each workgroup staging its weights in workgroup memory (the `_wgm` kernels).
-    Workgroup,
-}
-
 /// Floats of one packed weight block (the `_ubo` kernels' `wu`: 4096 vec4, 64 KiB).
 const UBO_FLOATS: usize = 16_384;
 
 /// Lanes the subgroup kernels broadcast from (one per channel of a block).
 const SG_LANES: u32 = 8;
 
-/// Run a blocked forward or input grad. Which blocking: the context's variant; under
-/// `Variant::Auto`, autotune's pick for this entry and shape (the candidates write a scratch copy
-/// of the output, the last binding). Every blocking sums in the same order: identical bits.
-fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
+/// Run a blocked forward or input grad in the blocking `kn` pins (where the adapter and the
+/// shape allow it, else its fallback), or in autotune's pick for this entry and shape among the
+/// blockings that run here (the candidates write a scratch copy of the output, the last binding).
+/// Every blocking sums in the same order: identical bits.
+fn run_blocked(ctx: &Ctx, kn: &Kernels, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
     let wg = crate::gpu::WG as usize;
-    let sg = ctx.gpu().has_subgroups_of(SG_LANES);
-    let ubo = k.summed * 8 <= UBO_FLOATS && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
-    let launch = |how: Blocking, bindings: &[(u32, &View)]| -> Result<()> {
-        let (family, entry, overrides, groups): (&str, &'static str, crate::gpu::Overrides, usize) = match how {
-            Blocking::Tiled => (family(ctx), k.tiled, &[], (k.items * k.ncb).div_ceil(wg)),
-            Blocking::ChannelBlocks => (family(ctx), k.tiled, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Workgroup => (family(ctx), k.wgm, &[("CHANNEL_BLOCKS", 1.0)], k.items.div_ceil(wg) * k.ncb),
-            Blocking::Subgroup | Blocking::SubgroupWide => {
+    // A row runs where the adapter has what it needs and, for the uniform-weight kernels, the
+    // summed channels fit one 64 KiB block of 8 channels.
+    let runs = |r: &ConvRow| r.needs.met(ctx.gpu()) && (r.grid != ConvGrid::UniformDispatches || k.summed * 8 <= UBO_FLOATS);
+    let launch = |how: ConvBlocking, bindings: &[(u32, &View)]| -> Result<()> {
+        let r = how.row();
+        let entry = r.entries[k.mode as usize];
+        let (family, overrides, groups): (&str, Overrides, usize) = match r.grid {
+            ConvGrid::Across => (family(kn), r.overrides, (k.items * k.ncb).div_ceil(wg)),
+            ConvGrid::PerChannelBlock => (family(kn), r.overrides, k.items.div_ceil(wg) * k.ncb),
+            ConvGrid::Subgroup => {
                 // Workgroups no larger than the items (a 4x4 layer at batch 16 has 64).
                 let i = sg_wg(k.items, SG_WGS.len() - 1);
-                let (overrides, ncb) =
-                    if how == Blocking::SubgroupWide { (&SG_WIDE_OVERRIDES[i][..], k.ncb.div_ceil(2)) } else { (&SG_OVERRIDES[i][..], k.ncb) };
-                (sg_family(ctx), k.sg, overrides, k.items.div_ceil(SG_WGS[i] as usize) * ncb)
+                (sg_family(kn), sized_overrides(r, i), k.items.div_ceil(SG_WGS[i] as usize) * k.ncb.div_ceil(r.channels / 8))
             }
-            Blocking::Uniform => return run_ubo(ctx, k, p, bindings, false),
-            Blocking::UniformWide => return run_ubo(ctx, k, p, bindings, true),
+            ConvGrid::UniformDispatches => return run_ubo(ctx, kn, k, r, p, bindings),
         };
         ctx.dispatch(Launch { family, entry, overrides, params: &p, bindings, groups: ctx.grid(entry, groups as u64, 1)? })
     };
-    let how = match ctx.variant() {
-        Variant::ChannelBlock => Blocking::ChannelBlocks,
-        Variant::Workgroup => Blocking::Workgroup,
-        Variant::Subgroup if sg => Blocking::Subgroup,
-        Variant::SubgroupWide if sg => Blocking::SubgroupWide,
-        Variant::Uniform if ubo => Blocking::Uniform,
-        Variant::UniformWide if ubo => Blocking::UniformWide,
-        Variant::Subgroup | Variant::SubgroupWide | Variant::Uniform | Variant::UniformWide => Blocking::ChannelBlocks,
-        Variant::Auto => {
-            let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(Blocking::Tiled, bindings) };
-            let mut candidates =
-                vec![(Blocking::Tiled, "tiled"), (Blocking::ChannelBlocks, "channel blocks"), (Blocking::Workgroup, "workgroup weights")];
-            if sg {
-                candidates.push((Blocking::Subgroup, "subgroup"));
-                if k.ncb > 1 {
-                    candidates.push((Blocking::SubgroupWide, "subgroup x16"));
-                }
-            }
-            if ubo {
-                candidates.push((Blocking::Uniform, "uniform weights"));
-                if k.ncb > 1 {
-                    candidates.push((Blocking::UniformWide, "uniform weights x16"));
-                }
-            }
-            let labels: Vec<&'static str> = candidates.iter().map(|c| c.1).collect();
+    let how = match kn.pin.conv {
+        Some(b) if runs(b.row()) => b,
+        Some(b) => b.row().fallback,
+        None => {
+            let tiled = CONV_BLOCKINGS[0].entries[k.mode as usize];
+            let Some((&(slot, out), inputs)) = bindings.split_last() else { return launch(CONV_BLOCKINGS[0].blocking, bindings) };
+            // The 16-channel blockings only where a layer has two channel blocks to pair.
+            let candidates: Vec<&ConvRow> = CONV_BLOCKINGS.iter().filter(|r| runs(r) && (r.channels == 8 || k.ncb > 1)).collect();
+            let labels: Vec<&'static str> = candidates.iter().map(|r| r.label).collect();
             // Each candidate, and the simple kernel, on a zeroed scratch copy of the output.
             let on_scratch = |f: &dyn Fn(&[(u32, &View)]) -> Result<()>| -> Result<Vec<View>> {
                 let scratch = ctx.alloc("autotune scratch", out.len())?;
@@ -199,13 +161,24 @@ fn run_blocked(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)
                 f(&b)?;
                 Ok(vec![scratch])
             };
-            let mut simple = || on_scratch(&|b| run(ctx, k.simple, p, b, k.out_len));
-            let pick = ctx.tuned(k.tiled, &shape_key(ctx, &p), &labels, |i| on_scratch(&|b| launch(candidates[i].0, b)), Some(&mut simple))?;
-            candidates[pick].0
+            let mut simple = || on_scratch(&|b| run(ctx, kn, k.simple, p, b, k.out_len));
+            let pick = ctx.tuned(tiled, &shape_key(kn, &p), &labels, |i| on_scratch(&|b| launch(candidates[i].blocking, b)), Some(&mut simple))?;
+            candidates[pick].blocking
         }
-        Variant::Tiled | Variant::Naive => Blocking::Tiled,
     };
     launch(how, bindings)
+}
+
+/// The overrides of a blocking whose workgroup size is chosen per shape (`i` indexes its
+/// sizes): its fixed overrides (a test checks they are there) with the size's.
+fn sized_overrides(r: &ConvRow, i: usize) -> Overrides {
+    match (r.grid, r.channels) {
+        (ConvGrid::Subgroup, 16) => &SG_WIDE_OVERRIDES[i],
+        (ConvGrid::Subgroup, _) => &SG_OVERRIDES[i],
+        (ConvGrid::UniformDispatches, 16) => &UBO_OVERRIDES_WIDE[i],
+        (ConvGrid::UniformDispatches, _) => &UBO_OVERRIDES[i],
+        _ => r.overrides,
+    }
 }
 
 /// The `_ubo` kernels' workgroup sizes (UBO_WG), widest first, and the workgroups a dispatch
@@ -229,7 +202,8 @@ static UBO_OVERRIDES_WIDE: [[(&str, f64); 2]; 6] = [
 /// may run past the packed data into padding (one spare block), so every binding is a whole
 /// 64 KiB. Where the summed channels x taps pass 2048 this runs once per range of taps, the
 /// ranges before the last keeping their raw sums in a scratch copy of the output (binding 7).
-fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], wide: bool) -> Result<()> {
+fn run_ubo(ctx: &Ctx, kn: &Kernels, k: &Blocked, r: &ConvRow, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
+    let wide = r.channels == 16;
     let per = (UBO_FLOATS / 8 / k.summed).min(k.taps);
     let ranges = k.taps.div_ceil(per);
     let per = k.taps.div_ceil(ranges);
@@ -239,13 +213,14 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
     // layer at batch 16 has 64 items: one workgroup of 256 would leave all but one core idle).
     let wgi = UBO_WGS.iter().position(|&wg| k.items.div_ceil(wg as usize) >= UBO_MIN_GROUPS).unwrap_or(UBO_WGS.len() - 1);
     let wg = UBO_WGS[wgi];
-    let overrides: crate::gpu::Overrides = if wide { &UBO_OVERRIDES_WIDE[wgi] } else { &UBO_OVERRIDES[wgi] };
-    for r in 0..ranges {
-        let (lo, hi) = (r * per, ((r + 1) * per).min(k.taps));
+    let overrides = sized_overrides(r, wgi);
+    let entry = r.entries[k.mode as usize];
+    for range in 0..ranges {
+        let (lo, hi) = (range * per, ((range + 1) * per).min(k.taps));
         let stride = (k.summed * (hi - lo) * 8).div_ceil(64) * 64;
         let packed = ctx.alloc("conv2d weights (uniform blocks)", k.ncb * stride + UBO_FLOATS)?;
         let pr = Conv2dParams { tap_lo: u(lo), tap_hi: u(hi), ..p };
-        run(ctx, "conv2d_pack_weights", Conv2dParams { splits: u(stride), mode: k.mode, ..pr }, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
+        run(ctx, kn, "conv2d_pack_weights", Conv2dParams { splits: u(stride), mode: k.mode, ..pr }, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
         let per_block = bindings.iter().filter(|(slot, _)| *slot != 2);
         for cb in (0..k.ncb).step_by(step) {
             let block = packed.slice(cb * stride, UBO_FLOATS)?;
@@ -254,12 +229,12 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
             b.extend([(7, &scratch), (8, &block), (9, &next)]);
             let pc = Conv2dParams { c_base: u(cb * 8), ..pr };
             ctx.dispatch(Launch {
-                family: family(ctx),
-                entry: k.ubo,
+                family: family(kn),
+                entry,
                 overrides,
                 params: &pc,
                 bindings: &b,
-                groups: ctx.grid(k.ubo, k.items.div_ceil(wg as usize) as u64, 1)?,
+                groups: ctx.grid(entry, k.items.div_ceil(wg as usize) as u64, 1)?,
             })?;
         }
     }
@@ -268,9 +243,9 @@ fn run_ubo(ctx: &Ctx, k: &Blocked, p: Conv2dParams, bindings: &[(u32, &View)], w
 
 /// A conv's shape for the autotune cache (batch, channels, sizes, kernel, stride, padding, and
 /// the channel-slice total where the input side is a slice; " f16" for the half kernels).
-fn shape_key(ctx: &Ctx, p: &Conv2dParams) -> String {
+fn shape_key(kn: &Kernels, p: &Conv2dParams) -> String {
     let slice = if p.x_total != p.cin { format!(" of {}", p.x_total) } else { String::new() };
-    let half = if ctx.half().is_some() { " f16" } else { "" };
+    let half = if kn.is_half() { " f16" } else { "" };
     format!(
         "n{} {}{slice}x{}x{} -> {}x{}x{} k{}x{} s{}x{} p{}x{}{half}",
         p.n, p.cin, p.h, p.w, p.cout, p.ho, p.wo, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw
@@ -278,26 +253,24 @@ fn shape_key(ctx: &Ctx, p: &Conv2dParams) -> String {
 }
 
 /// y [n,cout,ho,wo] (+)= conv(x, w) + b[cout].
-pub fn conv2d_forward(ctx: &Ctx, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
-    forward_of(ctx, g, Operand::F32(x), w, b, y, accumulate)
+pub fn conv2d_forward(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: &View, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
+    forward_of(ctx, kn, g, Operand::F32(x), w, b, y, accumulate)
 }
 
 /// `conv2d_forward` with x as an [`Operand`].
-fn forward_of(ctx: &Ctx, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
-    let x = &operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?;
-    let w = &operand(ctx, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
-    let g = &half_geom(ctx, g);
+#[allow(clippy::too_many_arguments)]
+fn forward_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y: &View, accumulate: bool) -> Result<()> {
+    let half = kn.half.as_ref();
+    let x = &operand(ctx, half, x, g.n, g.cin, g.h * g.w, g.xs)?;
+    let w = &operand(ctx, half, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
+    let g = &half_geom(kn, g);
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
     let p = g.params(b.is_some(), accumulate);
     let bind = [(1, x), (2, w), (3, bias), (5, y)];
-    if ctx.tiled() {
+    if !kn.pin.simple {
         let items = g.n * g.ho * g.wo.div_ceil(4);
         let k = Blocked {
-            tiled: "conv2d_forward_tiled",
-            sg: "conv2d_forward_sg",
-            ubo: "conv2d_forward_ubo",
-            wgm: "conv2d_forward_wgm",
             items,
             ncb: g.cout.div_ceil(8),
             wt: w.clone(),
@@ -307,33 +280,32 @@ fn forward_of(ctx: &Ctx, g: &ConvGeom, x: Operand, w: &View, b: Option<&View>, y
             out_len: g.n * g.cout * g.ho * g.wo,
             simple: "conv2d_forward",
         };
-        run_blocked(ctx, &k, p, &bind)
+        run_blocked(ctx, kn, &k, p, &bind)
     } else {
-        run(ctx, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
+        run(ctx, kn, "conv2d_forward", p, &bind, g.n * g.cout * g.ho * g.wo)
     }
 }
 
 /// dx [n,cin,h,w] (+)= conv^T(dy, w) + b[cin] (the bias only for conv_transpose2d's forward).
-pub fn conv2d_input_grad(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
-    input_grad_of(ctx, g, w, b, Operand::F32(dy), dx, accumulate)
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_input_grad(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, w: &View, b: Option<&View>, dy: &View, dx: &View, accumulate: bool) -> Result<()> {
+    input_grad_of(ctx, kn, g, w, b, Operand::F32(dy), dx, accumulate)
 }
 
 /// `conv2d_input_grad` with dy as an [`Operand`].
-fn input_grad_of(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operand, dx: &View, accumulate: bool) -> Result<()> {
-    let w = &operand(ctx, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
-    let dy = &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
+#[allow(clippy::too_many_arguments)]
+fn input_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operand, dx: &View, accumulate: bool) -> Result<()> {
+    let half = kn.half.as_ref();
+    let w = &operand(ctx, half, Operand::F32(w), 1, g.cout * g.cin * g.kh * g.kw, 1, Chans::PLAIN)?;
+    let dy = &operand(ctx, half, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
     let dummy = ctx.dummy()?;
     let bias = b.unwrap_or(&dummy);
     let p = g.params(b.is_some(), accumulate);
     let bind = [(2, w), (3, bias), (4, dy), (6, dx)];
-    if ctx.tiled() {
+    if !kn.pin.simple {
         // conv2d_common.wgsl's dx_items_per_plane: rows and 4-pixel blocks phase by phase.
         let items = g.n * g.stride.0 * g.h.div_ceil(g.stride.0) * g.stride.1 * g.w.div_ceil(g.stride.1).div_ceil(4);
         let k = Blocked {
-            tiled: "conv2d_input_grad_tiled",
-            sg: "conv2d_input_grad_sg",
-            ubo: "conv2d_input_grad_ubo",
-            wgm: "conv2d_input_grad_wgm",
             items,
             ncb: g.cin.div_ceil(8),
             wt: w.clone(),
@@ -343,37 +315,15 @@ fn input_grad_of(ctx: &Ctx, g: &ConvGeom, w: &View, b: Option<&View>, dy: Operan
             out_len: g.n * g.cin * g.h * g.w,
             simple: "conv2d_input_grad",
         };
-        run_blocked(ctx, &k, p, &bind)
+        run_blocked(ctx, kn, &k, p, &bind)
     } else {
-        run(ctx, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
+        run(ctx, kn, "conv2d_input_grad", p, &bind, g.n * g.cin * g.h * g.w)
     }
 }
 
 /// Invocations the split-K weight gradient aims for: enough workgroups to fill a GPU (and both
 /// of lavapipe's threads) even for layers with few weights.
 const WEIGHT_GRAD_TARGET_THREADS: usize = 16_384;
-
-/// How the split-K weight gradient runs (autotune's candidates; all sum in the same order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightGradBlocking {
-    /// conv2d_weight_grad_tiled: (output, input) channels of one tap per invocation.
-    Split(usize, usize),
-    /// conv2d_pack_dy + conv2d_weight_grad_ubo: dy in 16-channel uniform blocks, 16 output x 4
-    /// input channels of one tap per invocation.
-    UniformDy,
-    /// conv2d_weight_grad_sg: 8 output x (8 or 4) input channels of one tap per invocation, dy
-    /// shared by subgroup broadcast.
-    Subgroup(usize),
-}
-
-const WEIGHT_GRAD_BLOCKINGS: [(WeightGradBlocking, &str); 6] = [
-    (WeightGradBlocking::Split(4, 4), "4 x 4 channels"),
-    (WeightGradBlocking::Split(8, 4), "8 x 4 channels"),
-    (WeightGradBlocking::Split(8, 8), "8 x 8 channels"),
-    (WeightGradBlocking::UniformDy, "uniform dy x16"),
-    (WeightGradBlocking::Subgroup(8), "subgroup dy 8 x 8"),
-    (WeightGradBlocking::Subgroup(4), "subgroup dy 8 x 4"),
-];
 
 /// Workgroups per grid dimension every adapter dae runs on has (gpu::device requires 65,535).
 const MAX_GROUPS_PER_DIM: usize = 65_535;
@@ -402,35 +352,21 @@ fn sg_wg(lanes: usize, max: usize) -> usize {
 /// Pixels of one 16-channel dy block the uniform binding holds (64 KiB).
 const UBO_DY_PIXELS: usize = UBO_FLOATS / 16;
 
-/// The weight-gradient blocking a pinned variant runs (None: autotuned). The pinned variants
-/// spread the blockings so the checks run each: tiled keeps 4 x 4, cb and wgm 8 x 4, sg subgroup dy 8 x 8,
-/// sg16 subgroup dy 8 x 4 (both 8 x 4 where the adapter lacks subgroups of 8), ubo 8 x 8, ubo16
-/// uniform dy (8 x 8 where the adapter lacks 64 KiB uniform bindings).
-pub fn weight_grad_blocking(v: Variant) -> Option<WeightGradBlocking> {
-    match v {
-        Variant::Auto => None,
-        Variant::Tiled | Variant::Naive => Some(WEIGHT_GRAD_BLOCKINGS[0].0),
-        Variant::ChannelBlock | Variant::Workgroup => Some(WEIGHT_GRAD_BLOCKINGS[1].0),
-        Variant::Subgroup => Some(WEIGHT_GRAD_BLOCKINGS[4].0),
-        Variant::SubgroupWide => Some(WEIGHT_GRAD_BLOCKINGS[5].0),
-        Variant::Uniform => Some(WEIGHT_GRAD_BLOCKINGS[2].0),
-        Variant::UniformWide => Some(WEIGHT_GRAD_BLOCKINGS[3].0),
-    }
-}
-
 /// dw [cout,cin,kh,kw] (+)= sum over n, ho, wo of dy * x: split-K partials over slices of the
 /// (n, oy) rows (4 x 4, 8 x 4 or 8 x 8 output x input channels of one tap per invocation, or
 /// dy in uniform blocks; autotuned), then a reduce.
-pub fn conv2d_weight_grad(ctx: &Ctx, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
-    weight_grad_of(ctx, g, Operand::F32(x), Operand::F32(dy), dw, accumulate)
+pub fn conv2d_weight_grad(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: &View, dy: &View, dw: &View, accumulate: bool) -> Result<()> {
+    weight_grad_of(ctx, kn, g, Operand::F32(x), Operand::F32(dy), dw, accumulate)
 }
 
 /// `conv2d_weight_grad` with x and dy as [`Operand`]s.
-fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, accumulate: bool) -> Result<()> {
-    let (x, dy) = (&operand(ctx, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?);
-    let g = &half_geom(ctx, g);
-    if !ctx.tiled() {
-        return run(ctx, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, accumulate: bool) -> Result<()> {
+    let half = kn.half.as_ref();
+    let (x, dy) = (&operand(ctx, half, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, half, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?);
+    let g = &half_geom(kn, g);
+    if kn.pin.simple {
+        return run(ctx, kn, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
     }
     let blocks = g.cout.div_ceil(4) * g.cin.div_ceil(4) * g.kh * g.kw;
     let rows = g.n * g.ho;
@@ -444,18 +380,24 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
     let uniform_dy =
         wop <= UBO_DY_PIXELS && uniform_dy_ranges(g).1 <= UNIFORM_DY_MAX_DISPATCHES && ctx.gpu().has_uniform_binding_of(4 * UBO_FLOATS as u64);
     let sg = ctx.gpu().has_subgroups_of(SG_LANES) && g.cout.div_ceil(8) * splits <= MAX_GROUPS_PER_DIM;
-    let launch = |how: WeightGradBlocking, out: &View| -> Result<()> {
+    // Whether a blocking runs here, at this shape (a pinned one that does not runs its fallback).
+    let runs = |b: WgradBlocking| match b {
+        WgradBlocking::UniformDy => uniform_dy,
+        WgradBlocking::Subgroup(_) => sg,
+        WgradBlocking::Split(..) => true,
+    };
+    let launch = |how: WgradBlocking, out: &View| -> Result<()> {
         let (co, ci) = match how {
-            WeightGradBlocking::Split(co, ci) => (co, ci),
-            WeightGradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, g, p, x, dy, out),
-            WeightGradBlocking::Subgroup(ci) => {
+            WgradBlocking::Split(co, ci) => (co, ci),
+            WgradBlocking::UniformDy => return weight_grad_uniform_dy(ctx, kn, g, p, x, dy, out),
+            WgradBlocking::Subgroup(ci) => {
                 // An invocation per `ci` input channels, workgroups of at most 64.
                 let nib = g.cin.div_ceil(ci);
                 let wgs = sg_wg(nib, 3);
                 let groups = [u(nib.div_ceil(SG_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
                 let overrides: crate::gpu::Overrides = if ci == 4 { &SGW4_OVERRIDES[wgs] } else { &SG_OVERRIDES[wgs] };
                 let entry = "conv2d_weight_grad_sg";
-                return ctx.dispatch(Launch { family: sg_family(ctx), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups });
+                return ctx.dispatch(Launch { family: sg_family(kn), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups });
             }
         };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
@@ -465,7 +407,7 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
             _ => &[],
         };
         ctx.dispatch(Launch {
-            family: family(ctx),
+            family: family(kn),
             entry,
             overrides,
             params: &p,
@@ -473,21 +415,12 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
             groups: grid1d(ctx, entry, threads)?,
         })
     };
-    let blocking = match weight_grad_blocking(ctx.variant()) {
-        Some(WeightGradBlocking::UniformDy) if !uniform_dy => WEIGHT_GRAD_BLOCKINGS[2].0,
-        Some(WeightGradBlocking::Subgroup(_)) if !sg => WEIGHT_GRAD_BLOCKINGS[1].0,
-        Some(b) => b,
+    let blocking = match kn.pin.wgrad {
+        Some(b) if runs(b) => b,
+        Some(b) => b.row().fallback,
         None => {
-            let offered: Vec<(WeightGradBlocking, &'static str)> = WEIGHT_GRAD_BLOCKINGS
-                .iter()
-                .copied()
-                .filter(|(b, _)| match b {
-                    WeightGradBlocking::UniformDy => uniform_dy,
-                    WeightGradBlocking::Subgroup(_) => sg,
-                    WeightGradBlocking::Split(..) => true,
-                })
-                .collect();
-            let labels: Vec<&'static str> = offered.iter().map(|c| c.1).collect();
+            let offered: Vec<WgradBlocking> = WGRAD_BLOCKINGS.iter().map(|r| r.blocking).filter(|&b| runs(b)).collect();
+            let labels: Vec<&'static str> = offered.iter().map(|b| b.row().label).collect();
             // Each candidate with the reduce after it, and the simple kernel, into a zeroed
             // scratch dw (the candidates' partials are theirs to lay out).
             let zeroed = |len: usize| -> Result<View> {
@@ -497,21 +430,21 @@ fn weight_grad_of(ctx: &Ctx, g: &ConvGeom, x: Operand, dy: Operand, dw: &View, a
             };
             let mut simple = || -> Result<Vec<View>> {
                 let out = zeroed(wsz)?;
-                run(ctx, "conv2d_weight_grad", g.params(false, false), &[(1, x), (4, dy), (7, &out)], wsz)?;
+                run(ctx, kn, "conv2d_weight_grad", g.params(false, false), &[(1, x), (4, dy), (7, &out)], wsz)?;
                 Ok(vec![out])
             };
             let candidate = |i: usize| -> Result<Vec<View>> {
                 let (scratch, out) = (zeroed(partials.len())?, zeroed(wsz)?);
-                launch(offered[i].0, &scratch)?;
-                run(ctx, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(5, &scratch), (7, &out)], wsz)?;
+                launch(offered[i], &scratch)?;
+                run(ctx, kn, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(5, &scratch), (7, &out)], wsz)?;
                 Ok(vec![out])
             };
-            let pick = ctx.tuned(entry, &shape_key(ctx, &p), &labels, candidate, Some(&mut simple))?;
-            offered[pick].0
+            let pick = ctx.tuned(entry, &shape_key(kn, &p), &labels, candidate, Some(&mut simple))?;
+            offered[pick]
         }
     };
     launch(blocking, &partials)?;
-    run(ctx, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
+    run(ctx, kn, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
 }
 
 /// At most this many dispatches for one uniform-dy weight gradient (a recorded step holds at
@@ -529,13 +462,13 @@ fn uniform_dy_ranges(g: &ConvGeom) -> (usize, usize) {
 /// into 16-channel blocks, then per block one dispatch per range of at most 1024 pixels' rows
 /// (the kernel stores a slice's partial at each slice boundary and continues one a range starts
 /// inside).
-fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy: &View, out: &View) -> Result<()> {
+fn weight_grad_uniform_dy(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, p: Conv2dParams, x: &View, dy: &View, out: &View) -> Result<()> {
     let rows = g.n * g.ho;
     let wop = g.wo.div_ceil(4) * 4;
     let nb = g.cout.div_ceil(16);
     let packed_len = nb * rows * wop * 16;
     let packed = ctx.alloc("conv2d dy (uniform blocks)", packed_len + UBO_FLOATS)?;
-    run(ctx, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
+    run(ctx, kn, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
     let (chunk, _) = uniform_dy_ranges(g);
     // An invocation per 4 input channels; workgroups of at most 64 (fewer for few channels).
     let lanes = g.cin.div_ceil(4);
@@ -549,7 +482,7 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
             let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
             let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), ..p };
             ctx.dispatch(Launch {
-                family: family(ctx),
+                family: family(kn),
                 entry,
                 overrides: &UBO_OVERRIDES[wgi],
                 params: &pc,
@@ -566,6 +499,8 @@ fn weight_grad_uniform_dy(ctx: &Ctx, g: &ConvGeom, p: Conv2dParams, x: &View, dy
 /// weight gradient, and the weights for the input gradient. The bias only receives a gradient.
 pub struct Conv2dOp {
     g: ConvGeom,
+    /// How the forward ran: the backward runs the same way.
+    kn: Kernels,
     x: SavedInput,
     w: Tensor,
 }
@@ -583,7 +518,7 @@ fn check_common(op: &'static str, x: &Tensor, w: &Tensor, stride: (usize, usize)
 }
 
 /// PyTorch's F.conv2d: x [n,cin,h,w], w [cout,cin,kh,kw], optional b [cout], zero padding.
-pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<(Tensor, Conv2dOp)> {
+pub fn conv2d(kn: &Kernels, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize), pad: (usize, usize)) -> Result<(Tensor, Conv2dOp)> {
     const OP: &str = "conv2d";
     let ([n, cin, h, wd], [cout, wcin, kh, kw]) = check_common(OP, x, w, stride)?;
     crate::ensure!(wcin == cin, OP, "weight {:?} expects {wcin} input channels, input {:?} has {cin}", w.shape(), x.shape());
@@ -615,15 +550,17 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: (usize, usize)
     let mut inputs = vec![x, w];
     inputs.extend(b);
     let y = output(OP, vec![n, cout, g.ho, g.wo], &inputs)?;
-    let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
-    forward_of(x.ctx(), &g, operand_of(&x_half, x.view()), w.view(), b.map(|b| b.view()), y.view(), false)?;
-    Ok((y, Conv2dOp { g, x: SavedInput::of(x, x_half), w: w.clone() }))
+    let x_half = half_copy(x.ctx(), kn.half.as_ref(), x.view(), n, cin, h * wd, Chans::of(x))?;
+    forward_of(x.ctx(), kn, &g, operand_of(&x_half, x.view()), w.view(), b.map(|b| b.view()), y.view(), false)?;
+    Ok((y, Conv2dOp { g, kn: kn.clone(), x: SavedInput::of(x, x_half), w: w.clone() }))
 }
 
 /// PyTorch's F.conv_transpose2d: x [n,cin,h,w], w [cin,cout,kh,kw], optional b [cout];
 /// output (h-1)*s - 2p + k + output_padding. Into `dest` (e.g. a channel slice of a concat)
 /// when given; the backward reads dy in the output's layout.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d(
+    kn: &Kernels,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -652,30 +589,32 @@ pub fn conv_transpose2d(
     inputs.extend(b);
     let y = output_to(OP, vec![n, cout, ho, wo], &inputs, dest)?;
     let g = ConvGeom { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, pad, xs: Chans::of(&y) };
-    let x_half = half_copy(x.ctx(), x.view(), n, cin, h * wd, Chans::of(x))?;
-    input_grad_of(x.ctx(), &g, w.view(), b.map(|b| b.view()), operand_of(&x_half, x.view()), y.view(), false)?;
-    Ok((y, Conv2dOp { g, x: SavedInput::of(x, x_half), w: w.clone() }))
+    let x_half = half_copy(x.ctx(), kn.half.as_ref(), x.view(), n, cin, h * wd, Chans::of(x))?;
+    input_grad_of(x.ctx(), kn, &g, w.view(), b.map(|b| b.view()), operand_of(&x_half, x.view()), y.view(), false)?;
+    Ok((y, Conv2dOp { g, kn: kn.clone(), x: SavedInput::of(x, x_half), w: w.clone() }))
 }
 
 /// The upstream gradient (`n` x `c` x `hw`, laid out as `chans`) as both GEMMs of a backward
 /// read it: under half precision cast once for the two, when either runs.
-fn grad_operand(sink: &dyn Sink, x: &[Handle], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
+#[allow(clippy::too_many_arguments)]
+fn grad_operand(sink: &dyn Sink, kn: &Kernels, x: &[Handle], dy: &View, n: usize, c: usize, hw: usize, chans: Chans) -> Result<Option<View>> {
     if !(sink.wants(&x[0]) || sink.wants(&x[1])) {
         return Ok(None);
     }
-    half_copy(sink.ctx(), dy, n, c, hw, chans)
+    half_copy(sink.ctx(), kn.half.as_ref(), dy, n, c, hw, chans)
 }
 
 impl Conv2dOp {
     /// `x`: the graph's handles of the input, the weights and the bias.
     pub fn backward_conv(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
-        let dy_half = grad_operand(sink, x, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
+        let kn = &self.kn;
+        let dy_half = grad_operand(sink, kn, x, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            input_grad_of(sink.ctx(), g, self.w.view(), None, operand_of(&dy_half, dy), &dx, acc)?;
+            input_grad_of(sink.ctx(), kn, g, self.w.view(), None, operand_of(&dy_half, dy), &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            weight_grad_of(sink.ctx(), g, self.x.operand(), operand_of(&dy_half, dy), &dw, acc)?;
+            weight_grad_of(sink.ctx(), kn, g, self.x.operand(), operand_of(&dy_half, dy), &dw, acc)?;
         }
         if let Some(b) = x.get(2)
             && let Some((db, acc)) = sink.target(b)?
@@ -688,12 +627,13 @@ impl Conv2dOp {
     /// dy lives in conv "input" space (the transposed conv's output), x in conv "output" space.
     pub fn backward_conv_transpose(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         let g = &self.g;
-        let dy_half = grad_operand(sink, x, dy, g.n, g.cin, g.h * g.w, g.xs)?;
+        let kn = &self.kn;
+        let dy_half = grad_operand(sink, kn, x, dy, g.n, g.cin, g.h * g.w, g.xs)?;
         if let Some((dx, acc)) = sink.target(&x[0])? {
-            forward_of(sink.ctx(), g, operand_of(&dy_half, dy), self.w.view(), None, &dx, acc)?;
+            forward_of(sink.ctx(), kn, g, operand_of(&dy_half, dy), self.w.view(), None, &dx, acc)?;
         }
         if let Some((dw, acc)) = sink.target(&x[1])? {
-            weight_grad_of(sink.ctx(), g, operand_of(&dy_half, dy), self.x.operand(), &dw, acc)?;
+            weight_grad_of(sink.ctx(), kn, g, operand_of(&dy_half, dy), self.x.operand(), &dw, acc)?;
         }
         if let Some(b) = x.get(2)
             && let Some((db, acc)) = sink.target(b)?
@@ -701,5 +641,23 @@ impl Conv2dOp {
             elementwise::bias_grad(sink.ctx(), g.n, g.cin, g.h * g.w, dy, g.xs, &db, acc)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blocking whose workgroup size is chosen per shape still gets its fixed overrides.
+    #[test]
+    fn sized_overrides_keep_the_tables_fixed_ones() {
+        for r in &CONV_BLOCKINGS {
+            for i in 0..SG_WGS.len() {
+                let o = sized_overrides(r, i);
+                for fixed in r.overrides {
+                    assert!(o.contains(fixed), "{}: size {i} lacks {fixed:?}", r.pin);
+                }
+            }
+        }
     }
 }

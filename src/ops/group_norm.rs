@@ -7,6 +7,7 @@ use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::activation::Activation;
 use crate::ops::amp::{Operand, SavedInput, half_copy};
+use crate::ops::kernels::Kernels;
 use crate::ops::{Chans, NormThreads, flag, grid_groups, nonzero, output_to, u};
 use crate::tensor::{Handle, Tensor};
 
@@ -29,6 +30,7 @@ static THREADS: NormThreads = NormThreads::new([64, 32, 16, 8], ["64 per workgro
 #[allow(clippy::too_many_arguments)]
 fn run_tuned(
     ctx: &Ctx,
+    kn: &Kernels,
     entry: &'static str,
     act: Option<Activation>,
     p: GroupNormParams,
@@ -43,7 +45,7 @@ fn run_tuned(
     };
     let shape = format!("n{} {}x{} groups {}{half}", p.n, p.c, p.hw, p.groups);
     let inputs: Vec<(u32, &View)> = std::iter::once((1, x)).chain(inputs.iter().copied()).collect();
-    THREADS.launch(ctx, entry, &shape, &inputs, out, |i, bindings| {
+    THREADS.launch(ctx, &kn.pin, entry, &shape, &inputs, out, |i, bindings| {
         ctx.dispatch(Launch { family, entry, overrides: THREADS.overrides(act, i), params: &p, bindings, groups: grid_groups(ctx, entry, groups)? })
     })
 }
@@ -52,6 +54,7 @@ fn run_tuned(
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_forward(
     ctx: &Ctx,
+    kn: &Kernels,
     act: Option<Activation>,
     p: GroupNormParams,
     x: &View,
@@ -60,12 +63,13 @@ pub fn group_norm_forward(
     stats: &View,
     y: &View,
 ) -> Result<()> {
-    run_tuned(ctx, "group_norm_forward", act, p, Operand::F32(x), &[(2, gamma), (3, beta)], &[(5, stats), (6, y)], (p.n * p.groups) as usize)
+    run_tuned(ctx, kn, "group_norm_forward", act, p, Operand::F32(x), &[(2, gamma), (3, beta)], &[(5, stats), (6, y)], (p.n * p.groups) as usize)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_input_grad(
     ctx: &Ctx,
+    kn: &Kernels,
     act: Option<Activation>,
     p: GroupNormParams,
     x: Operand,
@@ -75,13 +79,14 @@ pub fn group_norm_input_grad(
     stats: &View,
     dx: &View,
 ) -> Result<()> {
-    run_tuned(ctx, "group_norm_input_grad", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(7, dx)], (p.n * p.groups) as usize)
+    run_tuned(ctx, kn, "group_norm_input_grad", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(7, dx)], (p.n * p.groups) as usize)
 }
 
 /// dgamma, dbeta (+)= the sums over (n, hw), in two stages over (channel, chunk) workgroups.
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_param_grad(
     ctx: &Ctx,
+    kn: &Kernels,
     act: Option<Activation>,
     p: GroupNormParams,
     x: Operand,
@@ -95,7 +100,17 @@ pub fn group_norm_param_grad(
     let (chunks, chunk) = crate::ops::reduction_chunks(p.c as usize, (p.n * p.hw) as usize);
     let p = GroupNormParams { chunks: u(chunks), chunk: u(chunk), ..p };
     let partials = ctx.alloc(FAMILY, 2 * p.c as usize * chunks)?;
-    run_tuned(ctx, "group_norm_param_partial", act, p, x, &[(2, gamma), (3, beta), (4, dy), (5, stats)], &[(10, &partials)], p.c as usize * chunks)?;
+    run_tuned(
+        ctx,
+        kn,
+        "group_norm_param_partial",
+        act,
+        p,
+        x,
+        &[(2, gamma), (3, beta), (4, dy), (5, stats)],
+        &[(10, &partials)],
+        p.c as usize * chunks,
+    )?;
     let groups = ctx.grid(FAMILY, p.c as u64, 64)?;
     ctx.dispatch(Launch {
         family: FAMILY,
@@ -113,6 +128,8 @@ pub struct GroupNormOp {
     p: GroupNormParams,
     stats: View,
     act: Option<Activation>,
+    /// How the forward ran: the backward runs the same way.
+    kn: Kernels,
     x: SavedInput,
     gamma: Tensor,
     beta: Tensor,
@@ -122,6 +139,7 @@ pub struct GroupNormOp {
 /// written into `dest` (e.g. a channel slice of a concat) when given. The backward reads dy in
 /// the output's layout.
 pub fn group_norm(
+    kn: &Kernels,
     x: &Tensor,
     groups: usize,
     gamma: &Tensor,
@@ -152,9 +170,9 @@ pub fn group_norm(
         s_total: ys.total,
         ..Default::default()
     };
-    group_norm_forward(ctx, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
-    let x_half = half_copy(ctx, x.view(), n, c, h * w, Chans::PLAIN)?;
-    Ok((y, GroupNormOp { p, stats, act, x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() }))
+    group_norm_forward(ctx, kn, act, p, x.view(), gamma.view(), beta.view(), &stats, y.view())?;
+    let x_half = half_copy(ctx, kn.half.as_ref(), x.view(), n, c, h * w, Chans::PLAIN)?;
+    Ok((y, GroupNormOp { p, stats, act, kn: kn.clone(), x: SavedInput::of(x, x_half), gamma: gamma.clone(), beta: beta.clone() }))
 }
 
 impl GroupNormOp {
@@ -162,7 +180,7 @@ impl GroupNormOp {
     pub fn backward(&self, x: &[Handle], dy: &View, sink: &mut dyn Sink) -> Result<()> {
         if let Some((dx, acc)) = sink.target(&x[0])? {
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_input_grad(sink.ctx(), self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dx)?;
+            group_norm_input_grad(sink.ctx(), &self.kn, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dx)?;
         }
         let dg = sink.target(&x[1])?;
         let db = sink.target(&x[2])?;
@@ -187,7 +205,7 @@ impl GroupNormOp {
                 crate::ops::elementwise::fill(&ctx, &db, 0.0)?;
             }
             let p = GroupNormParams { accumulate: flag(acc), ..self.p };
-            group_norm_param_grad(&ctx, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dg, &db)?;
+            group_norm_param_grad(&ctx, &self.kn, self.act, p, self.x.operand(), self.gamma.view(), self.beta.view(), dy, &self.stats, &dg, &db)?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod dropout2d;
 pub mod elementwise;
 pub mod fft;
 pub mod group_norm;
+pub mod kernels;
 pub mod loss;
 pub mod lpips;
 pub mod maxpool2d;
@@ -79,19 +80,25 @@ impl NormThreads {
         &self.table[a * 4 + i]
     }
 
-    /// Run `launch(i, bindings)` with the chosen candidate i: under the default kernels autotune
-    /// times each (`kernel`, `shape`) once, on scratch copies of the outputs `out`; other kernel
-    /// variants take the first.
+    /// Run `launch(i, bindings)` with the chosen candidate i: the one `pin` names, the first
+    /// under the simple kernels, else autotune's, which times each (`kernel`, `shape`) once on
+    /// scratch copies of the outputs `out`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn launch(
         &self,
         ctx: &Ctx,
+        pin: &kernels::Pin,
         kernel: &str,
         shape: &str,
         inputs: &[(u32, &View)],
         out: &[(u32, &View)],
         launch: impl Fn(usize, &[(u32, &View)]) -> Result<()>,
     ) -> Result<()> {
-        let pick = if ctx.variant() == crate::gpu::Variant::Auto {
+        let pick = if let Some(i) = pin.norm {
+            i.min(self.labels.len() - 1)
+        } else if pin.simple {
+            0
+        } else {
             // Each candidate on zeroed scratch copies of the outputs; no simple kernel here: the
             // cross-check goes by majority.
             ctx.tuned(
@@ -114,8 +121,6 @@ impl NormThreads {
                 },
                 None,
             )?
-        } else {
-            0
         };
         let mut b = inputs.to_vec();
         b.extend_from_slice(out);
@@ -141,7 +146,7 @@ pub(crate) fn output_to(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor],
 pub(crate) fn output_any(op: &'static str, shape: Vec<usize>, inputs: &[&Tensor], dest: Option<&Tensor>) -> Result<Tensor> {
     let ctx = inputs[0].ctx();
     for t in inputs.iter().chain(dest.as_ref()) {
-        if !std::rc::Rc::ptr_eq(&t.ctx().0, &ctx.0) {
+        if !t.ctx().same_runtime(ctx) {
             return Err(Error::shape(op, "inputs live on different devices"));
         }
     }
