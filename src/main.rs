@@ -206,7 +206,8 @@ enum Cmd {
         /// Only the kernel families (and models) whose name contains this, e.g. conv2d.
         #[arg(long)]
         filter: Option<String>,
-        /// Also the other kernel variants: every conv blocking pinned (tiled, channel blocks, workgroup weights, subgroup, uniform weights; 8 and 16 channels) and the naive kernels.
+        /// Also every row of the kernel table pinned (each forward / input-gradient blocking with a
+        /// weight-gradient one; README's "Conv blockings") and the naive kernels.
         #[arg(long)]
         all: bool,
         /// With --models: time one more step dispatch by dispatch, a row per entry point.

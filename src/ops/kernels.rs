@@ -429,9 +429,40 @@ impl WgradBlocking {
     }
 }
 
+/// README.md's two tables of blockings, as this table declares them (a test keeps README's
+/// copy equal).
+pub fn markdown_tables() -> [String; 2] {
+    let need = |n: Needs| match n {
+        Needs::Nothing => "-",
+        Needs::Subgroups8 => "subgroups of 8 lanes",
+        Needs::Uniform64K => "64 KiB uniform bindings",
+    };
+    let head = "| blocking | pin | what it is | needs (else runs) | kept because |\n|---|---|---|---|---|\n";
+    let mut conv = head.to_string();
+    for r in &CONV_BLOCKINGS {
+        let needs = if r.needs == Needs::Nothing { "-".to_string() } else { format!("{} (else {})", need(r.needs), r.fallback.row().label) };
+        conv += &format!("| {} | `{}` | {} | {needs} | {} |\n", r.label, r.pin, r.about, r.kept);
+    }
+    let mut wgrad = head.to_string();
+    for r in &WGRAD_BLOCKINGS {
+        let needs = if r.needs == Needs::Nothing { "-".to_string() } else { format!("{} (else {})", need(r.needs), r.fallback.row().label) };
+        wgrad += &format!("| {} | `{}` | {} | {needs} | {} |\n", r.label, r.pin, r.about, r.kept);
+    }
+    [conv, wgrad]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README.md lists the blockings exactly as the table declares them.
+    #[test]
+    fn readme_lists_the_kernel_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for t in markdown_tables() {
+            assert!(readme.contains(&t), "README.md's table of blockings differs from src/ops/kernels.rs; it should read:\n{t}");
+        }
+    }
 
     /// Pin names are unique across both tables (one `DAE_KERNELS` list pins both) and parse back.
     #[test]
