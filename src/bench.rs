@@ -397,7 +397,8 @@ pub struct TunedRow {
 
 /// The autotune decisions `ctx` timed so far.
 pub fn tuned_rows(ctx: &Ctx) -> Vec<TunedRow> {
-    ctx.tuned_times()
+    ctx.tuner()
+        .times()
         .into_iter()
         .map(|(kernel, candidates)| {
             let chosen = candidates.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0.clone()).unwrap_or_default();
@@ -437,7 +438,7 @@ pub fn suite(ctx: &Ctx, s: &Suite, progress: &mut dyn FnMut(&str)) -> Result<Rep
         }
     }
     // Rows of untuned shapes would time the first blocking, not what training runs once tuned.
-    ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
+    ctx.tuner().widen_budget(BENCH_TUNE_BUDGET_S);
     let timer = if ctx.set_gpu_timer(true)? { Timer::Gpu } else { Timer::Wall };
     let result = (|| -> Result<Report> {
         progress("ceilings");
@@ -624,8 +625,8 @@ pub fn model_step_timed(
     // in training's 1 s slices (a re-recording per slice: about one shape a minute for unet64x3
     // at batch 16 on lavapipe). Shapes past that budget run untuned, as they did before.
     let t_tune = Instant::now();
-    ctx.widen_tune_budget(BENCH_TUNE_BUDGET_S);
-    while tr.retuning() && ctx.tune_budget_left() {
+    ctx.tuner().widen_budget(BENCH_TUNE_BUDGET_S);
+    while tr.retuning() && ctx.tuner().budget_left() {
         step(&mut tr)?;
     }
     // The plan of the timed steps is recorded (a last re-recording, if any, happens here).

@@ -559,7 +559,9 @@ impl Session {
     ) -> Result<Option<(Vec<LevelScores>, f64)>> {
         signal::reset();
         signal::set_note("stopping after this batch; nothing half-written is left");
-        signal::install();
+        if let Some(w) = signal::install() {
+            events(Event::Warning(w));
+        }
         events(Event::Start { what: format!("test set x {} levels", self.levels.len()), total: self.n, done: 0 });
         let t0 = std::time::Instant::now();
         let pass = Pass {

@@ -296,6 +296,9 @@ fn print_warnings(ctx: &dae::Ctx) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // What the first Ctrl-C does, said the moment it arrives (on a line of its own, past any
+    // progress bar).
+    dae::util::signal::set_announcer(|m| eprintln!("\n{m}"));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

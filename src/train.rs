@@ -375,7 +375,7 @@ impl Trainer {
         m.insert("step_in_epoch".into(), self.step_in_epoch.to_string());
         m.insert("num_params".into(), self.layout.num_params().to_string());
         // The autotune choices this run's kernels use; --resume pins them.
-        if let Ok(k) = serde_json::to_string(&self.ctx.tuned_choices()) {
+        if let Ok(k) = serde_json::to_string(&self.ctx.tuner().choices()) {
             m.insert("kernels".into(), k);
         }
         m
@@ -485,7 +485,7 @@ impl Trainer {
         // what an uninterrupted one would; a checkpoint without them resumes with today's picks.
         if let Some(k) = raw.meta.get("kernels") {
             match serde_json::from_str(k) {
-                Ok(choices) => self.ctx.pin_tuned(choices),
+                Ok(choices) => self.ctx.tuner().pin(choices),
                 Err(e) => events(Event::Warning(format!(
                     "--resume: the kernel choices in {} are unreadable ({e}); autotune picks again",
                     raw.path.display()
@@ -1035,7 +1035,9 @@ pub fn train_with(ctx: &Ctx, cfg: &Config, opts: &TrainOptions, events: &mut dyn
     }
     let already_finished = tr.finished();
     signal::set_note("stopping after this step (or validation batch) and saving `last`");
-    signal::install();
+    if let Some(w) = signal::install() {
+        events(Event::Warning(w));
+    }
     let spe = tr.steps_per_epoch();
     let mut log = StepLog::new(ctx, cfg.train.log_every.min(spe).max(1), tr.opt.scaler.is_some(), tr.logs_dir().join(TRAIN_CSV))?;
     let mut estimate = Estimate { on: opts.verbose, on_cpu: ctx.gpu().info.device_type == wgpu::DeviceType::Cpu, steps: 0, mark: Instant::now() };

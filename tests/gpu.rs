@@ -113,7 +113,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     let tiled = wgrad(Pin::wgrad(WgradBlocking::Split(4, 4)));
     assert!(tiled.iter().all(|&b| b != 0), "the weight gradient left zeros");
     assert!(tiled == wgrad(Pin::wgrad(WgradBlocking::UniformDy)), "the uniform-dy weight gradient differs from tiled over row ranges");
-    let noted = c.tuned_choices();
+    let noted = c.tuner().choices();
     for entry in ["conv2d_forward_tiled", "conv2d_input_grad_tiled", "conv2d_weight_grad_tiled"] {
         assert!(noted.keys().any(|k| k.starts_with(entry) && k.contains("n3 17x28x28 -> 19x28x28")), "{entry} not noted: {noted:?}");
     }
@@ -1819,7 +1819,7 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     use dae::ops::conv2d::{ConvGeom, conv2d_forward, conv2d_weight_grad};
     let c = ctx();
     let kn = &dae::ops::kernels::Kernels::default();
-    c.tune_afresh(600.0);
+    c.tuner().afresh(600.0);
     let g = ConvGeom { n: 2, cin: 13, h: 11, w: 9, cout: 10, ho: 11, wo: 9, kh: 3, kw: 3, stride: (1, 1), pad: (1, 1), xs: Chans::PLAIN };
     let mut rng = dae::util::rng::Rng::new(5);
     let x = c.upload("t", &rng.vec(g.n * g.cin * g.h * g.w)).unwrap();
@@ -1828,31 +1828,31 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     let (y, dw) = (c.alloc("t", g.n * g.cout * g.ho * g.wo).unwrap(), c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap());
     conv2d_forward(&c, kn, &g, &x, &w, None, &y, false).unwrap();
     conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
-    assert!(c.miscompiles().is_empty(), "the candidates disagree on this adapter: {:?}", c.miscompiles());
+    assert!(c.tuner().miscompiles().is_empty(), "the candidates disagree on this adapter: {:?}", c.tuner().miscompiles());
     let before = c.read(&y).unwrap();
     // The same shapes timed again from scratch, "channel blocks" and "8 x 8 channels" planted wrong.
     for planted in ["channel blocks", "8 x 8 channels"] {
-        c.tune_afresh(600.0);
-        c.plant_miscompile(Some(planted));
+        c.tuner().afresh(600.0);
+        c.tuner().plant_miscompile(Some(planted));
         conv2d_forward(&c, kn, &g, &x, &w, None, &y, false).unwrap();
         conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
-        c.plant_miscompile(None);
-        let found = c.miscompiles();
+        c.tuner().plant_miscompile(None);
+        let found = c.tuner().miscompiles();
         let hit: Vec<&String> = found.iter().filter(|m| m.contains(&format!(": {planted} computed other bits"))).collect();
         assert_eq!(hit.len(), 1, "{planted}: {found:?}");
         assert!(hit[0].contains("simple kernel agrees") && hit[0].contains(&c.gpu().info.name) && hit[0].contains("n2 13x11x9"), "{}", hit[0]);
-        assert!(c.tuned_choices().values().all(|l| l != planted), "the dropped candidate was picked: {:?}", c.tuned_choices());
+        assert!(c.tuner().choices().values().all(|l| l != planted), "the dropped candidate was picked: {:?}", c.tuner().choices());
         assert!(c.read(&y).unwrap() == before, "the forward's result changed");
     }
     // Group norm's workgroup sizes have no simple kernel: the majority decides.
-    c.tune_afresh(600.0);
-    let labels = c.miscompiles().len();
+    c.tuner().afresh(600.0);
+    let labels = c.tuner().miscompiles().len();
     let xn = Tensor::from_slice(&c, &[2, 8, 5, 7], &rng.vec(2 * 8 * 35)).unwrap();
     let (gamma, beta) = (Tensor::full(&c, &[8], 1.0).unwrap(), Tensor::full(&c, &[8], 0.0).unwrap());
     let planted = "32 per workgroup";
-    c.plant_miscompile(Some(planted));
+    c.tuner().plant_miscompile(Some(planted));
     Graph::inference(&c).group_norm(&xn, 4, &gamma, &beta, 1e-5).unwrap();
-    c.plant_miscompile(None);
-    let found = &c.miscompiles()[labels..];
+    c.tuner().plant_miscompile(None);
+    let found = &c.tuner().miscompiles()[labels..];
     assert!(found.iter().any(|m| m.contains(&format!(": {planted} computed other bits")) && m.contains("majority")), "{found:?}");
 }

@@ -34,20 +34,34 @@ pub fn set_note(what: &str) {
     }
 }
 
+/// Who tells the user, the moment the first signal arrives, what it does (the library prints
+/// nothing: `main` sets this to print on stderr).
+static ANNOUNCER: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Tell the user through `f` what the first signal does, when it arrives (once per process).
+pub fn set_announcer(f: fn(&str)) {
+    let _ = ANNOUNCER.set(f);
+}
+
 fn announce(code: usize) {
     let what = note().lock().map(|n| n.clone()).unwrap_or_default();
     let again = if code == 143 { "a second signal" } else { "Ctrl-C again" };
-    eprintln!("\n{} received: {what}; {again} quits at once", name(code as u8));
+    if let Some(f) = ANNOUNCER.get() {
+        f(&format!("{} received: {what}; {again} quits at once", name(code as u8)));
+    }
 }
 
-/// Install the handlers once per process; later calls do nothing.
-pub fn install() {
+/// Install the handlers once per process; later calls do nothing. A warning for the caller to
+/// pass on when they could not be installed (the first call only).
+pub fn install() -> Option<String> {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut warning = None;
     ONCE.call_once(|| {
         if let Err(e) = register() {
-            eprintln!("warning: interrupt handler not installed ({e}); an interrupt will not save `last`");
+            warning = Some(format!("interrupt handler not installed ({e}); an interrupt will not save `last`"));
         }
     });
+    warning
 }
 
 #[cfg(unix)]

@@ -1,0 +1,139 @@
+//! Reading GPU buffers back to the host: waiting (`read`) or not (`read_async`, then `try_take`
+//! or `take`), through MAP_READ staging buffers reused by size.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::{Ctx, View};
+use crate::error::{Error, Result};
+
+/// The staging buffers' part of the runtime.
+#[derive(Default)]
+pub(super) struct Readback {
+    /// MAP_READ buffers by size, reused by every readback (the training loop reads its log).
+    pub(super) staging: RefCell<HashMap<u64, wgpu::Buffer>>,
+    /// Two MAP_READ buffers per size for reads that do not wait, used in turn.
+    pub(super) async_staging: RefCell<HashMap<u64, (usize, [wgpu::Buffer; 2])>>,
+}
+
+impl Ctx {
+    /// Flush, copy `v` to a mappable buffer and read it back (waits for the GPU).
+    pub fn read_bytes(&self, v: &View) -> Result<Vec<u8>> {
+        if self.recording() {
+            return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
+        }
+        self.flush()?;
+        let size = (v.len as u64 * 4).max(4);
+        let dev = &self.0.gpu.device;
+        let staging = {
+            let mut cache = self.0.readback.staging.borrow_mut();
+            let b = cache.entry(size).or_insert_with(|| {
+                self.count(|c| c.buffers += 1);
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            b.clone()
+        };
+        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
+        self.0.gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.0.gpu.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        let data = staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
+        staging.unmap();
+        Ok(data[..v.len * 4].to_vec())
+    }
+
+    pub fn read(&self, v: &View) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    }
+
+    /// Start reading `v` back without waiting: its copy is queued after the work submitted so
+    /// far and mapped when the GPU gets there; [`Ctx::try_take`] polls, [`Ctx::take`] waits.
+    /// Two staging buffers per size take turns, so a read can start while the previous one is
+    /// still pending (a third would wait for the oldest).
+    pub fn read_async(&self, v: &View) -> Result<PendingRead> {
+        if self.recording() {
+            return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
+        }
+        self.flush()?;
+        let size = (v.len as u64 * 4).max(4);
+        let dev = &self.0.gpu.device;
+        let staging = {
+            let mut cache = self.0.readback.async_staging.borrow_mut();
+            let (turn, bufs) = cache.entry(size).or_insert_with(|| {
+                self.count(|c| c.buffers += 2);
+                let mk = || {
+                    dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("async readback"),
+                        size,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                };
+                (0, [mk(), mk()])
+            });
+            *turn = 1 - *turn;
+            bufs[*turn].clone()
+        };
+        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("async readback") });
+        encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
+        self.0.gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(PendingRead { staging, len: v.len, rx })
+    }
+
+    /// The values of a pending read if the GPU has delivered them (never waits).
+    pub fn try_take(&self, p: &PendingRead) -> Result<Option<Vec<f32>>> {
+        self.0.gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        match p.rx.try_recv() {
+            Ok(r) => {
+                r.map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+                Ok(Some(p.finish()?))
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(Error::Msg("readback: map callback dropped".into())),
+        }
+    }
+
+    /// The values of a pending read (waits for the GPU).
+    pub fn take(&self, p: PendingRead) -> Result<Vec<f32>> {
+        self.0.gpu.wait()?;
+        p.rx.recv()
+            .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        p.finish()
+    }
+
+    pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    }
+}
+
+/// A read back in flight (see [`Ctx::read_async`]).
+pub struct PendingRead {
+    staging: wgpu::Buffer,
+    len: usize,
+    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl PendingRead {
+    fn finish(&self) -> Result<Vec<f32>> {
+        let data = self.staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
+        self.staging.unmap();
+        Ok(bytemuck::pod_collect_to_vec(&data[..self.len * 4]))
+    }
+}
