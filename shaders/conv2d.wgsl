@@ -111,7 +111,7 @@ fn block_of(wid: vec3<u32>, lid: u32, nwg: vec3<u32>, per_plane: u32, ncb: u32) 
 // clamped indices and are masked (select) or skipped on write, so the channel loop carries no
 // branches. weight_grad_tiled:
 // 4 cout x 4 cin of one tap per invocation, over a slice of the (n, oy) rows (split-K); its
-// partial sums go to `y` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
+// partial sums go to `partials` as [split][cout*cin*kh*kw] and conv2d_weight_grad_reduce adds them.
 
 @compute @workgroup_size(WG)
 fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -232,7 +232,7 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
 }
 
 // Partial weight gradients over `splits` slices of the (n, oy) rows, divided
-// evenly among them. Writes y[split * W + widx], W = cout*cin*kh*kw. WGRAD_CO x WGRAD_CI (two
+// evenly among them. Writes partials[split * W + widx], W = cout*cin*kh*kw. WGRAD_CO x WGRAD_CI (two
 // overrides) output x input channels of one tap per invocation: 4 x 4, 8 x 4 or 8 x 8 (64
 // accumulators; each pixel's 8 + 8 loads then feed 64 FMAs instead of 4 + 4 feeding 16; on
 // lavapipe a load whose address differs per invocation costs far more than an FMA). The sums per
@@ -357,14 +357,14 @@ fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     }
 }
 
-// dw (+)= sum over splits of the partials in `y` (bound to the partial buffer here).
+// dw (+)= sum over splits of the partials.
 @compute @workgroup_size(WG)
 fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let wsz = p.cout * p.cin * p.kh * p.kw;
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= wsz) { return; }
     var s = 0.0;
-    for (var k = 0u; k < p.splits; k++) { s += y[k * wsz + i]; }
+    for (var k = 0u; k < p.splits; k++) { s += partials[k * wsz + i]; }
     if (p.accumulate != 0u) { s += dw[i]; }
     dw[i] = s;
 }
@@ -379,7 +379,7 @@ fn conv2d_weight_grad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // items and sums are the tiled kernels' (bit-identical results). K <= 2048 per dispatch: a longer
 // loop runs as several dispatches over ranges of taps [tap_lo, tap_hi) (the kernels loop taps
 // outside, channels inside, so tap ranges keep the tiled kernels' order of summation); a range
-// that does not end the taps leaves its raw sums in `dw` (bound to a scratch copy of the output),
+// that does not end the taps leaves its raw sums in `sums` (a scratch copy of the output),
 // and one that does not start them begins from those sums.
 // UBO_CH = 16 (an override): two blocks per dispatch, the second from `wv` (channels
 // [c_base + 8, c_base + 16)), 16 channels x 4 pixels per invocation: each input load then feeds
@@ -389,15 +389,15 @@ override UBO_CH: u32 = 8u;
 // items, so that it still spreads over several workgroups.
 override UBO_WG: u32 = 256u;
 
-// Packs the weights of taps [tap_lo, tap_hi) for the `_ubo` kernels into `dw`: block cb
-// (8 channels) at cb * stride (`splits` = stride in floats, a multiple of 64 so each block starts
+// Packs the weights of taps [tap_lo, tap_hi) for the `_ubo` kernels into `packed`: block cb
+// (8 channels) at cb * stride (`pack_stride` floats, a multiple of 64 so each block starts
 // 256-byte aligned), element k * 8 + c, k = summed channel * nt + tap - tap_lo (nt taps). mode 0
 // (forward): channel c0 + c is an output channel, the summed one an input channel; mode 1 (input
 // grad): c0 + c is an input channel, the summed one an output channel. Channels past the end read 0.
 @compute @workgroup_size(WG)
 fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
-    let stride = p.splits;
+    let stride = p.pack_stride;
     let blocks = select((p.cin + 7u) / 8u, (p.cout + 7u) / 8u, p.mode == 0u);
     if (i >= blocks * stride) { return; }
     let kk = p.kh * p.kw;
@@ -413,16 +413,16 @@ fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     } else {
         if (sc < p.cout && ch < p.cin) { v = lwt((sc * p.cin + ch) * kk + tap); }
     }
-    dw[i] = v;
+    packed[i] = v;
 }
 
-// Raw sums of a tap range that does not end the taps, kept in `dw` (a scratch buffer laid out as
+// Raw sums of a tap range that does not end the taps, kept in `sums` (laid out as
 // the dense output, [n, cout, ho, wo] or [n, cin, h, w]) for the next range to start from; reads
 // and writes of channels or pixels past the end are clamped or skipped.
 fn part_y(b: u32, co: u32, oy: u32, ox0: u32) -> vec4<f32> {
     let row = ((b * p.cout + min(co, p.cout - 1u)) * p.ho + oy) * p.wo;
     let m = p.wo - 1u;
-    return vec4<f32>(dw[row + min(ox0, m)], dw[row + min(ox0 + 1u, m)], dw[row + min(ox0 + 2u, m)], dw[row + min(ox0 + 3u, m)]);
+    return vec4<f32>(sums[row + min(ox0, m)], sums[row + min(ox0 + 1u, m)], sums[row + min(ox0 + 2u, m)], sums[row + min(ox0 + 3u, m)]);
 }
 
 fn keep_y(acc: array<vec4<f32>, 8>, b: u32, co0: u32, oy: u32, ox0: u32) {
@@ -431,7 +431,7 @@ fn keep_y(acc: array<vec4<f32>, 8>, b: u32, co0: u32, oy: u32, ox0: u32) {
         let row = ((b * p.cout + co0 + c) * p.ho + oy) * p.wo;
         for (var j = 0u; j < 4u; j++) {
             if (ox0 + j >= p.wo) { break; }
-            dw[row + ox0 + j] = acc[c][j];
+            sums[row + ox0 + j] = acc[c][j];
         }
     }
 }
@@ -440,7 +440,7 @@ fn part_dx(b: u32, ci: u32, iy: u32, ix0: u32) -> vec4<f32> {
     let row = ((b * p.cin + min(ci, p.cin - 1u)) * p.h + iy) * p.w;
     let m = p.w - 1u;
     let s = p.sw;
-    return vec4<f32>(dw[row + min(ix0, m)], dw[row + min(ix0 + s, m)], dw[row + min(ix0 + 2u * s, m)], dw[row + min(ix0 + 3u * s, m)]);
+    return vec4<f32>(sums[row + min(ix0, m)], sums[row + min(ix0 + s, m)], sums[row + min(ix0 + 2u * s, m)], sums[row + min(ix0 + 3u * s, m)]);
 }
 
 fn keep_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
@@ -450,7 +450,7 @@ fn keep_dx(acc: array<vec4<f32>, 8>, b: u32, ci0: u32, iy: u32, ix0: u32) {
         for (var j = 0u; j < 4u; j++) {
             let ix = ix0 + j * p.sw;
             if (ix >= p.w) { break; }
-            dw[row + ix] = acc[c][j];
+            sums[row + ix] = acc[c][j];
         }
     }
 }
@@ -648,12 +648,12 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 // The split-K weight gradient the other way round: the output gradient is the shared operand.
 // conv2d_pack_dy copies dy into 16-channel blocks, [block][row r = (b, oy)][ox][16 channels]
 // (rows padded to a multiple of 4 pixels, so every row starts 256-byte aligned); each dispatch of
-// conv2d_weight_grad_ubo binds the rows [tap_lo, tap_hi) of one block as the uniform `wu` (at most
+// conv2d_weight_grad_ubo binds the rows [row_lo, row_hi) of one block as the uniform `wu` (at most
 // 1024 pixels, 64 KiB) and gives each invocation 4 input channels of one tap (the tap is the
 // workgroup's, so the loops are uniform): per pixel 4 input loads feed 64 FMAs whose 16 dy values
 // every invocation reads at the same offset. The rows run through the `splits` row slices the
 // other blockings use, in their order (rows, then columns, skipping the same terms): a range
-// that starts inside a slice continues the partial a previous range left in `y`, and each slice
+// that starts inside a slice continues the partial a previous range left in `partials`, and each slice
 // boundary stores one slice's partial and starts the next from zero. So the partials, and the
 // reduce's sums, are bit-identical to the 4 x 4 blocking's.
 @compute @workgroup_size(WG)
@@ -669,15 +669,15 @@ fn conv2d_pack_dy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let co = (i / (16u * wop * rows)) * 16u + c;
     var v = 0.0;
     if (ox < p.wo && co < p.cout) { v = ldy(((r / p.ho * p.cout + co) * p.ho + r % p.ho) * p.wo + ox); }
-    dw[i] = v;
+    packed[i] = v;
 }
 
 // The partials of weights (co, ci .. ci + 3 clamped, tap) as a previous row range of the slice
-// left them in `y` (at0: the slice's and the tap's offset).
+// left them in `partials` (at0: the slice's and the tap's offset).
 fn part_w(at0: u32, co: u32, ci: vec4<u32>) -> vec4<f32> {
     let kk = p.kh * p.kw;
     let c = at0 + min(co, p.cout - 1u) * p.cin * kk;
-    return vec4<f32>(y[c + ci.x * kk], y[c + ci.y * kk], y[c + ci.z * kk], y[c + ci.w * kk]);
+    return vec4<f32>(partials[c + ci.x * kk], partials[c + ci.y * kk], partials[c + ci.z * kk], partials[c + ci.w * kk]);
 }
 
 // Store the partials acc[c][j] of weights (co0 + c, ci0 + j, tap) at `at0`, channels past the
@@ -705,8 +705,8 @@ fn conv2d_weight_grad_ubo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     let im = p.cin - 1u;
     let ci = vec4<u32>(min(ci0, im), min(ci0 + 1u, im), min(ci0 + 2u, im), min(ci0 + 3u, im));
     let co0 = p.c_base;
-    let ra = p.tap_lo;
-    let rb = p.tap_hi;
+    let ra = p.row_lo;
+    let rb = p.row_hi;
     let rows = p.n * p.ho;
     let per = (rows + p.splits - 1u) / p.splits;
     let wsz = p.cout * p.cin * kk;

@@ -27,9 +27,14 @@ struct Conv2dParams {
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, has_bias: u32, accumulate: u32, splits: u32,
     x_off: u32, x_total: u32, c_base: u32, mode: u32,
-    tap_lo: u32, tap_hi: u32, pad0: u32, pad1: u32,
+    tap_lo: u32, tap_hi: u32, row_lo: u32, row_hi: u32,
+    pack_stride: u32, pad0: u32, pad1: u32, pad2: u32,
 }
-// conv2d_weight_grad_ubo reads tap_lo, tap_hi as its range of rows (n, oy).
+// splits: the split-K weight gradient's row slices. tap_lo, tap_hi: the taps a uniform-weight
+// dispatch sums (and conv2d_pack_weights packs). row_lo, row_hi: the rows (n, oy) a uniform-dy
+// weight-gradient dispatch sums. c_base: the first channel of a uniform dispatch's block.
+// mode: what conv2d_pack_weights packs (0 forward, 1 input grad). pack_stride: floats per packed
+// block of conv2d_pack_weights.
 
 // The buffer plane of channel `ci` of image `b` on the input side.
 fn xplane(b: u32, ci: u32) -> u32 {
@@ -46,6 +51,14 @@ const WG: u32 = 256u;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
+// The weight gradient's split-K partials, [split][cout, cin, kh, kw] (conv2d_weight_grad_reduce
+// sums them into dw).
+@group(0) @binding(10) var<storage, read_write> partials: array<f32>;
+// What the pack kernels write: weight or dy blocks, bound as uniforms (8, 9) by the next kernel.
+@group(0) @binding(11) var<storage, read_write> packed: array<f32>;
+// A uniform-weight kernel's raw sums of a tap range that does not end the taps, laid out as its
+// dense output, for the next range to start from.
+@group(0) @binding(12) var<storage, read_write> sums: array<f32>;
 // The GEMM operands x, wt and dy are read through these, as f32: XT (declared by the module's
 // head, gpu/shaders.rs) is f32, or f16 for the half-precision families (`train.amp`), whose
 // operands are packed f16 copies (amp.wgsl's amp_cast_f16). A product of two f16 values is exact
@@ -158,16 +171,16 @@ fn put_dx(i: u32, v: f32) {
     dx[i] = u;
 }
 
-// The partial weights (co, ci0 .. ci0 + 3) of the tap at `at0`: y[at0 + (co * cin + ci) * kk],
+// The partial weights (co, ci0 .. ci0 + 3) of the tap at `at0`: partials[at0 + (co * cin + ci) * kk],
 // channels past the ends skipped.
 fn put_w4(at0: u32, co: u32, ci0: u32, v: vec4<f32>) {
     if (co >= p.cout || ci0 >= p.cin) { return; }
     let kk = p.kh * p.kw;
     let i = at0 + (co * p.cin + ci0) * kk;
-    y[i] = v.x;
-    if (ci0 + 1u < p.cin) { y[i + kk] = v.y; }
-    if (ci0 + 2u < p.cin) { y[i + 2u * kk] = v.z; }
-    if (ci0 + 3u < p.cin) { y[i + 3u * kk] = v.w; }
+    partials[i] = v.x;
+    if (ci0 + 1u < p.cin) { partials[i + kk] = v.y; }
+    if (ci0 + 2u < p.cin) { partials[i + 2u * kk] = v.z; }
+    if (ci0 + 3u < p.cin) { partials[i + 3u * kk] = v.w; }
 }
 
 // Partial weights acc[c] of (co0 + c, ci0 .. ci0 + 3) at `at0`, c = 0 .. 7 (constant indices).

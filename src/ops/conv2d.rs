@@ -11,14 +11,16 @@ use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u
 use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
-    /// Keep in sync with `struct Conv2dParams` in shaders/conv2d.wgsl.
+    /// Keep in sync with `struct Conv2dParams` in shaders/conv2d_common.wgsl (its header says
+    /// which kernels read the fields past `accumulate`).
     pub struct Conv2dParams {
         pub n: u32, pub cin: u32, pub h: u32, pub w: u32,
         pub cout: u32, pub ho: u32, pub wo: u32, pub kh: u32,
         pub kw: u32, pub sh: u32, pub sw: u32, pub ph: u32,
         pub pw: u32, pub has_bias: u32, pub accumulate: u32, pub splits: u32,
         pub x_off: u32, pub x_total: u32, pub c_base: u32, pub mode: u32,
-        pub tap_lo: u32, pub tap_hi: u32, pub pad0: u32, pub pad1: u32,
+        pub tap_lo: u32, pub tap_hi: u32, pub row_lo: u32, pub row_hi: u32,
+        pub pack_stride: u32, pub pad0: u32, pub pad1: u32, pub pad2: u32,
     }
 }
 
@@ -82,8 +84,12 @@ impl ConvGeom {
             mode: 0,
             tap_lo: 0,
             tap_hi: u(self.kh * self.kw),
+            row_lo: 0,
+            row_hi: 0,
+            pack_stride: 0,
             pad0: 0,
             pad1: 0,
+            pad2: 0,
         }
     }
 }
@@ -201,7 +207,7 @@ static UBO_OVERRIDES_WIDE: [[(&str, f64); 2]; 6] = [
 /// `wu` (and the next as `wv`; the 8-channel kernel binds its own block there too). A binding
 /// may run past the packed data into padding (one spare block), so every binding is a whole
 /// 64 KiB. Where the summed channels x taps pass 2048 this runs once per range of taps, the
-/// ranges before the last keeping their raw sums in a scratch copy of the output (binding 7).
+/// ranges before the last keeping their raw sums in a scratch copy of the output (binding 12, `sums`).
 fn run_ubo(ctx: &Ctx, kn: &Kernels, k: &Blocked, r: &ConvRow, p: Conv2dParams, bindings: &[(u32, &View)]) -> Result<()> {
     let wide = r.channels == 16;
     let per = (UBO_FLOATS / 8 / k.summed).min(k.taps);
@@ -220,13 +226,20 @@ fn run_ubo(ctx: &Ctx, kn: &Kernels, k: &Blocked, r: &ConvRow, p: Conv2dParams, b
         let stride = (k.summed * (hi - lo) * 8).div_ceil(64) * 64;
         let packed = ctx.alloc("conv2d weights (uniform blocks)", k.ncb * stride + UBO_FLOATS)?;
         let pr = Conv2dParams { tap_lo: u(lo), tap_hi: u(hi), ..p };
-        run(ctx, kn, "conv2d_pack_weights", Conv2dParams { splits: u(stride), mode: k.mode, ..pr }, &[(2, &k.wt), (7, &packed)], k.ncb * stride)?;
+        run(
+            ctx,
+            kn,
+            "conv2d_pack_weights",
+            Conv2dParams { pack_stride: u(stride), mode: k.mode, ..pr },
+            &[(2, &k.wt), (11, &packed)],
+            k.ncb * stride,
+        )?;
         let per_block = bindings.iter().filter(|(slot, _)| *slot != 2);
         for cb in (0..k.ncb).step_by(step) {
             let block = packed.slice(cb * stride, UBO_FLOATS)?;
             let next = packed.slice((cb + step - 1) * stride, UBO_FLOATS)?;
             let mut b: Vec<(u32, &View)> = per_block.clone().copied().collect();
-            b.extend([(7, &scratch), (8, &block), (9, &next)]);
+            b.extend([(12, &scratch), (8, &block), (9, &next)]);
             let pc = Conv2dParams { c_base: u(cb * 8), ..pr };
             ctx.dispatch(Launch {
                 family: family(kn),
@@ -397,7 +410,7 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
                 let groups = [u(nib.div_ceil(SG_WGS[wgs] as usize)), u(g.kh * g.kw), u(g.cout.div_ceil(8) * splits)];
                 let overrides: crate::gpu::Overrides = if ci == 4 { &SGW4_OVERRIDES[wgs] } else { &SG_OVERRIDES[wgs] };
                 let entry = "conv2d_weight_grad_sg";
-                return ctx.dispatch(Launch { family: sg_family(kn), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (5, out)], groups });
+                return ctx.dispatch(Launch { family: sg_family(kn), entry, overrides, params: &p, bindings: &[(1, x), (4, dy), (10, out)], groups });
             }
         };
         let threads = splits * g.cout.div_ceil(co) * g.cin.div_ceil(ci) * g.kh * g.kw;
@@ -411,7 +424,7 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
             entry,
             overrides,
             params: &p,
-            bindings: &[(1, x), (4, dy), (5, out)],
+            bindings: &[(1, x), (4, dy), (10, out)],
             groups: grid1d(ctx, entry, threads)?,
         })
     };
@@ -436,7 +449,7 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
             let candidate = |i: usize| -> Result<Vec<View>> {
                 let (scratch, out) = (zeroed(partials.len())?, zeroed(wsz)?);
                 launch(offered[i], &scratch)?;
-                run(ctx, kn, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(5, &scratch), (7, &out)], wsz)?;
+                run(ctx, kn, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(10, &scratch), (7, &out)], wsz)?;
                 Ok(vec![out])
             };
             let pick = ctx.tuned(entry, &shape_key(kn, &p), &labels, candidate, Some(&mut simple))?;
@@ -444,7 +457,7 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
         }
     };
     launch(blocking, &partials)?;
-    run(ctx, kn, "conv2d_weight_grad_reduce", p, &[(5, &partials), (7, dw)], wsz)
+    run(ctx, kn, "conv2d_weight_grad_reduce", p, &[(10, &partials), (7, dw)], wsz)
 }
 
 /// At most this many dispatches for one uniform-dy weight gradient (a recorded step holds at
@@ -468,7 +481,7 @@ fn weight_grad_uniform_dy(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, p: Conv2dParams
     let nb = g.cout.div_ceil(16);
     let packed_len = nb * rows * wop * 16;
     let packed = ctx.alloc("conv2d dy (uniform blocks)", packed_len + UBO_FLOATS)?;
-    run(ctx, kn, "conv2d_pack_dy", p, &[(4, dy), (7, &packed)], packed_len)?;
+    run(ctx, kn, "conv2d_pack_dy", p, &[(4, dy), (11, &packed)], packed_len)?;
     let (chunk, _) = uniform_dy_ranges(g);
     // An invocation per 4 input channels; workgroups of at most 64 (fewer for few channels).
     let lanes = g.cin.div_ceil(4);
@@ -480,13 +493,13 @@ fn weight_grad_uniform_dy(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, p: Conv2dParams
         let rb = (ra + chunk).min(rows);
         for cb in 0..nb {
             let block = packed.slice((cb * rows + ra) * wop * 16, UBO_FLOATS)?;
-            let pc = Conv2dParams { c_base: u(cb * 16), tap_lo: u(ra), tap_hi: u(rb), ..p };
+            let pc = Conv2dParams { c_base: u(cb * 16), row_lo: u(ra), row_hi: u(rb), ..p };
             ctx.dispatch(Launch {
                 family: family(kn),
                 entry,
                 overrides: &UBO_OVERRIDES[wgi],
                 params: &pc,
-                bindings: &[(1, x), (5, out), (8, &block)],
+                bindings: &[(1, x), (10, out), (8, &block)],
                 groups,
             })?;
         }
