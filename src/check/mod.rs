@@ -202,7 +202,7 @@ impl Checker<'_> {
     }
 
     /// A two-operand kernel's output against `reference(a, b)`. Under half precision
-    /// (`ctx.half()`) twice: against the reference on the f16-rounded operands at the current
+    /// (the checker's `Kernels` has a half flag) twice: against the reference on the f16-rounded operands at the current
     /// bounds, and on the exact operands at `F16_OPERANDS` (entry + " vs exact").
     fn cmp_q(&mut self, entry: &str, gpu: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
         let v = gpu.to_vec()?;

@@ -52,7 +52,7 @@ pub(super) struct PlanBuilder {
 }
 
 /// A recorded sequence of dispatches (a training step, an evaluation batch), replayed with
-/// [`Ctx::replay`]. Between replays only its Params change ([`Plan::patch`]): the learning rate,
+/// [`Ctx::replay`]. Between replays only its Params change ([`Plan::set`], by slot name): the learning rate,
 /// the step, the noise keys, offsets.
 pub struct Plan {
     dispatches: Vec<Planned>,
