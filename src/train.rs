@@ -29,7 +29,7 @@ use crate::ops::kernels::Kernels;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, LossScaler, Optimizer, ema_update_unless_skipped, loss_seed};
 use crate::tensor::Tensor;
-use crate::util::csvlog::{self, TrainLogRow, ValLogRow, round};
+use crate::util::csvlog::{self, TrainLogRow, ValLogRow, round, round_sig};
 use crate::util::signal;
 
 #[derive(Clone, Debug, Default)]
@@ -920,7 +920,7 @@ impl StepLog {
                 step: st + 1,
                 epoch: e as u64 + 1,
                 loss: round(lv as f64, 6),
-                lr: *lr,
+                lr: round_sig(*lr, 6),
                 grad_norm: round((nsq as f64).sqrt(), 6),
                 images_per_s: round(ips, 1),
             });

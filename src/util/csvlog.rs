@@ -43,6 +43,15 @@ pub fn round(x: f64, digits: i32) -> f64 {
     (x * s).round() / s
 }
 
+/// `x` to `digits` significant digits (a learning rate of 5.6e-4 computed in f64 is written
+/// 0.00056, not 0.0005600000000000001).
+pub fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    round(x, digits - 1 - x.abs().log10().floor() as i32)
+}
+
 /// Append `rows` to the log `path` (created with its header when missing; never through a
 /// symbolic link).
 pub fn append<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
@@ -103,6 +112,14 @@ pub fn retain<T: Serialize + serde::de::DeserializeOwned>(path: &Path, keep: imp
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn round_sig_keeps_significant_digits() {
+        assert_eq!(super::round_sig(0.0005600000000000001, 6).to_string(), "0.00056");
+        assert_eq!(super::round_sig(8.0e-5, 6).to_string(), "0.00008");
+        assert_eq!(super::round_sig(1234.5678, 3), 1230.0);
+        assert_eq!(super::round_sig(0.0, 6), 0.0);
+    }
     use super::*;
 
     #[test]
