@@ -7,15 +7,17 @@
 //                               sqrt(((x[y,x+1] - x[y,x-1]) / 2)^2 + ((x[y+1,x] - x[y-1,x]) / 2)^2).
 // - analysis_nearest: one workgroup per query image: the smallest squared L2 distance from the
 //   query (f32, `len` pixels) to the images idx[0..count) of the packed u8 dataset (pixel / 255),
-//   dist[q] = sqrt(min). The query sits in workgroup memory; each invocation scans every WG-th
-//   candidate.
+//   dist[q] = sqrt(min) (with min_with, the smaller of that and dist[q]: the launcher searches a
+//   long list in chunks, each invocation's loops staying within ops::LOOP_BUDGET iterations). The
+//   query sits in workgroup memory; each invocation scans every WG-th candidate.
 //
 // Bindings: 0 params | 1 x | 2 dataset (u32 words) | 3 idx | 4 stats (rw) | 5 dist (rw)
-// Accumulate rule: none (every output slot is written once).
+// Accumulate rule: none (every output slot is written once per dispatch; under min_with the
+// nearest search keeps the smaller of its result and what the slot holds).
 
 struct AnalysisParams {
     n: u32, h: u32, w: u32, offset: u32,
-    count: u32, len: u32, _pad0: u32, _pad1: u32,
+    count: u32, len: u32, min_with: u32, _pad1: u32,
 }
 
 const WG: u32 = 256u;
@@ -80,6 +82,8 @@ fn analysis_nearest(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     if (lid == 0u) {
         var b = best[0];
         for (var k = 1u; k < WG; k++) { b = min(b, best[k]); }
-        dist[p.offset + q] = sqrt(b);
+        var r = sqrt(b);
+        if (p.min_with != 0u) { r = min(r, dist[p.offset + q]); }
+        dist[p.offset + q] = r;
     }
 }

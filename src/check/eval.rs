@@ -115,6 +115,24 @@ pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
         let want: Vec<f64> = (0..q).map(|k| r::analysis::nearest(&xr[k * len..(k + 1) * len], &bytes, &idx, len)).collect();
         c.cmp("analysis_nearest", &c.ctx.read(&dist)?[1..], &want);
     }
+    // A whole training set's worth of candidates (60,000 images of 784 pixels, MNIST's), each
+    // query an exact copy of one image: distance 0. One dispatch over all of them would run each
+    // invocation's loops 184,000 times, past the 65,535 after which lavapipe stops them
+    // (`ops::LOOP_BUDGET`): before the launcher split the search, this found none of the copies.
+    let (len, count) = (784usize, 60_000usize);
+    let bytes: Vec<u8> = (0..count * len).map(|_| (c.rng.next_u64() >> 56) as u8).collect();
+    let idx: Vec<u32> = (0..count as u32).collect();
+    let planted = [45_678usize, 59_999, 5];
+    let x: Vec<f32> = planted.iter().flat_map(|&k| bytes[k * len..(k + 1) * len].iter().map(|&b| b as f32 / 255.0)).collect();
+    c.case("analysis", format!("nearest: {} queries of {len} px against all {count} images, each a copy of one", planted.len()));
+    let ds = c.ctx.upload_u32("check", &crate::feed::pack_u8(&bytes))?;
+    let iv = c.ctx.upload_u32("check", &idx)?;
+    let xv = c.ctx.upload("check", &x)?;
+    let dist = c.ctx.alloc("check", planted.len())?;
+    a::nearest(c.ctx, &xv, planted.len(), len, &ds, &iv, count, &dist, 0)?;
+    let got = c.ctx.read(&dist)?;
+    let worst = got.iter().fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d.abs()) });
+    c.push("analysis_nearest (60,000 candidates)", worst as f64, (worst != 0.0).then(|| format!("distances {got:?}, want 0")));
     Ok(())
 }
 

@@ -2,15 +2,16 @@
 //! nearest-image search behind the limitations analysis.
 
 use crate::error::{Error, Result};
+use crate::gpu::WG;
 use crate::gpu::{Ctx, Launch, View};
 use crate::gpu_params;
-use crate::ops::{grid_groups, u};
+use crate::ops::{LOOP_BUDGET, grid_groups, u};
 
 gpu_params! {
     /// Keep in sync with `struct AnalysisParams` in shaders/analysis.wgsl.
     pub struct AnalysisParams {
         pub n: u32, pub h: u32, pub w: u32, pub offset: u32,
-        pub count: u32, pub len: u32, pub _pad0: u32, pub _pad1: u32,
+        pub count: u32, pub len: u32, pub min_with: u32, pub _pad1: u32,
     }
 }
 
@@ -48,13 +49,24 @@ pub fn nearest(ctx: &Ctx, x: &View, n: usize, len: usize, dataset: &View, idx: &
             format!("{n} queries of {len} pixels (at most {MAX_LEN}) against {count} images into slots {offset}..{} of {}", offset + n, dist.len()),
         ));
     }
-    let p = AnalysisParams { n: u(n), offset: u(offset), count: u(count), len: u(len), ..Default::default() };
-    ctx.dispatch(Launch {
-        family: FAMILY,
-        entry: "analysis_nearest",
-        overrides: &[],
-        params: &p,
-        bindings: &[(1, x), (2, dataset), (3, idx), (5, dist)],
-        groups: grid_groups(ctx, FAMILY, n)?,
-    })
+    // Each invocation scans every WG-th candidate, `len` pixels each: at most LOOP_BUDGET
+    // iterations per dispatch, so a long list is searched in chunks (whole multiples of WG
+    // candidates, which keeps each chunk of idx 256-byte aligned), each after the first keeping
+    // the smaller of its distance and the one before (the minimum is exact: same bits).
+    let wg = WG as usize;
+    let chunk = ((LOOP_BUDGET / (len + 1)).max(1) * wg).min(count.div_ceil(wg) * wg);
+    for (k, start) in (0..count).step_by(chunk).enumerate() {
+        let m = chunk.min(count - start);
+        let part = idx.slice(start, m)?;
+        let p = AnalysisParams { n: u(n), offset: u(offset), count: u(m), len: u(len), min_with: u((k > 0) as usize), ..Default::default() };
+        ctx.dispatch(Launch {
+            family: FAMILY,
+            entry: "analysis_nearest",
+            overrides: &[],
+            params: &p,
+            bindings: &[(1, x), (2, dataset), (3, &part), (5, dist)],
+            groups: grid_groups(ctx, FAMILY, n)?,
+        })?;
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crate::gpu_params;
 use crate::ops::Sink;
 use crate::ops::amp::{Operand, SavedInput, half_copy, operand, operand_of};
 use crate::ops::kernels::{CONV_BLOCKINGS, ConvBlocking, ConvGrid, ConvRow, Kernels, WGRAD_BLOCKINGS, WgradBlocking};
-use crate::ops::{Chans, elementwise, flag, grid1d, nonzero, output, output_to, u};
+use crate::ops::{Chans, LOOP_BUDGET, elementwise, flag, grid1d, nonzero, output, output_to, u};
 use crate::tensor::{Handle, Tensor};
 
 gpu_params! {
@@ -378,12 +378,24 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
     let half = kn.half.as_ref();
     let (x, dy) = (&operand(ctx, half, x, g.n, g.cin, g.h * g.w, g.xs)?, &operand(ctx, half, dy, g.n, g.cout, g.ho * g.wo, Chans::PLAIN)?);
     let g = &half_geom(kn, g);
+    // The simple kernel loops over every (n, oy, ox) for each weight.
+    let simple_fits = g.n * g.ho * g.wo <= LOOP_BUDGET;
     if kn.pin.simple {
+        if !simple_fits {
+            return Err(crate::error::Error::Msg(format!(
+                "the simple conv weight gradient (DAE_KERNELS=naive) would loop {} times per weight, past the {LOOP_BUDGET} a kernel may \
+                 (lavapipe stops longer loops without an error): use the blocked kernels, a smaller batch or smaller images",
+                g.n * g.ho * g.wo
+            )));
+        }
         return run(ctx, kn, "conv2d_weight_grad", g.params(false, accumulate), &[(1, x), (4, dy), (7, dw)], g.cout * g.cin * g.kh * g.kw);
     }
     let blocks = g.cout.div_ceil(4) * g.cin.div_ceil(4) * g.kh * g.kw;
     let rows = g.n * g.ho;
-    let splits = WEIGHT_GRAD_TARGET_THREADS.div_ceil(blocks).clamp(1, rows);
+    // Enough slices to fill the GPU, and short enough that an invocation's loops (each row of
+    // its slice: the row and its pixels) stay within LOOP_BUDGET iterations.
+    let rows_fit = (LOOP_BUDGET / (g.wo + 1)).max(1);
+    let splits = WEIGHT_GRAD_TARGET_THREADS.div_ceil(blocks).max(rows.div_ceil(rows_fit)).clamp(1, rows);
     let wsz = g.cout * g.cin * g.kh * g.kw;
     let partials = ctx.alloc("conv2d_weight_grad", splits * wsz)?;
     let p = Conv2dParams { splits: u(splits), ..g.params(false, accumulate) };
@@ -452,7 +464,9 @@ fn weight_grad_of(ctx: &Ctx, kn: &Kernels, g: &ConvGeom, x: Operand, dy: Operand
                 run(ctx, kn, "conv2d_weight_grad_reduce", Conv2dParams { accumulate: 0, ..p }, &[(10, &scratch), (7, &out)], wsz)?;
                 Ok(vec![out])
             };
-            let pick = ctx.tuned(entry, &shape_key(kn, &p), &labels, candidate, Some(&mut simple))?;
+            // The simple kernel referees only where its loops fit (else the majority decides).
+            let referee: Option<&mut dyn FnMut() -> Result<Vec<View>>> = if simple_fits { Some(&mut simple) } else { None };
+            let pick = ctx.tuned(entry, &shape_key(kn, &p), &labels, candidate, referee)?;
             offered[pick]
         }
     };

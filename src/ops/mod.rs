@@ -191,6 +191,13 @@ pub(crate) fn nonzero(op: &'static str, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Loop iterations one invocation may run in one dispatch, all its loops together. Mesa's
+/// llvmpipe (lavapipe) stops an invocation's loops after 65,535 iterations in all (its loop
+/// limiter) without an error, so a kernel whose loops run longer computes wrong results there
+/// (measured: the nearest-image search over 21,249 or more MNIST images). Launchers whose loops
+/// grow with the data split their work so that no invocation runs more than this, half the limit.
+pub const LOOP_BUDGET: usize = 32_768;
+
 pub(crate) fn grid1d(ctx: &Ctx, op: &'static str, threads: usize) -> Result<[u32; 3]> {
     ctx.grid(op, threads as u64, WG)
 }
