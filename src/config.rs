@@ -564,7 +564,7 @@ impl Default for EvalConfig {
             cases: 8,
             ood_root: None,
             ood_images: 500,
-            mismatch_images: 500,
+            mismatch_images: 250,
             generation: GenerationConfig::default(),
         }
     }

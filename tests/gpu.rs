@@ -2030,3 +2030,26 @@ fn langevin_step_matches_a_cpu_computation() {
     let moved = got.iter().zip(&y).filter(|(g, y)| (**g - **y).abs() > 1e-3).count();
     assert!(moved > n * len / 2, "the step must move the state ({moved} of {} pixels moved)", n * len);
 }
+
+/// The nearest-training distances of the generation study and of mode averaging against a CPU
+/// search over the whole MNIST training file: a blank image and the first two test images.
+#[test]
+fn nearest_distances_match_a_cpu_search_over_the_training_file() {
+    let ctx = ctx();
+    let cfg = quick(&tmp("nearest-cpu"), &[]);
+    let train = dae::report::study::TrainSet::load(&ctx, &cfg, Some(&mnist_dir()), &mut |_| {}).unwrap();
+    let (tr, _) = dae::feed::load_labelled(&cfg, &mnist_dir(), true, &mut |_| {}).unwrap();
+    let test = dae::feed::load_images(&cfg, &mnist_dir(), false, &mut |_| {}).unwrap();
+    let mut q = vec![0f32; 784];
+    q.extend(test.pixels[..2 * 784].iter().map(|&p| p as f32 / 255.0));
+    let f = dae::analysis::generation::features(&ctx, &q, &train.by_class()).unwrap();
+    for (k, img) in q.chunks(784).enumerate() {
+        let best = tr
+            .pixels
+            .chunks(784)
+            .map(|t| t.iter().zip(img).map(|(&a, &b)| (a as f64 / 255.0 - b as f64).powi(2)).sum::<f64>())
+            .fold(f64::INFINITY, f64::min)
+            .sqrt();
+        assert!((f[k].nn - best).abs() < 1e-4, "query {k}: GPU {} against CPU {best}", f[k].nn);
+    }
+}
