@@ -366,6 +366,8 @@ pub fn blur(imgs: &[f32], hw: usize, s: f64) -> Vec<f32> {
 /// What the generation study found (in `reports/generation.json` and the report's JSON).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Generation {
+    /// What the data's images are ("digit", "garment"): the page's word for "looks real".
+    pub item: String,
     pub chains: usize,
     pub sigmas: Vec<f32>,
     pub steps_per_level: usize,

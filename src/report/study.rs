@@ -116,6 +116,11 @@ pub fn generation(
     }
     let (clo, chi) = sampling::clip_range(cfg);
     let res = Generation {
+        item: match cfg.data.dataset {
+            Dataset::Mnist => "digit",
+            Dataset::FashionMnist => "garment",
+        }
+        .to_string(),
         chains: n,
         sigmas: sigmas.clone(),
         steps_per_level: g.steps,
