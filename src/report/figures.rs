@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Anchor, Canvas, SANS, fonts, pe, series_colour};
 use crate::error::Result;
@@ -157,6 +158,25 @@ fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Tick positions (log10 values) within [lo, hi] (log10 values): 1, 2 and 5 times each power of
+/// ten, or only the powers of ten when the range spans more than three decades.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Vec::new();
+    }
+    let marks: &[f64] = if hi - lo > 3.0 { &[1.0] } else { &[1.0, 2.0, 5.0] };
+    let mut out = Vec::new();
+    for k in lo.floor() as i32..=hi.ceil() as i32 {
+        for m in marks {
+            let v = (m * 10f64.powi(k)).log10();
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
 /// One training log row: (step, loss, lr).
 pub type TrainPoint = (f64, f64, f64);
 /// One validation row: (epoch, level, PSNR, noisy PSNR).
@@ -175,9 +195,9 @@ pub fn training_curves(path: &Path, title: &str, train: &[TrainPoint], val: &[Va
         let panels = body.split_evenly((1, 3));
         let steps = range(train.iter().map(|t| t.0));
         let steps = (steps.0.max(0.0), steps.1);
-        // The loss on a log scale, drawn as log10(loss) on a linear axis whose evenly spaced
-        // ticks are labelled with 10^v: plotters' own log axis can put two ticks a hair apart
-        // near a power of ten and print the same label twice.
+        // The loss on a log scale, drawn as log10(loss) on a linear axis with its ticks drawn
+        // here at 1, 2 and 5 times the powers of ten: plotters' own log axis can put two ticks a
+        // hair apart near a power of ten and print the same label twice.
         let pos: Vec<f64> = train.iter().map(|t| t.1).filter(|v| *v > 0.0 && v.is_finite()).collect();
         let (llo, lhi) = (pos.iter().cloned().fold(f64::INFINITY, f64::min), pos.iter().cloned().fold(0.0, f64::max));
         let (llo, lhi) = if pos.is_empty() { (-3.0, 0.0) } else { ((llo * 0.8).log10(), (lhi * 1.25).log10()) };
@@ -191,13 +211,18 @@ pub fn training_curves(path: &Path, title: &str, train: &[TrainPoint], val: &[Va
         ch.configure_mesh()
             .x_desc("step")
             .y_desc("loss")
-            .y_labels(8)
+            .y_labels(0)
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{:.2e}", 10f64.powf(*v)))
             .light_line_style(WHITE)
             .label_style((SANS, 12))
             .draw()
             .map_err(pe)?;
+        let label = TextStyle::from((SANS, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        for v in log_ticks(llo, lhi) {
+            ch.draw_series(LineSeries::new(vec![(steps.0, v), (steps.1, v)], RGBColor(205, 205, 205))).map_err(pe)?;
+            let (px, py) = ch.backend_coord(&(steps.0, v));
+            root.draw(&Text::new(format!("{:.0e}", 10f64.powf(v)), (px - 6, py), label.clone())).map_err(pe)?;
+        }
         ch.draw_series(LineSeries::new(train.iter().filter(|t| t.1 > 0.0 && t.1.is_finite()).map(|t| (t.0, t.1.log10())), &series_colour(0)))
             .map_err(pe)?;
 
@@ -391,4 +416,17 @@ pub fn compare_curves(path: &Path, runs: &[(String, Vec<ValPoint>)]) -> Result<(
         root.present().map_err(pe)?;
     }
     cv.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The loss axis's ticks: 1-2-5 per decade inside the range, each label printed once.
+    #[test]
+    fn log_ticks_are_distinct_round_values() {
+        let t = super::log_ticks((4e-3f64).log10(), (0.13f64).log10());
+        let labels: Vec<String> = t.iter().map(|v| format!("{:.0e}", 10f64.powf(*v))).collect();
+        assert_eq!(labels, ["5e-3", "1e-2", "2e-2", "5e-2", "1e-1"]);
+        assert_eq!(super::log_ticks(-6.0, 0.0).len(), 7);
+        assert!(super::log_ticks(1.0, 1.0).is_empty());
+    }
 }

@@ -260,6 +260,15 @@ struct ReportJson<'a> {
 /// its page embeds). `None` when interrupted; nothing half-written is left (each file appears
 /// whole or not at all).
 pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
+    // The passes after scoring (mode averaging, the study's sections) stop with an error at an
+    // interrupt: that is an interrupted job, not a failed one.
+    match analyse_all(ctx, cfg, opts, full, events) {
+        Err(_) if crate::util::signal::interrupted().is_some() => Ok(None),
+        r => r,
+    }
+}
+
+fn analyse_all(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
     let job = if full { "dae report" } else { "dae compare limitations" };
     let s = Session::open(ctx, cfg, opts, job, events)?;
     events(Event::Note(format!("{job}: {}", s.describe())));
