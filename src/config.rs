@@ -169,6 +169,17 @@ impl NoiseConfig {
         }
     }
 
+    /// The smallest and largest sigma training draws (at the curriculum's full scale).
+    pub fn trained_range(&self) -> (f32, f32) {
+        match self.train_sigma_range {
+            Some([a, b]) => (a, b),
+            None => {
+                let l = self.sigma_list();
+                (l.iter().cloned().fold(f32::INFINITY, f32::min), l.iter().cloned().fold(0.0, f32::max))
+            }
+        }
+    }
+
     /// The curriculum factor of `epoch` (0-based).
     pub fn level_scale(&self, epoch: usize) -> f32 {
         match &self.curriculum {
@@ -501,6 +512,42 @@ pub struct EvalConfig {
     pub mode_sigma: f32,
     /// Best and worst cases shown (by PSNR).
     pub cases: usize,
+    /// Out-of-distribution section of `dae report`: the folder of the other dataset of the pair
+    /// (Fashion-MNIST for an MNIST model and the other way round; `--ood-data-dir` overrides);
+    /// null = the folder of that name beside the data folder (`./data/fashion-mnist` beside
+    /// `./data/mnist`). Fetched and md5-checked like the training data when `data.download`.
+    pub ood_root: Option<String>,
+    /// Test images of the other dataset scored at every test level.
+    pub ood_images: usize,
+    /// The noise-model mismatch table of `dae report` (the levels of
+    /// tools/eval_mismatch_noise.sh): this many test images per noise model.
+    pub mismatch_images: usize,
+    /// Generation from noise (`dae compare generation`, and a section of `dae report`).
+    pub generation: GenerationConfig,
+}
+
+/// Generation from noise with the denoiser: annealed Langevin dynamics with the Tweedie score
+/// and plainly iterated denoising, over a geometric schedule of `levels` sigmas spanning the
+/// training sigmas, `steps` updates per level, `chains` chains per method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerationConfig {
+    pub chains: usize,
+    pub levels: usize,
+    pub steps: usize,
+    /// Langevin's step a in x <- x + a (D(x) - x) + sqrt(2 a) sigma z (the step in score units
+    /// is a sigma^2, NCSN's schedule), in (0, 1].
+    pub step_size: f32,
+    /// A sample is "digit-like" when each of its features lies between these quantiles (q and
+    /// 1 - q) of the same feature over the real test images of the mode-averaging analysis
+    /// (`eval.mode_images`), in (0, 0.25).
+    pub window_quantile: f64,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig { chains: 32, levels: 8, steps: 4, step_size: 0.2, window_quantile: 0.025 }
+    }
 }
 
 impl Default for EvalConfig {
@@ -515,6 +562,10 @@ impl Default for EvalConfig {
             mode_images: 500,
             mode_sigma: 1.0,
             cases: 8,
+            ood_root: None,
+            ood_images: 500,
+            mismatch_images: 250,
+            generation: GenerationConfig::default(),
         }
     }
 }
@@ -795,6 +846,18 @@ impl Config {
         need(e.mode_images > 0, format!("eval.mode_images must be > 0, got {}", e.mode_images));
         need((0.0..=MAX_SIGMA).contains(&e.mode_sigma), format!("eval.mode_sigma must be in [0, {MAX_SIGMA}], got {}", e.mode_sigma));
         need((1..=64).contains(&e.cases), format!("eval.cases must be in 1..=64, got {}", e.cases));
+        need(e.ood_images > 0, format!("eval.ood_images must be > 0, got {}", e.ood_images));
+        need(e.mismatch_images > 0, format!("eval.mismatch_images must be > 0, got {}", e.mismatch_images));
+        need(e.ood_root.as_ref().is_none_or(|r| !r.trim().is_empty()), "eval.ood_root must name a folder or be null".into());
+        let g = &e.generation;
+        need((2..=256).contains(&g.chains), format!("eval.generation.chains must be in 2..=256, got {}", g.chains));
+        need((1..=64).contains(&g.levels), format!("eval.generation.levels must be in 1..=64, got {}", g.levels));
+        need((1..=100).contains(&g.steps), format!("eval.generation.steps must be in 1..=100, got {}", g.steps));
+        need(g.step_size > 0.0 && g.step_size <= 1.0, format!("eval.generation.step_size must be in (0, 1], got {}", g.step_size));
+        need(
+            g.window_quantile > 0.0 && g.window_quantile < 0.25,
+            format!("eval.generation.window_quantile must be in (0, 0.25), got {}", g.window_quantile),
+        );
         if let Some(l) = &e.lpips {
             need(
                 l.sha256.trim().len() == 64 && l.sha256.trim().chars().all(|c| c.is_ascii_hexdigit()),

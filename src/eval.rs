@@ -364,6 +364,9 @@ pub struct EvalOptions {
     pub noise: Option<NoiseKind>,
     pub batch: Option<usize>,
     pub data_dir: Option<std::path::PathBuf>,
+    /// The other dataset's folder for the report's out-of-distribution section (overrides
+    /// `eval.ood_root`).
+    pub ood_data_dir: Option<std::path::PathBuf>,
     pub verbose: bool,
     /// Skip LPIPS even when eval.lpips names weights.
     pub no_lpips: bool,

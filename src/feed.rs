@@ -33,6 +33,11 @@ pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
 
 /// Make sure the files are there (downloading when allowed), then read one split.
 pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<IdxImages> {
+    Ok(load_labelled(cfg, dir, train, log)?.0)
+}
+
+/// [`load_images`] with the split's labels.
+pub fn load_labelled(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<(IdxImages, Vec<u8>)> {
     let s = spec(cfg.data.dataset);
     if let Some(why) = crate::util::files::not_a_folder(dir) {
         return Err(crate::error::Error::Config(format!("the data folder {}: {why}", dir.display())));
@@ -57,11 +62,11 @@ pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&s
     for f in [img, lab] {
         data::verify_file(s, dir, f)?;
     }
-    let (images, _) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
+    let (images, labels) = data::idx::read_pair(&dir.join(img), &dir.join(lab))?;
     if images.rows != IMAGE_HW || images.cols != IMAGE_HW {
         return Err(Error::Msg(format!("{}: images are {}x{}, dae's models expect 28x28", dir.join(img).display(), images.rows, images.cols)));
     }
-    Ok(images)
+    Ok((images, labels))
 }
 
 /// A permutation of 0..n from `seed` (Fisher-Yates on the crate's splitmix64).

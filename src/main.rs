@@ -38,6 +38,10 @@ struct EvalArgs {
     /// Skip LPIPS even when eval.lpips names weights (it is the slow part).
     #[arg(long)]
     no_lpips: bool,
+    /// The other dataset's folder for the report's out-of-distribution section (Fashion-MNIST
+    /// for an MNIST model and the other way round; overrides eval.ood_root).
+    #[arg(long)]
+    ood_data_dir: Option<PathBuf>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -52,6 +56,7 @@ impl EvalArgs {
             noise: self.noise.map(Into::into),
             batch: self.batch,
             data_dir: common.data_dir.clone(),
+            ood_data_dir: self.ood_data_dir.clone(),
             verbose: !self.quiet,
             no_lpips: self.no_lpips,
         }
@@ -87,6 +92,10 @@ enum CompareCmd {
     /// reports/limitations_analysis.json and .html: over-smoothing, frequency content, diversity
     /// collapse, mode averaging.
     Limitations(Job),
+    /// Generation from noise: annealed Langevin dynamics with the denoiser's Tweedie score and
+    /// iterated denoising, measured against the test set and baselines (reports/generation.json,
+    /// grids/generation_attempts.png).
+    Generation(Job),
     /// The evaluation tables of several runs side by side, and their validation curves overlaid.
     Runs {
         /// Run folders (each an out_dir with logs/evaluation_results.json).
@@ -437,6 +446,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
             print!("{}", dae::report::jobs::compare_runs(&dirs, &out)?);
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Compare { what: CompareCmd::Generation(job) } => compare_generation(cli.adapter.as_deref(), &job.common, &job.ev),
         Cmd::Compare { what: CompareCmd::Limitations(job) } => analyse(cli.adapter.as_deref(), &job.common, &job.ev, false),
         Cmd::Report { common, ev } => analyse(cli.adapter.as_deref(), &common, &ev, true),
         Cmd::Infer { ckpt, input, output, batch } => infer(cli.adapter.as_deref(), &ckpt, &input, &output, batch),
@@ -466,8 +476,37 @@ fn analyse(adapter: Option<&str>, common: &Common, ev: &EvalArgs, full: bool) ->
         "limitations: smoothing {:.3}, high_freq_ratio {:.3}, diversity collapse {:.3}, mode-averaging ratio {:.3}; overall {:.3}",
         l.smoothing_score, l.high_freq_ratio, l.diversity.collapse, l.mode_averaging.ratio, l.overall_limitation_score
     );
-    println!("wrote {} files in {:.0} s:", w.files.len(), t0.elapsed().as_secs_f64());
+    if let Some(g) = &w.generation {
+        print!("{}", dae::report::study::generation_table(g));
+    }
+    let total = t0.elapsed().as_secs_f64();
+    println!("wrote {} files in {:.0} s:", w.files.len(), total);
     for f in &w.files {
+        println!("  {}", f.display());
+    }
+    if !w.study_secs.is_empty() {
+        let parts: Vec<String> = w.study_secs.iter().map(|(k, v)| format!("{k} {v:.1} s")).collect();
+        let sum: f64 = w.study_secs.iter().map(|x| x.1).sum();
+        println!("the study's sections took {sum:.1} s of {total:.0} ({:.0}%): {}", 100.0 * sum / total.max(1e-9), parts.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare_generation(adapter: Option<&str>, common: &Common, ev: &EvalArgs) -> dae::Result<ExitCode> {
+    let cfg = common.load()?;
+    let ctx = dae::Ctx::open(adapter)?;
+    let t0 = std::time::Instant::now();
+    let opts = ev.options(common);
+    let mut shown = Shown::new(opts.verbose);
+    let r = dae::report::study::compare_generation(&ctx, &cfg, &opts, &mut |e| shown.event(e));
+    shown.finish();
+    print_warnings(&ctx);
+    let Some((g, files)) = r? else {
+        return interrupted_exit("compare generation", "no file was written");
+    };
+    print!("{}", dae::report::study::generation_table(&g));
+    println!("wrote {} files in {:.0} s:", files.len(), t0.elapsed().as_secs_f64());
+    for f in &files {
         println!("  {}", f.display());
     }
     Ok(ExitCode::SUCCESS)

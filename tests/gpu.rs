@@ -1046,6 +1046,43 @@ fn eval_cmd(sub: &[&str], out: &std::path::Path, extra: &[&str]) -> std::process
     c.output().unwrap()
 }
 
+/// The Fashion-MNIST files for the out-of-distribution tests: `DAE_FASHION_DATA_DIR`, else the
+/// `fashion-mnist` folder beside the MNIST one, else the shared data folder. A test never skips:
+/// without them it fails saying where to put them.
+fn fashion_dir() -> std::path::PathBuf {
+    let spec = &dae::data::FASHION_MNIST;
+    let has_all = |d: &std::path::Path| spec.files.iter().all(|(f, _)| d.join(f).is_file());
+    let mut tried = Vec::new();
+    if let Some(d) = std::env::var_os("DAE_FASHION_DATA_DIR").filter(|d| !d.is_empty()) {
+        tried.push(std::path::PathBuf::from(d));
+    }
+    if let Some(p) = mnist_dir().parent() {
+        tried.push(p.join("fashion-mnist"));
+    }
+    tried.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fashion-mnist"));
+    match tried.iter().find(|d| has_all(d)) {
+        Some(d) => d.clone(),
+        None => panic!(
+            "the out-of-distribution tests need Fashion-MNIST's four files ({}): set DAE_FASHION_DATA_DIR to their folder (tried {tried:?})",
+            spec.files.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The report's settings that keep its study sections small in the tests.
+const SMALL_STUDY: [&str; 10] = [
+    "--set",
+    "eval.generation.chains=4",
+    "--set",
+    "eval.generation.levels=2",
+    "--set",
+    "eval.generation.steps=1",
+    "--set",
+    "eval.ood_images=16",
+    "--set",
+    "eval.mismatch_images=8",
+];
+
 /// A copy of the shared run (tests that write into it must not race each other).
 fn copy_run(name: &str) -> std::path::PathBuf {
     let src = trained_run();
@@ -1065,7 +1102,10 @@ fn copy_run(name: &str) -> std::path::PathBuf {
 #[test]
 fn report_writes_every_file_and_its_page_embeds_every_figure() {
     let run = copy_run("report");
-    let o = eval_cmd(&["report"], &run, &["--sigmas", "0.1,0.5"]);
+    let fashion = fashion_dir();
+    let mut extra = vec!["--sigmas", "0.1,0.5", "--ood-data-dir", fashion.to_str().unwrap()];
+    extra.extend(SMALL_STUDY);
+    let o = eval_cmd(&["report"], &run, &extra);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Every file training and the report left is one `--overwrite` knows as dae's own.
     let (ours, others) = dae::util::outputs::survey(&run).unwrap();
@@ -1079,6 +1119,8 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
         "grids/best_cases.png",
         "grids/worst_cases.png",
         "grids/diversity_collapse_demo.png",
+        "grids/generation_attempts.png",
+        "grids/ood_recon_grid.png",
         "reports/training_curves.png",
         "reports/frequency_analysis.png",
         "reports/limitations_analysis.json",
@@ -1098,7 +1140,11 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
         .filter_map(|h| h.get(dom.parser()))
         .filter_map(|n| n.as_tag().and_then(|t| t.attributes().get("src").flatten().map(|s| s.as_utf8_str().to_string())))
         .collect();
-    assert!(imgs.len() >= 8, "the page embeds {} figures", imgs.len());
+    assert!(imgs.len() >= 10, "the page embeds {} figures", imgs.len());
+    for section in ["Contents", "Generation from noise", "Out of distribution", "Noise-model mismatch", "digit-like"] {
+        assert!(html.contains(section), "the page lacks {section}");
+    }
+    assert_eq!(html.matches("<h3>Reconstructions</h3>").count(), 1, "one heading for the reconstruction grids of every level");
     for src in &imgs {
         let b64 = src.strip_prefix("data:image/png;base64,").expect("figures are inline PNG data URIs");
         use base64::Engine;
@@ -1107,9 +1153,34 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
     }
     assert!(!html.contains("src=\"http") && !html.contains("<script"), "the page must be self-contained");
     let lim: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("reports/limitations_analysis.json")).unwrap()).unwrap();
-    for k in ["smoothing", "smoothing_score", "frequency", "high_freq_ratio", "diversity", "mode_averaging", "overall_limitation_score", "baseline"] {
+    for k in [
+        "smoothing",
+        "smoothing_score",
+        "frequency",
+        "high_freq_ratio",
+        "diversity",
+        "mode_averaging",
+        "overall_limitation_score",
+        "baseline",
+        "generation",
+        "out_of_distribution",
+        "noise_mismatch",
+    ] {
         assert!(lim.get(k).is_some(), "limitations_analysis.json lacks {k}");
     }
+    // The blank image and the training mean image are negative cases of "digit-like".
+    let sets = lim["generation"]["sets"].as_array().unwrap();
+    for name in ["blank (all 0)", "training mean image"] {
+        let s = sets.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no {name} baseline"));
+        assert_eq!(s["digit_like"].as_f64(), Some(0.0), "{name} must not count as digit-like: {s}");
+    }
+    let ood = &lim["out_of_distribution"];
+    assert!(ood["unavailable"].is_null(), "{ood}");
+    assert_eq!(
+        (ood["dataset"].as_str(), ood["images"].as_u64(), ood["rows"].as_array().map(|r| r.len())),
+        (Some("Fashion-MNIST"), Some(16), Some(2))
+    );
+    assert_eq!(lim["noise_mismatch"]["rows"].as_array().map(|r| r.len()), Some(20));
     let ev: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("logs/evaluation_results.json")).unwrap()).unwrap();
     for k in ["checkpoint", "weights", "dataset", "split", "n_images", "seed", "psnr_mode", "results", "lpips_input"] {
         assert!(ev.get(k).is_some(), "evaluation_results.json lacks {k}");
@@ -1855,4 +1926,128 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     c.tuner().plant_miscompile(None);
     let found = &c.tuner().miscompiles()[labels..];
     assert!(found.iter().any(|m| m.contains(&format!(": {planted} computed other bits")) && m.contains("majority")), "{found:?}");
+}
+
+/// Without the other dataset (offline, nothing in the folder) the report still completes and its
+/// out-of-distribution section says plainly that the data is unavailable.
+#[test]
+fn report_says_when_the_other_dataset_is_unavailable() {
+    let run = copy_run("report-no-ood");
+    let missing = run.join("no-fashion-here");
+    let mut extra = vec!["--sigmas", "0.3", "--ood-data-dir", missing.to_str().unwrap(), "--set", "data.download=false"];
+    extra.extend(SMALL_STUDY);
+    let o = eval_cmd(&["report"], &run, &extra);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(run.join("reports/limitations_analysis.html")).unwrap();
+    assert!(html.contains("<b>Unavailable</b>") && html.contains("no-fashion-here"), "the page must say the other dataset is unavailable");
+    assert!(!run.join("grids/ood_recon_grid.png").exists());
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// `dae compare generation` writes its figure and JSON alone, and repeats: the noise is keyed.
+#[test]
+fn compare_generation_writes_alone_and_repeats() {
+    let run = copy_run("generation");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let o = eval_cmd(&["compare", "generation"], &run, &SMALL_STUDY);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        got.push(std::fs::read_to_string(run.join("reports/generation.json")).unwrap());
+    }
+    assert_eq!(got[0], got[1], "a generation run repeats");
+    assert!(run.join("grids/generation_attempts.png").is_file());
+    assert!(!run.join("reports/limitations_analysis.html").exists(), "compare generation writes only its own files");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// The generation study's nearest distances and class margins on hand-made images with known
+/// answers: a training set of three images in two classes.
+#[test]
+fn generation_nearest_distances_and_margins_have_known_answers() {
+    use dae::analysis::generation::{TrainRef, features};
+    let ctx = ctx();
+    let len = 784;
+    // Training images: 0 blank (class 0); 1 the first 100 pixels at 255 (class 1); 2 the first
+    // 36 pixels at 255 (class 1).
+    let mut px = vec![0u8; 3 * len];
+    px[len..len + 100].fill(255);
+    px[2 * len..2 * len + 36].fill(255);
+    let ds = ctx.upload_u32("test set", &dae::feed::pack_u8(&px)).unwrap();
+    let classes = vec![(ctx.upload_u32("class 0", &[0]).unwrap(), 1), (ctx.upload_u32("class 1", &[1, 2]).unwrap(), 2)];
+    // Queries: blank (nearest: image 0 at 0; class 1 at 6 -> margin 6); the first 100 pixels
+    // at 1 (image 1 at 0; class 0 at 10 -> margin 10); the first 64 pixels at 1 (image 2 at
+    // sqrt(28); image 1 at 6, class 0 at 8 -> nn sqrt(28), margin 8 - sqrt(28)).
+    let mut q = vec![0f32; 3 * len];
+    q[len..len + 100].fill(1.0);
+    q[2 * len..2 * len + 64].fill(1.0);
+    let f = features(&ctx, &q, &TrainRef { ds: &ds, classes: &classes }).unwrap();
+    let want = [(0.0, 6.0), (0.0, 10.0), (28f64.sqrt(), 8.0 - 28f64.sqrt())];
+    for (i, (nn, margin)) in want.iter().enumerate() {
+        assert!((f[i].nn - nn).abs() < 1e-5 && (f[i].margin - margin).abs() < 1e-5, "query {i}: {:?}, want nn {nn} margin {margin}", f[i]);
+    }
+    assert!((f[1].ink - 100.0 / 784.0).abs() < 1e-9 && f[0].contrast == 0.0 && f[0].sharpness == 0.0);
+}
+
+/// One annealed-Langevin step on the GPU against the same step computed on the CPU: clip, the
+/// model's output D(clip(x)) (its forward is checked elsewhere), the update
+/// y + a (D(y) - y) and the keyed Philox noise sqrt(2 a) sigma z of the CPU reference.
+#[test]
+fn langevin_step_matches_a_cpu_computation() {
+    use dae::analysis::generation::{Method, denoise_clipped, key, langevin_step};
+    let ctx = ctx();
+    let run = trained_run();
+    let file = dae::checkpoint::load_model(&run.join("ckpts/best_model.safetensors")).unwrap();
+    let gm = dae::eval::GpuModel::upload(&ctx, &file).unwrap();
+    let cfg = file.config.clone();
+    let (n, len, sigma, a, step) = (3usize, 784usize, 0.3f32, 0.2f32, 5u32);
+    // States partly outside [0, 1], as a chain's are after a noisy update.
+    let x: Vec<f32> = (0..n * len).map(|i| ((i * 37 % 101) as f32 / 100.0) * 1.6 - 0.3).collect();
+    let xv = ctx.upload("x", &x).unwrap();
+    let got = ctx.read(&langevin_step(&ctx, &cfg, &gm.model, &gm.weights, &xv, n, sigma, a, step).unwrap()).unwrap();
+    let y: Vec<f32> = x.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let d = denoise_clipped(&ctx, &cfg, &gm.model, &gm.weights, &ctx.upload("y", &y).unwrap(), n).unwrap().to_vec().unwrap();
+    let mix: Vec<f64> = y.iter().zip(&d).map(|(&y, &d)| y as f64 + a as f64 * (d as f64 - y as f64)).collect();
+    let noise = dae::reference::data::NoiseRef {
+        noise: 0,
+        seed: cfg.seed,
+        epoch: key(Method::Langevin, 1),
+        step,
+        start: 0,
+        levels: vec![(2.0 * a as f64).sqrt() * sigma as f64],
+        range: None,
+        level_scale: 1.0,
+        amount: 0.0,
+        peak: 1.0,
+        clip: None,
+        in_scale: 1.0,
+        in_shift: 0.0,
+    };
+    let want = dae::reference::data::data_noise(&noise, &mix, len);
+    let worst = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "the GPU step differs from the CPU one by up to {worst}");
+    let moved = got.iter().zip(&y).filter(|(g, y)| (**g - **y).abs() > 1e-3).count();
+    assert!(moved > n * len / 2, "the step must move the state ({moved} of {} pixels moved)", n * len);
+}
+
+/// The nearest-training distances of the generation study and of mode averaging against a CPU
+/// search over the whole MNIST training file: a blank image and the first two test images.
+#[test]
+fn nearest_distances_match_a_cpu_search_over_the_training_file() {
+    let ctx = ctx();
+    let cfg = quick(&tmp("nearest-cpu"), &[]);
+    let train = dae::report::study::TrainSet::load(&ctx, &cfg, Some(&mnist_dir()), &mut |_| {}).unwrap();
+    let (tr, _) = dae::feed::load_labelled(&cfg, &mnist_dir(), true, &mut |_| {}).unwrap();
+    let test = dae::feed::load_images(&cfg, &mnist_dir(), false, &mut |_| {}).unwrap();
+    let mut q = vec![0f32; 784];
+    q.extend(test.pixels[..2 * 784].iter().map(|&p| p as f32 / 255.0));
+    let f = dae::analysis::generation::features(&ctx, &q, &train.by_class()).unwrap();
+    for (k, img) in q.chunks(784).enumerate() {
+        let best = tr
+            .pixels
+            .chunks(784)
+            .map(|t| t.iter().zip(img).map(|(&a, &b)| (a as f64 / 255.0 - b as f64).powi(2)).sum::<f64>())
+            .fold(f64::INFINITY, f64::min)
+            .sqrt();
+        assert!((f[k].nn - best).abs() < 1e-4, "query {k}: GPU {} against CPU {best}", f[k].nn);
+    }
 }

@@ -36,7 +36,9 @@ os.makedirs(work, exist_ok=True)
 TINY = ["--set", "model.base_ch=4", "--set", "model.num_downs=1", "--set", "train.epochs=2", "--set", "train.save_every=1",
         "--set", "train.batch_size=8", "--set", "train.max_steps_per_epoch=3", "--set", "data.val_size=8",
         "--set", "noise.test_sigmas=[0.3]", "--set", "eval.test_limit=16", "--set", "eval.mode_images=4",
-        "--set", "eval.diversity_images=2", "--set", "eval.diversity_draws=2", "-q"]
+        "--set", "eval.diversity_images=2", "--set", "eval.diversity_draws=2", "--set", "eval.generation.chains=4",
+        "--set", "eval.generation.levels=2", "--set", "eval.generation.steps=1", "--set", "eval.ood_images=16",
+        "--set", "eval.mismatch_images=8", "-q"]
 
 
 def path(*p):

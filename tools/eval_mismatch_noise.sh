@@ -4,6 +4,10 @@
 #
 #   tools/eval_mismatch_noise.sh [CONFIG] [extra dae eval flags, e.g. --ckpt P or --set ...]
 #
+# The levels are those of `dae report`'s noise-model mismatch table (src/report/study.rs,
+# MISMATCH), which scores the first eval.mismatch_images test images; this script scores the
+# whole split. Keep the two in step.
+#
 # Each evaluation overwrites <out_dir>/logs/evaluation_results.json; the script keeps a copy per
 # noise model in <out_dir>/logs/mismatch/ and prints every table.
 set -euo pipefail

@@ -15,6 +15,8 @@
 //!   between the modes of the data);
 //! - `overall_limitation_score` = mean of smoothing, collapse and 1 - high_freq_ratio.
 
+pub mod generation;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

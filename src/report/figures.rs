@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Anchor, Canvas, SANS, fonts, pe, series_colour};
 use crate::error::Result;
@@ -48,6 +49,46 @@ fn labelled_rows(title: &str, rows: &[(String, &[f32], Option<Vec<String>>)], n:
     Ok(cv)
 }
 
+/// Rows of n images each under a label (the out-of-distribution grid).
+pub fn image_rows(path: &Path, title: &str, rows: &[(String, Vec<f32>)], n: usize, hw: usize) -> Result<()> {
+    let rows: Vec<(String, &[f32], Option<Vec<String>>)> = rows.iter().map(|(l, v)| (l.clone(), v.as_slice(), None)).collect();
+    labelled_rows(title, &rows, n, hw)?.save(path)
+}
+
+/// Chains a generation figure shows per method.
+pub const GEN_ROWS: usize = 8;
+
+/// `grids/generation_attempts.png`: per method (a block with its name), the first chains as rows
+/// and the snapshots along the schedule as columns (`blocks`: (method, [(column label, n
+/// images)])).
+pub fn generation(path: &Path, title: &str, blocks: &[(String, Vec<(String, Vec<f32>)>)], n: usize, hw: usize) -> Result<()> {
+    let c = cell(hw);
+    let rows = n.min(GEN_ROWS);
+    let cols = blocks.iter().map(|b| b.1.len()).max().unwrap_or(0) as u32;
+    let (head, colhead) = (34u32, 44u32);
+    let block_h = colhead + rows as u32 * (c + GAP) + 8;
+    let w = (LABEL_W + cols * (c + GAP) + GAP).max(760);
+    let h = head + blocks.len() as u32 * block_h;
+    let mut cv = Canvas::new(w, h);
+    cv.text(title, 8, 8, 16.0, Anchor::TopLeft)?;
+    let per = hw * hw;
+    for (bi, (name, snaps)) in blocks.iter().enumerate() {
+        let y0 = head + bi as u32 * block_h;
+        cv.text(name, 8, (y0 + 4) as i32, 16.0, Anchor::TopLeft)?;
+        for (ci, (label, imgs)) in snaps.iter().enumerate() {
+            let x = LABEL_W + ci as u32 * (c + GAP);
+            cv.text(label, (x + c / 2) as i32, (y0 + 26) as i32, 11.0, Anchor::TopCenter)?;
+            for r in 0..rows.min(imgs.len() / per) {
+                cv.blit_grey(&imgs[r * per..(r + 1) * per], hw, hw, x, y0 + colhead + r as u32 * (c + GAP), ZOOM);
+            }
+        }
+        for r in 0..rows {
+            cv.text(&format!("chain {r}"), 8, (y0 + colhead + r as u32 * (c + GAP) + c / 2) as i32, 13.0, Anchor::MiddleLeft)?;
+        }
+    }
+    cv.save(path)
+}
+
 /// `grids/recon_grid_*.png`: rows clean | noisy | reconstructed of n images at one noise level.
 pub fn recon_grid(path: &Path, title: &str, [clean, noisy, recon]: [&[f32]; 3], n: usize, hw: usize) -> Result<()> {
     let rows = [("clean".to_string(), clean, None), ("noisy".to_string(), noisy, None), ("reconstructed".to_string(), recon, None)];
@@ -69,7 +110,8 @@ pub fn sigma_panel(path: &Path, title: &str, clean: &[f32], cols: &[PanelColumn]
     let n = cols.len();
     let c = cell(hw);
     let top = 34 + 20;
-    let caption = 16;
+    // The PSNR under each image sits in a band of its own, clear of the image below.
+    let caption = 24;
     let w = LABEL_W + (n as u32 + 1) * (c + GAP) + GAP;
     let h = top + 2 * (c + GAP + caption) + GAP;
     let mut cv = Canvas::new(w.max(420), h);
@@ -82,10 +124,10 @@ pub fn sigma_panel(path: &Path, title: &str, clean: &[f32], cols: &[PanelColumn]
         let x = LABEL_W + (i as u32 + 1) * (c + GAP);
         cv.text(&format!("{level_name} {}", col.level), (x + c / 2) as i32, 34, 13.0, Anchor::TopCenter)?;
         cv.blit_grey(&col.noisy, hw, hw, x, top, ZOOM);
-        cv.text(&format!("{:.1} dB", col.noisy_psnr), (x + c / 2) as i32, (top + c + 1) as i32, 12.0, Anchor::TopCenter)?;
+        cv.text(&format!("{:.1} dB", col.noisy_psnr), (x + c / 2) as i32, (top + c + 5) as i32, 12.0, Anchor::TopCenter)?;
         let y2 = top + c + GAP + caption;
         cv.blit_grey(&col.recon, hw, hw, x, y2, ZOOM);
-        cv.text(&format!("{:.1} dB", col.psnr), (x + c / 2) as i32, (y2 + c + 1) as i32, 12.0, Anchor::TopCenter)?;
+        cv.text(&format!("{:.1} dB", col.psnr), (x + c / 2) as i32, (y2 + c + 5) as i32, 12.0, Anchor::TopCenter)?;
     }
     cv.save(path)
 }
@@ -116,6 +158,25 @@ fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Tick positions (log10 values) within [lo, hi] (log10 values): 1, 2 and 5 times each power of
+/// ten, or only the powers of ten when the range spans more than three decades.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Vec::new();
+    }
+    let marks: &[f64] = if hi - lo > 3.0 { &[1.0] } else { &[1.0, 2.0, 5.0] };
+    let mut out = Vec::new();
+    for k in lo.floor() as i32..=hi.ceil() as i32 {
+        for m in marks {
+            let v = (m * 10f64.powi(k)).log10();
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
 /// One training log row: (step, loss, lr).
 pub type TrainPoint = (f64, f64, f64);
 /// One validation row: (epoch, level, PSNR, noisy PSNR).
@@ -134,26 +195,36 @@ pub fn training_curves(path: &Path, title: &str, train: &[TrainPoint], val: &[Va
         let panels = body.split_evenly((1, 3));
         let steps = range(train.iter().map(|t| t.0));
         let steps = (steps.0.max(0.0), steps.1);
+        // The loss on a log scale, drawn as log10(loss) on a linear axis with its ticks drawn
+        // here at 1, 2 and 5 times the powers of ten: plotters' own log axis can put two ticks a
+        // hair apart near a power of ten and print the same label twice.
         let pos: Vec<f64> = train.iter().map(|t| t.1).filter(|v| *v > 0.0 && v.is_finite()).collect();
         let (llo, lhi) = (pos.iter().cloned().fold(f64::INFINITY, f64::min), pos.iter().cloned().fold(0.0, f64::max));
-        let (llo, lhi) = if pos.is_empty() { (1e-3, 1.0) } else { (llo * 0.8, lhi * 1.25) };
+        let (llo, lhi) = if pos.is_empty() { (-3.0, 0.0) } else { ((llo * 0.8).log10(), (lhi * 1.25).log10()) };
         let mut ch = ChartBuilder::on(&panels[0])
-            .caption("training loss", (SANS, 16))
+            .caption("training loss (log scale)", (SANS, 16))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(steps.0..steps.1, (llo..lhi).log_scale())
+            .build_cartesian_2d(steps.0..steps.1, llo..lhi)
             .map_err(pe)?;
         ch.configure_mesh()
             .x_desc("step")
             .y_desc("loss")
+            .y_labels(0)
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.2e}"))
             .light_line_style(WHITE)
             .label_style((SANS, 12))
             .draw()
             .map_err(pe)?;
-        ch.draw_series(LineSeries::new(train.iter().filter(|t| t.1 > 0.0).map(|t| (t.0, t.1)), &series_colour(0))).map_err(pe)?;
+        let label = TextStyle::from((SANS, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        for v in log_ticks(llo, lhi) {
+            ch.draw_series(LineSeries::new(vec![(steps.0, v), (steps.1, v)], RGBColor(205, 205, 205))).map_err(pe)?;
+            let (px, py) = ch.backend_coord(&(steps.0, v));
+            root.draw(&Text::new(format!("{:.0e}", 10f64.powf(v)), (px - 6, py), label.clone())).map_err(pe)?;
+        }
+        ch.draw_series(LineSeries::new(train.iter().filter(|t| t.1 > 0.0 && t.1.is_finite()).map(|t| (t.0, t.1.log10())), &series_colour(0)))
+            .map_err(pe)?;
 
         let epochs = range(val.iter().map(|v| v.0));
         let ps = range(val.iter().flat_map(|v| [v.2, v.3]));
@@ -345,4 +416,17 @@ pub fn compare_curves(path: &Path, runs: &[(String, Vec<ValPoint>)]) -> Result<(
         root.present().map_err(pe)?;
     }
     cv.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The loss axis's ticks: 1-2-5 per decade inside the range, each label printed once.
+    #[test]
+    fn log_ticks_are_distinct_round_values() {
+        let t = super::log_ticks((4e-3f64).log10(), (0.13f64).log10());
+        let labels: Vec<String> = t.iter().map(|v| format!("{:.0e}", 10f64.powf(*v))).collect();
+        assert_eq!(labels, ["5e-3", "1e-2", "2e-2", "5e-2", "1e-1"]);
+        assert_eq!(super::log_ticks(-6.0, 0.0).len(), 7);
+        assert!(super::log_ticks(1.0, 1.0).is_empty());
+    }
 }

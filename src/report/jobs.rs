@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::figures::{self, PanelColumn, TrainPoint, ValPoint};
+use super::html;
+use super::study::{self, TrainSet};
+use crate::analysis::generation::{Features, Generation};
 use crate::analysis::{self, Collected, Collector, Limitations};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -199,16 +202,20 @@ fn diversity(ctx: &Ctx, cfg: &Config, s: &Session, draw_figure: bool) -> Result<
     Ok((analysis::diversity(sigma, draws, &out_mse, &in_mse), fig))
 }
 
-/// Mode averaging: outputs at eval.mode_sigma against the real test images, each by its
-/// distance to the nearest image of the training file.
-fn mode_averaging(ctx: &Ctx, cfg: &Config, s: &Session, data_dir: Option<&Path>, events: &mut dyn FnMut(Event)) -> Result<analysis::ModeAveraging> {
-    let dir = crate::feed::data_dir(cfg, data_dir);
-    let train = crate::feed::load_images(cfg, &dir, true, &mut |m| events(Event::Note(m.to_string())))?;
-    let ds = ctx.upload_u32("training set", &crate::feed::pack_u8(&train.pixels))?;
-    let idx = ctx.upload_u32("training indices", &(0..train.count as u32).collect::<Vec<_>>())?;
-    let m = cfg.eval.mode_images.min(s.n);
-    let (out_d, real_d) = (ctx.alloc("mode averaging", m)?, ctx.alloc("mode averaging", m)?);
+/// Mode averaging: outputs at eval.mode_sigma against the real test images (`reference`, the
+/// first eval.mode_images), each by its distance to the nearest image of the training file
+/// (searched class by class).
+fn mode_averaging(
+    ctx: &Ctx,
+    cfg: &Config,
+    s: &Session,
+    train: &TrainSet,
+    reference: &[Features],
+    events: &mut dyn FnMut(Event),
+) -> Result<analysis::ModeAveraging> {
+    let m = reference.len();
     events(Event::Note(format!("mode averaging: {m} outputs at {} {} against {} training images", s.level_name(), cfg.eval.mode_sigma, train.count)));
+    let mut outs = Vec::with_capacity(m * IMAGE_LEN);
     let b = 64;
     let mut start = 0;
     while start < m {
@@ -216,26 +223,52 @@ fn mode_averaging(ctx: &Ctx, cfg: &Config, s: &Session, data_dir: Option<&Path>,
             return Err(Error::Msg("interrupted".into()));
         }
         let nb = b.min(m - start);
-        let (clean, _, recon) = crate::eval::denoise_at(ctx, cfg, s.kind, &s.gm.model, &s.gm.weights, &s.set(), start, nb, cfg.eval.mode_sigma, 0)?;
-        crate::ops::analysis::nearest(ctx, recon.view(), nb, IMAGE_LEN, &ds, &idx, train.count, &out_d, start)?;
-        crate::ops::analysis::nearest(ctx, &clean, nb, IMAGE_LEN, &ds, &idx, train.count, &real_d, start)?;
-        ctx.flush()?;
+        let (_, _, recon) = crate::eval::denoise_at(ctx, cfg, s.kind, &s.gm.model, &s.gm.weights, &s.set(), start, nb, cfg.eval.mode_sigma, 0)?;
+        outs.extend(recon.to_vec()?);
         start += nb;
     }
-    Ok(analysis::mode_averaging(cfg.eval.mode_sigma, train.count, &ctx.read(&out_d)?, &ctx.read(&real_d)?))
+    let out_f = crate::analysis::generation::features(ctx, &outs, &train.by_class())?;
+    let nn = |f: &[Features]| f.iter().map(|x| x.nn as f32).collect::<Vec<f32>>();
+    Ok(analysis::mode_averaging(cfg.eval.mode_sigma, train.count, &nn(&out_f), &nn(reference)))
 }
 
 /// What `dae report` / `dae compare limitations` wrote.
 pub struct Written {
     pub eval: Option<EvalResults>,
     pub limitations: Limitations,
+    pub generation: Option<Generation>,
     pub files: Vec<PathBuf>,
+    /// Seconds each section beyond SPEC's limitations took (generation, out of distribution,
+    /// noise mismatch).
+    pub study_secs: Vec<(String, f64)>,
+}
+
+/// limitations_analysis.json: the limitations, and in `dae report` the study's sections.
+#[derive(serde::Serialize)]
+struct ReportJson<'a> {
+    #[serde(flatten)]
+    limitations: &'a Limitations,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<&'a Generation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_of_distribution: Option<&'a study::Ood>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    noise_mismatch: Option<&'a study::Mismatch>,
 }
 
 /// `dae report` (everything: `full`) or `dae compare limitations` (the analysis and the figures
 /// its page embeds). `None` when interrupted; nothing half-written is left (each file appears
 /// whole or not at all).
 pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
+    // The passes after scoring (mode averaging, the study's sections) stop with an error at an
+    // interrupt: that is an interrupted job, not a failed one.
+    match analyse_all(ctx, cfg, opts, full, events) {
+        Err(_) if crate::util::signal::interrupted().is_some() => Ok(None),
+        r => r,
+    }
+}
+
+fn analyse_all(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: &mut dyn FnMut(Event)) -> Result<Option<Written>> {
     let job = if full { "dae report" } else { "dae compare limitations" };
     let s = Session::open(ctx, cfg, opts, job, events)?;
     events(Event::Note(format!("{job}: {}", s.describe())));
@@ -279,7 +312,9 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: 
     if let Some(p) = dfig {
         figs.push(("Diversity collapse".into(), p, "Different noise draws of one image all map to nearly the same output.".into()));
     }
-    let mode = mode_averaging(ctx, cfg, &s, opts.data_dir.as_deref(), events)?;
+    let train = TrainSet::load(ctx, cfg, opts.data_dir.as_deref(), events)?;
+    let reference = study::reference_features(ctx, cfg, &s, &train)?;
+    let mode = mode_averaging(ctx, cfg, &s, &train, &reference, events)?;
     let smoothing: Vec<analysis::Smoothing> =
         s.levels.iter().zip(&collected.levels).map(|(l, lv)| analysis::smoothing(*l, &lv.0, &collected.clean_stats)).collect();
     let frequency: Vec<(f32, f64)> =
@@ -306,19 +341,45 @@ pub fn analyse(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: 
             .map(|r| analysis::Baseline { sigma: r.sigma, psnr: r.psnr, noisy_psnr: r.psnr_noisy, ssim: r.ssim, noisy_ssim: r.ssim_noisy })
             .collect(),
     };
+    let mut page = html::Study::default();
+    let mut study_secs = Vec::new();
+    if full {
+        let t = std::time::Instant::now();
+        let (g, gp) = study::generation(ctx, cfg, &s, &train, &reference, events)?;
+        study_secs.push(("generation from noise".to_string(), t.elapsed().as_secs_f64()));
+        page.generation = Some((g, read_png(&gp)?));
+        files.push(gp);
+        let t = std::time::Instant::now();
+        let (o, op) = study::ood(ctx, cfg, opts, &s, Some(&vr), events)?;
+        study_secs.push(("out of distribution".to_string(), t.elapsed().as_secs_f64()));
+        page.ood = Some((o, op.as_deref().map(read_png).transpose()?));
+        files.extend(op);
+        let t = std::time::Instant::now();
+        page.mismatch = Some(study::mismatch(ctx, cfg, &s, events)?);
+        study_secs.push(("noise-model mismatch".to_string(), t.elapsed().as_secs_f64()));
+    }
     let jp = out_path(cfg, "reports", "limitations_analysis.json");
-    crate::eval::write_json(&jp, &lim)?;
+    let doc = ReportJson {
+        limitations: &lim,
+        generation: page.generation.as_ref().map(|g| &g.0),
+        out_of_distribution: page.ood.as_ref().map(|o| &o.0),
+        noise_mismatch: page.mismatch.as_ref(),
+    };
+    crate::eval::write_json(&jp, &doc)?;
     let mut embedded = Vec::new();
     for (t, p, c) in &figs {
-        let png = std::fs::read(p).map_err(|e| Error::Msg(format!("cannot read back {}: {e}", p.display())))?;
-        embedded.push((t.clone(), png, c.clone()));
+        embedded.push((t.clone(), read_png(p)?, c.clone()));
     }
     let hp = out_path(cfg, "reports", "limitations_analysis.html");
-    crate::checkpoint::write_file(&hp, super::html::page(&lim, eval.as_ref(), &embedded).as_bytes())?;
+    crate::checkpoint::write_file(&hp, html::page(&lim, eval.as_ref(), &embedded, &page).as_bytes())?;
     files.extend(figs.into_iter().map(|f| f.1));
     files.push(jp);
     files.push(hp);
-    Ok(Some(Written { eval, limitations: lim, files }))
+    Ok(Some(Written { eval, limitations: lim, generation: page.generation.map(|g| g.0), files, study_secs }))
+}
+
+fn read_png(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| Error::Msg(format!("cannot read back {}: {e}", p.display())))
 }
 
 /// `dae viz <figure>`: one figure. `None` when interrupted.

@@ -5,6 +5,7 @@
 pub mod figures;
 pub mod html;
 pub mod jobs;
+pub mod study;
 
 use std::path::Path;
 

@@ -28,10 +28,13 @@ pub const PATTERNS: &[&str] = &[
     "grids/best_cases.png",
     "grids/worst_cases.png",
     "grids/diversity_collapse_demo.png",
+    "grids/generation_attempts.png",
+    "grids/ood_recon_grid.png",
     "panels/sigma_panel_#.png",
     "reports/training_curves.png",
     "reports/frequency_analysis.png",
     "reports/limitations_analysis.json",
+    "reports/generation.json",
     "reports/limitations_analysis.html",
 ];
 
