@@ -26,7 +26,15 @@ struct DataParams {
 }
 
 const WG: u32 = 256u;
-const TAU: f32 = 6.283185307179586;
+// The largest f32 not above pi (0x40490FDA; the f32 nearest pi, 0x40490FDB, is above it). For
+// |v| <= 1 the product PI_BELOW * v rounds (up or down) to at most PI_BELOW in magnitude, so
+// cos's argument stays inside [-pi, pi], the only interval on which WGSL states cos's accuracy
+// (WGSL "Accuracy of Concrete Floating Point Expressions": absolute error at most 2^-11 there,
+// undefined outside). src/check/noise.rs derives the check bounds from that table.
+const PI_BELOW: f32 = 3.1415925;
+// sqrt's accuracy is inherited from 1.0 / inverseSqrt(x), which is infinite at 0; and log(1.0)
+// may be off by 2^-21 either way, so -2 log(1 - u1) can come out 0 or slightly negative.
+const T_MIN: f32 = 1e-30;
 
 @group(0) @binding(0) var<uniform> p: DataParams;
 @group(0) @binding(1) var<storage, read> dataset: array<u32>;
@@ -50,21 +58,28 @@ fn rng(i: u32, tag: u32) -> vec4<u32> {
 }
 
 fn level(b: u32) -> f32 {
-    let u = philox_uniform(rng(b, 0u).x);
+    let r = rng(b, 0u).x;
+    let u = philox_uniform(r);
     var s: f32;
     if (p.use_range != 0u) {
         s = p.level_lo + u * (p.level_hi - p.level_lo);
     } else {
-        let k = min(u32(u * f32(p.n_levels)), p.n_levels - 1u);
+        // floor(u * n_levels) in integers: exact for any count (u is 24 bits over 2^24; an f32
+        // product could round up onto the next level for counts that are not powers of two).
+        let k = min(((r >> 8u) * p.n_levels) >> 24u, p.n_levels - 1u);
         s = p.levels[k / 4u][k % 4u];
     }
     return s * p.level_scale;
 }
 
+// Box-Muller: z = sqrt(-2 ln(1 - u1)) * cos(2 pi u2), computed as -rad * cos(pi * (2 u2 - 1))
+// (cos(a - pi) = -cos(a): the same value and distribution) so that cos's argument lies in
+// [-pi, pi]. 1 - u1 and 2 u2 - 1 are exact (u1, u2 are multiples of 2^-24 in [0, 1)).
 fn normal(r: vec4<u32>) -> f32 {
     let u1 = philox_uniform(r.x);
     let u2 = philox_uniform(r.y);
-    return sqrt(-2.0 * log(1.0 - u1)) * cos(TAU * u2);
+    let rad = sqrt(max(-2.0 * log(1.0 - u1), T_MIN));
+    return -(rad * cos(PI_BELOW * (2.0 * u2 - 1.0)));
 }
 
 // Knuth's method below lambda 30 (bounded: at most 256 uniforms), a rounded normal above.

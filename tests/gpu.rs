@@ -808,6 +808,37 @@ fn gradcheck_and_devices_commands() {
     assert!(!devs.as_array().expect("a JSON array").is_empty(), "no adapter listed");
 }
 
+/// SwiftShader's Vulkan driver (shipped with chromium) runs the kernel checks as a second
+/// implementation beside lavapipe: a child `dae gradcheck` sees only that driver through
+/// VK_ICD_FILENAMES. Its transcendental functions differ from lavapipe's (before the noise
+/// kernel kept cos's argument in [-pi, pi] and its bounds came from WGSL's stated accuracy,
+/// four noise checks failed there). Without the driver this fails with the install command.
+#[test]
+fn the_checks_pass_on_swiftshader_too() {
+    const ICD: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
+    assert!(
+        std::path::Path::new(ICD).is_file(),
+        "SwiftShader's Vulkan driver ({ICD}) is missing; it comes with chromium: sudo apt-get install chromium"
+    );
+    let t0 = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
+        .env("VK_ICD_FILENAMES", ICD)
+        .env_remove("DAE_ADAPTER")
+        .env_remove("DAE_KERNELS")
+        .args(["--adapter", "swiftshader", "gradcheck"])
+        .output()
+        .expect("run the dae binary");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stderr.contains("adapter: SwiftShader"), "the child did not run on SwiftShader:\n{stderr}");
+    let summary = stdout.lines().last().unwrap_or("");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.ends_with(" FAIL") || l.starts_with("    mismatches")).collect();
+    assert!(out.status.success() && summary.contains(" 0 failed"), "dae gradcheck on SwiftShader: {summary}\n{}\n{stderr}", failed.join("\n"));
+    let checks: usize = summary.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(checks >= 1000, "only {checks} checks ran on SwiftShader: {summary}");
+    assert!(stdout.contains("data_noise flips"), "the noise checks did not run on SwiftShader");
+    eprintln!("SwiftShader: {summary} (child {:.1} s)", t0.elapsed().as_secs_f64());
+}
+
 /// A real SIGINT (and SIGTERM) to `dae train`: it saves `last` at the next step boundary and
 /// exits with 130 (143); `--resume` then goes on from there.
 #[cfg(unix)]

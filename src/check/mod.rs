@@ -19,6 +19,7 @@ mod amp;
 mod conv;
 mod eval;
 mod model;
+mod noise;
 mod norm;
 mod pointwise;
 mod reduce;
@@ -167,8 +168,40 @@ impl Checker<'_> {
 
     fn push(&mut self, entry: &str, rel_err: f64, mismatches: Option<String>) {
         let tol = self.tol.rel_l2;
-        let pass = rel_err <= tol && mismatches.is_none();
-        self.rows.push(CheckRow { op: self.op.into(), entry: entry.into(), shape: self.shape.clone(), rel_err, tol, pass, mismatches });
+        self.push_value(entry, rel_err, tol, mismatches);
+    }
+
+    /// A row whose value (`rel_err`) passes at most `tol` when there are no mismatches.
+    fn push_value(&mut self, entry: &str, value: f64, tol: f64, mismatches: Option<String>) {
+        let pass = value <= tol && mismatches.is_none();
+        self.rows.push(CheckRow { op: self.op.into(), entry: entry.into(), shape: self.shape.clone(), rel_err: value, tol, pass, mismatches });
+    }
+
+    /// `gpu` against `reference` within a bound per element (`bound[i]`, derived for the kernel
+    /// from WGSL's stated accuracy; zero where it is exact). The row's relative L2 tolerance is
+    /// ||bound|| / ||ref||, the largest relative L2 error those bounds allow: implied by them,
+    /// printed so the row shows how much of WGSL's allowance the driver used.
+    fn cmp_bounded(&mut self, entry: &str, gpu: &[f32], reference: &[f64], bound: &[f64]) {
+        let e = rel_l2(gpu, reference);
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let tol = if norm(reference) == 0.0 { norm(bound) } else { norm(bound) / norm(reference) };
+        let mut first = Vec::new();
+        let mut count = 0usize;
+        for (i, ((g, r), b)) in gpu.iter().zip(reference).zip(bound).enumerate() {
+            let g = *g as f64;
+            if !((g - r).abs() <= *b) {
+                count += 1;
+                if first.len() < 4 {
+                    first.push(format!("[{i}] {g:.6e} vs {r:.6e} (bound {b:.3e})"));
+                }
+            }
+        }
+        let mismatches = if gpu.len() != reference.len() || bound.len() != reference.len() {
+            Some(format!("{} elements, the reference has {} and the bounds {}", gpu.len(), reference.len(), bound.len()))
+        } else {
+            (count > 0).then(|| format!("{count} of {} elements outside their WGSL-accuracy bound: {}", gpu.len(), first.join(", ")))
+        };
+        self.push_value(entry, e, tol, mismatches);
     }
 
     fn cmp_t(&mut self, entry: &str, gpu: &Tensor, reference: &[f64]) -> Result<()> {

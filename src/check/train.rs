@@ -131,9 +131,17 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
             in_scale: in_scale as f64,
             in_shift: in_shift as f64,
         };
-        // The reference gets the GPU's clean pixels (f32) so only the noise is compared.
+        // The reference gets the GPU's clean pixels (f32) so only the noise is compared, within
+        // bounds from WGSL's stated accuracy of what the kernel calls (check/noise.rs); Poisson
+        // counts by their own rows.
         let clean_gpu = f64s(&c.ctx.read(&clean)?);
-        c.cmp("data_noise", &c.ctx.read(&out)?, &r::data::data_noise(&nr, &clean_gpu, image_len));
+        let got = c.ctx.read(&out)?;
+        if noise == 2 {
+            super::noise::check_poisson(c, &nr, &clean_gpu, image_len, &got);
+        } else {
+            let bound = super::noise::bounds(&nr, &clean_gpu, image_len);
+            c.cmp_bounded("data_noise", &got, &r::data::data_noise(&nr, &clean_gpu, image_len), &bound);
+        }
     }
     // Evaluation keys the noise by each image's index in the set (`start`): image 7 gets the
     // same noise in a batch of 4 from image 5 as in a batch of 1.
@@ -170,10 +178,11 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
     let clean_gpu = f64s(&c.ctx.read(&clean)?);
     let want = r::data::data_noise(&nr, &clean_gpu, image_len);
     let got = c.ctx.read(&out)?;
-    c.cmp("data_noise", &got, &want);
+    c.cmp_bounded("data_noise", &got, &want, &super::noise::bounds(&nr, &clean_gpu, image_len));
     let one_clean = c.ctx.upload("check", &c.ctx.read(&clean)?[2 * image_len..3 * image_len])?;
     let one = c.ctx.alloc("check", image_len)?;
     d::data_noise(c.ctx, &DataParams { len: image_len as u32, start: 7, ..p }, &one_clean, &one)?;
-    c.cmp("data_noise", &c.ctx.read(&one)?, &f64s(&got[2 * image_len..3 * image_len]));
+    // The same kernel on the same counters and pixels: exactly equal.
+    c.cmp_bounded("data_noise", &c.ctx.read(&one)?, &f64s(&got[2 * image_len..3 * image_len]), &vec![0.0; image_len]);
     Ok(())
 }
