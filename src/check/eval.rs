@@ -132,7 +132,15 @@ pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
     a::nearest(c.ctx, &xv, planted.len(), len, &ds, &iv, count, &dist, 0)?;
     let got = c.ctx.read(&dist)?;
     let worst = got.iter().fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d.abs()) });
-    c.push("analysis_nearest (60,000 candidates)", worst as f64, (worst != 0.0).then(|| format!("distances {got:?}, want 0")));
+    // The kernel's pixel / 255 may differ from the host's correctly rounded one by WGSL's 2.5 ULP
+    // for a division (below 2.5 * 2^-23 for values up to 1), so the copy's distance is at most
+    // sqrt(len) times that (SwiftShader: 8.9e-7; lavapipe: 0); a missed copy is about 7 away.
+    let bound = (len as f32).sqrt() * 2.5 * f32::EPSILON;
+    c.push(
+        "analysis_nearest (60,000 candidates)",
+        worst as f64,
+        (worst > bound).then(|| format!("distances {got:?}, want at most {bound:.1e} (a copy of each query is in the list)")),
+    );
     Ok(())
 }
 
