@@ -185,32 +185,26 @@ impl Ctx {
         Ok(v)
     }
 
-    /// Overwrite `v` with u32 host data (flushes first, for the same reason as `upload`).
-    pub fn write_u32(&self, v: &View, data: &[u32]) -> Result<()> {
-        if self.recording() {
-            return Err(Error::Msg("a host write while a plan is recording (it would land before the plan's own dispatches)".into()));
-        }
-        if data.len() != v.len {
-            return Err(Error::Msg(format!("write of {} elements into a view of {}", data.len(), v.len)));
-        }
-        self.flush()?;
-        if !data.is_empty() {
-            self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytemuck::cast_slice(data));
-        }
-        Ok(())
-    }
-
     /// Overwrite `v` with host data (flushes first, for the same reason as `upload`).
     pub fn write(&self, v: &View, data: &[f32]) -> Result<()> {
+        self.write_bytes(v, bytemuck::cast_slice(data), data.len())
+    }
+
+    /// Overwrite `v` with u32 host data, likewise.
+    pub fn write_u32(&self, v: &View, data: &[u32]) -> Result<()> {
+        self.write_bytes(v, bytemuck::cast_slice(data), data.len())
+    }
+
+    fn write_bytes(&self, v: &View, bytes: &[u8], len: usize) -> Result<()> {
         if self.recording() {
             return Err(Error::Msg("a host write while a plan is recording (it would land before the plan's own dispatches)".into()));
         }
-        if data.len() != v.len {
-            return Err(Error::Msg(format!("write of {} elements into a view of {}", data.len(), v.len)));
+        if len != v.len {
+            return Err(Error::Msg(format!("write of {len} elements into a view of {}", v.len)));
         }
         self.flush()?;
-        if !data.is_empty() {
-            self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytemuck::cast_slice(data));
+        if !bytes.is_empty() {
+            self.0.gpu.queue.write_buffer(&v.storage.buf, v.offset, bytes);
         }
         Ok(())
     }

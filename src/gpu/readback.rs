@@ -19,42 +19,16 @@ pub(super) struct Readback {
 impl Ctx {
     /// Flush, copy `v` to a mappable buffer and read it back (waits for the GPU).
     pub fn read_bytes(&self, v: &View) -> Result<Vec<u8>> {
-        if self.recording() {
-            return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
-        }
-        self.flush()?;
-        let size = (v.len as u64 * 4).max(4);
-        let dev = &self.0.gpu.device;
-        let staging = {
-            let mut cache = self.0.readback.staging.borrow_mut();
-            let b = cache.entry(size).or_insert_with(|| {
-                self.count(|c| c.buffers += 1);
-                dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            });
-            b.clone()
-        };
-        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
-        self.0.gpu.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.0.gpu.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
-            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-        let data = staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
-        staging.unmap();
-        Ok(data[..v.len * 4].to_vec())
+        let p = self.start_read(v, false)?;
+        self.wait_for(&p)?;
+        p.finish()
     }
 
     pub fn read(&self, v: &View) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    }
+
+    pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
     }
 
@@ -63,30 +37,64 @@ impl Ctx {
     /// Two staging buffers per size take turns, so a read can start while the previous one is
     /// still pending (a third would wait for the oldest).
     pub fn read_async(&self, v: &View) -> Result<PendingRead> {
+        self.start_read(v, true)
+    }
+
+    /// The values of a pending read if the GPU has delivered them (never waits).
+    pub fn try_take(&self, p: &PendingRead) -> Result<Option<Vec<f32>>> {
+        self.0.gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        match p.rx.try_recv() {
+            Ok(r) => {
+                r.map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+                Ok(Some(bytemuck::pod_collect_to_vec(&p.finish()?)))
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(Error::Msg("readback: map callback dropped".into())),
+        }
+    }
+
+    /// The values of a pending read (waits for the GPU).
+    pub fn take(&self, p: PendingRead) -> Result<Vec<f32>> {
+        self.wait_for(&p)?;
+        Ok(bytemuck::pod_collect_to_vec(&p.finish()?))
+    }
+
+    /// Flush, then queue the copy of `v` into a staging buffer of its size (`turns`: the pair
+    /// that read_async alternates, else the one the waiting reads share) and its mapping.
+    fn start_read(&self, v: &View, turns: bool) -> Result<PendingRead> {
         if self.recording() {
             return Err(Error::Msg("a read back while a plan is recording (its work has not run yet)".into()));
         }
         self.flush()?;
         let size = (v.len as u64 * 4).max(4);
         let dev = &self.0.gpu.device;
-        let staging = {
+        let make = |label| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let staging = if turns {
             let mut cache = self.0.readback.async_staging.borrow_mut();
             let (turn, bufs) = cache.entry(size).or_insert_with(|| {
                 self.count(|c| c.buffers += 2);
-                let mk = || {
-                    dev.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("async readback"),
-                        size,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                };
-                (0, [mk(), mk()])
+                (0, [make("async readback"), make("async readback")])
             });
             *turn = 1 - *turn;
             bufs[*turn].clone()
+        } else {
+            let mut cache = self.0.readback.staging.borrow_mut();
+            cache
+                .entry(size)
+                .or_insert_with(|| {
+                    self.count(|c| c.buffers += 1);
+                    make("readback")
+                })
+                .clone()
         };
-        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("async readback") });
+        let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
         self.0.gpu.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -96,30 +104,12 @@ impl Ctx {
         Ok(PendingRead { staging, len: v.len, rx })
     }
 
-    /// The values of a pending read if the GPU has delivered them (never waits).
-    pub fn try_take(&self, p: &PendingRead) -> Result<Option<Vec<f32>>> {
-        self.0.gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::DeviceLost(e.to_string()))?;
-        match p.rx.try_recv() {
-            Ok(r) => {
-                r.map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-                Ok(Some(p.finish()?))
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(Error::Msg("readback: map callback dropped".into())),
-        }
-    }
-
-    /// The values of a pending read (waits for the GPU).
-    pub fn take(&self, p: PendingRead) -> Result<Vec<f32>> {
+    /// Wait until the GPU has mapped a pending read.
+    fn wait_for(&self, p: &PendingRead) -> Result<()> {
         self.0.gpu.wait()?;
         p.rx.recv()
             .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
-            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-        p.finish()
-    }
-
-    pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })
     }
 }
 
@@ -131,9 +121,11 @@ pub struct PendingRead {
 }
 
 impl PendingRead {
-    fn finish(&self) -> Result<Vec<f32>> {
-        let data = self.staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
+    /// Its bytes, once mapped.
+    fn finish(&self) -> Result<Vec<u8>> {
+        let mut data = self.staging.get_mapped_range(..).map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?.to_vec();
         self.staging.unmap();
-        Ok(bytemuck::pod_collect_to_vec(&data[..self.len * 4]))
+        data.truncate(self.len * 4);
+        Ok(data)
     }
 }
