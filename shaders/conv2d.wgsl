@@ -146,7 +146,7 @@ fn conv2d_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         let row = xplane(b, 0u) * hw + u32(iy) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
-            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let ok = (ix >= vec4<i32>(0)) & (ix <= vec4<i32>(wm));
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
             var t = ky * p.kw + kx;
             var off = 0u;
@@ -208,7 +208,7 @@ fn conv2d_input_grad_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             // tx = ix0 + pw - kx must be a multiple of sw (shifted positive for the modulo).
             if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
             let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
-            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let ok = (m >= vec4<i32>(0)) & (m <= vec4<i32>(wom));
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
             var wbase = ky * p.kw + kx;
             var off = 0u;
@@ -502,7 +502,7 @@ fn conv2d_forward_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             let tap = ky * p.kw + kx;
             if (tap < p.tap_lo || tap >= p.tap_hi) { continue; }
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
-            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let ok = (ix >= vec4<i32>(0)) & (ix <= vec4<i32>(wm));
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
             var t = 2u * (tap - p.tap_lo);
             var off = 0u;
@@ -598,7 +598,7 @@ fn conv2d_input_grad_ubo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
             if (tap < p.tap_lo || tap >= p.tap_hi) { continue; }
             if (((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) != 0u) { continue; }
             let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
-            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let ok = (m >= vec4<i32>(0)) & (m <= vec4<i32>(wom));
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
             var t = 2u * (tap - p.tap_lo);
             var off = 0u;
@@ -817,7 +817,7 @@ fn conv2d_forward_wgm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         let row = xplane(b, 0u) * hw + u32(max(iy, 0)) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
-            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm);
+            let ok = (ix >= vec4<i32>(0)) & (ix <= vec4<i32>(wm));
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
             let t = ky * p.kw + kx;
             for (var s0 = 0u; s0 < p.cin; s0 += WSH_CH) {
@@ -861,7 +861,7 @@ fn conv2d_input_grad_wgm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
             // As in conv2d_input_grad_tiled: the tap feeds the 4 pixels only in their phase.
             let live = row_ok && ((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) == 0u;
             let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
-            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom);
+            let ok = (m >= vec4<i32>(0)) & (m <= vec4<i32>(wom));
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
             let t = ky * p.kw + kx;
             for (var s0 = 0u; s0 < p.cout; s0 += WSH_CH) {

@@ -61,7 +61,7 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         let row = xplane(b, 0u) * hw + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
             let ix = vec4<i32>(i32(ox0 * p.sw + kx) - i32(p.pw)) + vec4<i32>(0, s, 2 * s, 3 * s);
-            let ok = ix >= vec4<i32>(0) & ix <= vec4<i32>(wm) & vec4<bool>(oky);
+            let ok = (ix >= vec4<i32>(0)) & (ix <= vec4<i32>(wm)) & vec4<bool>(oky);
             let o = vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(wm))) + vec4<u32>(row);
             var t = wrow + ky * p.kw + kx;
             var t2 = wrow2 + ky * p.kw + kx;
@@ -114,7 +114,7 @@ fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             let okx = oky && ((ix0 + p.pw + p.sw * p.kw - kx) % p.sw) == 0u;
             if (!subgroupAny(okx)) { continue; }
             let m = vec4<i32>((i32(ix0 + p.pw) - i32(kx)) / i32(p.sw)) + vec4<i32>(0, 1, 2, 3);
-            let ok = m >= vec4<i32>(0) & m <= vec4<i32>(wom) & vec4<bool>(okx);
+            let ok = (m >= vec4<i32>(0)) & (m <= vec4<i32>(wom)) & vec4<bool>(okx);
             let o = vec4<u32>(clamp(m, vec4<i32>(0), vec4<i32>(wom))) + vec4<u32>(drow);
             var t = wrow + ky * p.kw + kx;
             var t2 = wrow2 + ky * p.kw + kx;

@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::nn::Layout;
+use crate::gpu::{Ctx, View};
+use crate::nn::{Layout, Model, Weights};
 
 /// A host copy of a model's tensors in its layout's arenas.
 #[derive(Clone, Debug, PartialEq)]
@@ -371,7 +373,13 @@ pub struct ModelFile {
 /// Open a weights file (`best_model`, `last`, `last.ema`, `epoch_NNN`, ...): a format this dae
 /// reads, the config in its metadata, every tensor of that model present with its shape.
 pub fn load_model(path: &Path) -> Result<ModelFile> {
-    let file = read(path)?;
+    model_of(read(path)?)
+}
+
+/// A weights file already read (its bytes parsed: [`parse`]) as a model, as [`load_model`].
+pub fn model_of(file: Loaded) -> Result<ModelFile> {
+    let path = file.path.clone();
+    let path = path.as_path();
     let format = file.meta.get("format").map(String::as_str).unwrap_or("");
     if !FORMATS_READ.contains(&format) {
         return Err(err(path, format!("format {format:?} is not a dae checkpoint this version reads ({})", FORMATS_READ.join(", "))));
@@ -391,6 +399,27 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
     let (_, layout) = crate::nn::Model::new(&config.model)?;
     let weights = load_weights(&layout, &file)?;
     Ok(ModelFile { config, weights, meta: file.meta, path: path.to_path_buf() })
+}
+
+/// A model from a checkpoint file, on the GPU, ready for eval-mode forwards.
+pub struct GpuModel {
+    pub model: Model,
+    pub layout: crate::nn::Layout,
+    pub weights: Weights,
+    /// The config the model was trained with (its checkpoint's metadata).
+    pub config: Config,
+    _params: View,
+    _buffers: View,
+}
+
+impl GpuModel {
+    pub fn upload(ctx: &Ctx, file: &ModelFile) -> Result<GpuModel> {
+        let (model, layout) = Model::new(&file.config.model)?;
+        let params = ctx.upload("params", &file.weights.params)?;
+        let buffers = ctx.upload("buffers", &file.weights.buffers)?;
+        let weights = Weights::views(ctx, &layout, &params, None, &buffers)?;
+        Ok(GpuModel { model, layout, weights, config: file.config.clone(), _params: params, _buffers: buffers })
+    }
 }
 
 /// Flat f32 arenas (optimiser moments) under fixed names.

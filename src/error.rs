@@ -33,6 +33,7 @@ pub enum Error {
     #[error("autograd: {0}")]
     Autograd(String),
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
 

@@ -7,7 +7,7 @@
 use crate::autograd::Graph;
 use crate::config::{Config, NoiseKind};
 use crate::error::Result;
-use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, noise_params, pixel_terms};
+use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, pixel_terms};
 use crate::gpu::{Ctx, View};
 use crate::nn::lpips::Lpips;
 use crate::nn::model::Fwd;
@@ -40,22 +40,7 @@ pub fn eval_levels(cfg: &Config) -> Vec<f32> {
     }
 }
 
-/// Noise of `kind` at `level` (sigma; amount for salt-and-pepper; peak for poisson) for images
-/// start..start + n of a set: the Philox counters are keyed by the level itself (so a level's
-/// noise does not depend on which other levels are evaluated), the draw (0, or 0..N for the
-/// diversity demo) and each image's index in the set. Training keys its noise by epochs below
-/// 2^31; these keys have the top bit set.
-pub fn level_params(cfg: &Config, kind: NoiseKind, level: f32, draw: u32, start: usize, n: usize) -> DataParams {
-    let mut c = cfg.clone();
-    c.noise.kind = kind;
-    match kind {
-        NoiseKind::SaltPepper => c.noise.amount = level,
-        NoiseKind::Poisson => c.noise.peak = level,
-        _ => {}
-    }
-    let key = 0x8000_0000 | (level.to_bits() >> 1);
-    DataParams { start: start as u32, ..noise_params(&c, n * IMAGE_LEN, key, draw, Some(level), 1.0) }
-}
+pub use crate::feed::level_params;
 
 /// Images of a set: the packed dataset on the GPU and a list of `n` indices into it.
 pub struct EvalSet<'a> {
@@ -242,10 +227,10 @@ pub fn score(
     let mut out = Vec::new();
     for (li, (&level, (r, n))) in levels.iter().zip(&slots).enumerate() {
         let lp = match lp_slots.get(li) {
-            Some((a, b)) => Some((ctx.read(a)?, ctx.read(b)?)),
+            Some((a, b)) => Some((crate::gpu::block_on(ctx.read(a))?, crate::gpu::block_on(ctx.read(b))?)),
             None => None,
         };
-        out.push(LevelScores { level, recon: r.read(ctx)?, noisy: n.read(ctx)?, lpips: lp });
+        out.push(LevelScores { level, recon: crate::gpu::block_on(r.read(ctx))?, noisy: crate::gpu::block_on(n.read(ctx))?, lpips: lp });
     }
     Ok(Some(out))
 }
@@ -267,8 +252,8 @@ pub fn images_at(
 ) -> Result<[Vec<f32>; 3]> {
     let (sc, sh) = input_affine(cfg.data.normalize);
     let (clean, input, recon) = denoise_at(ctx, cfg, kind, model, w, set, start, nb, level, draw)?;
-    let noisy = ctx.read(&input)?.iter().map(|v| (v - sh) / sc).collect();
-    Ok([ctx.read(&clean)?, noisy, recon.to_vec()?])
+    let noisy = crate::gpu::block_on(ctx.read(&input))?.iter().map(|v| (v - sh) / sc).collect();
+    Ok([crate::gpu::block_on(ctx.read(&clean))?, noisy, crate::gpu::block_on(recon.to_vec())?])
 }
 
 /// On the GPU: (clean, network input, reconstruction) of images start..start + nb of `set` at
@@ -331,26 +316,7 @@ pub fn val_rows(cfg: &Config, scores: &[LevelScores]) -> Vec<ValRow> {
 
 // ---- `dae eval` ----------------------------------------------------------------------------------
 
-/// A model from a checkpoint file, on the GPU, ready for eval-mode forwards.
-pub struct GpuModel {
-    pub model: Model,
-    pub layout: crate::nn::Layout,
-    pub weights: Weights,
-    /// The config the model was trained with (its checkpoint's metadata).
-    pub config: Config,
-    _params: View,
-    _buffers: View,
-}
-
-impl GpuModel {
-    pub fn upload(ctx: &Ctx, file: &crate::checkpoint::ModelFile) -> Result<GpuModel> {
-        let (model, layout) = Model::new(&file.config.model)?;
-        let params = ctx.upload("params", &file.weights.params)?;
-        let buffers = ctx.upload("buffers", &file.weights.buffers)?;
-        let weights = Weights::views(ctx, &layout, &params, None, &buffers)?;
-        Ok(GpuModel { model, layout, weights, config: file.config.clone(), _params: params, _buffers: buffers })
-    }
-}
+pub use crate::checkpoint::GpuModel;
 
 /// What `dae eval` was asked for.
 #[derive(Clone, Debug, Default)]

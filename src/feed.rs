@@ -2,9 +2,11 @@
 //! checked), the seeded train / validation split, the images packed for the GPU, the pixel
 //! terms of the loss, and the noise parameters of the GPU noise kernel.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Dataset, LossTerm, NoiseKind, Normalize, parse_loss};
+use crate::config::{Config, LossTerm, NoiseKind, Normalize, parse_loss};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::data::{self, DatasetSpec, IdxImages};
 use crate::error::{Error, Result};
 use crate::ops::data::DataParams;
@@ -13,13 +15,16 @@ use crate::ops::loss::LossKind;
 pub const IMAGE_HW: usize = 28;
 pub const IMAGE_LEN: usize = IMAGE_HW * IMAGE_HW;
 
-pub fn spec(d: Dataset) -> &'static DatasetSpec {
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spec(d: crate::config::Dataset) -> &'static DatasetSpec {
+    use crate::config::Dataset;
     match d {
         Dataset::Mnist => &data::MNIST,
         Dataset::FashionMnist => &data::FASHION_MNIST,
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// `--data-dir`, else `DAE_DATA_DIR`, else `data.root`.
 pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
     if let Some(d) = flag {
@@ -31,11 +36,13 @@ pub fn data_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Make sure the files are there (downloading when allowed), then read one split.
 pub fn load_images(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<IdxImages> {
     Ok(load_labelled(cfg, dir, train, log)?.0)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// [`load_images`] with the split's labels.
 pub fn load_labelled(cfg: &Config, dir: &Path, train: bool, log: &mut dyn FnMut(&str)) -> Result<(IdxImages, Vec<u8>)> {
     let s = spec(cfg.data.dataset);
@@ -88,9 +95,7 @@ pub fn split(cfg: &Config, n: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     Ok((train, val))
 }
 
-pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (k, b)| w | (*b as u32) << (8 * k))).collect()
-}
+pub use crate::ops::data::pack_u8;
 
 /// The pixel terms of `train.loss` (weight, kind); perceptual is handled by the trainer.
 pub fn pixel_terms(cfg: &Config) -> Vec<(f32, LossKind)> {
@@ -158,4 +163,21 @@ pub fn noise_params(cfg: &Config, len: usize, epoch: u32, step: u32, fixed: Opti
         levels,
         ..Default::default()
     }
+}
+
+/// Noise of `kind` at `level` (sigma; amount for salt-and-pepper; peak for poisson) for images
+/// start..start + n of a set: the Philox counters are keyed by the level itself (so a level's
+/// noise does not depend on which other levels are evaluated), the draw (0, or 0..N for the
+/// diversity demo) and each image's index in the set. Training keys its noise by epochs below
+/// 2^31; these keys have the top bit set.
+pub fn level_params(cfg: &Config, kind: NoiseKind, level: f32, draw: u32, start: usize, n: usize) -> DataParams {
+    let mut c = cfg.clone();
+    c.noise.kind = kind;
+    match kind {
+        NoiseKind::SaltPepper => c.noise.amount = level,
+        NoiseKind::Poisson => c.noise.peak = level,
+        _ => {}
+    }
+    let key = 0x8000_0000 | (level.to_bits() >> 1);
+    DataParams { start: start as u32, ..noise_params(&c, n * IMAGE_LEN, key, draw, Some(level), 1.0) }
 }

@@ -49,13 +49,12 @@ pub fn denoise(ctx: &Ctx, gm: &GpuModel, pixels: &[f32], shape: [usize; 4], chun
         let x: Vec<f32> = pixels[start * per..(start + nb) * per].iter().map(|v| v * sc + sh).collect();
         let r = (|| -> Result<Vec<f32>> {
             let xt = Tensor::from_slice(ctx, &[nb, c, h, w], &x)?;
-            gm.model
-                .forward(
-                    &mut Graph::inference(ctx).with_kernels(crate::ops::kernels::Kernels::from_env()?),
-                    &Fwd::gpu(&gm.weights, false, gm.config.seed, 0),
-                    &xt,
-                )?
-                .to_vec()
+            let y = gm.model.forward(
+                &mut Graph::inference(ctx).with_kernels(crate::ops::kernels::Kernels::from_env()?),
+                &Fwd::gpu(&gm.weights, false, gm.config.seed, 0),
+                &xt,
+            )?;
+            crate::gpu::block_on(y.to_vec())
         })();
         match r {
             Ok(y) => {

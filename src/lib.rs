@@ -2,27 +2,37 @@
 //! runs in the hand-written WGSL kernels of `shaders/`, launched from `ops/`, differentiated by
 //! the tape in `autograd/`, and checked against the plain-Rust CPU twins in `reference/`.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod analysis;
 pub mod autograd;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bundle;
 pub mod check;
 pub mod checkpoint;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod feed;
 pub mod gpu;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod infer;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod report;
 pub mod tensor;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod util;
+pub mod web;
 
 pub use error::{Error, Result};
 pub use gpu::Ctx;
@@ -39,6 +49,7 @@ mod layering {
         "data",
         "error",
         "util",
+        "bundle",
         "config",
         "metrics",
         "gpu",
@@ -57,6 +68,7 @@ mod layering {
         "bench",
         "reference",
         "check",
+        "web",
     ];
 
     fn rank(m: &str) -> Option<usize> {

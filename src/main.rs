@@ -77,6 +77,9 @@ enum VizCmd {
     Frequency(Job),
     /// grids/diversity_collapse_demo.png: one image, N noise draws, N reconstructions.
     Diversity(Job),
+    /// reports/demo.html: the live denoiser (this checkpoint on the browser's WebGPU; one
+    /// self-contained file, also written by `dae report`).
+    Demo(Job),
 }
 
 #[derive(clap::Args)]
@@ -258,6 +261,14 @@ enum Cmd {
         /// Only the op families whose name contains this (see the list in the error on a miss).
         #[arg(long)]
         only: Option<String>,
+        /// Run the checks in headless Chromium on its WebGPU adapter (the engine built for the
+        /// browser) instead of on a native adapter.
+        #[arg(long, conflicts_with = "write_page")]
+        browser: bool,
+        /// Write the checks as one self-contained HTML page for any browser with WebGPU (it
+        /// runs them when opened and shows the table), and exit.
+        #[arg(long, value_name = "FILE")]
+        write_page: Option<std::path::PathBuf>,
     },
 }
 
@@ -320,7 +331,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> dae::Result<ExitCode> {
     match cli.cmd {
         Cmd::Devices { json } => devices(cli.adapter.as_deref(), json),
-        Cmd::Gradcheck { json, only } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
+        Cmd::Gradcheck { json, only, browser: false, write_page: None } => gradcheck(cli.adapter.as_deref(), json, only.as_deref()),
+        Cmd::Gradcheck { write_page: Some(path), .. } => {
+            dae::checkpoint::write_file(&path, dae::bundle::gradcheck_page()?.as_bytes())?;
+            eprintln!("wrote {} (open it in a browser with WebGPU; #filter=NAME in the URL runs only the families matching NAME)", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Gradcheck { json, only, browser: true, .. } => gradcheck_browser(json, only.as_deref()),
         Cmd::Train { common, resume, no_ema, overwrite, quiet, crash_at, raise_at } => {
             let opts = dae::train::TrainOptions {
                 data_dir: common.data_dir.clone(),
@@ -424,6 +441,7 @@ fn run(cli: Cli) -> dae::Result<ExitCode> {
                 VizCmd::Curves(j) => (Figure::Curves, j),
                 VizCmd::Frequency(j) => (Figure::Frequency, j),
                 VizCmd::Diversity(j) => (Figure::Diversity, j),
+                VizCmd::Demo(j) => (Figure::Demo, j),
             };
             let cfg = job.common.load()?;
             let ctx = dae::Ctx::open(cli.adapter.as_deref())?;
@@ -696,26 +714,47 @@ fn devices(wanted: Option<&str>, json: bool) -> dae::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn gradcheck(adapter: Option<&str>, json: bool, only: Option<&str>) -> dae::Result<ExitCode> {
+fn known_family(only: Option<&str>) -> dae::Result<()> {
     if let Some(w) = only
         && !dae::check::families().iter().any(|f| f.contains(w))
     {
         return Err(dae::Error::Config(format!("--only {w:?} matches no op family; families: {}", dae::check::families().join(", "))));
     }
+    Ok(())
+}
+
+/// Print the rows as a table (and a summary) or JSON; exit 1 on any failure.
+fn report_checks(rows: &[dae::check::CheckRow], json: bool, secs: f64) -> dae::Result<ExitCode> {
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
+    } else {
+        print!("{}", dae::check::table(rows));
+        println!("{} checks, {} passed, {} failed ({secs:.1} s)", rows.len(), rows.len() - failed, failed);
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `dae gradcheck --browser`: the checks in headless Chromium, through the self-contained page.
+fn gradcheck_browser(json: bool, only: Option<&str>) -> dae::Result<ExitCode> {
+    known_family(only)?;
+    let run = dae::web::browser_checks(only, &mut |m| eprintln!("{m}"))?;
+    eprintln!("adapter: {} (headless {}, WebGPU)", run.adapter, run.browser);
+    for e in &run.errors {
+        eprintln!("warning: the page logged {e}");
+    }
+    report_checks(&run.rows, json, run.seconds)
+}
+
+fn gradcheck(adapter: Option<&str>, json: bool, only: Option<&str>) -> dae::Result<ExitCode> {
+    known_family(only)?;
     let ctx = dae::Ctx::open(adapter)?;
     if !json {
         let info = &ctx.gpu().info;
         eprintln!("adapter: {} ({:?}, {:?}, {})", info.name, info.backend, info.device_type, info.driver_info);
     }
     let t0 = std::time::Instant::now();
-    let rows = dae::check::run(&ctx, only)?;
+    let rows = dae::gpu::block_on(dae::check::run(&ctx, only))?;
     print_warnings(&ctx);
-    let failed = rows.iter().filter(|r| !r.pass).count();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| dae::Error::Msg(e.to_string()))?);
-    } else {
-        print!("{}", dae::check::table(&rows));
-        println!("{} checks, {} passed, {} failed ({:.1} s)", rows.len(), rows.len() - failed, failed, t0.elapsed().as_secs_f64());
-    }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    report_checks(&rows, json, t0.elapsed().as_secs_f64())
 }

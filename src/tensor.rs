@@ -141,9 +141,10 @@ impl Tensor {
         }
     }
 
-    /// Read back to the host (flushes and waits); a slice reads its own channels.
-    pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let all = self.0.ctx.read(self.view())?;
+    /// Read back to the host (flushes; resolves once the GPU has done the work before it); a
+    /// slice reads its own channels.
+    pub async fn to_vec(&self) -> Result<Vec<f32>> {
+        let all = self.0.ctx.read(self.view()).await?;
         match (self.0.slice, &self.0.shape[..]) {
             (Some(s), [n, c, h, w]) => {
                 let hw = h * w;

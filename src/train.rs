@@ -366,7 +366,11 @@ impl Trainer {
     }
 
     fn host_weights(&self, arena: &View, buffers: &View) -> Result<HostWeights> {
-        Ok(HostWeights { params: self.ctx.read(arena)?, buffers: self.ctx.read(buffers)?, batches_tracked: self.batches_tracked })
+        Ok(HostWeights {
+            params: crate::gpu::block_on(self.ctx.read(arena))?,
+            buffers: crate::gpu::block_on(self.ctx.read(buffers))?,
+            batches_tracked: self.batches_tracked,
+        })
     }
 
     fn meta(&self, kind: &str) -> std::collections::HashMap<String, String> {
@@ -387,8 +391,8 @@ impl Trainer {
         let dir = self.ckpt_dir();
         let raw = self.host_weights(&self.params, &self.buffers)?;
         let ema = self.host_weights(&self.ema, &self.ema_buffers)?;
-        let m = self.ctx.read(&self.opt.m)?;
-        let v = self.ctx.read(&self.opt.v)?;
+        let m = crate::gpu::block_on(self.ctx.read(&self.opt.m))?;
+        let v = crate::gpu::block_on(self.ctx.read(&self.opt.v))?;
         // A finite loss does not prove finite weights (the last update of an epoch is checked by
         // no loss): never replace a good checkpoint with a broken one.
         self.refuse_non_finite(
@@ -402,7 +406,7 @@ impl Trainer {
             ],
         )?;
         let scaler = match &self.opt.scaler {
-            Some(s) => Some(self.ctx.read(&s.state)?),
+            Some(s) => Some(crate::gpu::block_on(self.ctx.read(&s.state))?),
             None => None,
         };
         let mut arenas: Vec<(&str, &[f32])> = vec![("m", &m), ("v", &v)];
@@ -667,7 +671,7 @@ impl Trainer {
     pub fn scaler_state(&self) -> Result<Option<(f32, u64)>> {
         use crate::ops::amp::{SCALE, SKIPPED};
         let Some(s) = &self.opt.scaler else { return Ok(None) };
-        let st = self.ctx.read(&s.state)?;
+        let st = crate::gpu::block_on(self.ctx.read(&s.state))?;
         Ok(Some((st[SCALE], st[SKIPPED] as u64)))
     }
 
@@ -871,13 +875,13 @@ impl StepLog {
             self.images_per_s = (self.window.len() * tr.cfg.train.batch_size) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
             self.t0 = Instant::now();
             if let Some((p, w, i)) = self.pending.take() {
-                self.rows(&ctx.take(p)?, &w, i, tr, events)?;
+                self.rows(&crate::gpu::block_on(ctx.take(p))?, &w, i, tr, events)?;
             }
             self.pending = Some((ctx.read_async(&self.buf)?, std::mem::take(&mut self.window), self.images_per_s));
             if last && let Some((p, w, i)) = self.pending.take() {
-                self.rows(&ctx.take(p)?, &w, i, tr, events)?;
+                self.rows(&crate::gpu::block_on(ctx.take(p))?, &w, i, tr, events)?;
             }
-        } else if let Some((p, _, _)) = &self.pending
+        } else if let Some((p, _, _)) = &mut self.pending
             && let Some(vals) = ctx.try_take(p)?
             && let Some((_, w, i)) = self.pending.take()
         {

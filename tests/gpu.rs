@@ -5,6 +5,7 @@
 use dae::autograd::Graph;
 use dae::check::{self, CheckRow};
 use dae::error::{Error, NO_ADAPTER_HELP};
+use dae::gpu::block_on;
 use dae::ops::reduce;
 use dae::{Ctx, Tensor};
 
@@ -16,7 +17,7 @@ fn ctx() -> Ctx {
 }
 
 fn family(name: &str) -> Vec<CheckRow> {
-    let rows = check::run(&ctx(), Some(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let rows = block_on(check::run(&ctx(), Some(name))).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(!rows.is_empty(), "{name}: no checks ran");
     let bad: Vec<CheckRow> = rows.iter().filter(|r| !r.pass).cloned().collect();
     assert!(bad.is_empty(), "{name}: {} of {} checks failed:\n{}", bad.len(), rows.len(), check::table(&bad));
@@ -76,7 +77,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
             conv2d_input_grad(&c, kn, &g, &w, None, &dy, &dx, false).unwrap();
             conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
             let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-            (bits(c.read(&y).unwrap()), bits(c.read(&dx).unwrap()), bits(c.read(&dw).unwrap()))
+            (bits(block_on(c.read(&y)).unwrap()), bits(block_on(c.read(&dx)).unwrap()), bits(block_on(c.read(&dw)).unwrap()))
         };
         // Every pin of the kernel table's rows (each forward / input-grad blocking with a
         // weight-gradient one), and autotune's picks, against the first.
@@ -108,7 +109,7 @@ fn conv_blockings_agree_bit_for_bit_and_autotune_notes_its_choice() {
     let wgrad = |pin: Pin| -> Vec<u32> {
         let dw = c.alloc("t", g.cout * g.cin * g.kh * g.kw).unwrap();
         conv2d_weight_grad(&c, &Kernels::pinned(pin), &g, &x, &dy, &dw, false).unwrap();
-        c.read(&dw).unwrap().iter().map(|f| f.to_bits()).collect()
+        block_on(c.read(&dw)).unwrap().iter().map(|f| f.to_bits()).collect()
     };
     let tiled = wgrad(Pin::wgrad(WgradBlocking::Split(4, 4)));
     assert!(tiled.iter().all(|&b| b != 0), "the weight gradient left zeros");
@@ -155,7 +156,7 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             group_norm_forward(&c, kn, act, p, &x, &gamma, &beta, &stats, &y).unwrap();
             group_norm_input_grad(&c, kn, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx).unwrap();
             group_norm_param_grad(&c, kn, act, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dg, &db).unwrap();
-            [stats, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
+            [stats, y, dx, dg, db].iter().map(|v| block_on(c.read(v)).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };
         let first = run(0);
         assert!(first.iter().all(|v| v.iter().any(|&b| b != 0)), "a kernel wrote nothing");
@@ -190,7 +191,7 @@ fn norm_workgroup_sizes_agree_bit_for_bit() {
             let (dg, db) = (c.alloc("t", ch).unwrap(), c.alloc("t", ch).unwrap());
             batch_norm_forward_train(&c, kn, None, p, &x, &gamma, &beta, &stats, &rm, &rv, &y).unwrap();
             batch_norm_backward(&c, kn, None, p, Operand::F32(&x), &gamma, &beta, &dy, &stats, &dx, &dg, &db).unwrap();
-            [stats, rm, rv, y, dx, dg, db].iter().map(|v| c.read(v).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
+            [stats, rm, rv, y, dx, dg, db].iter().map(|v| block_on(c.read(v)).unwrap().iter().map(|f| f.to_bits()).collect()).collect()
         };
         let first = run(0);
         assert!(first.iter().all(|v| v.iter().any(|&b| b != 0)), "a batch-norm kernel wrote nothing");
@@ -294,7 +295,7 @@ fn composed_graph_matches_reference() {
 /// shader, each on at least three shapes (so a new kernel cannot land unchecked).
 #[test]
 fn every_op_and_entry_point_is_checked() {
-    let rows = check::run(&ctx(), None).unwrap();
+    let rows = block_on(check::run(&ctx(), None)).unwrap();
     let ops = [
         "conv2d",
         "conv_transpose2d",
@@ -411,7 +412,7 @@ fn grad_slots_accumulate_and_inference_records_nothing() {
         let l = g.sum_sq(&w).unwrap();
         g.backward(&l).unwrap();
     }
-    let grad = c.read(&slot).unwrap();
+    let grad = block_on(c.read(&slot)).unwrap();
     assert_eq!(grad, vec![4.0, -8.0, 12.0], "two backward passes of sum(w^2) must accumulate 2 * 2w");
     let mut g = Graph::inference(&c);
     g.param(&w, slot.clone()).unwrap();
@@ -484,7 +485,7 @@ fn a_repeated_step_creates_nothing_new() {
         let grads = g.backward(&l)?;
         let gw = grads.get(&w).expect("w has a gradient");
         drop(grads);
-        Ok(gw.to_vec()?[0] + l.to_vec()?[0])
+        Ok(dae::gpu::block_on(gw.to_vec())?[0] + dae::gpu::block_on(l.to_vec())?[0])
     };
     let first = step().unwrap();
     step().unwrap();
@@ -839,6 +840,94 @@ fn the_checks_pass_on_swiftshader_too() {
     eprintln!("SwiftShader: {summary} (child {:.1} s)", t0.elapsed().as_secs_f64());
 }
 
+/// Every kernel check in headless Chromium on its WebGPU adapter (Dawn and its WGSL compiler
+/// Tint, over SwiftShader on a machine without a GPU), through `dae gradcheck --browser`: the
+/// engine built for wasm32, embedded in the binary. Without chromium this fails with the
+/// install command.
+#[test]
+fn the_checks_pass_in_the_browser() {
+    let t0 = std::time::Instant::now();
+    let out = dae_cmd(&["gradcheck", "--browser", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows: Vec<dae::check::CheckRow> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("dae gradcheck --browser --json printed no rows ({e}):\n{stderr}"));
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| format!("{} {} {} {:.2e} > {:.0e} {:?}", r.op, r.entry, r.shape, r.rel_err, r.tol, r.mismatches))
+        .collect();
+    assert!(failed.is_empty(), "{} browser checks fail:\n{}\n{stderr}", failed.len(), failed.join("\n"));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("the page logged"), "the checks' page logged errors:\n{stderr}");
+    assert!(rows.len() >= 1000, "only {} checks ran in the browser", rows.len());
+    assert!(rows.iter().any(|r| r.entry.starts_with("data_noise")), "the noise checks did not run in the browser");
+    eprintln!(
+        "browser: {} checks pass ({:.1} s with the browser's start); {}",
+        rows.len(),
+        t0.elapsed().as_secs_f64(),
+        stderr.lines().find(|l| l.starts_with("adapter:")).unwrap_or("")
+    );
+}
+
+/// `dae viz demo` writes the live denoiser: one self-contained page that, opened in headless
+/// Chromium, loads without a logged error and whose `window.dae.denoise` gives what `dae infer`
+/// gives on the same noisy image (the page's own `noisy` array) to 1e-5.
+#[test]
+fn the_demo_page_denoises_as_dae_infer_does() {
+    let run = copy_run("demo");
+    let o = eval_cmd(&["viz", "demo"], &run, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = run.join("reports/demo.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("src=\"http") && !html.contains("<script src") && !html.contains("DAE_"), "the page must be self-contained and filled");
+    let shot = run.join("demo.png");
+    let d = dae::web::demo_denoise(&page, 3, "gaussian", 0.3, 7, Some(&shot)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.errors.is_empty(), "the demo page logged errors: {:?}", d.errors);
+    assert_eq!((d.noisy.len(), d.denoised.len()), (784, 784));
+    // The page's PSNR is the metric kernel's on the model's output against the clean image.
+    let host = dae::metrics::psnr(&d.denoised, &d.clean, 100.0);
+    assert!((d.psnr - host).abs() < 1e-3 && (0.0..=1.0).contains(&d.ssim), "psnr {} (host {host}) ssim {}", d.psnr, d.ssim);
+    // The noise is gaussian at sigma 0.3 (clipped to [0, 1]): the mean |noisy - clean| of an
+    // unclipped N(0, 0.3) is 0.24; clipping at the black background halves about half of it.
+    let mad = d.noisy.iter().zip(&d.clean).map(|(n, c)| (n - c).abs() as f64).sum::<f64>() / 784.0;
+    assert!((0.08..0.3).contains(&mad), "mean |noisy - clean| {mad}");
+    // The same noisy image through `dae infer` (lavapipe, natively).
+    let dir = tmp("demo-infer");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("noisy.safetensors");
+    dae::checkpoint::write(
+        &input,
+        vec![("input".into(), vec![1, 1, 28, 28], bytemuck::cast_slice(&d.noisy).to_vec(), safetensors::Dtype::F32)],
+        Default::default(),
+    )
+    .unwrap();
+    let output = dir.join("out.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dae"))
+        .args(["infer", "--ckpt"])
+        .arg(run.join("ckpts/best_model.safetensors"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let native: Vec<f32> = bytemuck::pod_collect_to_vec(&dae::checkpoint::read(&output).unwrap().tensors["output"].2);
+    let diff = native.iter().zip(&d.denoised).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 1e-5, "the demo's output differs from dae infer's by {diff:e} (max abs)");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "no screenshot");
+    eprintln!(
+        "demo: {} bytes, one denoise {:.1} ms on {}; PSNR {:.2} dB, SSIM {:.3}; max |demo - dae infer| {diff:e}; screenshot {}",
+        html.len(),
+        d.ms,
+        d.adapter,
+        d.psnr,
+        d.ssim,
+        shot.display()
+    );
+}
+
 /// A real SIGINT (and SIGTERM) to `dae train`: it saves `last` at the next step boundary and
 /// exits with 130 (143); `--resume` then goes on from there.
 #[cfg(unix)]
@@ -1156,6 +1245,7 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
         "reports/frequency_analysis.png",
         "reports/limitations_analysis.json",
         "reports/limitations_analysis.html",
+        "reports/demo.html",
     ] {
         let p = run.join(f);
         assert!(p.is_file(), "{f} missing");
@@ -1183,6 +1273,7 @@ fn report_writes_every_file_and_its_page_embeds_every_figure() {
         image::load_from_memory(&bytes).expect("an embedded figure decodes");
     }
     assert!(!html.contains("src=\"http") && !html.contains("<script"), "the page must be self-contained");
+    assert!(html.contains("<a href=\"demo.html\">"), "the page links to the live demo");
     let lim: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("reports/limitations_analysis.json")).unwrap()).unwrap();
     for k in [
         "smoothing",
@@ -1549,7 +1640,7 @@ fn a_long_run_keeps_buffers_and_memory_flat() {
         opt.step(&c, &params, &grads, 1e-3).unwrap();
         dae::optim::ema_update(&c, 0.99, &params, &ema).unwrap();
         if step % 50 == 0 || step == 299 {
-            last = l.to_vec().unwrap()[0];
+            last = block_on(l.to_vec()).unwrap()[0];
             if step == 0 {
                 first_loss = last;
             }
@@ -1593,7 +1684,7 @@ fn a_recorded_step_replays_without_creating_or_hashing_anything() {
         }
         assert_eq!(c.created(), made, "{arch}: a replayed step created GPU objects");
         assert_eq!(c.bind_keys_hashed(), hashed, "{arch}: a replayed step hashed bind-group keys");
-        let vals = c.read(&log).unwrap();
+        let vals = block_on(c.read(&log)).unwrap();
         assert!(vals.iter().all(|v| v.is_finite()), "{arch}: {vals:?}");
         let (dispatches, bytes) = tr.plan_stats().unwrap();
         assert!(dispatches > 20 && bytes > 0, "{arch}: {dispatches} dispatches, {bytes} bytes");
@@ -1881,7 +1972,7 @@ fn named_slots_replay_a_step_with_two_noise_draws_bit_for_bit() {
         c.named("log b", || copy_offset(&c, &xb.slice(0, 1)?, &log, 3 * s + 1))?;
         c.named("log clean", || copy_offset(&c, &clean.slice(0, 1)?, &log, 3 * s + 2))
     };
-    let bits = |v: &dae::gpu::View| c.read(v).unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let bits = |v: &dae::gpu::View| block_on(c.read(v)).unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     dae::ops::elementwise::fill(&c, &log, 0.0).unwrap();
     let mut direct = Vec::new();
     for s in 0..steps {
@@ -1931,7 +2022,7 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
     conv2d_forward(&c, kn, &g, &x, &w, None, &y, false).unwrap();
     conv2d_weight_grad(&c, kn, &g, &x, &dy, &dw, false).unwrap();
     assert!(c.tuner().miscompiles().is_empty(), "the candidates disagree on this adapter: {:?}", c.tuner().miscompiles());
-    let before = c.read(&y).unwrap();
+    let before = block_on(c.read(&y)).unwrap();
     // The same shapes timed again from scratch, "channel blocks" and "8 x 8 channels" planted wrong.
     for planted in ["channel blocks", "8 x 8 channels"] {
         c.tuner().afresh(600.0);
@@ -1944,7 +2035,7 @@ fn autotune_cross_checks_candidates_and_drops_a_miscompiled_one() {
         assert_eq!(hit.len(), 1, "{planted}: {found:?}");
         assert!(hit[0].contains("simple kernel agrees") && hit[0].contains(&c.gpu().info.name) && hit[0].contains("n2 13x11x9"), "{}", hit[0]);
         assert!(c.tuner().choices().values().all(|l| l != planted), "the dropped candidate was picked: {:?}", c.tuner().choices());
-        assert!(c.read(&y).unwrap() == before, "the forward's result changed");
+        assert!(block_on(c.read(&y)).unwrap() == before, "the forward's result changed");
     }
     // Group norm's workgroup sizes have no simple kernel: the majority decides.
     c.tuner().afresh(600.0);
@@ -2034,9 +2125,9 @@ fn langevin_step_matches_a_cpu_computation() {
     // States partly outside [0, 1], as a chain's are after a noisy update.
     let x: Vec<f32> = (0..n * len).map(|i| ((i * 37 % 101) as f32 / 100.0) * 1.6 - 0.3).collect();
     let xv = ctx.upload("x", &x).unwrap();
-    let got = ctx.read(&langevin_step(&ctx, &cfg, &gm.model, &gm.weights, &xv, n, sigma, a, step).unwrap()).unwrap();
+    let got = block_on(ctx.read(&langevin_step(&ctx, &cfg, &gm.model, &gm.weights, &xv, n, sigma, a, step).unwrap())).unwrap();
     let y: Vec<f32> = x.iter().map(|v| v.clamp(0.0, 1.0)).collect();
-    let d = denoise_clipped(&ctx, &cfg, &gm.model, &gm.weights, &ctx.upload("y", &y).unwrap(), n).unwrap().to_vec().unwrap();
+    let d = block_on(denoise_clipped(&ctx, &cfg, &gm.model, &gm.weights, &ctx.upload("y", &y).unwrap(), n).unwrap().to_vec()).unwrap();
     let mix: Vec<f64> = y.iter().zip(&d).map(|(&y, &d)| y as f64 + a as f64 * (d as f64 - y as f64)).collect();
     let noise = dae::reference::data::NoiseRef {
         noise: 0,

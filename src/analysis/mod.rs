@@ -90,13 +90,13 @@ impl Collector {
         let pairs = |v: Vec<f32>| v.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>();
         let mut levels = Vec::new();
         for (s, p, l) in &self.levels {
-            levels.push((pairs(ctx.read(s)?), ctx.read(p)?, ctx.read(l)?));
+            levels.push((pairs(crate::gpu::block_on(ctx.read(s))?), crate::gpu::block_on(ctx.read(p))?, crate::gpu::block_on(ctx.read(l))?));
         }
         Ok(Collected {
             bins: self.plan.bins(),
-            clean_stats: pairs(ctx.read(&self.clean_stats)?),
-            clean_prof: ctx.read(&self.clean_prof)?,
-            clean_log: ctx.read(&self.clean_log)?,
+            clean_stats: pairs(crate::gpu::block_on(ctx.read(&self.clean_stats))?),
+            clean_prof: crate::gpu::block_on(ctx.read(&self.clean_prof))?,
+            clean_log: crate::gpu::block_on(ctx.read(&self.clean_log))?,
             levels,
         })
     }

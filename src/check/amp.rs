@@ -7,7 +7,7 @@ use crate::ops::Chans;
 use crate::ops::amp as k;
 
 /// Exact agreement: a row with rel_err 0, or infinite with the first differences named.
-fn exact(c: &mut Checker, entry: &str, gpu: &[u32], reference: &[u32]) {
+fn exact(c: &mut Checker<'_>, entry: &str, gpu: &[u32], reference: &[u32]) {
     let bad: Vec<String> =
         gpu.iter().zip(reference).enumerate().filter(|(_, (g, r))| g != r).take(4).map(|(i, (g, r))| format!("[{i}] {g:#x} vs {r:#x}")).collect();
     let ok = bad.is_empty() && gpu.len() == reference.len();
@@ -37,7 +37,7 @@ fn packed(vals: &[f32]) -> (Vec<u32>, bool) {
 
 /// Random f32 values from f16's subnormals to just under its overflow, both signs, plus the
 /// round-to-even ties around 1 and in the subnormal range.
-fn wide_values(c: &mut Checker, n: usize) -> Vec<f32> {
+fn wide_values(c: &mut Checker<'_>, n: usize) -> Vec<f32> {
     let mut v: Vec<f32> = (0..n)
         .map(|_| {
             let r = c.rng.next_u64();
@@ -56,7 +56,7 @@ fn wide_values(c: &mut Checker, n: usize) -> Vec<f32> {
     v
 }
 
-fn check_cast(c: &mut Checker) -> Result<()> {
+async fn check_cast(c: &mut Checker<'_>) -> Result<()> {
     let flag = c.ctx.alloc("check", 1)?;
     crate::ops::elementwise::fill(c.ctx, &flag, 0.0)?;
     // A plain tensor of odd length (the last word holds one value).
@@ -65,8 +65,8 @@ fn check_cast(c: &mut Checker) -> Result<()> {
     let src = c.ctx.upload("check", &vals)?;
     let out = k::cast_f16(c.ctx, &src, 1, vals.len(), 1, Chans::PLAIN, &flag)?;
     let (want, _) = packed(&vals);
-    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out)?, &want);
-    exact(c, "amp_cast_f16 overflow flag", &c.ctx.read_u32(&flag)?, &[0]);
+    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out).await?, &want);
+    exact(c, "amp_cast_f16 overflow flag", &c.ctx.read_u32(&flag).await?, &[0]);
     // Channels [1, 4) of a [2, 5, 7, 3] buffer: the copy is plain [2, 3, 21].
     let (n, total, hw, off, ch) = (2, 5, 21, 1, 3);
     let all = wide_values(c, n * total * hw - 34);
@@ -74,7 +74,7 @@ fn check_cast(c: &mut Checker) -> Result<()> {
     let src = c.ctx.upload("check", &all)?;
     let out = k::cast_f16(c.ctx, &src, n, ch, hw, Chans { c: ch as u32, off: off as u32, total: total as u32 }, &flag)?;
     let part: Vec<f32> = (0..n).flat_map(|b| all[(b * total + off) * hw..(b * total + off + ch) * hw].iter().copied()).collect();
-    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out)?, &packed(&part).0);
+    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out).await?, &packed(&part).0);
     // Out of range: stored as the largest finite f16 of its sign, and the flag raised.
     let over = [1.0, 70000.0, -1e30, f32::INFINITY, 0.5];
     c.case("amp_cast_f16", "values past f16's range".into());
@@ -82,8 +82,8 @@ fn check_cast(c: &mut Checker) -> Result<()> {
     let out = k::cast_f16(c.ctx, &src, 1, over.len(), 1, Chans::PLAIN, &flag)?;
     let (want, o) = packed(&over);
     assert!(o);
-    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out)?, &want);
-    exact(c, "amp_cast_f16 overflow flag", &c.ctx.read_u32(&flag)?, &[1]);
+    exact(c, "amp_cast_f16", &c.ctx.read_u32(&out).await?, &want);
+    exact(c, "amp_cast_f16 overflow flag", &c.ctx.read_u32(&flag).await?, &[1]);
     Ok(())
 }
 
@@ -91,7 +91,7 @@ fn check_cast(c: &mut Checker) -> Result<()> {
 /// skipped by the overflow flag, skipped by an infinite gradient, applied, applied (the scale
 /// doubles); against the reference optimiser fed the unscaled gradients of the applied steps
 /// only, with Adam's step count the applied steps'.
-fn check_scaler(c: &mut Checker) -> Result<()> {
+async fn check_scaler(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::optim::OptKind;
     use crate::optim::{Hyper, LossScaler, Optimizer};
     use r::optim as ro;
@@ -140,20 +140,20 @@ fn check_scaler(c: &mut Checker) -> Result<()> {
             ro::ema_update(0.9f32 as f64, &mut rema, &rp);
         }
         // Skipped or not, the step consumes the gradient.
-        let gz = c.ctx.read(&grad)?;
+        let gz = c.ctx.read(&grad).await?;
         c.cmp("optim_step (amp)", &gz.iter().map(|v| v + 1.0).collect::<Vec<_>>(), &vec![1.0; len]);
     }
     assert_eq!(applied, 3);
-    let st = c.ctx.read(&opt.scaler.as_ref().expect("set above").state)?;
+    let st = c.ctx.read(&opt.scaler.as_ref().expect("set above").state).await?;
     c.cmp("amp_update", &st, &rst.iter().map(|&v| v as f64).collect::<Vec<_>>());
-    c.cmp("optim_step (amp)", &c.ctx.read(&param)?, &rp);
-    c.cmp("optim_step (amp)", &c.ctx.read(&opt.m)?, &rm);
-    c.cmp("optim_step (amp)", &c.ctx.read(&opt.v)?, &rv);
-    c.cmp("ema_update (amp)", &c.ctx.read(&ema)?, &rema);
+    c.cmp("optim_step (amp)", &c.ctx.read(&param).await?, &rp);
+    c.cmp("optim_step (amp)", &c.ctx.read(&opt.m).await?, &rm);
+    c.cmp("optim_step (amp)", &c.ctx.read(&opt.v).await?, &rv);
+    c.cmp("ema_update (amp)", &c.ctx.read(&ema).await?, &rema);
     Ok(())
 }
 
-pub(super) fn check_amp(c: &mut Checker) -> Result<()> {
-    check_cast(c)?;
-    check_scaler(c)
+pub(super) async fn check_amp(c: &mut Checker<'_>) -> Result<()> {
+    check_cast(c).await?;
+    check_scaler(c).await
 }

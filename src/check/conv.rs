@@ -46,12 +46,15 @@ fn wg(c: &Checker) -> String {
 }
 
 /// Run the conv checks once per pin, with f16 operands raising `half` when given.
-fn each_pin(c: &mut Checker, half: Option<crate::gpu::View>) -> Result<()> {
+async fn each_pin(c: &mut Checker<'_>, half: Option<crate::gpu::View>) -> Result<()> {
     let base = c.kn.clone();
     let mut r = Ok(());
     for pin in every_pin() {
         c.set_kernels(Kernels { half: half.clone(), pin });
-        r = check_conv2d(c).and_then(|_| check_conv_transpose2d(c));
+        r = match check_conv2d(c).await {
+            Ok(()) => check_conv_transpose2d(c).await,
+            e => e,
+        };
         if r.is_err() {
             break;
         }
@@ -60,19 +63,19 @@ fn each_pin(c: &mut Checker, half: Option<crate::gpu::View>) -> Result<()> {
     r
 }
 
-pub(super) fn check_convs(c: &mut Checker) -> Result<()> {
-    each_pin(c, None)
+pub(super) async fn check_convs(c: &mut Checker<'_>) -> Result<()> {
+    each_pin(c, None).await
 }
 
 /// The conv checks again with f16 operands (`train.amp`), where the adapter has shader-f16:
 /// every kernel against the reference on the same f16-rounded operands at the f32 bounds (the
 /// products are exact, the sums f32), and against the exact operands at the stated F16 bounds.
-pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_convs_f16(c: &mut Checker<'_>) -> Result<()> {
     let Some(flag) = f16_flag(c, "conv")? else { return Ok(()) };
-    each_pin(c, Some(flag.clone()))?;
+    each_pin(c, Some(flag.clone())).await?;
     // Values in [-1, 1) never overflow f16: the flag must still be clear.
     c.case("amp_cast_f16", "every operand of the f16 conv checks".into());
-    let raised = c.ctx.read_u32(&flag)?[0];
+    let raised = c.ctx.read_u32(&flag).await?[0];
     c.push(
         "amp_cast_f16 overflow flag",
         if raised == 0 { 0.0 } else { f64::INFINITY },
@@ -81,7 +84,7 @@ pub(super) fn check_convs_f16(c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_conv2d(c: &mut Checker<'_>) -> Result<()> {
     // (n, cin, h, w, cout, k, stride, pad, bias)
     let cases = [
         (1, 3, 7, 7, 5, (3, 3), (1, 1), (1, 1), true),
@@ -110,19 +113,19 @@ pub(super) fn check_conv2d(c: &mut Checker) -> Result<()> {
         let y = c.g.conv2d(&x, &wt, bias.then_some(&b), s, p)?;
         let rs = r::conv2d::Conv2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p };
         let fwd = |x: &[f64], w: &[f64]| r::conv2d::conv2d_forward(&rs, x, w, bias.then_some(&br[..]));
-        c.cmp_q(&ce(c, "conv2d_forward"), &y, [&xr, &wr], fwd)?;
+        c.cmp_q(&ce(c, "conv2d_forward"), &y, [&xr, &wr], fwd).await?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad_q(&ce(c, "conv2d_input_grad"), &grads, &x, [&wr, &g], |w, g| r::conv2d::conv2d_input_grad(&rs, w, g))?;
-        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv2d::conv2d_weight_grad(&rs, x, g))?;
+        c.grad_q(&ce(c, "conv2d_input_grad"), &grads, &x, [&wr, &g], |w, g| r::conv2d::conv2d_input_grad(&rs, w, g)).await?;
+        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv2d::conv2d_weight_grad(&rs, x, g)).await?;
         if bias {
-            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g)).await?;
         }
     }
     Ok(())
 }
 
-pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_conv_transpose2d(c: &mut Checker<'_>) -> Result<()> {
     // (n, cin, h, w, cout, k, stride, pad, output_pad, bias)
     let cases = [
         (1, 3, 7, 7, 5, (4, 4), (2, 2), (1, 1), (0, 0), true),
@@ -147,13 +150,14 @@ pub(super) fn check_conv_transpose2d(c: &mut Checker) -> Result<()> {
         let rs = r::conv_transpose2d::ConvTranspose2dShape { n, cin, h, w, cout, kh: k.0, kw: k.1, stride: s, pad: p, output_pad: op };
         c.cmp_q(&ce(c, "conv2d_input_grad"), &y, [&xr, &wr], |x, w| {
             r::conv_transpose2d::conv_transpose2d_forward(&rs, x, w, bias.then_some(&br[..]))
-        })?;
+        })
+        .await?;
         let (ho, wo) = rs.out_hw();
         let (grads, g) = c.backward(&y)?;
-        c.grad_q(&ce(c, "conv2d_forward"), &grads, &x, [&wr, &g], |w, g| r::conv_transpose2d::conv_transpose2d_input_grad(&rs, w, g))?;
-        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, x, g))?;
+        c.grad_q(&ce(c, "conv2d_forward"), &grads, &x, [&wr, &g], |w, g| r::conv_transpose2d::conv_transpose2d_input_grad(&rs, w, g)).await?;
+        c.grad_q(&wg(c), &grads, &wt, [&xr, &g], |x, g| r::conv_transpose2d::conv_transpose2d_weight_grad(&rs, x, g)).await?;
         if bias {
-            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g))?;
+            c.grad("bias_grad_partial+bias_grad_final", &grads, &b, &r::elementwise::bias_add_backward(n, cout, ho * wo, &g)).await?;
         }
     }
     Ok(())

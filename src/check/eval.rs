@@ -4,7 +4,7 @@ use super::*;
 
 /// Per-image metrics (MSE, PSNR, MAE, Charbonnier, SSIM) into result slots at an offset, the
 /// prediction optionally mapped by an affine first (the noisy input in [-1, 1]).
-pub(super) fn check_metrics(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_metrics(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::metrics::{self as m, Slots};
     // (shape, slot offset, slots, affine)
     let cases = [([3, 1, 28, 28], 2usize, 6usize, (1.0f32, 0.0f32)), ([1, 1, 23, 19], 0, 1, (1.0, 0.0)), ([3, 2, 13, 17], 1, 4, (0.5, 0.5))];
@@ -19,7 +19,7 @@ pub(super) fn check_metrics(c: &mut Checker) -> Result<()> {
         let pv = c.ctx.upload("check", &pred)?;
         let cv = c.ctx.upload("check", &clean)?;
         m::image_metrics(c.ctx, &pv, &cv, shape, (sc, sh), &slots, offset)?;
-        let (stats, ssim) = slots.read(c.ctx)?;
+        let (stats, ssim) = slots.read(c.ctx).await?;
         let (pr, cr) = (f64s(&pred), f64s(&clean));
         let per = ch * h * w;
         let (mut want_stats, mut want_ssim, mut got_stats, mut got_ssim) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -49,7 +49,7 @@ pub(super) fn check_metrics(c: &mut Checker) -> Result<()> {
 /// relative L2 below 1e-5 (and the per-element bound), then magnitude with fftshift, radial
 /// profile and batch mean of log-magnitude; sizes with radix 4, 2, 3, 7, a prime (31, 251) and
 /// the degenerate 1x1, batches 1 and 3.
-pub(super) fn check_fft(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_fft(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::fft::Fft2d;
     let sizes = [(28, 28, 3), (28, 28, 1), (32, 32, 1), (27, 31, 3), (64, 64, 1), (1, 1, 3), (1, 1, 1), (7, 251, 1), (256, 2, 1)];
     for (h, w, b) in sizes {
@@ -62,29 +62,29 @@ pub(super) fn check_fft(c: &mut Checker) -> Result<()> {
         let (re, im) = r::fft::dft2(&f64s(&x), b, h, w);
         let want: Vec<f64> = re.iter().zip(&im).flat_map(|(a, b)| [*a, *b]).collect();
         let prev = std::mem::replace(&mut c.tol, Tol { rel_l2: 1e-5, ..F32 });
-        c.cmp("fft_rows+fft_cols", &c.ctx.read(&spec)?, &want);
+        c.cmp("fft_rows+fft_cols", &c.ctx.read(&spec).await?, &want);
         c.tol = prev;
         let mag = c.ctx.alloc("check", b * h * w)?;
         plan.magnitude(c.ctx, &spec, b, &mag)?;
         // The later stages read the GPU's spectrum, so only their own work is compared.
-        let spec_gpu = f64s(&c.ctx.read(&spec)?);
+        let spec_gpu = f64s(&c.ctx.read(&spec).await?);
         let (gr, gi): (Vec<f64>, Vec<f64>) = spec_gpu.chunks(2).map(|p| (p[0], p[1])).unzip();
-        c.cmp("fft_magnitude", &c.ctx.read(&mag)?, &r::fft::magnitude(&gr, &gi, b, h, w));
-        let mag_gpu = f64s(&c.ctx.read(&mag)?);
+        c.cmp("fft_magnitude", &c.ctx.read(&mag).await?, &r::fft::magnitude(&gr, &gi, b, h, w));
+        let mag_gpu = f64s(&c.ctx.read(&mag).await?);
         let prof = c.ctx.alloc("check", (b + 1) * plan.bins())?;
         plan.radial(c.ctx, &mag, b, &prof, 1)?;
-        c.cmp("fft_radial", &c.ctx.read(&prof)?[plan.bins()..], &r::fft::radial(&mag_gpu, b, h, w));
+        c.cmp("fft_radial", &c.ctx.read(&prof).await?[plan.bins()..], &r::fft::radial(&mag_gpu, b, h, w));
         let acc = c.ctx.alloc("check", h * w)?;
         plan.mean_log(c.ctx, &mag, b, 0.5, &acc, false)?;
         plan.mean_log(c.ctx, &mag, b, 0.25, &acc, true)?;
-        c.cmp("fft_mean_log", &c.ctx.read(&acc)?, &r::fft::mean_log(&mag_gpu, b, h * w, 0.75));
+        c.cmp("fft_mean_log", &c.ctx.read(&acc).await?, &r::fft::mean_log(&mag_gpu, b, h * w, 0.75));
     }
     Ok(())
 }
 
 /// The limitations analysis's kernels: Laplacian / gradient statistics per image at offsets, and
 /// the nearest-image search over a packed u8 dataset through an index list.
-pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_analysis(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::analysis as a;
     for (n, h, w, offset, slots) in [(3usize, 28usize, 28usize, 1usize, 5usize), (1, 13, 11, 0, 1), (2, 3, 5, 2, 4)] {
         let x: Vec<f32> = c.rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
@@ -99,21 +99,21 @@ pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
                 [l, g]
             })
             .collect();
-        c.cmp("analysis_image_stats", &c.ctx.read(&stats)?[2 * offset..2 * (offset + n)], &want);
+        c.cmp("analysis_image_stats", &c.ctx.read(&stats).await?[2 * offset..2 * (offset + n)], &want);
     }
     for (q, len, count, n_images) in [(3usize, 49usize, 300usize, 400usize), (1, 784, 17, 20), (5, 13, 1, 3)] {
         let bytes: Vec<u8> = (0..n_images * len).map(|_| (c.rng.next_u64() >> 56) as u8).collect();
         let idx: Vec<u32> = (0..count).map(|_| (c.rng.next_u64() % n_images as u64) as u32).collect();
         let x: Vec<f32> = c.rng.vec(q * len).iter().map(|v| 0.5 + 0.5 * v).collect();
         c.case("analysis", format!("nearest: {q} queries of {len} px against {count} of {n_images} images"));
-        let ds = c.ctx.upload_u32("check", &crate::feed::pack_u8(&bytes))?;
+        let ds = c.ctx.upload_u32("check", &crate::ops::data::pack_u8(&bytes))?;
         let iv = c.ctx.upload_u32("check", &idx)?;
         let xv = c.ctx.upload("check", &x)?;
         let dist = c.ctx.alloc("check", q + 1)?;
         a::nearest(c.ctx, &xv, q, len, &ds, &iv, count, &dist, 1)?;
         let xr = f64s(&x);
         let want: Vec<f64> = (0..q).map(|k| r::analysis::nearest(&xr[k * len..(k + 1) * len], &bytes, &idx, len)).collect();
-        c.cmp("analysis_nearest", &c.ctx.read(&dist)?[1..], &want);
+        c.cmp("analysis_nearest", &c.ctx.read(&dist).await?[1..], &want);
     }
     // A whole training set's worth of candidates (60,000 images of 784 pixels, MNIST's), each
     // query an exact copy of one image: distance 0. One dispatch over all of them would run each
@@ -125,12 +125,12 @@ pub(super) fn check_analysis(c: &mut Checker) -> Result<()> {
     let planted = [45_678usize, 59_999, 5];
     let x: Vec<f32> = planted.iter().flat_map(|&k| bytes[k * len..(k + 1) * len].iter().map(|&b| b as f32 / 255.0)).collect();
     c.case("analysis", format!("nearest: {} queries of {len} px against all {count} images, each a copy of one", planted.len()));
-    let ds = c.ctx.upload_u32("check", &crate::feed::pack_u8(&bytes))?;
+    let ds = c.ctx.upload_u32("check", &crate::ops::data::pack_u8(&bytes))?;
     let iv = c.ctx.upload_u32("check", &idx)?;
     let xv = c.ctx.upload("check", &x)?;
     let dist = c.ctx.alloc("check", planted.len())?;
     a::nearest(c.ctx, &xv, planted.len(), len, &ds, &iv, count, &dist, 0)?;
-    let got = c.ctx.read(&dist)?;
+    let got = c.ctx.read(&dist).await?;
     let worst = got.iter().fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d.abs()) });
     // The kernel's pixel / 255 may differ from the host's correctly rounded one by WGSL's 2.5 ULP
     // for a division (below 2.5 * 2^-23 for values up to 1), so the copy's distance is at most
@@ -153,7 +153,7 @@ pub(super) const LPIPS_SHIFT: [f32; 3] = [-0.030, -0.088, -0.188];
 
 pub(super) const LPIPS_SCALE: [f32; 3] = [0.458, 0.448, 0.450];
 
-pub(super) fn check_lpips(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_lpips(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::lpips as k;
     let (shift, scale) = (LPIPS_SHIFT, LPIPS_SCALE);
     let wide = |v: [f32; 3]| v.map(|x| x as f64);
@@ -165,7 +165,7 @@ pub(super) fn check_lpips(c: &mut Checker) -> Result<()> {
         let y = c.ctx.alloc("check", n * 3 * h * w)?;
         k::lpips_input(c.ctx, &xv, shape, affine, shift, scale, &y)?;
         let want = r::lpips::lpips_input(&f64s(&x), n, ch, h * w, affine.0 as f64, affine.1 as f64, wide(shift), wide(scale));
-        c.cmp("lpips_input", &c.ctx.read(&y)?, &want);
+        c.cmp("lpips_input", &c.ctx.read(&y).await?, &want);
     }
     for (shape, offset, slots) in [([3, 5, 7, 7], 1usize, 5usize), ([1, 64, 3, 3], 0, 1), ([2, 17, 15, 15], 2, 4)] {
         let [n, ch, h, w] = shape;
@@ -178,16 +178,16 @@ pub(super) fn check_lpips(c: &mut Checker) -> Result<()> {
         let out = c.ctx.alloc("check", slots)?;
         k::lpips_distance(c.ctx, &av, &bv, &hv, shape, &out, offset, false)?;
         let want = r::lpips::lpips_distance(&f64s(&a), &f64s(&b), &f64s(&head), n, ch, h * w, k::EPS as f64);
-        c.cmp("lpips_distance", &c.ctx.read(&out)?[offset..offset + n], &want);
+        c.cmp("lpips_distance", &c.ctx.read(&out).await?[offset..offset + n], &want);
         k::lpips_distance(c.ctx, &av, &bv, &hv, shape, &out, offset, true)?;
-        c.cmp("lpips_distance", &c.ctx.read(&out)?[offset..offset + n], &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+        c.cmp("lpips_distance", &c.ctx.read(&out).await?[offset..offset + n], &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
     }
-    check_lpips_package(c)
+    check_lpips_package(c).await
 }
 
 pub(super) const LPIPS_REFERENCE: &[u8] = include_bytes!("../../tests/fixtures/lpips_reference.safetensors");
 
-pub(super) fn check_lpips_package(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_lpips_package(c: &mut Checker<'_>) -> Result<()> {
     use crate::config::LpipsNet;
     use crate::nn::lpips::{Lpips, net_name, tensor_specs};
     let path = std::path::Path::new("tests/fixtures/lpips_reference.safetensors");
@@ -234,7 +234,7 @@ pub(super) fn check_lpips_package(c: &mut Checker) -> Result<()> {
         let (fa, fb) = (lp.features(&t0, (2.0, -1.0))?, lp.features(&t1, (2.0, -1.0))?);
         lp.distance(&fa, &fb, &out, 0)?;
         let prev = std::mem::replace(&mut c.tol, F32_CHAINED);
-        c.cmp("lpips (whole network)", &c.ctx.read(&out)?, &get(&format!("{name}.lpips"))?.1);
+        c.cmp("lpips (whole network)", &c.ctx.read(&out).await?, &get(&format!("{name}.lpips"))?.1);
         c.tol = prev;
     }
     Ok(())

@@ -28,7 +28,7 @@ mod train;
 
 pub use model::{COMPOSED_HW, COMPOSED_N, Composed, composed_reference};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autograd::{Grads, Graph};
 use crate::error::Result;
@@ -64,17 +64,23 @@ pub const F16_OPERANDS: Tol = Tol { rel_l2: 2e-3, rtol: 2e-2, atol: 2e-3 };
 /// a looser per-element one.
 pub const F32_CHAINED: Tol = Tol { rel_l2: TOL_F32, rtol: 1e-2, atol: 1e-4 };
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckRow {
     pub op: String,
     pub entry: String,
     pub shape: String,
+    /// JSON has no infinity or NaN: such a value is written as null and read back as infinity.
+    #[serde(deserialize_with = "null_is_infinite")]
     pub rel_err: f64,
     pub tol: f64,
     pub pass: bool,
     /// The elements outside the per-element bound (count and the first few), when any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mismatches: Option<String>,
+}
+
+fn null_is_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 /// The elements of `gpu` outside |gpu - ref| <= atol * max|ref| + rtol * |ref|: how many, and a
@@ -204,8 +210,8 @@ impl Checker<'_> {
         self.push_value(entry, e, tol, mismatches);
     }
 
-    fn cmp_t(&mut self, entry: &str, gpu: &Tensor, reference: &[f64]) -> Result<()> {
-        let v = gpu.to_vec()?;
+    async fn cmp_t(&mut self, entry: &str, gpu: &Tensor, reference: &[f64]) -> Result<()> {
+        let v = gpu.to_vec().await?;
         self.cmp(entry, &v, reference);
         Ok(())
     }
@@ -237,8 +243,8 @@ impl Checker<'_> {
     /// A two-operand kernel's output against `reference(a, b)`. Under half precision
     /// (the checker's `Kernels` has a half flag) twice: against the reference on the f16-rounded operands at the current
     /// bounds, and on the exact operands at `F16_OPERANDS` (entry + " vs exact").
-    fn cmp_q(&mut self, entry: &str, gpu: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
-        let v = gpu.to_vec()?;
+    async fn cmp_q(&mut self, entry: &str, gpu: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
+        let v = gpu.to_vec().await?;
         self.cmp_q_vec(entry, &v, ops, reference);
         Ok(())
     }
@@ -255,18 +261,25 @@ impl Checker<'_> {
     }
 
     /// `grad` for a two-operand kernel, as `cmp_q`.
-    fn grad_q(&mut self, entry: &str, grads: &Grads, t: &Tensor, ops: [&[f64]; 2], reference: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Result<()> {
+    async fn grad_q(
+        &mut self,
+        entry: &str,
+        grads: &Grads,
+        t: &Tensor,
+        ops: [&[f64]; 2],
+        reference: impl Fn(&[f64], &[f64]) -> Vec<f64>,
+    ) -> Result<()> {
         let v = match grads.get(t) {
-            Some(g) => g.to_vec()?,
+            Some(g) => g.to_vec().await?,
             None => vec![f32::NAN],
         };
         self.cmp_q_vec(entry, &v, ops, reference);
         Ok(())
     }
 
-    fn grad(&mut self, entry: &str, grads: &Grads, t: &Tensor, reference: &[f64]) -> Result<()> {
+    async fn grad(&mut self, entry: &str, grads: &Grads, t: &Tensor, reference: &[f64]) -> Result<()> {
         match grads.get(t) {
-            Some(g) => self.cmp_t(entry, &g, reference),
+            Some(g) => self.cmp_t(entry, &g, reference).await,
             None => {
                 self.cmp(entry, &[f32::NAN], reference);
                 Ok(())
@@ -287,35 +300,45 @@ fn f16_flag(c: &Checker, what: &str) -> Result<Option<crate::gpu::View>> {
     Ok(Some(flag))
 }
 
+/// One family's checks: an async function of the checker (its readbacks resolve in the
+/// browser's event loop), boxed so that the families fit one table.
+type Family = for<'a, 'b> fn(&'a mut Checker<'b>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>;
+
+macro_rules! family {
+    ($f:path) => {
+        |c| Box::pin($f(c))
+    };
+}
+
 /// Every op family the checks cover, in report order, with the function that checks it.
-const FAMILIES: &[(&str, fn(&mut Checker) -> Result<()>)] = &[
-    ("conv2d+conv_transpose2d", conv::check_convs),
-    ("conv2d+conv_transpose2d f16 (amp)", conv::check_convs_f16),
-    ("loss scaler+f16 cast (amp)", amp::check_amp),
-    ("group_norm", norm::check_group_norm),
-    ("group_norm+batch_norm f16 (amp)", norm::check_norms_f16),
-    ("batch_norm", norm::check_batch_norm),
-    ("group_norm+batch_norm fused activation", norm::check_norm_act),
-    ("activation", pointwise::check_activations),
-    ("maxpool2d", shape::check_maxpool),
-    ("resize_bilinear", shape::check_resize),
-    ("pad2d", shape::check_pad),
-    ("concat", shape::check_concat),
-    ("channel slices", shape::check_slices),
-    ("dropout2d", pointwise::check_dropout),
-    ("elementwise", pointwise::check_elementwise),
-    ("loss", reduce::check_losses),
-    ("sum", reduce::check_reduce),
-    ("composed", model::check_composed),
-    ("optim", train::check_optim),
-    ("data", train::check_data),
-    ("metrics", eval::check_metrics),
-    ("lpips", eval::check_lpips),
-    ("fft", eval::check_fft),
-    ("analysis", eval::check_analysis),
-    ("probe", pointwise::check_probe),
-    ("model", model::check_models),
-    ("torch", model::check_torch),
+const FAMILIES: &[(&str, Family)] = &[
+    ("conv2d+conv_transpose2d", family!(conv::check_convs)),
+    ("conv2d+conv_transpose2d f16 (amp)", family!(conv::check_convs_f16)),
+    ("loss scaler+f16 cast (amp)", family!(amp::check_amp)),
+    ("group_norm", family!(norm::check_group_norm)),
+    ("group_norm+batch_norm f16 (amp)", family!(norm::check_norms_f16)),
+    ("batch_norm", family!(norm::check_batch_norm)),
+    ("group_norm+batch_norm fused activation", family!(norm::check_norm_act)),
+    ("activation", family!(pointwise::check_activations)),
+    ("maxpool2d", family!(shape::check_maxpool)),
+    ("resize_bilinear", family!(shape::check_resize)),
+    ("pad2d", family!(shape::check_pad)),
+    ("concat", family!(shape::check_concat)),
+    ("channel slices", family!(shape::check_slices)),
+    ("dropout2d", family!(pointwise::check_dropout)),
+    ("elementwise", family!(pointwise::check_elementwise)),
+    ("loss", family!(reduce::check_losses)),
+    ("sum", family!(reduce::check_reduce)),
+    ("composed", family!(model::check_composed)),
+    ("optim", family!(train::check_optim)),
+    ("data", family!(train::check_data)),
+    ("metrics", family!(eval::check_metrics)),
+    ("lpips", family!(eval::check_lpips)),
+    ("fft", family!(eval::check_fft)),
+    ("analysis", family!(eval::check_analysis)),
+    ("probe", family!(pointwise::check_probe)),
+    ("model", family!(model::check_models)),
+    ("torch", family!(model::check_torch)),
 ];
 
 /// The names `run` filters on.
@@ -326,7 +349,7 @@ pub fn families() -> Vec<&'static str> {
 /// Run the checks of the families whose name contains `filter` (all when `None`).
 /// Every buffer the checks allocate is filled with NaN first. The families that do not run
 /// every blocking run the ones `DAE_KERNELS` pins.
-pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
+pub async fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
     let ctx = &ctx.poisoning();
     let kn = Kernels::pinned(Pin::from_env()?);
     let mut c = Checker {
@@ -340,17 +363,14 @@ pub fn run(ctx: &Ctx, filter: Option<&str>) -> Result<Vec<CheckRow>> {
         shape: String::new(),
         tol: F32,
     };
-    let result = (|| {
-        for (name, f) in FAMILIES {
-            if filter.is_none_or(|w| name.contains(w)) {
-                c.tol = F32;
-                c.fresh();
-                f(&mut c)?;
-            }
+    for (name, f) in FAMILIES {
+        if filter.is_none_or(|w| name.contains(w)) {
+            c.tol = F32;
+            c.fresh();
+            f(&mut c).await?;
         }
-        Ok(())
-    })();
-    result.map(|_| c.rows)
+    }
+    Ok(c.rows)
 }
 
 /// A fixed-width table of the rows, for the terminal.

@@ -4,7 +4,7 @@ use super::*;
 
 /// One training step of whole models, GPU against the CPU reference tape running the same model
 /// code: the loss, every parameter gradient, and the batch-norm running statistics.
-pub(super) fn check_models(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_models(c: &mut Checker<'_>) -> Result<()> {
     c.tol = F32_CHAINED;
     use crate::nn::model::{Arch, Fwd, NormType, UpMode};
     use crate::nn::{Model, ModelConfig, Weights};
@@ -71,7 +71,7 @@ pub(super) fn check_models(c: &mut Checker) -> Result<()> {
         let y = model.forward(&mut g, &Fwd::gpu(&w, true, seed, step), &x)?;
         let l = g.mse_loss(&y, &t)?;
         drop(g.backward(&l)?);
-        let (gl, gg, gb) = (l.to_vec()?, c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
+        let (gl, gg, gb) = (l.to_vec().await?, c.ctx.read(&grads).await?, c.ctx.read(&buffers).await?);
 
         let mut g = crate::reference::graph::Graph::default();
         let leaf = |g: &mut crate::reference::graph::Graph, e: &crate::nn::layout::Entry, src: &[f32]| {
@@ -97,7 +97,7 @@ pub(super) fn check_models(c: &mut Checker) -> Result<()> {
 /// the worst single tensor) and the running statistics, against `want` / `want_buf` (one vector
 /// per layout entry). The per-element bound applies tensor by tensor, each at its own scale.
 pub(super) fn cmp_model_state(
-    c: &mut Checker,
+    c: &mut Checker<'_>,
     name: &str,
     layout: &crate::nn::Layout,
     grads: &[f32],
@@ -139,7 +139,7 @@ pub(super) const TORCH_REFERENCE: &[u8] = include_bytes!("../../tests/fixtures/t
 /// MSE loss, every parameter gradient and the running statistics after the step. The CPU tape
 /// of `check_models` runs dae's own model code; only this check sees a structural mistake the two
 /// would share.
-pub(super) fn check_torch(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_torch(c: &mut Checker<'_>) -> Result<()> {
     c.tol = F32_CHAINED;
     use crate::checkpoint::{self, Loaded};
     use crate::nn::model::Fwd;
@@ -174,15 +174,15 @@ pub(super) fn check_torch(c: &mut Checker) -> Result<()> {
         let x = Tensor::from_slice(c.ctx, &xs, &f32s(&xv))?;
         let t = Tensor::from_slice(c.ctx, &ts, &f32s(&tv))?;
         let ye = model.forward(&mut Graph::inference(c.ctx), &Fwd::gpu(&w, false, 0, 0), &x)?;
-        c.cmp_t("forward (eval)", &ye, &values(&format!("{id}.y_eval"))?.1)?;
+        c.cmp_t("forward (eval)", &ye, &values(&format!("{id}.y_eval"))?.1).await?;
         let mut g = Graph::new(c.ctx);
         w.attach(&mut g)?;
         let y = model.forward(&mut g, &Fwd::gpu(&w, true, 0, 0), &x)?;
         let l = g.mse_loss(&y, &t)?;
-        c.cmp_t("forward (train)", &y, &values(&format!("{id}.y_train"))?.1)?;
-        c.cmp_t("mse loss", &l, &values(&format!("{id}.loss"))?.1)?;
+        c.cmp_t("forward (train)", &y, &values(&format!("{id}.y_train"))?.1).await?;
+        c.cmp_t("mse loss", &l, &values(&format!("{id}.loss"))?.1).await?;
         drop(g.backward(&l)?);
-        let (gg, gb) = (c.ctx.read(&grads)?, c.ctx.read(&buffers)?);
+        let (gg, gb) = (c.ctx.read(&grads).await?, c.ctx.read(&buffers).await?);
         let want = layout.params.iter().map(|e| Ok(values(&format!("{id}.grad.{}", e.name))?.1)).collect::<Result<Vec<_>>>()?;
         let want_buf = layout.buffers.iter().map(|e| Ok(values(&format!("{id}.buffer_after.{}", e.name))?.1)).collect::<Result<Vec<_>>>()?;
         cmp_model_state(c, &id, &layout, &gg, &want, &gb, &want_buf);
@@ -301,7 +301,7 @@ pub fn composed_reference(p: &Composed) -> (f64, [Vec<f64>; 8]) {
     (loss, [g_x, g_w1, g_b1, g_gamma, g_beta, g_w2, g_w3, g_b3])
 }
 
-pub(super) fn check_composed(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_composed(c: &mut Checker<'_>) -> Result<()> {
     let p = Composed::random(&mut c.rng);
     let sh = Composed::shapes();
     let ctx = c.ctx;
@@ -332,9 +332,9 @@ pub(super) fn check_composed(c: &mut Checker) -> Result<()> {
     let grads = std::mem::replace(&mut c.g, Graph::new(c.ctx)).backward(&l)?;
 
     let (lr, gr) = composed_reference(&p);
-    c.cmp_t("loss", &l, &[lr])?;
+    c.cmp_t("loss", &l, &[lr]).await?;
     for ((name, _), (t, g)) in sh.iter().zip(leaves.iter().zip(gr.iter())) {
-        c.grad(&format!("grad {name}"), &grads, t, g)?;
+        c.grad(&format!("grad {name}"), &grads, t, g).await?;
     }
     Ok(())
 }

@@ -183,7 +183,7 @@ pub fn allowed_flips(expected: f64) -> usize {
 /// chance is at most 2 knuth_err at the deciding step. Above lambda 30 it flips only if v lies
 /// within its error of a half-integer; v's sd is sqrt(lambda) >= 5.4, so its fractional part is
 /// uniform to within 1e-100 and the chance is at most 2 rounded_normal_err.
-pub(super) fn check_poisson(c: &mut Checker, n: &NoiseRef, clean: &[f64], image_len: usize, gpu: &[f32]) {
+pub(super) fn check_poisson(c: &mut Checker<'_>, n: &NoiseRef, clean: &[f64], image_len: usize, gpu: &[f32]) {
     assert_eq!(n.noise, 2);
     let out = |count: f64| {
         let mut y = count / n.peak;

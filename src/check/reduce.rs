@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn check_losses(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_losses(c: &mut Checker<'_>) -> Result<()> {
     let kinds = [
         (LossKind::Mse, r::loss::Loss::Mse),
         (LossKind::L1, r::loss::Loss::L1),
@@ -14,17 +14,17 @@ pub(super) fn check_losses(c: &mut Checker) -> Result<()> {
             let (t, tr) = c.leaf(&shape)?;
             c.case(k.name(), format!("x{}", dims(&shape)));
             let y = c.g.loss(&p, &t, k)?;
-            c.cmp_t("loss_partial+reduce_final", &y, &[r::loss::loss_forward(rk, &pr, &tr)])?;
+            c.cmp_t("loss_partial+reduce_final", &y, &[r::loss::loss_forward(rk, &pr, &tr)]).await?;
             let (grads, g) = c.backward(&y)?;
             let (dp, dt) = r::loss::loss_backward(rk, &pr, &tr, g[0]);
-            c.grad("loss_backward", &grads, &p, &dp)?;
-            c.grad("loss_backward", &grads, &t, &dt)?;
+            c.grad("loss_backward", &grads, &p, &dp).await?;
+            c.grad("loss_backward", &grads, &t, &dt).await?;
         }
     }
     Ok(())
 }
 
-pub(super) fn check_reduce(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_reduce(c: &mut Checker<'_>) -> Result<()> {
     let kinds =
         [(ReduceKind::Sum, r::reduce::Reduce::Sum), (ReduceKind::Mean, r::reduce::Reduce::Mean), (ReduceKind::SumSq, r::reduce::Reduce::SumSq)];
     for (k, rk) in kinds {
@@ -34,9 +34,9 @@ pub(super) fn check_reduce(c: &mut Checker) -> Result<()> {
             let (x, xr) = c.leaf_in(&[len], 0.0, 1.0)?;
             c.case("sum", format!("len {len} {k:?}"));
             let y = c.g.reduce(&x, k)?;
-            c.cmp_t("reduce_partial+reduce_final", &y, &[r::reduce::reduce_forward(rk, &xr)])?;
+            c.cmp_t("reduce_partial+reduce_final", &y, &[r::reduce::reduce_forward(rk, &xr)]).await?;
             let (grads, g) = c.backward(&y)?;
-            c.grad("reduce_backward", &grads, &x, &r::reduce::reduce_backward(rk, &xr, g[0]))?;
+            c.grad("reduce_backward", &grads, &x, &r::reduce::reduce_backward(rk, &xr, g[0])).await?;
         }
     }
     Ok(())

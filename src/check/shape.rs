@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn check_maxpool(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_maxpool(c: &mut Checker<'_>) -> Result<()> {
     for (shape, k, s) in
         [([1, 3, 7, 7], (2, 2), (2, 2)), ([3, 5, 13, 11], (2, 2), (2, 2)), ([2, 6, 3, 3], (2, 2), (2, 2)), ([1, 2, 9, 8], (3, 3), (2, 2))]
     {
@@ -11,14 +11,14 @@ pub(super) fn check_maxpool(c: &mut Checker) -> Result<()> {
         c.case("maxpool2d", format!("x{} k{k:?} s{s:?}", dims(&shape)));
         let y = c.g.max_pool2d(&x, k, s)?;
         let (yr, idx) = r::maxpool2d::maxpool2d_forward(n, ch, h, w, k, s, &xr);
-        c.cmp_t("maxpool2d_forward", &y, &yr)?;
+        c.cmp_t("maxpool2d_forward", &y, &yr).await?;
         let (grads, g) = c.backward(&y)?;
-        c.grad("maxpool2d_backward", &grads, &x, &r::maxpool2d::maxpool2d_backward(n, ch, h, w, k, s, &idx, &g))?;
+        c.grad("maxpool2d_backward", &grads, &x, &r::maxpool2d::maxpool2d_backward(n, ch, h, w, k, s, &idx, &g)).await?;
     }
     Ok(())
 }
 
-pub(super) fn check_resize(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_resize(c: &mut Checker<'_>) -> Result<()> {
     let cases = [
         ([1, 3, 7, 7], (14, 14), true),
         ([3, 5, 13, 11], (26, 22), false),
@@ -32,27 +32,27 @@ pub(super) fn check_resize(c: &mut Checker) -> Result<()> {
         let (x, xr) = c.leaf(&shape)?;
         c.case("resize_bilinear", format!("x{} -> {ho}x{wo} align_corners={ac}", dims(&shape)));
         let y = c.g.resize_bilinear(&x, ho, wo, ac)?;
-        c.cmp_t("resize_bilinear_forward", &y, &r::resize_bilinear::resize_bilinear_forward(n, ch, h, w, ho, wo, ac, &xr))?;
+        c.cmp_t("resize_bilinear_forward", &y, &r::resize_bilinear::resize_bilinear_forward(n, ch, h, w, ho, wo, ac, &xr)).await?;
         let (grads, g) = c.backward(&y)?;
-        c.grad("resize_bilinear_backward", &grads, &x, &r::resize_bilinear::resize_bilinear_backward(n, ch, h, w, ho, wo, ac, &g))?;
+        c.grad("resize_bilinear_backward", &grads, &x, &r::resize_bilinear::resize_bilinear_backward(n, ch, h, w, ho, wo, ac, &g)).await?;
     }
     Ok(())
 }
 
-pub(super) fn check_pad(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_pad(c: &mut Checker<'_>) -> Result<()> {
     for (shape, pads) in [([1, 3, 7, 7], (0, 1, 0, 1)), ([3, 5, 13, 11], (1, 2, 3, 0)), ([2, 6, 3, 3], (2, 2, 2, 2))] {
         let [n, ch, h, w] = shape;
         let (x, xr) = c.leaf(&shape)?;
         c.case("pad2d", format!("x{} pads(l,r,t,b){pads:?}", dims(&shape)));
         let y = c.g.pad2d(&x, pads)?;
-        c.cmp_t("pad2d_forward", &y, &r::pad2d::pad2d_forward(n, ch, h, w, pads, &xr))?;
+        c.cmp_t("pad2d_forward", &y, &r::pad2d::pad2d_forward(n, ch, h, w, pads, &xr)).await?;
         let (grads, g) = c.backward(&y)?;
-        c.grad("pad2d_backward", &grads, &x, &r::pad2d::pad2d_backward(n, ch, h, w, pads, &g))?;
+        c.grad("pad2d_backward", &grads, &x, &r::pad2d::pad2d_backward(n, ch, h, w, pads, &g)).await?;
     }
     Ok(())
 }
 
-pub(super) fn check_concat(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_concat(c: &mut Checker<'_>) -> Result<()> {
     let cases: [(usize, usize, usize, &[usize]); 3] = [(1, 7, 7, &[3, 5]), (3, 13, 11, &[2, 3, 1]), (2, 3, 3, &[6, 4])];
     for (n, h, w, chans) in cases {
         let mut ts = Vec::new();
@@ -66,11 +66,11 @@ pub(super) fn check_concat(c: &mut Checker) -> Result<()> {
         let refs: Vec<&Tensor> = ts.iter().collect();
         let y = c.g.concat(&refs)?;
         let parts: Vec<(&[f64], usize)> = rs.iter().zip(chans).map(|(r, &ch)| (&r[..], ch)).collect();
-        c.cmp_t("concat_forward", &y, &r::concat::concat_forward(n, h * w, &parts))?;
+        c.cmp_t("concat_forward", &y, &r::concat::concat_forward(n, h * w, &parts)).await?;
         let (grads, g) = c.backward(&y)?;
         let dr = r::concat::concat_backward(n, h * w, chans, &g);
         for (t, d) in ts.iter().zip(&dr) {
-            c.grad("concat_backward", &grads, t, d)?;
+            c.grad("concat_backward", &grads, t, d).await?;
         }
     }
     Ok(())
@@ -86,7 +86,7 @@ fn split(n: usize, hw: usize, chans: &[usize], cat: &[f64]) -> Vec<Vec<f64>> {
 /// at offset 0 that maxpool also reads; the loss sum(cat^2) + sum(maxpool(a)^2) sends both a
 /// gradient slice and maxpool's accumulation into the relu part. Forward, every gradient and
 /// the absence of a copy (the concat is the reserved buffer) against the reference's copies.
-pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_slices(c: &mut Checker<'_>) -> Result<()> {
     use r::activation::Activation as R;
     let (n, h, w, ca, cb) = (3usize, 6usize, 6usize, 2usize, 4usize);
     let hw = h * w;
@@ -224,18 +224,19 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
         let loss = c.g.add(&l1, &l2)?;
         c.push("written in place (no concat copy)", if in_place && cat.view().same(slots[0].view()) { 0.0 } else { 1.0 }, None);
         let catr = r::concat::concat_forward(n, hw, &[(&ar[..], ca), (&br[..], cb)]);
-        c.cmp_t("concat (in place)", &cat, &catr)?;
+        c.cmp_t("concat (in place)", &cat, &catr).await?;
         let (mr, idx) = r::maxpool2d::maxpool2d_forward(n, ca, h, w, (2, 2), (2, 2), &ar);
-        c.cmp_t("maxpool2d_forward (slice input)", &m, &mr)?;
+        c.cmp_t("maxpool2d_forward (slice input)", &m, &mr).await?;
         let (grads, g) = c.backward(&loss)?;
         let dcat: Vec<f64> = catr.iter().map(|v| 2.0 * g[0] * v).collect();
         let parts = split(n, hw, &[ca, cb], &dcat);
         let dm: Vec<f64> = mr.iter().map(|v| 2.0 * g[0] * v).collect();
         let da: Vec<f64> =
             parts[0].iter().zip(r::maxpool2d::maxpool2d_backward(n, ca, h, w, (2, 2), (2, 2), &idx, &dm)).map(|(p, q)| p + q).collect();
-        c.grad("maxpool2d_backward (slice output) + activation_backward", &grads, &xa, &r::activation::activation_backward(R::Relu, &xar, &da))?;
+        c.grad("maxpool2d_backward (slice output) + activation_backward", &grads, &xa, &r::activation::activation_backward(R::Relu, &xar, &da))
+            .await?;
         for (entry, k, d) in back(&parts[1]) {
-            c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d)?;
+            c.grad(&format!("{entry} (slice dy)"), &grads, &leaves[k], &d).await?;
         }
     }
     c.set_kernels(base);
@@ -258,6 +259,6 @@ pub(super) fn check_slices(c: &mut Checker) -> Result<()> {
     let pre = r::batch_norm::batch_norm_forward_eval(n, cb, hw, 1e-5f32 as f64, &xr, &gr, &btr, &f64s(&rm0), &f64s(&rv0));
     let ar = r::activation::activation_forward(R::Relu, &xar);
     let br = r::activation::activation_forward(R::Relu, &pre);
-    c.cmp_t("batch_norm_forward_eval (slice output)", &cat, &r::concat::concat_forward(n, hw, &[(&ar[..], ca), (&br[..], cb)]))?;
+    c.cmp_t("batch_norm_forward_eval (slice output)", &cat, &r::concat::concat_forward(n, hw, &[(&ar[..], ca), (&br[..], cb)])).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn check_optim(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_optim(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::optim::OptKind;
     use crate::optim::{Hyper, Optimizer};
     use r::optim as ro;
@@ -43,22 +43,22 @@ pub(super) fn check_optim(c: &mut Checker) -> Result<()> {
                 ro::optim_step(rk, &rh, t, &mut rp, &mut rg, &mut rm, &mut rv);
                 ro::ema_update(0.9f32 as f64, &mut rema, &rp);
                 if t == 3 {
-                    let gz = c.ctx.read(&grad)?;
+                    let gz = c.ctx.read(&grad).await?;
                     c.cmp("optim_step", &gz.iter().map(|v| v + 1.0).collect::<Vec<_>>(), &vec![1.0; len]);
                 }
             }
-            c.cmp("optim_step", &c.ctx.read(&param)?, &rp);
-            c.cmp("optim_step", &c.ctx.read(&opt.m)?, &rm);
+            c.cmp("optim_step", &c.ctx.read(&param).await?, &rp);
+            c.cmp("optim_step", &c.ctx.read(&opt.m).await?, &rm);
             if kind != OptKind::Sgd {
-                c.cmp("optim_step", &c.ctx.read(&opt.v)?, &rv);
+                c.cmp("optim_step", &c.ctx.read(&opt.v).await?, &rv);
             }
-            c.cmp("ema_update", &c.ctx.read(&ema)?, &rema);
+            c.cmp("ema_update", &c.ctx.read(&ema).await?, &rema);
         }
     }
     Ok(())
 }
 
-pub(super) fn check_data(c: &mut Checker) -> Result<()> {
+pub(super) async fn check_data(c: &mut Checker<'_>) -> Result<()> {
     use crate::ops::data::{self as d, DataParams};
     let image_len = 49;
     let n_images = 11;
@@ -75,7 +75,7 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
     let clean = c.ctx.alloc("check", batch * image_len)?;
     d::data_gather(c.ctx, &dataset, &perm_v, start, batch, image_len, &clean)?;
     let clean_ref = r::data::data_gather(&bytes, &perm, start, batch, image_len);
-    c.cmp("data_gather", &c.ctx.read(&clean)?, &clean_ref);
+    c.cmp("data_gather", &c.ctx.read(&clean).await?, &clean_ref);
     let levels = [0.1f32, 0.2, 0.3, 0.5];
     // (noise, range, clip, amount, peak, in_scale, in_shift, label)
     let cases = [
@@ -134,8 +134,8 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
         // The reference gets the GPU's clean pixels (f32) so only the noise is compared, within
         // bounds from WGSL's stated accuracy of what the kernel calls (check/noise.rs); Poisson
         // counts by their own rows.
-        let clean_gpu = f64s(&c.ctx.read(&clean)?);
-        let got = c.ctx.read(&out)?;
+        let clean_gpu = f64s(&c.ctx.read(&clean).await?);
+        let got = c.ctx.read(&out).await?;
         if noise == 2 {
             super::noise::check_poisson(c, &nr, &clean_gpu, image_len, &got);
         } else {
@@ -175,14 +175,14 @@ pub(super) fn check_data(c: &mut Checker) -> Result<()> {
         in_scale: 1.0,
         in_shift: 0.0,
     };
-    let clean_gpu = f64s(&c.ctx.read(&clean)?);
+    let clean_gpu = f64s(&c.ctx.read(&clean).await?);
     let want = r::data::data_noise(&nr, &clean_gpu, image_len);
-    let got = c.ctx.read(&out)?;
+    let got = c.ctx.read(&out).await?;
     c.cmp_bounded("data_noise", &got, &want, &super::noise::bounds(&nr, &clean_gpu, image_len));
-    let one_clean = c.ctx.upload("check", &c.ctx.read(&clean)?[2 * image_len..3 * image_len])?;
+    let one_clean = c.ctx.upload("check", &c.ctx.read(&clean).await?[2 * image_len..3 * image_len])?;
     let one = c.ctx.alloc("check", image_len)?;
     d::data_noise(c.ctx, &DataParams { len: image_len as u32, start: 7, ..p }, &one_clean, &one)?;
     // The same kernel on the same counters and pixels: exactly equal.
-    c.cmp_bounded("data_noise", &c.ctx.read(&one)?, &f64s(&got[2 * image_len..3 * image_len]), &vec![0.0; image_len]);
+    c.cmp_bounded("data_noise", &c.ctx.read(&one).await?, &f64s(&got[2 * image_len..3 * image_len]), &vec![0.0; image_len]);
     Ok(())
 }

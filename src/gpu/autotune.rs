@@ -89,6 +89,8 @@ impl Ctx {
     /// same scratch outputs) where there is one, by majority where not, and the wrong ones are
     /// dropped with a warning naming kernel, shape and adapter ([`Ctx::miscompiles`]): a
     /// miscompile check on every adapter dae tunes on.
+    // In the browser nothing is timed: `run` and `simple` go unused there.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut, unused_variables))]
     pub fn tuned(
         &self,
         kernel: &str,
@@ -114,8 +116,12 @@ impl Ctx {
                 self.0.tune.tuner.borrow_mut().defer(&short);
                 0
             }
+            // The browser cannot wait for the GPU to time a candidate: its first (or pinned) one.
+            #[cfg(target_arch = "wasm32")]
+            None => 0,
+            #[cfg(not(target_arch = "wasm32"))]
             None => {
-                let t0 = std::time::Instant::now();
+                let t0 = web_time::Instant::now();
                 // A warm-up run of each candidate (its pipeline compiled), then two timed rounds
                 // over all of them in turn: a drift of the adapter's speed (a CPU host's other
                 // load) then touches every candidate alike instead of favouring the ones timed
@@ -168,10 +174,11 @@ impl Ctx {
 
     /// The bits of a candidate's outputs (its scratch views, read back), for [`Ctx::cross_check`]
     /// (a planted miscompile flips the lowest bit of its candidate's first value).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn output_bits(&self, views: &[View], label: &str) -> Result<Vec<u32>> {
         let mut bits = Vec::new();
         for v in views {
-            bits.extend(self.read(v)?.iter().map(|x| x.to_bits()));
+            bits.extend(super::block_on(self.read(v))?.iter().map(|x| x.to_bits()));
         }
         if self.0.tune.planted.get() == Some(label)
             && let Some(b) = bits.first_mut()
@@ -185,6 +192,7 @@ impl Ctx {
     /// agreeing: none. Otherwise the candidates fall into groups of identical bits; with a
     /// simple kernel, the group nearest its output (relative max difference) is right; without,
     /// the largest group, and a tie drops nothing but is reported.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn cross_check(
         &self,
         kernel: &str,
@@ -251,13 +259,14 @@ impl Ctx {
 
     /// Run `f`'s dispatches on their own (any open recording and GPU timer set aside, earlier
     /// work submitted and finished first) and return their wall time in seconds.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn run_alone(&self, f: impl FnOnce() -> Result<()>) -> Result<f64> {
         let rec = self.0.enc.recording.borrow_mut().take();
         let timer = self.0.prof.timer.borrow_mut().take();
         let r = (|| {
             self.flush()?;
             self.0.gpu.wait()?;
-            let t0 = std::time::Instant::now();
+            let t0 = web_time::Instant::now();
             f()?;
             self.flush()?;
             self.0.gpu.wait()?;

@@ -35,15 +35,24 @@ pub struct Gpu {
 
 fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        desc.backends = wgpu::Backends::BROWSER_WEBGPU;
+    }
     wgpu::Instance::new(desc)
 }
 
 /// Every adapter wgpu can see, in its enumeration order (the order `--adapter <index>` uses).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<wgpu::Adapter> {
     pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn type_rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -60,6 +69,7 @@ pub fn describe(i: usize, info: &wgpu::AdapterInfo) -> String {
 
 /// Pick an adapter: `wanted` is an index into [`adapters`] or a case-insensitive substring of
 /// the adapter name; `None` prefers a discrete GPU, then integrated, virtual, other, CPU.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn select_adapter(wanted: Option<&str>) -> Result<wgpu::Adapter> {
     let mut all = adapters();
     if all.is_empty() {
@@ -149,8 +159,23 @@ pub fn unmet(limits: &wgpu::Limits) -> Vec<String> {
 
 impl Gpu {
     /// Open the adapter chosen by `wanted` (see [`select_adapter`]); `DAE_ADAPTER` is read by the CLI.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(wanted: Option<&str>) -> Result<Gpu> {
-        let adapter = select_adapter(wanted)?;
+        pollster::block_on(Gpu::on(select_adapter(wanted)?))
+    }
+
+    /// Open the browser's WebGPU adapter (the one it offers for high performance).
+    #[cfg(target_arch = "wasm32")]
+    pub async fn browser() -> Result<Gpu> {
+        let adapter = instance()
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|_| Error::NoAdapter)?;
+        Gpu::on(adapter).await
+    }
+
+    /// A device on `adapter` with the limits dae needs and the optional features it has.
+    async fn on(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let alimits = adapter.limits();
         let missing = unmet(&alimits);
@@ -159,15 +184,17 @@ impl Gpu {
         }
         let features = adapter.features() & OPTIONAL_FEATURES;
         let limits = required_limits(&alimits);
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("dae"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("dae"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -218,7 +245,8 @@ impl Gpu {
         if errs.is_empty() { Ok(()) } else { Err(Error::Gpu { kernel: context(), message: errs.join("\n") }) }
     }
 
-    /// Block until the queue is idle.
+    /// Block until the queue is idle (natively; in the browser a device cannot be waited on, and
+    /// this only reports the errors that arrived so far: readbacks are what waits there).
     pub fn wait(&self) -> Result<()> {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::DeviceLost(e.to_string()))?;
         self.check(|| "wait".into())

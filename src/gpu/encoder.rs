@@ -217,7 +217,7 @@ impl Ctx {
         self.0.enc.dispatches.set(self.0.enc.dispatches.get() + 1);
         drop(enc);
         if self.0.prof.profile.borrow().is_some() {
-            let t0 = std::time::Instant::now();
+            let t0 = web_time::Instant::now();
             self.flush()?;
             self.0.gpu.wait()?;
             self.profiled(l.entry, t0.elapsed().as_secs_f64());
@@ -304,7 +304,7 @@ impl Ctx {
         if self.0.prof.profile.borrow().is_some() {
             // One dispatch per submit, timed (bench --profile, DAE_SYNC=1).
             for (i, d) in plan.dispatches.iter().enumerate() {
-                let t0 = std::time::Instant::now();
+                let t0 = web_time::Instant::now();
                 self.0.gpu.queue.write_buffer(&self.0.enc.arena, 0, &plan.params[i * slot as usize..(i + 1) * slot as usize]);
                 let mut e = self.0.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dae plan") });
                 {

@@ -89,8 +89,15 @@ impl Ctx {
     }
 
     /// Open the adapter `wanted` (index or name substring; see [`device::select_adapter`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(wanted: Option<&str>) -> Result<Ctx> {
         Ok(Ctx::new(Gpu::new(wanted)?))
+    }
+
+    /// Open the browser's WebGPU adapter.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn browser() -> Result<Ctx> {
+        Ok(Ctx::new(Gpu::browser().await?))
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -151,6 +158,13 @@ impl Ctx {
         w.extend(self.0.tune.tuner.borrow_mut().take_warnings());
         w
     }
+}
+
+/// Wait for one of the runtime's futures (a readback) on the calling thread: native code's edge
+/// (the CLI, training, evaluation); the browser awaits them instead.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
 }
 
 fn summarize(kernels: &[&'static str]) -> String {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::GpuParams;
-use super::{Ctx, Launch, Overrides, device, shaders};
+use super::{Ctx, Launch, Overrides, shaders};
 use crate::error::{Error, Result};
 
 /// Bind groups kept before the cache is cleared (shapes changed too often to be worth keeping).
@@ -59,14 +59,18 @@ impl Ctx {
         }
         let src = shaders::source(family).ok_or_else(|| Error::Gpu { kernel: family.into(), message: "no such shader family".into() })?;
         let (naga, info) = shaders::reflect(family).map_err(|message| Error::Gpu { kernel: format!("{family}.wgsl"), message })?;
+        // Natively a validation error is known at once; the browser reports it to the device's
+        // error handler, and the next readback's await surfaces it.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = self.0.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = self
             .0
             .gpu
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(family), source: wgpu::ShaderSource::Wgsl(src.into()) });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu { kernel: format!("{family}.wgsl"), message: device::error_chain(&e) });
+            return Err(Error::Gpu { kernel: format!("{family}.wgsl"), message: super::device::error_chain(&e) });
         }
         let m = Rc::new(Module { wgpu: m, naga, info });
         self.0.cache.modules.borrow_mut().insert(family, m.clone());
@@ -103,6 +107,9 @@ impl Ctx {
                 count: None,
             })
             .collect();
+        // Natively a validation error is known at once; the browser reports it to the device's
+        // error handler, and the next readback's await surfaces it.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
         let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -118,8 +125,9 @@ impl Ctx {
             compilation_options: wgpu::PipelineCompilationOptions { constants: overrides, zero_initialize_workgroup_memory: false },
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu { kernel: entry.into(), message: device::error_chain(&e) });
+            return Err(Error::Gpu { kernel: entry.into(), message: super::device::error_chain(&e) });
         }
         self.count(|c| c.pipelines += 1);
         let storage = bindings.iter().filter(|(_, k)| *k != shaders::BindingKind::Params).map(|(b, _)| *b).collect();

@@ -1,5 +1,8 @@
-//! Reading GPU buffers back to the host: waiting (`read`) or not (`read_async`, then `try_take`
-//! or `take`), through MAP_READ staging buffers reused by size.
+//! Reading GPU buffers back to the host, through MAP_READ staging buffers reused by size: `read`
+//! (a future that resolves once the copy is mapped), or `read_async` (started now, then
+//! `try_take` or `take`). The futures resolve from the map callback: natively during the device
+//! poll they make, in the browser when its event loop runs the callback; native code waits on
+//! them with [`super::block_on`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,19 +20,20 @@ pub(super) struct Readback {
 }
 
 impl Ctx {
-    /// Flush, copy `v` to a mappable buffer and read it back (waits for the GPU).
-    pub fn read_bytes(&self, v: &View) -> Result<Vec<u8>> {
-        let p = self.start_read(v, false)?;
-        self.wait_for(&p)?;
+    /// Flush, copy `v` to a mappable buffer and read it back (resolves when the GPU has done
+    /// the work before it).
+    pub async fn read_bytes(&self, v: &View) -> Result<Vec<u8>> {
+        let mut p = self.start_read(v, false)?;
+        self.wait_for(&mut p).await?;
         p.finish()
     }
 
-    pub fn read(&self, v: &View) -> Result<Vec<f32>> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    pub async fn read(&self, v: &View) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v).await?))
     }
 
-    pub fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v)?))
+    pub async fn read_u32(&self, v: &View) -> Result<Vec<u32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(v).await?))
     }
 
     /// Start reading `v` back without waiting: its copy is queued after the work submitted so
@@ -41,21 +45,21 @@ impl Ctx {
     }
 
     /// The values of a pending read if the GPU has delivered them (never waits).
-    pub fn try_take(&self, p: &PendingRead) -> Result<Option<Vec<f32>>> {
+    pub fn try_take(&self, p: &mut PendingRead) -> Result<Option<Vec<f32>>> {
         self.0.gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::DeviceLost(e.to_string()))?;
         match p.rx.try_recv() {
-            Ok(r) => {
+            Ok(Some(r)) => {
                 r.map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
                 Ok(Some(bytemuck::pod_collect_to_vec(&p.finish()?)))
             }
-            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(Error::Msg("readback: map callback dropped".into())),
+            Ok(None) => Ok(None),
+            Err(_) => Err(Error::Msg("readback: map callback dropped".into())),
         }
     }
 
-    /// The values of a pending read (waits for the GPU).
-    pub fn take(&self, p: PendingRead) -> Result<Vec<f32>> {
-        self.wait_for(&p)?;
+    /// The values of a pending read (resolves when the GPU has delivered them).
+    pub async fn take(&self, mut p: PendingRead) -> Result<Vec<f32>> {
+        self.wait_for(&mut p).await?;
         Ok(bytemuck::pod_collect_to_vec(&p.finish()?))
     }
 
@@ -97,19 +101,26 @@ impl Ctx {
         let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&v.storage.buf, v.offset, &staging, 0, size);
         self.0.gpu.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
         Ok(PendingRead { staging, len: v.len, rx })
     }
 
-    /// Wait until the GPU has mapped a pending read.
-    fn wait_for(&self, p: &PendingRead) -> Result<()> {
+    /// Resolves when the GPU has mapped a pending read (natively after waiting for the queue,
+    /// which runs the callback; in the browser when the event loop has run it, after which the
+    /// errors the device reported meanwhile are surfaced).
+    async fn wait_for(&self, p: &mut PendingRead) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
         self.0.gpu.wait()?;
-        p.rx.recv()
+        (&mut p.rx)
+            .await
             .map_err(|_| Error::Msg("readback: map callback never ran".into()))?
-            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        #[cfg(target_arch = "wasm32")]
+        self.0.gpu.check(|| "the work before a readback".into())?;
+        Ok(())
     }
 }
 
@@ -117,7 +128,7 @@ impl Ctx {
 pub struct PendingRead {
     staging: wgpu::Buffer,
     len: usize,
-    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    rx: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 impl PendingRead {

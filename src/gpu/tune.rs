@@ -39,11 +39,15 @@ pub struct Tuner {
     warnings: Vec<String>,
 }
 
-/// The cache file: `DAE_TUNE_CACHE`, else `<platform cache dir>/dae/tune.json`.
+/// The cache file: `DAE_TUNE_CACHE`, else `<platform cache dir>/dae/tune.json`; none in the
+/// browser (which has no files, and no timed autotune).
 pub fn cache_path() -> Option<PathBuf> {
     match std::env::var_os("DAE_TUNE_CACHE") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        #[cfg(not(target_arch = "wasm32"))]
         _ => dirs::cache_dir().map(|d| d.join("dae").join("tune.json")),
+        #[cfg(target_arch = "wasm32")]
+        _ => None,
     }
 }
 

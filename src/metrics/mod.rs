@@ -21,6 +21,7 @@ pub fn psnr(a: &[f32], b: &[f32], cap: f64) -> f64 {
 
 /// A paired two-sided t-test of `a` against `b` (same length): (t statistic, p-value). With no
 /// spread in the differences the statistic is infinite (p 0) unless the means agree (t 0, p 1).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn paired_t_test(a: &[f64], b: &[f64]) -> (f64, f64) {
     use statrs::distribution::{ContinuousCDF, StudentsT};
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();

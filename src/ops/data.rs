@@ -21,6 +21,11 @@ gpu_params! {
 const FAMILY: &str = "data";
 pub use crate::config::MAX_LEVELS;
 
+/// Pixels (u8) four to a u32, lowest byte first: the dataset layout `data_gather` reads.
+pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (k, b)| w | (*b as u32) << (8 * k))).collect()
+}
+
 /// gathered [batch*image_len] = pixels of images perm[start..start+batch] / 255.
 pub fn data_gather(ctx: &Ctx, dataset: &View, perm: &View, start: usize, batch: usize, image_len: usize, gathered: &View) -> Result<()> {
     let p = DataParams { len: (batch * image_len) as u32, image_len: image_len as u32, start: start as u32, ..Default::default() };

@@ -49,9 +49,9 @@ impl Slots {
     }
 
     /// Read back (one wait): per image [MSE, PSNR, MAE, Charbonnier] and SSIM.
-    pub fn read(&self, ctx: &Ctx) -> Result<(Vec<[f32; 4]>, Vec<f32>)> {
-        let s = ctx.read(&self.stats)?;
-        Ok((s.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(), ctx.read(&self.ssim)?))
+    pub async fn read(&self, ctx: &Ctx) -> Result<(Vec<[f32; 4]>, Vec<f32>)> {
+        let s = ctx.read(&self.stats).await?;
+        Ok((s.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(), ctx.read(&self.ssim).await?))
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Study {
     pub generation: Option<(Generation, Vec<u8>)>,
     pub ood: Option<(Ood, Option<Vec<u8>>)>,
     pub mismatch: Option<Mismatch>,
+    /// Whether `demo.html` (the live denoiser) sits beside the page.
+    pub demo: bool,
 }
 
 /// Escape text for HTML.
@@ -77,6 +79,9 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
         esc(&lim.dataset),
         esc(&lim.noise)
     );
+    if study.demo {
+        h += "<p>Try the model yourself: <a href=\"demo.html\">demo.html</a> denoises a test image or a digit you draw, at the noise and level you choose, with these weights and the same WGSL kernels, on your browser's WebGPU (one self-contained file; no network).</p>\n";
+    }
     h += &format!(
         "<p>Overall limitation score: <span class=\"score\">{:.3}</span> (the mean of the smoothing score {:.3}, the diversity collapse {:.3} and one minus the high-frequency ratio {:.3}; 0 would be a model that loses nothing, 1 one that loses everything).</p>\n",
         lim.overall_limitation_score, lim.smoothing_score, lim.diversity.collapse, lim.high_freq_ratio

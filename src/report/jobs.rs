@@ -26,6 +26,8 @@ pub enum Figure {
     Curves,
     Frequency,
     Diversity,
+    /// The live denoiser page (reports/demo.html).
+    Demo,
 }
 
 /// Images a grid shows.
@@ -224,7 +226,7 @@ fn mode_averaging(
         }
         let nb = b.min(m - start);
         let (_, _, recon) = crate::eval::denoise_at(ctx, cfg, s.kind, &s.gm.model, &s.gm.weights, &s.set(), start, nb, cfg.eval.mode_sigma, 0)?;
-        outs.extend(recon.to_vec()?);
+        outs.extend(crate::gpu::block_on(recon.to_vec())?);
         start += nb;
     }
     let out_f = crate::analysis::generation::features(ctx, &outs, &train.by_class())?;
@@ -370,6 +372,10 @@ fn analyse_all(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, full: bool, events: 
     for (t, p, c) in &figs {
         embedded.push((t.clone(), read_png(p)?, c.clone()));
     }
+    if full {
+        files.push(super::demo::write(cfg, &s)?);
+        page.demo = true;
+    }
     let hp = out_path(cfg, "reports", "limitations_analysis.html");
     crate::checkpoint::write_file(&hp, html::page(&lim, eval.as_ref(), &embedded, &page).as_bytes())?;
     files.extend(figs.into_iter().map(|f| f.1));
@@ -392,6 +398,7 @@ pub fn viz(ctx: &Ctx, cfg: &Config, opts: &EvalOptions, fig: Figure, events: &mu
         Figure::ReconGrid => recon_grids(ctx, cfg, &s)?,
         Figure::SigmaPanel => sigma_panels(ctx, cfg, &s)?,
         Figure::Diversity => diversity(ctx, cfg, &s, true)?.1.into_iter().collect(),
+        Figure::Demo => vec![super::demo::write(cfg, &s)?],
         Figure::Cases => {
             let Some((scores, _)) = s.score(ctx, cfg, events, false, None)? else { return Ok(None) };
             cases(ctx, cfg, &s, &scores)?

@@ -2,6 +2,7 @@
 //! for pixel, text and curves by `plotters` with the DejaVu Sans font embedded in the binary
 //! (a CI machine has no system fonts), then written as PNG through `image`, atomically.
 
+pub mod demo;
 pub mod figures;
 pub mod html;
 pub mod jobs;

@@ -4,7 +4,9 @@
 pub mod csvlog;
 pub mod events;
 pub mod files;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod lock;
 pub mod outputs;
 pub mod rng;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod signal;

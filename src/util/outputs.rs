@@ -36,6 +36,7 @@ pub const PATTERNS: &[&str] = &[
     "reports/limitations_analysis.json",
     "reports/generation.json",
     "reports/limitations_analysis.html",
+    "reports/demo.html",
 ];
 
 /// The folders of the run folder that dae writes into.
