@@ -8,7 +8,7 @@ use crate::autograd::Graph;
 use crate::config::{Config, NoiseKind};
 use crate::error::Result;
 use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, pixel_terms};
-use crate::gpu::{Ctx, View};
+use crate::gpu::{Ctx, View, block_on};
 use crate::nn::lpips::Lpips;
 use crate::nn::model::Fwd;
 use crate::nn::{Model, Weights};
@@ -227,10 +227,10 @@ pub fn score(
     let mut out = Vec::new();
     for (li, (&level, (r, n))) in levels.iter().zip(&slots).enumerate() {
         let lp = match lp_slots.get(li) {
-            Some((a, b)) => Some((crate::gpu::block_on(ctx.read(a))?, crate::gpu::block_on(ctx.read(b))?)),
+            Some((a, b)) => Some((block_on(ctx.read(a))?, block_on(ctx.read(b))?)),
             None => None,
         };
-        out.push(LevelScores { level, recon: crate::gpu::block_on(r.read(ctx))?, noisy: crate::gpu::block_on(n.read(ctx))?, lpips: lp });
+        out.push(LevelScores { level, recon: block_on(r.read(ctx))?, noisy: block_on(n.read(ctx))?, lpips: lp });
     }
     Ok(Some(out))
 }
@@ -252,8 +252,8 @@ pub fn images_at(
 ) -> Result<[Vec<f32>; 3]> {
     let (sc, sh) = input_affine(cfg.data.normalize);
     let (clean, input, recon) = denoise_at(ctx, cfg, kind, model, w, set, start, nb, level, draw)?;
-    let noisy = crate::gpu::block_on(ctx.read(&input))?.iter().map(|v| (v - sh) / sc).collect();
-    Ok([crate::gpu::block_on(ctx.read(&clean))?, noisy, crate::gpu::block_on(recon.to_vec())?])
+    let noisy = block_on(ctx.read(&input))?.iter().map(|v| (v - sh) / sc).collect();
+    Ok([block_on(ctx.read(&clean))?, noisy, block_on(recon.to_vec())?])
 }
 
 /// On the GPU: (clean, network input, reconstruction) of images start..start + nb of `set` at

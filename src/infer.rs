@@ -10,7 +10,7 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::eval::GpuModel;
 use crate::feed::input_affine;
-use crate::gpu::Ctx;
+use crate::gpu::{Ctx, block_on};
 use crate::nn::model::Fwd;
 use crate::tensor::Tensor;
 
@@ -54,7 +54,7 @@ pub fn denoise(ctx: &Ctx, gm: &GpuModel, pixels: &[f32], shape: [usize; 4], chun
                 &Fwd::gpu(&gm.weights, false, gm.config.seed, 0),
                 &xt,
             )?;
-            crate::gpu::block_on(y.to_vec())
+            block_on(y.to_vec())
         })();
         match r {
             Ok(y) => {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::eval::{self, ValRow};
 use crate::feed::{IMAGE_HW, IMAGE_LEN, data_dir, load_images, noise_params, pack_u8, permutation, pixel_terms, spec, split};
 use crate::gpu::Plan;
-use crate::gpu::{Ctx, View};
+use crate::gpu::{Ctx, View, block_on};
 use crate::nn::model::Fwd;
 use crate::nn::{Layout, Model, Weights};
 use crate::ops::data::{DataParams, data_gather, data_noise};
@@ -366,11 +366,7 @@ impl Trainer {
     }
 
     fn host_weights(&self, arena: &View, buffers: &View) -> Result<HostWeights> {
-        Ok(HostWeights {
-            params: crate::gpu::block_on(self.ctx.read(arena))?,
-            buffers: crate::gpu::block_on(self.ctx.read(buffers))?,
-            batches_tracked: self.batches_tracked,
-        })
+        Ok(HostWeights { params: block_on(self.ctx.read(arena))?, buffers: block_on(self.ctx.read(buffers))?, batches_tracked: self.batches_tracked })
     }
 
     fn meta(&self, kind: &str) -> std::collections::HashMap<String, String> {
@@ -391,8 +387,8 @@ impl Trainer {
         let dir = self.ckpt_dir();
         let raw = self.host_weights(&self.params, &self.buffers)?;
         let ema = self.host_weights(&self.ema, &self.ema_buffers)?;
-        let m = crate::gpu::block_on(self.ctx.read(&self.opt.m))?;
-        let v = crate::gpu::block_on(self.ctx.read(&self.opt.v))?;
+        let m = block_on(self.ctx.read(&self.opt.m))?;
+        let v = block_on(self.ctx.read(&self.opt.v))?;
         // A finite loss does not prove finite weights (the last update of an epoch is checked by
         // no loss): never replace a good checkpoint with a broken one.
         self.refuse_non_finite(
@@ -406,7 +402,7 @@ impl Trainer {
             ],
         )?;
         let scaler = match &self.opt.scaler {
-            Some(s) => Some(crate::gpu::block_on(self.ctx.read(&s.state))?),
+            Some(s) => Some(block_on(self.ctx.read(&s.state))?),
             None => None,
         };
         let mut arenas: Vec<(&str, &[f32])> = vec![("m", &m), ("v", &v)];
@@ -671,7 +667,7 @@ impl Trainer {
     pub fn scaler_state(&self) -> Result<Option<(f32, u64)>> {
         use crate::ops::amp::{SCALE, SKIPPED};
         let Some(s) = &self.opt.scaler else { return Ok(None) };
-        let st = crate::gpu::block_on(self.ctx.read(&s.state))?;
+        let st = block_on(self.ctx.read(&s.state))?;
         Ok(Some((st[SCALE], st[SKIPPED] as u64)))
     }
 
@@ -875,11 +871,11 @@ impl StepLog {
             self.images_per_s = (self.window.len() * tr.cfg.train.batch_size) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
             self.t0 = Instant::now();
             if let Some((p, w, i)) = self.pending.take() {
-                self.rows(&crate::gpu::block_on(ctx.take(p))?, &w, i, tr, events)?;
+                self.rows(&block_on(ctx.take(p))?, &w, i, tr, events)?;
             }
             self.pending = Some((ctx.read_async(&self.buf)?, std::mem::take(&mut self.window), self.images_per_s));
             if last && let Some((p, w, i)) = self.pending.take() {
-                self.rows(&crate::gpu::block_on(ctx.take(p))?, &w, i, tr, events)?;
+                self.rows(&block_on(ctx.take(p))?, &w, i, tr, events)?;
             }
         } else if let Some((p, _, _)) = &mut self.pending
             && let Some(vals) = ctx.try_take(p)?

@@ -27,7 +27,7 @@ use crate::autograd::Graph;
 use crate::config::{Config, NoiseKind};
 use crate::error::{Error, Result};
 use crate::feed::{IMAGE_HW, IMAGE_LEN, input_affine, noise_params};
-use crate::gpu::{Ctx, View};
+use crate::gpu::{Ctx, View, block_on};
 use crate::nn::model::Fwd;
 use crate::nn::{Model, Weights};
 use crate::ops::data::{DataParams, data_noise};
@@ -152,7 +152,7 @@ pub fn run(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, method: Method, 
     let (lo, hi) = clip_range(cfg);
     let shown = |v: Vec<f32>| v.into_iter().map(|p| p.clamp(lo, hi)).collect::<Vec<f32>>();
     let mut x = start(ctx, cfg, method, n, sigmas.first().copied().unwrap_or(0.0))?;
-    let start = crate::gpu::block_on(ctx.read(&x))?;
+    let start = block_on(ctx.read(&x))?;
     let mut snapshots = vec![("start".to_string(), start.clone())];
     let mut t = 0u32;
     for &s in sigmas {
@@ -167,11 +167,11 @@ pub fn run(ctx: &Ctx, cfg: &Config, model: &Model, w: &Weights, method: Method, 
             t += 1;
             ctx.flush()?;
         }
-        snapshots.push((format!("sigma {s:.3}"), shown(crate::gpu::block_on(ctx.read(&x))?)));
+        snapshots.push((format!("sigma {s:.3}"), shown(block_on(ctx.read(&x))?)));
     }
     let finals = match method {
-        Method::Langevin => crate::gpu::block_on(denoise_clipped(ctx, cfg, model, w, &x, n)?.to_vec())?,
-        Method::Iterated => crate::gpu::block_on(ctx.read(&x))?,
+        Method::Langevin => block_on(denoise_clipped(ctx, cfg, model, w, &x, n)?.to_vec())?,
+        Method::Iterated => block_on(ctx.read(&x))?,
     };
     snapshots.push(("final".to_string(), finals.clone()));
     Ok(Run { method, snapshots, start, finals })
@@ -432,9 +432,9 @@ pub fn features(ctx: &Ctx, imgs: &[f32], train: &TrainRef) -> Result<Vec<Feature
     crate::ops::analysis::image_stats(ctx, &x, [n, IMAGE_HW, IMAGE_HW], &stats, 0)?;
     let mut d = Vec::new();
     for v in &per_class {
-        d.push(crate::gpu::block_on(ctx.read(v))?);
+        d.push(block_on(ctx.read(v))?);
     }
-    let st = crate::gpu::block_on(ctx.read(&stats))?;
+    let st = block_on(ctx.read(&stats))?;
     Ok((0..n)
         .map(|i| {
             let (ink, contrast) = ink_contrast(&imgs[i * IMAGE_LEN..(i + 1) * IMAGE_LEN]);

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::eval::BatchHook;
-use crate::gpu::{Ctx, View};
+use crate::gpu::{Ctx, View, block_on};
 use crate::ops::analysis::image_stats;
 use crate::ops::fft::Fft2d;
 
@@ -90,13 +90,13 @@ impl Collector {
         let pairs = |v: Vec<f32>| v.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>();
         let mut levels = Vec::new();
         for (s, p, l) in &self.levels {
-            levels.push((pairs(crate::gpu::block_on(ctx.read(s))?), crate::gpu::block_on(ctx.read(p))?, crate::gpu::block_on(ctx.read(l))?));
+            levels.push((pairs(block_on(ctx.read(s))?), block_on(ctx.read(p))?, block_on(ctx.read(l))?));
         }
         Ok(Collected {
             bins: self.plan.bins(),
-            clean_stats: pairs(crate::gpu::block_on(ctx.read(&self.clean_stats))?),
-            clean_prof: crate::gpu::block_on(ctx.read(&self.clean_prof))?,
-            clean_log: crate::gpu::block_on(ctx.read(&self.clean_log))?,
+            clean_stats: pairs(block_on(ctx.read(&self.clean_stats))?),
+            clean_prof: block_on(ctx.read(&self.clean_prof))?,
+            clean_log: block_on(ctx.read(&self.clean_log))?,
             levels,
         })
     }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::eval::{EvalOptions, EvalResults, LevelScores, Session, images_at};
 use crate::feed::{IMAGE_HW, IMAGE_LEN};
-use crate::gpu::Ctx;
+use crate::gpu::{Ctx, block_on};
 use crate::ops::metrics::STAT_PSNR;
 use crate::util::csvlog::{self, TrainLogRow, ValLogRow};
 use crate::util::events::Event;
@@ -226,7 +226,7 @@ fn mode_averaging(
         }
         let nb = b.min(m - start);
         let (_, _, recon) = crate::eval::denoise_at(ctx, cfg, s.kind, &s.gm.model, &s.gm.weights, &s.set(), start, nb, cfg.eval.mode_sigma, 0)?;
-        outs.extend(crate::gpu::block_on(recon.to_vec())?);
+        outs.extend(block_on(recon.to_vec())?);
         start += nb;
     }
     let out_f = crate::analysis::generation::features(ctx, &outs, &train.by_class())?;
