@@ -925,6 +925,13 @@ fn the_demo_page_denoises_as_dae_infer_does() {
     assert!(diff <= 1e-5, "the demo's output differs from dae infer's by {diff:e} (max abs)");
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "no screenshot");
+    // A browser that gives no WebGPU adapter: a sentence saying so, not a blank page.
+    let plain = dae::web::driver::Browser::launch_with(false).unwrap_or_else(|e| panic!("{e}"));
+    let tab = plain.open(&page).unwrap();
+    let rejected = tab.eval("window.dae.ready.then(() => 'ready', e => e.message)", std::time::Duration::from_secs(60)).unwrap();
+    let text = tab.eval("document.body.innerText", std::time::Duration::from_secs(10)).unwrap();
+    assert!(rejected.as_str().is_some_and(|m| m.contains("WebGPU")), "without an adapter the page said {rejected}");
+    assert!(text.as_str().is_some_and(|t| t.contains(rejected.as_str().unwrap())), "the reason is not on the page: {text}");
     eprintln!(
         "demo: {} bytes, one denoise {:.1} ms on {} (the first {:.1} ms); PSNR {:.2} dB, SSIM {:.3}; max |demo - dae infer| {diff:e}; screenshot {}",
         html.len(),

@@ -43,9 +43,9 @@ pub async fn run_checks(filter: Option<String>) -> std::result::Result<String, J
 
 /// A checkpoint's model on the browser's adapter, denoising one 28 x 28 image at a time.
 #[wasm_bindgen]
-pub struct Demo(Rc<Model>);
+pub struct Demo(Rc<Loaded>);
 
-struct Model {
+struct Loaded {
     ctx: Ctx,
     gm: GpuModel,
 }
@@ -57,7 +57,7 @@ impl Demo {
         let ctx = Ctx::browser().await.map_err(js)?;
         let file = checkpoint::model_of(checkpoint::parse(&model, Path::new("the page's model")).map_err(js)?).map_err(js)?;
         let gm = GpuModel::upload(&ctx, &file).map_err(js)?;
-        Ok(Demo(Rc::new(Model { ctx, gm })))
+        Ok(Demo(Rc::new(Loaded { ctx, gm })))
     }
 
     pub fn adapter(&self) -> String {
@@ -83,7 +83,7 @@ impl Demo {
     }
 }
 
-impl Model {
+impl Loaded {
     async fn denoise(&self, clean: &[f32], noise: &str, level: f32, seed: u32) -> Result<(Vec<f32>, Vec<f32>, f64, f64)> {
         let ctx = &self.ctx;
         let cfg = &self.gm.config;
@@ -93,8 +93,16 @@ impl Model {
         }
         let kind: NoiseKind = serde_json::from_value(serde_json::Value::String(noise.into()))
             .map_err(|_| Error::Msg(format!("noise {noise:?}: one of gaussian, speckle, salt_pepper, poisson")))?;
-        if !level.is_finite() || level < 0.0 {
-            return Err(Error::Msg(format!("noise level {level}: a number >= 0")));
+        let (ok, what) = match kind {
+            NoiseKind::Gaussian | NoiseKind::Speckle => ((0.0..=crate::config::MAX_SIGMA).contains(&level), "a sigma in [0, 100]"),
+            NoiseKind::SaltPepper => ((0.0..=1.0).contains(&level), "a fraction of the pixels in [0, 1]"),
+            NoiseKind::Poisson => (level > 0.0 && level <= crate::config::MAX_PEAK, "a peak in (0, 1e6]"),
+        };
+        if !ok {
+            return Err(Error::Msg(format!("{noise} noise at level {level}: the level must be {what}")));
+        }
+        if let Some(i) = clean.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Msg(format!("pixel {i} of the image is {}; dae refuses to denoise non-finite values", clean[i])));
         }
         // The noisy image in pixel units (what `dae infer` would be given), then the model's
         // input from it as `dae infer` makes it.

@@ -43,6 +43,12 @@ impl Browser {
     /// Finds the browser (the binary `DAE_CHROMIUM` names, else `chromium`, `chromium-browser` or
     /// `google-chrome` on PATH, else /usr/bin/chromium) and starts it headless with WebGPU on.
     pub fn launch() -> Result<Browser> {
+        Browser::launch_with(true)
+    }
+
+    /// [`Browser::launch`], or with `webgpu` false a browser that offers no WebGPU adapter (as
+    /// one without the flag, or with its GPU blocked): what a page does for such a person.
+    pub fn launch_with(webgpu: bool) -> Result<Browser> {
         let path = find_chromium()?;
         // headless_chrome retries a browser that never prints its DevTools address for 5 minutes,
         // so a binary that is not a working Chromium is caught here first.
@@ -59,7 +65,7 @@ impl Browser {
             enable_gpu: true, // otherwise headless_chrome passes --disable-gpu
             window_size: Some((1200, 900)),
             idle_browser_timeout: DEVTOOLS_TIMEOUT,
-            args: FLAGS.iter().map(std::ffi::OsStr::new).collect(),
+            args: FLAGS.iter().filter(|f| webgpu || **f != "--enable-unsafe-webgpu").map(std::ffi::OsStr::new).collect(),
             ..Default::default()
         };
         let inner = headless_chrome::Browser::new(options).map_err(|e| msg(&format!("could not start {}", path.display()), e))?;
