@@ -14,6 +14,8 @@ const WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dae_bg.wasm"));
 
 const GRADCHECK: &str = include_str!("gradcheck.html");
 const DEMO: &str = include_str!("demo.html");
+/// What both pages share: the WebGPU check and the engine's start (`startEngine`).
+const ENGINE_JS: &str = include_str!("engine.js");
 
 /// The glue and the wasm module, or why this binary has none.
 fn bundle() -> Result<(&'static str, &'static [u8])> {
@@ -61,7 +63,7 @@ fn glue() -> Result<(String, String)> {
 /// `window.daeChecks` resolves to `{adapter, seconds, rows}`.
 pub fn gradcheck_page() -> Result<String> {
     let (glue, wasm) = glue()?;
-    fill(GRADCHECK, &[("/*DAE_GLUE*/", &glue), ("\"DAE_WASM_B64\"", &wasm)])
+    fill(GRADCHECK, &[("/*DAE_GLUE*/", &glue), ("\"DAE_WASM_B64\"", &wasm), ("/*DAE_ENGINE_JS*/", ENGINE_JS)])
 }
 
 /// The live denoiser: `model` the bytes of a weights file, `data` the page's JSON (the test
@@ -69,7 +71,16 @@ pub fn gradcheck_page() -> Result<String> {
 pub fn demo_page(model: &[u8], data: &serde_json::Value) -> Result<String> {
     let (glue, wasm) = glue()?;
     let data = data.to_string().replace("</", "<\\/");
-    fill(DEMO, &[("/*DAE_GLUE*/", &glue), ("\"DAE_WASM_B64\"", &wasm), ("\"DAE_MODEL_B64\"", &b64_literal(model)), ("DAE_DATA_JSON", &data)])
+    fill(
+        DEMO,
+        &[
+            ("/*DAE_GLUE*/", &glue),
+            ("\"DAE_WASM_B64\"", &wasm),
+            ("/*DAE_ENGINE_JS*/", ENGINE_JS),
+            ("\"DAE_MODEL_B64\"", &b64_literal(model)),
+            ("DAE_DATA_JSON", &data),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -79,10 +90,9 @@ mod tests {
     /// Every placeholder occurs once in its template, and a filled page holds none.
     #[test]
     fn the_templates_hold_each_placeholder_once() {
-        for (t, keys) in [
-            (GRADCHECK, &["/*DAE_GLUE*/", "\"DAE_WASM_B64\""][..]),
-            (DEMO, &["/*DAE_GLUE*/", "\"DAE_WASM_B64\"", "\"DAE_MODEL_B64\"", "DAE_DATA_JSON"][..]),
-        ] {
+        let shared = ["/*DAE_GLUE*/", "\"DAE_WASM_B64\"", "/*DAE_ENGINE_JS*/"];
+        let demo = [&shared[..], &["\"DAE_MODEL_B64\"", "DAE_DATA_JSON"]].concat();
+        for (t, keys) in [(GRADCHECK, &shared[..]), (DEMO, &demo[..])] {
             let parts: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "x")).collect();
             let page = fill(t, &parts).unwrap();
             assert!(!page.contains("DAE_"), "a placeholder is left");
