@@ -41,13 +41,17 @@ pub async fn run_checks(filter: Option<String>) -> std::result::Result<String, J
     Ok(out.to_string())
 }
 
-/// A checkpoint's model on the browser's adapter, denoising one 28 x 28 image at a time.
+/// A checkpoint's model on the browser's adapter, denoising one 28 x 28 image at a time (a call
+/// made while another is in flight is refused).
 #[wasm_bindgen]
 pub struct Demo(Rc<Loaded>);
 
 struct Loaded {
     ctx: Ctx,
     gm: GpuModel,
+    /// A denoise is in flight: the staging buffers it reads through are shared, so a second
+    /// call must wait for it (the page queues its calls).
+    busy: std::cell::Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -57,7 +61,7 @@ impl Demo {
         let ctx = Ctx::browser().await.map_err(js)?;
         let file = checkpoint::model_of(checkpoint::parse(&model, Path::new("the page's model")).map_err(js)?).map_err(js)?;
         let gm = GpuModel::upload(&ctx, &file).map_err(js)?;
-        Ok(Demo(Rc::new(Loaded { ctx, gm })))
+        Ok(Demo(Rc::new(Loaded { ctx, gm, busy: std::cell::Cell::new(false) })))
     }
 
     pub fn adapter(&self) -> String {
@@ -71,7 +75,12 @@ impl Demo {
     pub fn denoise(&self, clean: Vec<f32>, noise: String, level: f32, seed: u32) -> js_sys::Promise {
         let m = self.0.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let (noisy, denoised, psnr, ssim) = m.denoise(&clean, &noise, level, seed).await.map_err(|e| JsValue::from(js(e)))?;
+            if m.busy.replace(true) {
+                return Err(js(Error::Msg("one denoise at a time: await the previous call's promise first".into())).into());
+            }
+            let r = m.denoise(&clean, &noise, level, seed).await;
+            m.busy.set(false);
+            let (noisy, denoised, psnr, ssim) = r.map_err(|e| JsValue::from(js(e)))?;
             let out = js_sys::Object::new();
             let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(drop);
             set("noisy", js_sys::Float32Array::from(&noisy[..]).into())?;

@@ -23,7 +23,7 @@ mod native {
     /// How long the browser may take over the whole check suite (minutes on a CPU adapter).
     const CHECKS_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-    /// How long the demo may take to load its engine and model, and to denoise once.
+    /// How long the demo may take to load its engine and model and denoise (twice).
     const DEMO_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
     /// What `dae gradcheck --browser` ran: the rows, the browser's adapter and version, the
