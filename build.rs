@@ -1,8 +1,8 @@
 //! Two things for the build: the git commit, for checkpoint metadata (unknown outside a git
-//! checkout); and the browser bundle: the engine built for `wasm32-unknown-unknown` (a nested cargo build in
-//! its own target folder, `target/web`) and its JavaScript glue (wasm-bindgen's no-modules
-//! form, generated here by the same version of wasm-bindgen's library the engine links), both
-//! written to OUT_DIR, where `src/web/bundle.rs` embeds them in the native binary.
+//! checkout); and the browser bundle: the engine built for `wasm32-unknown-unknown` (a nested
+//! cargo build in its own target folder, `target/web`) and its JavaScript glue (wasm-bindgen's
+//! no-modules form, generated here by the same version of wasm-bindgen's library the engine
+//! links), both written to OUT_DIR, where `src/bundle/mod.rs` embeds them in the native binary.
 
 #[cfg(feature = "web-bundle")]
 use std::path::PathBuf;
