@@ -25,11 +25,6 @@ fn bundle() -> Result<(&'static str, &'static [u8])> {
     Err(Error::Msg("this dae was built without the browser bundle (cargo's --no-default-features); build it with the default features".into()))
 }
 
-/// The wasm module's size in bytes (0 without the bundle).
-pub fn wasm_size() -> usize {
-    bundle().map_or(0, |(_, w)| w.len())
-}
-
 /// `template` with each placeholder replaced by its text; each must occur exactly once (a
 /// template edited out of step with this code fails here, not in a browser).
 fn fill(template: &str, parts: &[(&str, &str)]) -> Result<String> {
