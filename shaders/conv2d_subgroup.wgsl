@@ -19,7 +19,13 @@ override SG_WG: u32 = 256u;
 // channel step, so each input load feeds 64 FMAs instead of 32).
 override SG_CH: u32 = 8u;
 
+// WGSL's uniformity analysis is per workgroup, so it cannot see that a branch on subgroupAny is
+// the same for every lane of a subgroup: Tint refuses the broadcasts below as outside "subgroup
+// uniform control flow" (naga does not check). Every branch these kernels take around a
+// broadcast is on subgroupAny, a uniform override or a uniform loop bound (see above), so the
+// analysis is turned off here, where the broadcasts are.
 // The 8 weights of a channel step: lane l's load `wl` for channel c0 + l % 8, broadcast.
+@diagnostic(off, subgroup_uniformity)
 fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
     (*a)[0] = fma(v, vec4<f32>(subgroupBroadcast(wl, 0u)), (*a)[0]);
     (*a)[1] = fma(v, vec4<f32>(subgroupBroadcast(wl, 1u)), (*a)[1]);
@@ -31,7 +37,9 @@ fn sg_fma(a: ptr<function, array<vec4<f32>, 8>>, v: vec4<f32>, wl: f32) {
     (*a)[7] = fma(v, vec4<f32>(subgroupBroadcast(wl, 7u)), (*a)[7]);
 }
 
+// Its subgroupAny in the tap loop follows the previous tap's `continue` (as in the input grad).
 @compute @workgroup_size(SG_WG)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let nxb = (p.wo + 3u) / 4u;
     let ncb = (p.cout + SG_CH - 1u) / SG_CH;
@@ -82,8 +90,10 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 }
 
 // Items numbered phase by phase (dx_item), so the lanes of a subgroup share both stride phases
-// and skip the same taps.
+// and skip the same taps. Its subgroupAny calls follow `continue`s on subgroupAny: subgroup
+// uniform, which WGSL's analysis cannot see (as for sg_fma).
 @compute @workgroup_size(SG_WG)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_input_grad_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let per_plane = dx_items_per_plane();
     let ncb = (p.cin + SG_CH - 1u) / SG_CH;
