@@ -19,6 +19,27 @@ pub struct Study {
     pub demo: bool,
 }
 
+/// A table of the model's quality per level (level, PSNR, the noisy input's, the gain, SSIM, the
+/// noisy input's) with `extra` columns after, each row's extra cells already formatted.
+fn quality_table(extra: &[&str], rows: impl Iterator<Item = (f32, f64, f64, f64, f64, Vec<String>)>) -> String {
+    let mut h = String::from("<table><tr><th>level</th><th>PSNR dB</th><th>noisy input dB</th><th>gain dB</th><th>SSIM</th><th>noisy SSIM</th>");
+    for e in extra {
+        h += &format!("<th>{e}</th>");
+    }
+    h += "</tr>\n";
+    for (sigma, psnr, noisy_psnr, ssim, noisy_ssim, cells) in rows {
+        h += &format!(
+            "<tr><td>{sigma}</td><td>{psnr:.2}</td><td>{noisy_psnr:.2}</td><td>{:+.2}</td><td>{ssim:.4}</td><td>{noisy_ssim:.4}</td>",
+            psnr - noisy_psnr
+        );
+        for c in cells {
+            h += &format!("<td>{c}</td>");
+        }
+        h += "</tr>\n";
+    }
+    h + "</table>\n"
+}
+
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -89,36 +110,11 @@ pub fn page(lim: &Limitations, eval: Option<&EvalResults>, figures: &[(String, V
 
     h += "<h2 id=\"quality\">How good the denoiser is</h2>\n";
     if let Some(e) = eval {
-        h += "<table><tr><th>level</th><th>PSNR dB</th><th>noisy input dB</th><th>gain dB</th><th>SSIM</th><th>noisy SSIM</th><th>LPIPS</th><th>noisy LPIPS</th></tr>\n";
-        for r in &e.results {
-            let lp = |v: Option<f64>| v.map_or("unavailable".to_string(), |x| format!("{x:.4}"));
-            h += &format!(
-                "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>\n",
-                r.sigma,
-                r.psnr,
-                r.noisy_psnr,
-                r.psnr - r.noisy_psnr,
-                r.ssim,
-                r.noisy_ssim,
-                lp(r.lpips),
-                lp(r.noisy_lpips)
-            );
-        }
-        h += "</table>\n";
+        let lp = |v: Option<f64>| v.map_or("unavailable".to_string(), |x| format!("{x:.4}"));
+        let rows = e.results.iter().map(|r| (r.sigma, r.psnr, r.noisy_psnr, r.ssim, r.noisy_ssim, vec![lp(r.lpips), lp(r.noisy_lpips)]));
+        h += &quality_table(&["LPIPS", "noisy LPIPS"], rows);
     } else {
-        h += "<table><tr><th>level</th><th>PSNR dB</th><th>noisy input dB</th><th>gain dB</th><th>SSIM</th><th>noisy SSIM</th></tr>\n";
-        for b in &lim.baseline {
-            h += &format!(
-                "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td><td>{:.4}</td><td>{:.4}</td></tr>\n",
-                b.sigma,
-                b.psnr,
-                b.noisy_psnr,
-                b.psnr - b.noisy_psnr,
-                b.ssim,
-                b.noisy_ssim
-            );
-        }
-        h += "</table>\n";
+        h += &quality_table(&[], lim.baseline.iter().map(|b| (b.sigma, b.psnr, b.noisy_psnr, b.ssim, b.noisy_ssim, vec![])));
     }
     let worse: Vec<String> = lim.baseline.iter().filter(|b| b.psnr < b.noisy_psnr).map(|b| b.sigma.to_string()).collect();
     h += &format!(
@@ -365,22 +361,9 @@ fn ood_section(o: &Ood, png: Option<&[u8]>) -> String {
         esc(&o.dataset),
         esc(&o.noise)
     );
-    h += "<table><tr><th>level</th><th>PSNR dB</th><th>noisy input dB</th><th>gain dB</th><th>SSIM</th><th>noisy SSIM</th><th>own test set PSNR dB</th><th>own test set SSIM</th></tr>\n";
     let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
-    for r in &o.rows {
-        h += &format!(
-            "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>\n",
-            r.sigma,
-            r.psnr,
-            r.noisy_psnr,
-            r.psnr - r.noisy_psnr,
-            r.ssim,
-            r.noisy_ssim,
-            opt(r.in_dist_psnr, 2),
-            opt(r.in_dist_ssim, 4)
-        );
-    }
-    h += "</table>\n";
+    let rows = o.rows.iter().map(|r| (r.sigma, r.psnr, r.noisy_psnr, r.ssim, r.noisy_ssim, vec![opt(r.in_dist_psnr, 2), opt(r.in_dist_ssim, 4)]));
+    h += &quality_table(&["own test set PSNR dB", "own test set SSIM"], rows);
     if let Some(p) = png {
         h += &img(p, "out-of-distribution reconstructions");
         h += "\n";
